@@ -1,0 +1,34 @@
+/* The ddpt executable: the command table, exit codes and the helpers every
+ * subcommand uses to report errors. Only cli/ prints to the user and chooses
+ * exit codes. */
+#ifndef DDPT_CLI_CLI_H
+#define DDPT_CLI_CLI_H
+
+enum {
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_FAILURE = 1,     /* the command ran and failed: bad data, I/O, a rank */
+  CLI_EXIT_USAGE = 2,       /* unknown command/option, bad argument */
+  CLI_EXIT_INTERRUPTED = 3, /* stopped on SIGINT/SIGTERM after saving state */
+};
+
+typedef struct cli_command {
+  const char *name;    /* "version", "tokenize" */
+  const char *summary; /* one line for `ddpt help` */
+  const char *usage;   /* full text for `ddpt help <name>`; starts with "usage:" */
+  int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} cli_command;
+
+/* The table, terminated by an entry with name NULL (cli/commands.c). */
+extern const cli_command cli_commands[];
+
+const cli_command *cli_find(const char *name);
+
+/* "ddpt <cmd>: <msg>" on stderr; frees msg; returns CLI_EXIT_FAILURE. */
+int cli_fail(const char *cmd, char *msg);
+/* "ddpt <cmd>: <formatted>" then the command's usage on stderr; returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For getopt_long's '?' and ':' returns: names the offending option. */
+int cli_bad_option(const char *cmd, int argc, char **argv);
+
+#endif

@@ -1,0 +1,9 @@
+/* test_corpus: corpus/ (tokenizer, vocab, shards, reader). */
+#include "harness_impl.h"
+
+extern const harness_suite corpus_library_suite;
+
+int main(void) {
+  const harness_suite *suites[] = {&corpus_library_suite, NULL};
+  return harness_run(suites);
+}

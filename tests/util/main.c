@@ -1,0 +1,9 @@
+/* test_util: util/ (status, log, timer, SHA-256, Philox RNG). */
+#include "harness_impl.h"
+
+extern const harness_suite util_basics_suite, util_rng_suite;
+
+int main(void) {
+  const harness_suite *suites[] = {&util_basics_suite, &util_rng_suite, NULL};
+  return harness_run(suites);
+}
