@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs the Debian 12 packages ddpt needs to build and test: nothing else.
+# Idempotent and quiet when everything is present. As a non-root user it
+# prints the apt-get line to run instead of running it.
+set -eu
+
+# Build: compiler, CMake, and the libraries ddpt links.
+BUILD="build-essential cmake pkg-config git
+  libopenmpi-dev openmpi-bin libhdf5-dev libopenblas-dev
+  libleveldb-dev libsnappy-dev libcunit1-dev libutf8proc-dev libcjson-dev
+  libinih-dev libssl-dev"
+# Tests: HDF5 tools (h5diff), PyTorch parity and file-format checks in
+# Debian's python3, clang's libFuzzer, and real messy text (fortunes).
+TEST="hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-plyvel
+  clang libclang-rt-14-dev fortunes fortunes-zh"
+
+missing=""
+for pkg in $BUILD $TEST; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  case "$status" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $pkg" ;;
+  esac
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "ddpt needs these Debian packages:$missing"
+  echo "run as root:  apt-get update && apt-get install -y --no-install-recommends$missing"
+  exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "install-deps: done"
