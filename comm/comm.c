@@ -1,15 +1,27 @@
-/* MPI world set-up and version reporting (see comm.h). */
+/* MPI world set-up, errors, broadcast and ordered scalar reductions (see
+ * comm.h). The gradient reducer is in reducer.c. */
 #include "comm/comm.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mpi.h>
 
+#include "comm/comm_internal.h"
 #include "util/status.h"
 
 static int g_we_initialised = 0;
 static int g_rank = 0, g_size = 1;
+
+int comm_mpi_error(char **err, int rc, const char *call) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", rc);
+  return status_set(err, ST_COMM,
+                    "rank %d of %d: %s failed: %s (another rank probably died or was killed; see its log)",
+                    g_rank, g_size, call, text);
+}
 
 int comm_init(int *argc, char ***argv, char **err) {
   int already = 0;
@@ -23,6 +35,7 @@ int comm_init(int *argc, char ***argv, char **err) {
       return status_set(err, ST_COMM, "MPI provides thread level %d, ddpt needs MPI_THREAD_FUNNELED", provided);
     g_we_initialised = 1;
   }
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   return ST_OK;
@@ -37,6 +50,16 @@ void comm_finalize(void) {
   g_size = 1;
 }
 
+void comm_abort(int code) {
+  int initialised = 0, finalized = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalized);
+  fflush(stdout);
+  fflush(stderr);
+  if (initialised && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
+  exit(code);
+}
+
 int comm_rank(void) { return g_rank; }
 int comm_world_size(void) { return g_size; }
 
@@ -47,4 +70,74 @@ void comm_library_version(char *buf, size_t size) {
   MPI_Get_version(&major, &minor);
   lib[strcspn(lib, ",\n")] = '\0';
   snprintf(buf, size, "%s (MPI %d.%d)", lib, major, minor);
+}
+
+static int world_active(void) {
+  int initialised = 0, finalized = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalized);
+  return initialised && !finalized && g_size > 1;
+}
+
+int comm_barrier(char **err) {
+  if (!world_active()) return ST_OK;
+  int rc = MPI_Barrier(MPI_COMM_WORLD);
+  return rc == MPI_SUCCESS ? ST_OK : comm_mpi_error(err, rc, "MPI_Barrier");
+}
+
+int comm_broadcast(void *buf, size_t bytes, int root, char **err) {
+  if (!world_active()) return ST_OK;
+  /* MPI counts are int: send in pieces of at most 1 GiB. */
+  const size_t piece = (size_t)1 << 30;
+  for (size_t off = 0; off < bytes; off += piece) {
+    size_t n = bytes - off < piece ? bytes - off : piece;
+    int rc = MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Bcast");
+  }
+  return ST_OK;
+}
+
+/* Gathers every rank's values and combines them in rank order locally: the
+ * same operations in the same order on every rank. */
+static int allreduce_ordered(double *vals, size_t n, int use_max, char **err) {
+  if (!world_active() || n == 0) return ST_OK;
+  double *all = malloc(n * (size_t)g_size * sizeof *all);
+  if (!all) return status_set(err, ST_NOMEM, "rank %d: out of memory for a %zu-value reduction", g_rank, n);
+  int rc = MPI_Allgather(vals, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, MPI_COMM_WORLD);
+  if (rc != MPI_SUCCESS) {
+    free(all);
+    return comm_mpi_error(err, rc, "MPI_Allgather");
+  }
+  for (size_t i = 0; i < n; i++) {
+    double acc = all[i];
+    for (int r = 1; r < g_size; r++) {
+      double x = all[(size_t)r * n + i];
+      acc = use_max ? (x > acc ? x : acc) : acc + x;
+    }
+    vals[i] = acc;
+  }
+  free(all);
+  return ST_OK;
+}
+
+int comm_allreduce_sum_f64(double *vals, size_t n, char **err) { return allreduce_ordered(vals, n, 0, err); }
+int comm_allreduce_max_f64(double *vals, size_t n, char **err) { return allreduce_ordered(vals, n, 1, err); }
+
+int comm_check_same_digest(const uint8_t digest[32], const char *what, char **err) {
+  if (!world_active()) return ST_OK;
+  uint8_t *all = malloc(32 * (size_t)g_size);
+  if (!all) return status_set(err, ST_NOMEM, "rank %d: out of memory comparing %s", g_rank, what);
+  int rc = MPI_Allgather(digest, 32, MPI_BYTE, all, 32, MPI_BYTE, MPI_COMM_WORLD);
+  if (rc != MPI_SUCCESS) {
+    free(all);
+    return comm_mpi_error(err, rc, "MPI_Allgather");
+  }
+  int differing = -1;
+  for (int r = 1; r < g_size && differing < 0; r++)
+    if (memcmp(all, all + 32 * (size_t)r, 32) != 0) differing = r;
+  free(all);
+  if (differing >= 0)
+    return status_set(err, ST_MISMATCH,
+                      "%s differs between rank 0 and rank %d; every rank must use the same one", what, differing);
+  return ST_OK;
 }

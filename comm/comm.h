@@ -1,18 +1,31 @@
 /* comm: everything MPI. The rest of ddpt sees ranks and float buffers, never
  * mpi.h. Without mpirun, ddpt is a world of one and needs no launcher.
  *
- * Conventions: functions that can fail return a status (util/status.h) and a
- * malloc'd message through the last argument. */
+ * Conventions:
+ *  1. Functions that can fail return a status (util/status.h) and a malloc'd
+ *     message through the last argument, naming the rank where it matters.
+ *  2. Collectives must be called by every rank in the same order.
+ *  3. MPI errors never abort silently inside MPI: comm installs
+ *     MPI_ERRORS_RETURN and turns a failed call into a status; the caller
+ *     reports it and calls comm_abort, which takes the whole job down (no
+ *     rank is left waiting on a dead peer).
+ *  4. Every reduction whose result feeds the model is identical on all ranks
+ *     and the same run to run: scalars are summed in rank order; gradient
+ *     buckets use one fixed collective per bucket, in a fixed bucket order.
+ */
 #ifndef DDPT_COMM_COMM_H
 #define DDPT_COMM_COMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Initialises MPI (thread level MPI_THREAD_FUNNELED) if it is not already.
  * Safe to call when the process was not started by mpirun. */
 int comm_init(int *argc, char ***argv, char **err);
 /* Finalises MPI if comm_init initialised it; no-op otherwise. */
 void comm_finalize(void);
+/* Ends every rank of the job with exit status code. Does not return. */
+void comm_abort(int code) __attribute__((noreturn));
 
 /* Rank and world size; 0 and 1 before comm_init. */
 int comm_rank(void);
@@ -21,5 +34,50 @@ int comm_world_size(void);
 /* The MPI library's own version line (MPI_Get_library_version, first line),
  * plus the MPI standard version. Callable before comm_init. */
 void comm_library_version(char *buf, size_t size);
+
+int comm_barrier(char **err);
+/* Copies root's bytes into every rank's buf. */
+int comm_broadcast(void *buf, size_t bytes, int root, char **err);
+
+/* In place: vals[i] becomes the sum over ranks, added in rank order 0..W-1
+ * on every rank (so it is identical everywhere and run to run). For the
+ * loss, token counts, gradient-norm squares and evaluation sums. */
+int comm_allreduce_sum_f64(double *vals, size_t n, char **err);
+int comm_allreduce_max_f64(double *vals, size_t n, char **err);
+
+/* Every rank passes its 32-byte digest of `what` (a config, a manifest, the
+ * parameters). ST_MISMATCH when any rank's differs from rank 0's; the
+ * message names `what` and the first differing rank, identically on every
+ * rank, so all ranks stop together. */
+int comm_check_same_digest(const uint8_t digest[32], const char *what, char **err);
+
+/* Bucketed gradient sum over one float buffer (the gradient arena).
+ *
+ * Backward fills the arena from its end towards its start (the last layer's
+ * gradients are finished first), so buckets are cut from the end: bucket 0
+ * covers the last `bucket_floats` floats. Backward reports progress with
+ * comm_reducer_ready(lo): every gradient at offset >= lo is final; each
+ * bucket that lies wholly in [lo, n) starts a non-blocking allreduce at
+ * once, so communication overlaps the rest of backward. comm_reducer_poll
+ * (cheap; call it between layers) lets MPI progress. comm_reducer_finish
+ * starts what is left, waits for all, and multiplies the sums by scale. */
+typedef struct comm_reducer comm_reducer;
+
+typedef struct comm_reducer_stats {
+  size_t buckets;       /* number of buckets */
+  double wait_seconds;  /* time spent blocked in comm_reducer_finish */
+  double total_seconds; /* first bucket start to last completion */
+  uint64_t bytes;       /* bytes reduced per step */
+} comm_reducer_stats;
+
+/* buf must stay valid until comm_reducer_free. bucket_floats > 0. */
+int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, comm_reducer **out, char **err);
+void comm_reducer_free(comm_reducer *r); /* NULL is a no-op */
+/* Starts a new round: no bucket is in flight. */
+void comm_reducer_begin(comm_reducer *r);
+int comm_reducer_ready(comm_reducer *r, size_t lo, char **err);
+int comm_reducer_poll(comm_reducer *r, char **err);
+int comm_reducer_finish(comm_reducer *r, float scale, char **err);
+comm_reducer_stats comm_reducer_get_stats(const comm_reducer *r);
 
 #endif

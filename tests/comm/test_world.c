@@ -1,20 +1,23 @@
-/* comm/: a process started without mpirun is a world of one. */
+/* comm/: world set-up and the ordered collectives. These tests run as a
+ * world of one (plain ctest) and again under mpirun with 2, 3 and 4 ranks
+ * (tests/comm_mpi.cmake); every expected value is computed from a formula
+ * of the rank, so each rank knows what every other rank contributed. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "comm/comm.h"
 #include "harness.h"
+#include "util/status.h"
 
-static void test_without_launcher_world_is_one_rank(void) {
-  CU_ASSERT_EQUAL(comm_rank(), 0);
-  CU_ASSERT_EQUAL(comm_world_size(), 1);
-  char *err = NULL;
-  int argc = 1;
-  char *args[] = {"test_comm", NULL}, **argv = args;
-  CU_ASSERT_EQUAL_FATAL(comm_init(&argc, &argv, &err), 0);
-  CU_ASSERT_EQUAL(comm_rank(), 0);
-  CU_ASSERT_EQUAL(comm_world_size(), 1);
-  comm_finalize();
-  CU_ASSERT_EQUAL(comm_world_size(), 1);
+static int expected_world(void) {
+  const char *w = getenv("OMPI_COMM_WORLD_SIZE");
+  return w ? atoi(w) : 1;
+}
+
+static void test_world_matches_launcher_or_is_one(void) {
+  CU_ASSERT_EQUAL(comm_world_size(), expected_world());
+  CU_ASSERT(comm_rank() >= 0 && comm_rank() < comm_world_size());
 }
 
 static void test_library_version_names_open_mpi_and_standard(void) {
@@ -24,9 +27,127 @@ static void test_library_version_names_open_mpi_and_standard(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(v, "(MPI 3."));
 }
 
+/* Rank r contributes a value whose rounding depends on the order of
+ * addition; the result must equal the rank-order sum bit for bit. */
+static double contribution(int r, int i) { return (r == 0 ? 1e16 : 1.0) + 0.1 * r + i; }
+
+static void test_sum_is_added_in_rank_order_on_every_rank(void) {
+  double vals[3];
+  for (int i = 0; i < 3; i++) vals[i] = contribution(comm_rank(), i);
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(comm_allreduce_sum_f64(vals, 3, &err), ST_OK);
+  for (int i = 0; i < 3; i++) {
+    double want = contribution(0, i);
+    for (int r = 1; r < comm_world_size(); r++) want += contribution(r, i);
+    CU_ASSERT(vals[i] == want);
+  }
+}
+
+static void test_max_is_global(void) {
+  double v = 3.0 * comm_rank() - 1.0;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(comm_allreduce_max_f64(&v, 1, &err), ST_OK);
+  CU_ASSERT(v == 3.0 * (comm_world_size() - 1) - 1.0);
+}
+
+static void test_broadcast_copies_root_bytes(void) {
+  int root = comm_world_size() - 1;
+  char buf[100];
+  for (int i = 0; i < 100; i++) buf[i] = (char)(comm_rank() == root ? i * 7 : -1);
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(comm_broadcast(buf, sizeof buf, root, &err), ST_OK);
+  for (int i = 0; i < 100; i++) CU_ASSERT_EQUAL(buf[i], (char)(i * 7));
+}
+
+static void test_digest_mismatch_names_the_differing_rank(void) {
+  uint8_t d[32] = {1, 2, 3};
+  char *err = NULL;
+  CU_ASSERT_EQUAL(comm_check_same_digest(d, "config", &err), ST_OK);
+  CU_ASSERT_PTR_NULL(err);
+  if (comm_world_size() == 1) return;
+  int odd = comm_world_size() - 1;
+  if (comm_rank() == odd) d[31] = 9;
+  CU_ASSERT_EQUAL(comm_check_same_digest(d, "config", &err), ST_MISMATCH);
+  char want[64];
+  snprintf(want, sizeof want, "rank %d", odd);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, want));
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "config differs"));
+  free(err);
+}
+
+/* Small integers are exact in float: the bucketed sum must be exact too,
+ * whatever the bucket boundaries and however backward reports progress. */
+static void test_reducer_sums_every_bucket_exactly(void) {
+  const size_t n = 1000;
+  const size_t buckets[] = {1, 64, 333, 1000, 4096};
+  int world = comm_world_size(), rank = comm_rank();
+  float *g = malloc(n * sizeof *g);
+  for (size_t b = 0; b < sizeof buckets / sizeof buckets[0]; b++) {
+    for (size_t i = 0; i < n; i++) g[i] = (float)((i % 97) + 3 * rank);
+    comm_reducer *r = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, buckets[b], &r, &err), ST_OK);
+    comm_reducer_begin(r);
+    for (size_t lo = n; lo > 0; lo = lo > 150 ? lo - 150 : 0) {
+      CU_ASSERT_EQUAL(comm_reducer_ready(r, lo, &err), ST_OK);
+      CU_ASSERT_EQUAL(comm_reducer_poll(r, &err), ST_OK);
+    }
+    CU_ASSERT_EQUAL(comm_reducer_finish(r, 0.5f, &err), ST_OK);
+    comm_reducer_stats st = comm_reducer_get_stats(r);
+    CU_ASSERT_EQUAL(st.buckets, (n + buckets[b] - 1) / buckets[b]);
+    CU_ASSERT_EQUAL(st.bytes, n * sizeof(float));
+    int exact = 1;
+    for (size_t i = 0; i < n; i++) {
+      float want = 0.5f * (float)((i % 97) * world + 3 * world * (world - 1) / 2);
+      if (g[i] != want) exact = 0;
+    }
+    CU_ASSERT(exact);
+    comm_reducer_free(r);
+  }
+  free(g);
+}
+
+/* With values whose sum rounds, every rank must still hold the same bits:
+ * compare digests of the result across ranks. */
+static void test_reducer_result_is_identical_on_every_rank(void) {
+  const size_t n = 4099;
+  float *g = malloc(n * sizeof *g);
+  for (size_t i = 0; i < n; i++) g[i] = sinf((float)i * 0.37f + (float)comm_rank()) * 1e-3f;
+  comm_reducer *r = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, 500, &r, &err), ST_OK);
+  comm_reducer_begin(r);
+  CU_ASSERT_EQUAL(comm_reducer_finish(r, 1.0f, &err), ST_OK);
+  uint8_t d[32] = {0};
+  /* A cheap position-sensitive digest is enough: any differing bit in any
+   * float changes it with overwhelming probability. */
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char *p = (const unsigned char *)g;
+  for (size_t i = 0; i < n * sizeof *g; i++) h = (h ^ p[i]) * 1099511628211ull;
+  memcpy(d, &h, sizeof h);
+  CU_ASSERT_EQUAL(comm_check_same_digest(d, "reduced gradients", &err), ST_OK);
+  double maxdiff = 0;
+  for (size_t i = 0; i < n; i++) {
+    double want = 0;
+    for (int q = 0; q < comm_world_size(); q++) want += sinf((float)i * 0.37f + (float)q) * 1e-3f;
+    double diff = fabs(g[i] - want);
+    if (diff > maxdiff) maxdiff = diff;
+  }
+  CU_ASSERT(maxdiff < 1e-9);
+  free(err);
+  comm_reducer_free(r);
+  free(g);
+}
+
 static const harness_test tests[] = {
-    {"test_without_launcher_world_is_one_rank", test_without_launcher_world_is_one_rank},
+    {"test_world_matches_launcher_or_is_one", test_world_matches_launcher_or_is_one},
     {"test_library_version_names_open_mpi_and_standard", test_library_version_names_open_mpi_and_standard},
+    {"test_sum_is_added_in_rank_order_on_every_rank", test_sum_is_added_in_rank_order_on_every_rank},
+    {"test_max_is_global", test_max_is_global},
+    {"test_broadcast_copies_root_bytes", test_broadcast_copies_root_bytes},
+    {"test_digest_mismatch_names_the_differing_rank", test_digest_mismatch_names_the_differing_rank},
+    {"test_reducer_sums_every_bucket_exactly", test_reducer_sums_every_bucket_exactly},
+    {"test_reducer_result_is_identical_on_every_rank", test_reducer_result_is_identical_on_every_rank},
     {NULL, NULL},
 };
 const harness_suite comm_world_suite = {"world", tests};
