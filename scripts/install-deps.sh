@@ -10,9 +10,11 @@ BUILD="build-essential cmake pkg-config git
   libleveldb-dev libsnappy-dev libcunit1-dev libutf8proc-dev libcjson-dev
   libinih-dev libssl-dev"
 # Tests: HDF5 tools (h5diff), PyTorch parity and file-format checks in
-# Debian's python3, clang's libFuzzer, and real messy text (fortunes).
+# Debian's python3, metrics plots (matplotlib), clang's libFuzzer and OpenMP
+# (the fuzz build configures the whole project with clang), and real
+# messy text (fortunes).
 TEST="hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-plyvel
-  clang libclang-rt-14-dev fortunes fortunes-zh"
+  python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh"
 
 missing=""
 for pkg in $BUILD $TEST; do

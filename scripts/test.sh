@@ -1,8 +1,9 @@
 #!/bin/sh
 # The one test command (README; .ci/run calls it): installs dependencies,
 # builds, runs every ctest, then runs the unit tests again in an
-# AddressSanitizer + UndefinedBehaviorSanitizer build. Exits non-zero on any
-# failure or sanitizer report.
+# AddressSanitizer + UndefinedBehaviorSanitizer build, then fuzzes the
+# tokenizer for a bounded time. Exits non-zero on any failure, sanitizer
+# report or fuzzer finding.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,5 +32,11 @@ export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:abort_on_error=0:halt
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0:use_tls=0
 (cd build-asan && ctest -L unit --output-on-failure -j"$jobs")
+
+echo "== fuzz: the tokenizer under libFuzzer + ASan/UBSan, 30 s (build-fuzz/)"
+CC=clang cmake -S . -B build-fuzz -DDDPT_FUZZ=ON -DDDPT_WERROR=$werror >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_tokenizer
+mkdir -p build-fuzz/fuzz-corpus
+build-fuzz/fuzz_tokenizer -max_total_time=30 -max_len=4096 -print_final_stats=1 build-fuzz/fuzz-corpus
 
 echo "== all tests passed"

@@ -13,6 +13,7 @@
 int harness_run(const harness_suite *const *suites) {
   if (CU_initialize_registry() != CUE_SUCCESS) return 1;
   const char *only = getenv("DDPT_TEST");
+  if (only && !*only) only = NULL;
   for (const harness_suite *const *s = suites; *s; s++) {
     CU_pSuite suite = CU_add_suite((*s)->name, NULL, NULL);
     for (const harness_test *t = (*s)->tests; t->name; t++)

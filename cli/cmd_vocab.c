@@ -1,0 +1,223 @@
+/* `ddpt vocab`: trains a WordPiece vocab.txt from raw text files and
+ * directories, writes it via a temporary name, reloads it as a tokenizer
+ * would and reports the [UNK] rate it gives on the training text. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "corpus/tok_lines.h"
+#include "corpus/tokenizer.h"
+#include "corpus/vocab.h"
+#include "corpus/vocab_train.h"
+#include "util/status.h"
+
+typedef struct path_list {
+  char **paths;
+  size_t n, cap;
+} path_list;
+
+static void path_list_free(path_list *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->paths[i]);
+  free(l->paths);
+}
+
+static int path_list_push(path_list *l, const char *path, char **err) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    char **p = realloc(l->paths, cap * sizeof *p);
+    if (!p) return status_set(err, ST_NOMEM, "out of memory listing input files");
+    l->paths = p;
+    l->cap = cap;
+  }
+  l->paths[l->n] = strdup(path);
+  if (!l->paths[l->n]) return status_set(err, ST_NOMEM, "out of memory listing input files");
+  l->n++;
+  return ST_OK;
+}
+
+static int name_cmp(const struct dirent **a, const struct dirent **b) {
+  return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Adds path if it is a file, or the files under it (sorted by name, hidden
+ * entries skipped) if it is a directory, so the vocab does not depend on
+ * the order a file system lists them in. */
+static int collect_inputs(const char *path, path_list *out, char **err) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return status_set(err, ST_IO, "cannot read input '%s': %s", path, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return path_list_push(out, path, err);
+  struct dirent **entries;
+  int n = scandir(path, &entries, NULL, name_cmp);
+  if (n < 0) return status_set(err, ST_IO, "cannot list directory '%s': %s", path, strerror(errno));
+  int rc = ST_OK;
+  for (int i = 0; i < n; i++) {
+    if (rc == ST_OK && entries[i]->d_name[0] != '.') {
+      size_t len = strlen(path) + strlen(entries[i]->d_name) + 2;
+      char *child = malloc(len);
+      if (!child) rc = status_set(err, ST_NOMEM, "out of memory listing '%s'", path);
+      else {
+        snprintf(child, len, "%s/%s", path, entries[i]->d_name);
+        rc = collect_inputs(child, out, err);
+        free(child);
+      }
+    }
+    free(entries[i]);
+  }
+  free(entries);
+  return rc;
+}
+
+static int count_file(tok_vocab_trainer *tr, const char *path, char **err) {
+  tok_lines *lines;
+  int rc = tok_lines_open(path, TOK_LINES_MAX_BYTES, &lines, err);
+  if (rc != ST_OK) return rc;
+  for (;;) {
+    const char *line;
+    size_t len;
+    rc = tok_lines_next(lines, &line, &len, err);
+    if (rc != ST_OK || !line) break;
+    rc = tok_vocab_trainer_add(tr, line, len, err);
+    if (rc != ST_OK) break;
+  }
+  tok_lines_close(lines);
+  return rc;
+}
+
+static int unk_rate_file(tokenizer *t, const char *path, tok_stats *stats, char **err) {
+  tok_lines *lines;
+  tok_ids ids = {0};
+  int rc = tok_lines_open(path, TOK_LINES_MAX_BYTES, &lines, err);
+  if (rc != ST_OK) return rc;
+  for (;;) {
+    const char *line;
+    size_t len;
+    rc = tok_lines_next(lines, &line, &len, err);
+    if (rc != ST_OK || !line) break;
+    ids.len = 0;
+    rc = tok_encode(t, line, len, &ids, stats, err);
+    if (rc != ST_OK) break;
+  }
+  tok_ids_free(&ids);
+  tok_lines_close(lines);
+  return rc;
+}
+
+static int write_tokens(const char *tmp, const char *const *tokens, size_t n, char **err) {
+  FILE *f = fopen(tmp, "wb");
+  if (!f)
+    return status_set(err, ST_IO, "cannot create '%s': %s; check the --out directory", tmp,
+                      strerror(errno));
+  for (size_t i = 0; i < n; i++) {
+    fputs(tokens[i], f);
+    putc('\n', f);
+  }
+  int rc = ST_OK;
+  if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+    rc = status_set(err, ST_IO, "cannot write '%s': %s", tmp, strerror(errno));
+  if (fclose(f) != 0 && rc == ST_OK)
+    rc = status_set(err, ST_IO, "cannot write '%s': %s", tmp, strerror(errno));
+  return rc;
+}
+
+/* Reloads the written file exactly as `ddpt tokenize` will and measures the
+ * share of [UNK] on the training text. */
+static int check_vocab(const char *tmp, const path_list *inputs, int lowercase, tok_stats *stats,
+                       char **err) {
+  tok_vocab *v = NULL;
+  tokenizer *t = NULL;
+  int rc = tok_vocab_load(tmp, &v, err);
+  if (rc == ST_OK) rc = tok_create(v, lowercase, &t, err);
+  for (size_t i = 0; rc == ST_OK && i < inputs->n; i++)
+    rc = unk_rate_file(t, inputs->paths[i], stats, err);
+  tok_free(t);
+  tok_vocab_free(v);
+  return rc;
+}
+
+static int parse_count(const char *s, unsigned long long *out) {
+  char *end;
+  errno = 0;
+  if (!s[0] || s[0] == '-') return 0;
+  *out = strtoull(s, &end, 10);
+  return errno == 0 && *end == '\0';
+}
+
+int cmd_vocab(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"size", required_argument, NULL, 's'}, {"min-frequency", required_argument, NULL, 'k'},
+      {"cased", no_argument, NULL, 'c'},      {"out", required_argument, NULL, 'o'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *out_path = "vocab.txt";
+  unsigned long long size = 0, min_freq = 1;
+  int cased = 0, have_size = 0, opt;
+  opterr = 0;
+  optind = 0;
+  while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (opt) {
+    case 's':
+      if (!parse_count(optarg, &size) || size < 6 || size > INT32_MAX)
+        return cli_usage_error("vocab", "--size must be a whole number from 6 to %d, got '%s'",
+                               INT32_MAX, optarg);
+      have_size = 1;
+      break;
+    case 'k':
+      if (!parse_count(optarg, &min_freq) || min_freq < 1)
+        return cli_usage_error("vocab", "--min-frequency must be a whole number >= 1, got '%s'",
+                               optarg);
+      break;
+    case 'c': cased = 1; break;
+    case 'o': out_path = optarg; break;
+    default: return cli_bad_option("vocab", argc, argv);
+    }
+  }
+  if (!have_size) return cli_usage_error("vocab", "--size N is required");
+  if (optind >= argc) return cli_usage_error("vocab", "give at least one input FILE or DIR");
+
+  char *err = NULL, *tmp = NULL;
+  path_list inputs = {0};
+  tok_vocab_trainer *tr = NULL;
+  tok_stats stats = {0};
+  int rc = ST_OK;
+  for (int i = optind; rc == ST_OK && i < argc; i++) rc = collect_inputs(argv[i], &inputs, &err);
+  if (rc == ST_OK && inputs.n == 0)
+    rc = status_set(&err, ST_INVALID, "no input files under '%s'", argv[optind]);
+  if (rc == ST_OK) rc = tok_vocab_trainer_create(!cased, &tr, &err);
+  for (size_t i = 0; rc == ST_OK && i < inputs.n; i++) rc = count_file(tr, inputs.paths[i], &err);
+
+  const char *const *tokens = NULL;
+  size_t ntokens = 0;
+  tok_vocab_summary sum = {0};
+  if (rc == ST_OK) rc = tok_vocab_trainer_train(tr, size, min_freq, &tokens, &ntokens, &sum, &err);
+  if (rc == ST_OK) {
+    size_t len = strlen(out_path) + 32;
+    tmp = malloc(len);
+    if (!tmp) rc = status_set(&err, ST_NOMEM, "out of memory");
+    else snprintf(tmp, len, "%s.tmp.%ld", out_path, (long)getpid());
+  }
+  if (rc == ST_OK) rc = write_tokens(tmp, tokens, ntokens, &err);
+  if (rc == ST_OK) rc = check_vocab(tmp, &inputs, !cased, &stats, &err);
+  if (rc == ST_OK && rename(tmp, out_path) != 0)
+    rc = status_set(&err, ST_IO, "cannot rename '%s' to '%s': %s", tmp, out_path, strerror(errno));
+  if (rc != ST_OK && tmp) remove(tmp);
+  if (rc == ST_OK) {
+    printf("wrote %s: %zu tokens (%zu special, %zu characters, %zu ## characters, %zu merged "
+           "pieces) from %llu words (%zu distinct) in %zu files; [UNK] is %.4f%% of %llu tokens "
+           "on the training text\n",
+           out_path, ntokens, sum.specials, sum.chars, sum.cont_chars, sum.merges,
+           (unsigned long long)sum.words, sum.distinct_words, inputs.n,
+           stats.tokens ? 100.0 * (double)stats.unk / (double)stats.tokens : 0.0,
+           (unsigned long long)stats.tokens);
+  }
+  free(tmp);
+  tok_vocab_trainer_free(tr);
+  path_list_free(&inputs);
+  return rc == ST_OK ? CLI_EXIT_OK : cli_fail("vocab", err);
+}
