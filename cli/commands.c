@@ -8,6 +8,8 @@ int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_vocab(int argc, char **argv);
+int cmd_shard(int argc, char **argv);
+int cmd_corpus(int argc, char **argv);
 
 const cli_command cli_commands[] = {
     {"help", "show commands, or one command's options",
@@ -34,6 +36,34 @@ const cli_command cli_commands[] = {
      "ddpt tokenize). Writes --out (default vocab.txt) via a temporary name and\n"
      "reports the [UNK] rate the vocab gives on the training text.\n",
      cmd_vocab},
+    {"shard", "tokenize text into a LevelDB corpus of packed sequences",
+     "usage: ddpt shard --vocab FILE --out DIR --shards N --seq-len L [--format lines|docs|fortune]\n"
+     "                  [--nsp] [--valid-fraction F] [--seed S] [--cased] [--threads T]\n"
+     "                  [--overwrite] INPUT...\n"
+     "INPUT: files, directories (read recursively, in sorted order) or - for stdin.\n"
+     "--format lines: one document per line (default); docs: one sentence per\n"
+     "line, a blank line between documents; fortune: documents separated by '%'.\n"
+     "Packs sentences greedily into [CLS] ... [SEP] sequences of up to L tokens\n"
+     "(8..512), or with --nsp into BERT sentence pairs with next-sentence labels.\n"
+     "Sequences go round-robin to N shards; --valid-fraction sends that share of\n"
+     "whole documents to a validation shard. --seed (default 0) fixes NSP pairing\n"
+     "and the validation split; --threads (default: all CPUs) never changes the\n"
+     "output. Refuses a non-empty DIR unless --overwrite. manifest.json is\n"
+     "written last: a DIR without it is an incomplete corpus.\n",
+     cmd_shard},
+    {"corpus", "inspect a sharded corpus: info, verify, sample",
+     "usage: ddpt corpus info DIR\n"
+     "       ddpt corpus verify [--vocab FILE] DIR\n"
+     "       ddpt corpus sample [--world W] [--rank R] [--batch B] [--steps K] [--seed S]\n"
+     "                          [--state FILE] [--masks] [--whole-word]\n"
+     "                          [--max-predictions P] [--vocab FILE] DIR\n"
+     "info prints the manifest. verify reads every record of every shard and\n"
+     "checks keys, record lengths, ids against the vocab size, counts and the\n"
+     "vocab hash (and --vocab's). sample prints, per step, the samples of rank\n"
+     "R's batch as shard:index (with --masks: [position=input id,...] after each);\n"
+     "--state loads the per-shard data state from FILE if it exists and saves it\n"
+     "after the last step.\n",
+     cmd_corpus},
     {NULL, NULL, NULL, NULL},
 };
 

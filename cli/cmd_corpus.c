@@ -1,0 +1,284 @@
+/* `ddpt corpus info|verify|sample DIR`: print a corpus's manifest, check
+ * every record of every shard, or show which samples (and masks) each rank
+ * reads step by step, with a data state that can be saved and resumed. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "corpus/corpus.h"
+#include "corpus/manifest.h"
+#include "corpus/shard_reader.h"
+#include "util/sha256.h"
+#include "util/status.h"
+
+#define STATE_MAGIC "ddpt-corpus-state"
+
+static int parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-') return -1;
+  *out = v;
+  return 0;
+}
+
+static void print_shards(const char *what, const manifest_shard *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    printf("    %-12s %10llu sequences %12llu tokens   (%s)\n", s[i].name,
+           (unsigned long long)s[i].sequences, (unsigned long long)s[i].tokens, what);
+}
+
+static int corpus_info(const char *dir) {
+  manifest *m = NULL;
+  char *err = NULL;
+  if (manifest_read(dir, &m, &err)) return cli_fail("corpus", err);
+  printf("corpus %s\n", dir);
+  printf("  written by:   %s at %s\n", m->tool, m->created);
+  printf("  sequences:    %llu of up to %zu tokens, %s\n", (unsigned long long)m->sequences,
+         m->seq_len, m->nsp ? "sentence pairs with NSP labels" : "full sentences");
+  printf("  tokens:       %llu in sequences; [UNK] %llu\n", (unsigned long long)m->tokens,
+         (unsigned long long)m->unk_tokens);
+  printf("  documents:    %llu from %llu bytes of %s-format text (%llu invalid UTF-8 bytes "
+         "replaced)\n", (unsigned long long)m->documents, (unsigned long long)m->bytes_in,
+         m->input_format, (unsigned long long)m->invalid_utf8_bytes);
+  printf("  vocab:        %" PRId64 " tokens, %s, SHA-256 %s\n", m->vocab_size,
+         m->lowercase ? "lowercased" : "cased", m->vocab_sha256);
+  printf("  special ids:  [CLS] %d [SEP] %d [MASK] %d [PAD] %d [UNK] %d\n", m->cls_id, m->sep_id,
+         m->mask_id, m->pad_id, m->unk_id);
+  printf("  ids:          %d bytes each; seed %" PRIu64 ", validation fraction %g\n",
+         m->id_bytes, m->seed, m->valid_fraction);
+  printf("  shards:       %zu training, %zu validation\n", m->num_shards, m->num_valid);
+  print_shards("training", m->shards, m->num_shards);
+  print_shards("validation", m->valid, m->num_valid);
+  manifest_free(m);
+  return CLI_EXIT_OK;
+}
+
+static int verify_list(const char *dir, const manifest *m, const manifest_shard *s, size_t n,
+                       uint64_t *total, char **err) {
+  for (size_t i = 0; i < n; i++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, s[i].name);
+    shard_reader *r = NULL;
+    uint64_t tokens = 0;
+    int rc = shard_reader_open(path, s[i].sequences, m->seq_len, m->id_bytes, &r, err);
+    if (!rc) rc = shard_reader_verify(r, m->vocab_size, &tokens, err);
+    shard_reader_close(r);
+    if (rc) return rc;
+    if (tokens != s[i].tokens)
+      return status_set(err, ST_CORRUPT, "shard %s holds %llu tokens, the manifest says %llu",
+                        path, (unsigned long long)tokens, (unsigned long long)s[i].tokens);
+    *total += tokens;
+  }
+  return ST_OK;
+}
+
+static int check_hash(const char *path, const char *want, const char *what, char **err) {
+  uint8_t d[32];
+  char hex[65];
+  int rc = sha256_file(path, d, err);
+  if (rc) return rc;
+  sha256_hex(d, hex);
+  if (strcmp(hex, want) != 0)
+    return status_set(err, ST_MISMATCH, "%s %s has SHA-256 %s, the corpus was sharded with "
+                      "SHA-256 %s: %s", what, path, hex, want,
+                      strcmp(what, "vocab") == 0 ? "use the corpus's vocab.txt or reshard"
+                                                 : "the corpus is damaged; reshard it");
+  return ST_OK;
+}
+
+static int corpus_verify(const char *dir, const char *vocab) {
+  manifest *m = NULL;
+  char *err = NULL, path[4096];
+  if (manifest_read(dir, &m, &err)) return cli_fail("corpus", err);
+  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_VOCAB_FILE);
+  int rc = check_hash(path, m->vocab_sha256, "corpus vocab", &err);
+  if (!rc && vocab) rc = check_hash(vocab, m->vocab_sha256, "vocab", &err);
+  uint64_t tokens = 0, seqs = 0;
+  if (!rc) rc = verify_list(dir, m, m->shards, m->num_shards, &tokens, &err);
+  if (!rc) rc = verify_list(dir, m, m->valid, m->num_valid, &tokens, &err);
+  for (size_t i = 0; i < m->num_shards; i++) seqs += m->shards[i].sequences;
+  for (size_t i = 0; i < m->num_valid; i++) seqs += m->valid[i].sequences;
+  if (!rc && (seqs != m->sequences || tokens != m->tokens))
+    rc = status_set(&err, ST_CORRUPT, "%s/%s: totals say %llu sequences and %llu tokens, the "
+                    "shards hold %llu and %llu", dir, MANIFEST_FILE,
+                    (unsigned long long)m->sequences, (unsigned long long)m->tokens,
+                    (unsigned long long)seqs, (unsigned long long)tokens);
+  if (rc) {
+    manifest_free(m);
+    return cli_fail("corpus", err);
+  }
+  printf("corpus %s: ok (%zu training and %zu validation shards, %llu sequences, %llu tokens, "
+         "ids below %" PRId64 ", vocab SHA-256 %s)\n", dir, m->num_shards, m->num_valid,
+         (unsigned long long)seqs, (unsigned long long)tokens, m->vocab_size, m->vocab_sha256);
+  manifest_free(m);
+  return CLI_EXIT_OK;
+}
+
+/* The state file: a header line, then "shard epoch position" per shard. */
+static int state_load(const char *path, corpus *c, char **err) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    if (errno == ENOENT) return ST_OK; /* no state yet: start at the beginning */
+    return status_set(err, ST_IO, "cannot read state %s: %s", path, strerror(errno));
+  }
+  size_t n = corpus_num_shards(c), count = 0;
+  corpus_cursor *cur = calloc(n, sizeof *cur);
+  int rc = ST_OK, version = 0;
+  unsigned long long shards = 0;
+  if (!cur) {
+    fclose(f);
+    return status_set(err, ST_NOMEM, "out of memory reading %s", path);
+  }
+  if (fscanf(f, STATE_MAGIC " %d %llu", &version, &shards) != 2 || version != 1) {
+    rc = status_set(err, ST_CORRUPT, "%s is not a ddpt corpus state file", path);
+    goto done;
+  }
+  unsigned long long s, e, p;
+  while (!rc && fscanf(f, "%llu %llu %llu", &s, &e, &p) == 3) {
+    if (count == n || e > UINT32_MAX) {
+      rc = status_set(err, ST_INVALID, "%s holds more or larger cursors than corpus has shards",
+                      path);
+      break;
+    }
+    cur[count++] = (corpus_cursor){(uint32_t)s, (uint32_t)e, p};
+  }
+  if (!rc && !feof(f))
+    rc = status_set(err, ST_CORRUPT, "%s: line %zu is not \"shard epoch position\"", path,
+                    count + 2);
+  if (!rc) rc = corpus_state_set(c, cur, count, err);
+  if (rc) status_wrap(err, rc, "state %s", path);
+done:
+  fclose(f);
+  free(cur);
+  return rc;
+}
+
+static int state_save(const char *path, const corpus *c, char **err) {
+  size_t n = corpus_num_shards(c);
+  corpus_cursor *cur = calloc(n, sizeof *cur);
+  if (!cur) return status_set(err, ST_NOMEM, "out of memory saving state");
+  corpus_state_get(c, cur);
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  int ok = f != NULL;
+  if (ok) {
+    fprintf(f, STATE_MAGIC " 1 %zu\n", n);
+    for (size_t i = 0; i < n; i++)
+      fprintf(f, "%u %u %llu\n", cur[i].shard, cur[i].epoch, (unsigned long long)cur[i].position);
+    ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+  }
+  free(cur);
+  if (!ok || rename(tmp, path) != 0)
+    return status_set(err, ST_IO, "cannot write state %s: %s", path, strerror(errno));
+  return ST_OK;
+}
+
+static int corpus_sample_cmd(int argc, char **argv) {
+  enum { OPT_WORLD = 256, OPT_RANK, OPT_BATCH, OPT_STEPS, OPT_SEED, OPT_STATE, OPT_MASKS,
+         OPT_WHOLE, OPT_MAXPRED, OPT_VOCAB };
+  static const struct option opts[] = {
+      {"world", required_argument, NULL, OPT_WORLD},
+      {"rank", required_argument, NULL, OPT_RANK},
+      {"batch", required_argument, NULL, OPT_BATCH},
+      {"steps", required_argument, NULL, OPT_STEPS},
+      {"seed", required_argument, NULL, OPT_SEED},
+      {"state", required_argument, NULL, OPT_STATE},
+      {"masks", no_argument, NULL, OPT_MASKS},
+      {"whole-word", no_argument, NULL, OPT_WHOLE},
+      {"max-predictions", required_argument, NULL, OPT_MAXPRED},
+      {"vocab", required_argument, NULL, OPT_VOCAB},
+      {NULL, 0, NULL, 0},
+  };
+  corpus_options opt;
+  corpus_options_default(&opt);
+  uint64_t world = 1, rank = 0, steps = 1, v;
+  const char *state = NULL;
+  int masks = 0, c;
+  opterr = 0;
+  optind = 0;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    uint64_t *dst = NULL;
+    switch (c) {
+    case OPT_WORLD: dst = &world; break;
+    case OPT_RANK: dst = &rank; break;
+    case OPT_STEPS: dst = &steps; break;
+    case OPT_SEED: dst = &opt.seed; break;
+    case OPT_BATCH:
+    case OPT_MAXPRED: dst = &v; break;
+    case OPT_STATE: state = optarg; continue;
+    case OPT_MASKS: masks = 1; continue;
+    case OPT_WHOLE: opt.whole_word = 1; continue;
+    case OPT_VOCAB: opt.vocab_path = optarg; continue;
+    default: return cli_bad_option("corpus", argc, argv);
+    }
+    if (parse_u64(optarg, dst))
+      return cli_usage_error("corpus", "%s must be a non-negative integer, got '%s'",
+                             argv[optind - 1], optarg);
+    if (c == OPT_BATCH) opt.batch_size = (size_t)v;
+    if (c == OPT_MAXPRED) opt.max_predictions = (size_t)v;
+  }
+  if (optind + 1 != argc) return cli_usage_error("corpus", "sample takes one corpus directory");
+  if (world < 1 || world > 65536 || rank >= world)
+    return cli_usage_error("corpus", "--rank must be below --world (got rank %llu, world %llu)",
+                           (unsigned long long)rank, (unsigned long long)world);
+  if (opt.batch_size == 0 || opt.batch_size > 65536)
+    return cli_usage_error("corpus", "--batch must be 1 to 65536");
+  corpus *cp = NULL;
+  corpus_batch *b = NULL;
+  char *err = NULL;
+  int rc = corpus_open(argv[optind], (int)rank, (int)world, &opt, &cp, &err);
+  if (!rc && state) rc = state_load(state, cp, &err);
+  if (!rc) rc = corpus_batch_alloc(opt.batch_size, corpus_manifest(cp)->seq_len, &b, &err);
+  for (uint64_t step = 0; !rc && step < steps; step++) {
+    if ((rc = corpus_next_batch(cp, b, &err))) break;
+    printf("step %llu:", (unsigned long long)step);
+    for (size_t r = 0; r < b->count; r++) {
+      printf(" %u:%llu", b->samples[r].shard, (unsigned long long)b->samples[r].index);
+      if (!masks) continue;
+      const uint32_t *pos = b->masked + r * b->seq_len;
+      const int32_t *in = b->input_ids + r * b->seq_len;
+      printf("[");
+      for (size_t k = 0; k < b->num_masked[r]; k++)
+        printf("%s%u=%d", k ? "," : "", pos[k], in[pos[k]]);
+      printf("]");
+    }
+    printf("\n");
+  }
+  if (!rc && state) rc = state_save(state, cp, &err);
+  corpus_batch_free(b);
+  corpus_close(cp);
+  return rc ? cli_fail("corpus", err) : CLI_EXIT_OK;
+}
+
+int cmd_corpus(int argc, char **argv) {
+  if (argc < 2) return cli_usage_error("corpus", "expected info, verify or sample");
+  const char *sub = argv[1];
+  if (strcmp(sub, "sample") == 0) return corpus_sample_cmd(argc - 1, argv + 1);
+  if (strcmp(sub, "info") == 0) {
+    if (argc != 3) return cli_usage_error("corpus", "info takes one corpus directory");
+    return corpus_info(argv[2]);
+  }
+  if (strcmp(sub, "verify") == 0) {
+    static const struct option opts[] = {{"vocab", required_argument, NULL, 'v'},
+                                         {NULL, 0, NULL, 0}};
+    const char *vocab = NULL;
+    int c;
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+      if (c != 'v') return cli_bad_option("corpus", argc - 1, argv + 1);
+      vocab = optarg;
+    }
+    if (optind + 1 != argc - 1) return cli_usage_error("corpus", "verify takes one corpus directory");
+    return corpus_verify(argv[optind + 1], vocab);
+  }
+  return cli_usage_error("corpus", "unknown subcommand '%s': expected info, verify or sample", sub);
+}

@@ -1,0 +1,177 @@
+/* `ddpt shard`: text files -> a LevelDB corpus (manifest.json + shards).
+ * Parses options, shows progress on a terminal, prints the summary, and
+ * turns Ctrl-C into a clean stop that leaves no manifest behind. */
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "corpus/shard_writer.h"
+#include "ddpt_version.h"
+#include "util/status.h"
+
+static volatile sig_atomic_t shard_stop;
+
+static void on_signal(int sig) {
+  (void)sig;
+  shard_stop = 1;
+}
+
+/* On a terminal one line is rewritten every second; into a log, a line is
+ * added every ten seconds. */
+static void show_progress(void *ctx, const shard_progress *p) {
+  static double last_line;
+  int tty = *(const int *)ctx;
+  if (!tty && p->seconds - last_line < 10.0) return;
+  last_line = p->seconds;
+  double mb = (double)p->bytes_read / 1e6;
+  fprintf(stderr, "%sddpt shard: %.1f", tty ? "\r" : "", mb);
+  if (p->bytes_total) fprintf(stderr, "/%.1f", (double)p->bytes_total / 1e6);
+  fprintf(stderr, " MB read, %llu sequences, %.1f MB/s%s",
+          (unsigned long long)(p->sequences + p->valid_sequences),
+          p->seconds > 0 ? mb / p->seconds : 0.0, tty ? "   " : "\n");
+}
+
+static uint64_t disk_bytes;
+static int add_size(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)path;
+  (void)ftw;
+  if (flag == FTW_F) disk_bytes += (uint64_t)st->st_size;
+  return 0;
+}
+
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-') return -1;
+  *out = (size_t)v;
+  return 0;
+}
+
+int cmd_shard(int argc, char **argv) {
+  enum { OPT_VOCAB = 256, OPT_OUT, OPT_SHARDS, OPT_SEQ_LEN, OPT_FORMAT, OPT_NSP, OPT_VALID,
+         OPT_SEED, OPT_CASED, OPT_THREADS, OPT_OVERWRITE };
+  static const struct option opts[] = {
+      {"vocab", required_argument, NULL, OPT_VOCAB},
+      {"out", required_argument, NULL, OPT_OUT},
+      {"shards", required_argument, NULL, OPT_SHARDS},
+      {"seq-len", required_argument, NULL, OPT_SEQ_LEN},
+      {"format", required_argument, NULL, OPT_FORMAT},
+      {"nsp", no_argument, NULL, OPT_NSP},
+      {"valid-fraction", required_argument, NULL, OPT_VALID},
+      {"seed", required_argument, NULL, OPT_SEED},
+      {"cased", no_argument, NULL, OPT_CASED},
+      {"threads", required_argument, NULL, OPT_THREADS},
+      {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+      {NULL, 0, NULL, 0},
+  };
+  shard_options opt;
+  shard_options_default(&opt);
+  int have_shards = 0, have_seq_len = 0, c;
+  size_t v;
+  char *end;
+  opterr = 0;
+  optind = 0;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_VOCAB: opt.vocab_path = optarg; break;
+    case OPT_OUT: opt.out_dir = optarg; break;
+    case OPT_SHARDS:
+      if (parse_size(optarg, &opt.num_shards) || opt.num_shards == 0)
+        return cli_usage_error("shard", "--shards must be a positive integer, got '%s'", optarg);
+      have_shards = 1;
+      break;
+    case OPT_SEQ_LEN:
+      if (parse_size(optarg, &opt.seq_len))
+        return cli_usage_error("shard", "--seq-len must be an integer, got '%s'", optarg);
+      have_seq_len = 1;
+      break;
+    case OPT_FORMAT: {
+      int f = shard_format_parse(optarg);
+      if (f < 0)
+        return cli_usage_error("shard", "--format must be lines, docs or fortune, got '%s'", optarg);
+      opt.format = (shard_format)f;
+      break;
+    }
+    case OPT_NSP: opt.nsp = 1; break;
+    case OPT_VALID:
+      errno = 0;
+      opt.valid_fraction = strtod(optarg, &end);
+      if (errno || end == optarg || *end)
+        return cli_usage_error("shard", "--valid-fraction must be a number, got '%s'", optarg);
+      break;
+    case OPT_SEED:
+      if (parse_size(optarg, &v))
+        return cli_usage_error("shard", "--seed must be a non-negative integer, got '%s'", optarg);
+      opt.seed = v;
+      break;
+    case OPT_CASED: opt.lowercase = 0; break;
+    case OPT_THREADS:
+      if (parse_size(optarg, &v) || v == 0 || v > 256)
+        return cli_usage_error("shard", "--threads must be 1 to 256, got '%s'", optarg);
+      opt.threads = (int)v;
+      break;
+    case OPT_OVERWRITE: opt.overwrite = 1; break;
+    default: return cli_bad_option("shard", argc, argv);
+    }
+  }
+  if (!opt.vocab_path) return cli_usage_error("shard", "--vocab FILE is required");
+  if (!opt.out_dir) return cli_usage_error("shard", "--out DIR is required");
+  if (!have_shards) return cli_usage_error("shard", "--shards N is required");
+  if (!have_seq_len) return cli_usage_error("shard", "--seq-len L is required");
+  if (optind >= argc) return cli_usage_error("shard", "no input given: name files, directories or -");
+  opt.inputs = (const char *const *)(argv + optind);
+  opt.num_inputs = (size_t)(argc - optind);
+  opt.tool = "ddpt " DDPT_VERSION " (git " DDPT_GIT_REVISION ")";
+  opt.stop = &shard_stop;
+  int tty = isatty(STDERR_FILENO);
+  opt.progress = show_progress;
+  opt.progress_ctx = &tty;
+
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  shard_progress s;
+  char *err = NULL;
+  int rc = shard_writer_run(&opt, &s, &err);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  if (tty) fputc('\n', stderr);
+  if (rc == ST_INTERRUPTED) {
+    cli_fail("shard", err);
+    return CLI_EXIT_INTERRUPTED;
+  }
+  if (rc) return cli_fail("shard", err);
+
+  disk_bytes = 0;
+  nftw(opt.out_dir, add_size, 16, FTW_PHYS);
+  uint64_t all_tokens = s.tokens;
+  double mb = (double)s.bytes_read / 1e6;
+  printf("ddpt shard: wrote corpus %s\n", opt.out_dir);
+  printf("  documents:  %llu training, %llu validation\n", (unsigned long long)s.documents,
+         (unsigned long long)s.valid_documents);
+  printf("  sequences:  %llu in %zu shards of seq_len %zu%s, %llu validation\n",
+         (unsigned long long)s.sequences, opt.num_shards, opt.seq_len, opt.nsp ? " (NSP pairs)" : "",
+         (unsigned long long)s.valid_sequences);
+  printf("  tokens:     %llu in training sequences; text gave %llu, [UNK] %.3f%%\n",
+         (unsigned long long)all_tokens, (unsigned long long)s.text_tokens,
+         s.text_tokens ? 100.0 * (double)s.unk / (double)s.text_tokens : 0.0);
+  printf("  invalid UTF-8: %llu bytes replaced\n", (unsigned long long)s.invalid_utf8_bytes);
+  printf("  input:      %.2f MB in %.2f s (%.2f MB/s, %d tokenizer threads)\n", mb, s.seconds,
+         s.seconds > 0 ? mb / s.seconds : 0.0, opt.threads);
+  printf("  on disk:    %.2f MB (%.2f bytes per text token)\n", (double)disk_bytes / 1e6,
+         s.text_tokens ? (double)disk_bytes / (double)s.text_tokens : 0.0);
+  if (opt.valid_fraction > 0 && s.valid_sequences == 0)
+    fprintf(stderr, "ddpt shard: warning: --valid-fraction %g selected no document; the corpus "
+            "has no validation shard\n", opt.valid_fraction);
+  return CLI_EXIT_OK;
+}

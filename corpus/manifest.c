@@ -1,0 +1,297 @@
+/* manifest.json through cJSON: written via temp file + fsync + rename +
+ * directory fsync, read back with every field checked, since the reader
+ * trusts it for shapes and counts. */
+#include "corpus/manifest.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/status.h"
+
+static cJSON *shard_list(const manifest_shard *s, size_t n) {
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; arr && i < n; i++) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) break;
+    cJSON_AddItemToArray(arr, o);
+    cJSON_AddStringToObject(o, "name", s[i].name);
+    cJSON_AddNumberToObject(o, "sequences", (double)s[i].sequences);
+    cJSON_AddNumberToObject(o, "tokens", (double)s[i].tokens);
+  }
+  return arr;
+}
+
+static char *manifest_to_json(const manifest *m) {
+  cJSON *root = cJSON_CreateObject();
+  if (!root) return NULL;
+  cJSON_AddStringToObject(root, "format", MANIFEST_FORMAT);
+  cJSON_AddNumberToObject(root, "format_version", MANIFEST_VERSION);
+  cJSON_AddStringToObject(root, "tool", m->tool);
+  cJSON_AddStringToObject(root, "created", m->created);
+  cJSON_AddNumberToObject(root, "seq_len", (double)m->seq_len);
+  cJSON_AddNumberToObject(root, "id_bytes", m->id_bytes);
+  cJSON_AddBoolToObject(root, "nsp", m->nsp);
+  cJSON_AddStringToObject(root, "input_format", m->input_format);
+  /* A 64-bit seed does not survive a JSON double: stored as a string. */
+  char seed[24];
+  snprintf(seed, sizeof seed, "%" PRIu64, m->seed);
+  cJSON_AddStringToObject(root, "seed", seed);
+  cJSON_AddNumberToObject(root, "valid_fraction", m->valid_fraction);
+  cJSON *v = cJSON_AddObjectToObject(root, "vocab");
+  if (v) {
+    cJSON_AddStringToObject(v, "file", MANIFEST_VOCAB_FILE);
+    cJSON_AddNumberToObject(v, "size", (double)m->vocab_size);
+    cJSON_AddStringToObject(v, "sha256", m->vocab_sha256);
+    cJSON_AddBoolToObject(v, "lowercase", m->lowercase);
+    cJSON_AddNumberToObject(v, "cls_id", m->cls_id);
+    cJSON_AddNumberToObject(v, "sep_id", m->sep_id);
+    cJSON_AddNumberToObject(v, "mask_id", m->mask_id);
+    cJSON_AddNumberToObject(v, "pad_id", m->pad_id);
+    cJSON_AddNumberToObject(v, "unk_id", m->unk_id);
+  }
+  cJSON *t = cJSON_AddObjectToObject(root, "totals");
+  if (t) {
+    cJSON_AddNumberToObject(t, "documents", (double)m->documents);
+    cJSON_AddNumberToObject(t, "sequences", (double)m->sequences);
+    cJSON_AddNumberToObject(t, "tokens", (double)m->tokens);
+    cJSON_AddNumberToObject(t, "unk_tokens", (double)m->unk_tokens);
+    cJSON_AddNumberToObject(t, "bytes_in", (double)m->bytes_in);
+    cJSON_AddNumberToObject(t, "invalid_utf8_bytes", (double)m->invalid_utf8_bytes);
+  }
+  cJSON_AddItemToObject(root, "shards", shard_list(m->shards, m->num_shards));
+  cJSON_AddItemToObject(root, "valid_shards", shard_list(m->valid, m->num_valid));
+  char *text = cJSON_Print(root);
+  cJSON_Delete(root);
+  return text;
+}
+
+int manifest_write(const char *dir, const manifest *m, char **err) {
+  char path[4096], tmp[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
+  snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, MANIFEST_FILE);
+  int fd = -1, rc = ST_OK;
+  char *text = manifest_to_json(m);
+  if (!text) return status_set(err, ST_NOMEM, "out of memory formatting %s", path);
+  size_t len = strlen(text);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    rc = status_set(err, ST_IO, "cannot create %s: %s", tmp, strerror(errno));
+    goto fail;
+  }
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(fd, text + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
+      goto fail;
+    }
+    off += (size_t)w;
+  }
+  if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+    rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
+    goto fail;
+  }
+  close(fd);
+  fd = -1;
+  if (rename(tmp, path) != 0) {
+    rc = status_set(err, ST_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    goto fail;
+  }
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  free(text);
+  return ST_OK;
+fail:
+  if (fd >= 0) close(fd);
+  unlink(tmp);
+  free(text);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ read */
+
+typedef struct reader_ctx {
+  const char *path;
+  char **err;
+  int rc;
+} reader_ctx;
+
+static const cJSON *need(reader_ctx *c, const cJSON *obj, const char *key, int want_string) {
+  if (c->rc) return NULL;
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  int ok = item && (want_string ? cJSON_IsString(item) : cJSON_IsNumber(item) || cJSON_IsBool(item));
+  if (!ok) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: field \"%s\" is missing or not a %s", c->path,
+                       key, want_string ? "string" : "number");
+    return NULL;
+  }
+  return item;
+}
+
+static double num(reader_ctx *c, const cJSON *obj, const char *key) {
+  const cJSON *item = need(c, obj, key, 0);
+  if (!item) return 0;
+  return cJSON_IsBool(item) ? (cJSON_IsTrue(item) ? 1 : 0) : item->valuedouble;
+}
+
+static void str(reader_ctx *c, const cJSON *obj, const char *key, char *buf, size_t size) {
+  const cJSON *item = need(c, obj, key, 1);
+  if (!item) return;
+  if (strlen(item->valuestring) >= size)
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: field \"%s\" is too long", c->path, key);
+  else
+    strcpy(buf, item->valuestring);
+}
+
+static manifest_shard *read_shards(reader_ctx *c, const cJSON *root, const char *key, size_t *n) {
+  *n = 0;
+  if (c->rc) return NULL;
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
+  if (!cJSON_IsArray(arr)) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: \"%s\" is missing or not a list", c->path, key);
+    return NULL;
+  }
+  size_t count = (size_t)cJSON_GetArraySize(arr);
+  manifest_shard *s = calloc(count ? count : 1, sizeof *s);
+  if (!s) {
+    c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory", c->path);
+    return NULL;
+  }
+  size_t i = 0;
+  const cJSON *o;
+  cJSON_ArrayForEach(o, arr) {
+    str(c, o, "name", s[i].name, sizeof s[i].name);
+    s[i].sequences = (uint64_t)num(c, o, "sequences");
+    s[i].tokens = (uint64_t)num(c, o, "tokens");
+    if (!c->rc && (strchr(s[i].name, '/') || s[i].name[0] == '.' || s[i].sequences == 0))
+      c->rc = status_set(c->err, ST_CORRUPT, "%s: %s entry %zu (\"%s\") is invalid", c->path,
+                         key, i, s[i].name);
+    i++;
+  }
+  *n = count;
+  return s;
+}
+
+int manifest_read(const char *dir, manifest **out, char **err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    return status_set(err, ST_IO, "corpus directory %s does not exist", dir);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    if (errno == ENOENT)
+      return status_set(err, ST_INVALID,
+                        "%s is an incomplete corpus: it has no %s (ddpt shard did not finish); "
+                        "rerun ddpt shard with --overwrite",
+                        dir, MANIFEST_FILE);
+    return status_set(err, ST_IO, "cannot open %s: %s", path, strerror(errno));
+  }
+  int rc = ST_OK;
+  char *text = NULL;
+  cJSON *root = NULL;
+  manifest *m = calloc(1, sizeof *m);
+  if (fseek(f, 0, SEEK_END) != 0) goto io;
+  long size = ftell(f);
+  if (size < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
+  text = malloc((size_t)size + 1);
+  if (!m || !text) {
+    rc = status_set(err, ST_NOMEM, "out of memory reading %s", path);
+    goto fail;
+  }
+  if (fread(text, 1, (size_t)size, f) != (size_t)size) goto io;
+  text[size] = '\0';
+  root = cJSON_Parse(text);
+  if (!root) {
+    rc = status_set(err, ST_CORRUPT, "%s is not valid JSON; the corpus is damaged: reshard it",
+                    path);
+    goto fail;
+  }
+  reader_ctx c = {path, err, ST_OK};
+  char format[32] = "";
+  str(&c, root, "format", format, sizeof format);
+  int version = (int)num(&c, root, "format_version");
+  if (!c.rc && strcmp(format, MANIFEST_FORMAT) != 0)
+    c.rc = status_set(err, ST_CORRUPT, "%s: format is \"%s\", expected \"%s\"", path, format,
+                      MANIFEST_FORMAT);
+  if (!c.rc && version != MANIFEST_VERSION)
+    c.rc = status_set(err, ST_CORRUPT,
+                      "%s: corpus format version %d, this ddpt reads version %d: reshard it",
+                      path, version, MANIFEST_VERSION);
+  str(&c, root, "tool", m->tool, sizeof m->tool);
+  str(&c, root, "created", m->created, sizeof m->created);
+  m->seq_len = (size_t)num(&c, root, "seq_len");
+  m->id_bytes = (int)num(&c, root, "id_bytes");
+  m->nsp = (int)num(&c, root, "nsp");
+  str(&c, root, "input_format", m->input_format, sizeof m->input_format);
+  char seed[24] = "0";
+  str(&c, root, "seed", seed, sizeof seed);
+  m->seed = strtoull(seed, NULL, 10);
+  m->valid_fraction = num(&c, root, "valid_fraction");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vocab");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "totals");
+  if (!c.rc && (!cJSON_IsObject(v) || !cJSON_IsObject(t)))
+    c.rc = status_set(err, ST_CORRUPT, "%s: \"vocab\" or \"totals\" is missing", path);
+  if (!c.rc) {
+    m->vocab_size = (int64_t)num(&c, v, "size");
+    str(&c, v, "sha256", m->vocab_sha256, sizeof m->vocab_sha256);
+    m->lowercase = (int)num(&c, v, "lowercase");
+    m->cls_id = (int32_t)num(&c, v, "cls_id");
+    m->sep_id = (int32_t)num(&c, v, "sep_id");
+    m->mask_id = (int32_t)num(&c, v, "mask_id");
+    m->pad_id = (int32_t)num(&c, v, "pad_id");
+    m->unk_id = (int32_t)num(&c, v, "unk_id");
+    m->documents = (uint64_t)num(&c, t, "documents");
+    m->sequences = (uint64_t)num(&c, t, "sequences");
+    m->tokens = (uint64_t)num(&c, t, "tokens");
+    m->unk_tokens = (uint64_t)num(&c, t, "unk_tokens");
+    m->bytes_in = (uint64_t)num(&c, t, "bytes_in");
+    m->invalid_utf8_bytes = (uint64_t)num(&c, t, "invalid_utf8_bytes");
+  }
+  m->shards = read_shards(&c, root, "shards", &m->num_shards);
+  m->valid = read_shards(&c, root, "valid_shards", &m->num_valid);
+  if (!c.rc) {
+    int32_t ids[5] = {m->cls_id, m->sep_id, m->mask_id, m->pad_id, m->unk_id};
+    int bad_ids = 0;
+    for (int i = 0; i < 5; i++) bad_ids |= ids[i] < 0 || ids[i] >= m->vocab_size;
+    if (m->seq_len < 8 || m->seq_len > 65535 || (m->id_bytes != 2 && m->id_bytes != 4) ||
+        m->vocab_size < 5 || (m->id_bytes == 2 && m->vocab_size > 65536) || bad_ids ||
+        m->num_shards == 0 || strlen(m->vocab_sha256) != 64)
+      c.rc = status_set(err, ST_CORRUPT,
+                        "%s: inconsistent values (seq_len %zu, id_bytes %d, vocab size %" PRId64
+                        ", %zu shards); the corpus is damaged: reshard it",
+                        path, m->seq_len, m->id_bytes, m->vocab_size, m->num_shards);
+  }
+  rc = c.rc;
+  if (rc) goto fail;
+  cJSON_Delete(root);
+  free(text);
+  fclose(f);
+  *out = m;
+  return ST_OK;
+io:
+  rc = status_set(err, ST_IO, "cannot read %s: %s", path, strerror(errno));
+fail:
+  cJSON_Delete(root);
+  free(text);
+  fclose(f);
+  manifest_free(m);
+  return rc;
+}
+
+void manifest_free(manifest *m) {
+  if (!m) return;
+  free(m->shards);
+  free(m->valid);
+  free(m);
+}

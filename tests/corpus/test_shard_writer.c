@@ -1,0 +1,275 @@
+/* corpus/shard_writer: output independent of thread count and chunking,
+ * round-robin shards that verify, and every bad input refused with one
+ * clear message and no complete-looking corpus. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
+
+#include "corpus/corpus.h"
+#include "corpus/manifest.h"
+#include "corpus/shard_reader.h"
+#include "harness.h"
+#include "test_shard_fixture.h"
+#include "util/status.h"
+
+static manifest *read_manifest(const char *dir) {
+  manifest *m = NULL;
+  char *err = NULL;
+  int rc = manifest_read(dir, &m, &err);
+  if (rc) fprintf(stderr, "%s\n", err);
+  free(err);
+  CU_ASSERT_EQUAL_FATAL(rc, ST_OK);
+  return m;
+}
+
+/* Every record of every shard of a and b is the same. */
+static int same_records(const char *a, const char *b) {
+  manifest *ma = read_manifest(a), *mb = read_manifest(b);
+  int same = ma->num_shards == mb->num_shards && ma->sequences == mb->sequences &&
+             ma->tokens == mb->tokens;
+  int32_t ia[512], ib[512];
+  for (size_t s = 0; same && s < ma->num_shards; s++) {
+    char pa[1024], pb[1024];
+    CU_ASSERT_FATAL(snprintf(pa, sizeof pa, "%s/%s", a, ma->shards[s].name) < (int)sizeof pa);
+    CU_ASSERT_FATAL(snprintf(pb, sizeof pb, "%s/%s", b, mb->shards[s].name) < (int)sizeof pb);
+    shard_reader *ra = NULL, *rb = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pa, ma->shards[s].sequences, ma->seq_len,
+                                            ma->id_bytes, &ra, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pb, mb->shards[s].sequences, mb->seq_len,
+                                            mb->id_bytes, &rb, &err), ST_OK);
+    same = ma->shards[s].sequences == mb->shards[s].sequences;
+    for (uint64_t k = 0; same && k < ma->shards[s].sequences; k++) {
+      record x, y;
+      CU_ASSERT_EQUAL_FATAL(shard_reader_get(ra, k, ia, &x, &err), ST_OK);
+      CU_ASSERT_EQUAL_FATAL(shard_reader_get(rb, k, ib, &y, &err), ST_OK);
+      same = x.n == y.n && x.split == y.split && x.pair == y.pair &&
+             x.random_next == y.random_next && memcmp(ia, ib, x.n * sizeof *ia) == 0;
+    }
+    shard_reader_close(ra);
+    shard_reader_close(rb);
+  }
+  manifest_free(ma);
+  manifest_free(mb);
+  return same;
+}
+
+static void test_shard_output_is_identical_with_1_and_2_threads(void) {
+  fixture f;
+  fixture_init(&f, "shard-threads", 3000, 1);
+  char one[1024], two[1024];
+  snprintf(one, sizeof one, "%s/one", f.root);
+  snprintf(two, sizeof two, "%s/two", f.root);
+  for (int nsp = 0; nsp <= 1; nsp++) {
+    shard_options opt = fixture_options(&f, 3, 64);
+    opt.nsp = nsp;
+    opt.valid_fraction = 0.1;
+    opt.overwrite = 1;
+    opt.out_dir = one;
+    opt.threads = 1;
+    fixture_shard(&opt);
+    opt.out_dir = two;
+    opt.threads = 2;
+    opt.chunk_bytes = 4096; /* many chunks in flight at once */
+    fixture_shard(&opt);
+    CU_ASSERT(same_records(one, two));
+  }
+  fixture_free(&f);
+}
+
+static void test_shard_round_robin_shards_verify(void) {
+  fixture f;
+  fixture_init(&f, "shard-rr", 500, 2);
+  shard_options opt = fixture_options(&f, 4, 32);
+  fixture_shard(&opt);
+  manifest *m = read_manifest(f.out);
+  uint64_t seqs = 0, tokens = 0;
+  for (size_t s = 0; s < m->num_shards; s++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", f.out, m->shards[s].name);
+    /* Sequence j went to shard j % 4: sizes differ by at most one, first
+     * shards first. */
+    CU_ASSERT(m->shards[0].sequences - m->shards[s].sequences <= 1);
+    shard_reader *r = NULL;
+    char *err = NULL;
+    uint64_t t = 0;
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(path, m->shards[s].sequences, m->seq_len,
+                                            m->id_bytes, &r, &err), ST_OK);
+    CU_ASSERT_EQUAL(shard_reader_verify(r, m->vocab_size, &t, &err), ST_OK);
+    CU_ASSERT_EQUAL(t, m->shards[s].tokens);
+    shard_reader_close(r);
+    seqs += m->shards[s].sequences;
+    tokens += t;
+  }
+  CU_ASSERT_EQUAL(seqs, m->sequences);
+  CU_ASSERT_EQUAL(tokens, m->tokens);
+  CU_ASSERT_EQUAL(m->num_valid, 0);
+  CU_ASSERT(m->documents > 400 && m->documents <= 500);
+  manifest_free(m);
+  fixture_free(&f);
+}
+
+/* Runs opt, expects code and a message containing needle. */
+static void expect_failure(const shard_options *opt, int code, const char *needle) {
+  shard_progress s;
+  char *err = NULL;
+  int rc = shard_writer_run(opt, &s, &err);
+  CU_ASSERT_EQUAL(rc, code);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+  if (!strstr(err, needle)) fprintf(stderr, "message '%s' lacks '%s'\n", err, needle);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, needle));
+  CU_ASSERT_PTR_NULL(strchr(err, '\n'));
+  free(err);
+}
+
+static int exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+static void test_shard_refuses_bad_input_with_one_clear_line(void) {
+  fixture f;
+  fixture_init(&f, "shard-bad", 50, 3);
+  shard_options opt = fixture_options(&f, 2, 32);
+  char missing[1024], empty[1024], manifest_path[1024];
+  snprintf(missing, sizeof missing, "%s/no-such-file.txt", f.root);
+  snprintf(empty, sizeof empty, "%s/blank.txt", f.root);
+  snprintf(manifest_path, sizeof manifest_path, "%s/%s", f.out, MANIFEST_FILE);
+  const char *missing_in[] = {missing};
+  shard_options o = opt;
+  o.inputs = missing_in;
+  expect_failure(&o, ST_IO, "no-such-file.txt");
+  CU_ASSERT(!exists(f.out)); /* nothing created */
+
+  o = opt;
+  o.seq_len = 7;
+  expect_failure(&o, ST_INVALID, "--seq-len 7");
+  o.seq_len = 513;
+  expect_failure(&o, ST_INVALID, "--seq-len 513");
+  CU_ASSERT(!exists(f.out));
+
+  FILE *e = fopen(empty, "w");
+  fputs("\n   \n\n", e);
+  fclose(e);
+  const char *empty_in[] = {empty};
+  o = opt;
+  o.inputs = empty_in;
+  expect_failure(&o, ST_INVALID, "no documents");
+  CU_ASSERT(!exists(manifest_path));
+
+  FILE *tiny = fopen(empty, "w"); /* one short document: one sequence */
+  fputs("abc def\n", tiny);
+  fclose(tiny);
+  o = opt;
+  o.inputs = empty_in;
+  expect_failure(&o, ST_INVALID, "2 shards but only 1 training sequences");
+  CU_ASSERT(!exists(f.out)); /* a failed run takes back what it created */
+
+  fixture_shard(&opt); /* leaves a corpus in out ... */
+  expect_failure(&opt, ST_INVALID, "--overwrite"); /* ... which is not replaced silently */
+  CU_ASSERT(exists(manifest_path));
+  o = opt;
+  o.overwrite = 1;
+  fixture_shard(&o);
+
+  static volatile sig_atomic_t stop = 1; /* as if Ctrl-C came at once */
+  o.stop = &stop;
+  expect_failure(&o, ST_INTERRUPTED, "incomplete");
+  CU_ASSERT(!exists(manifest_path));
+  corpus_options copt;
+  corpus_options_default(&copt);
+  corpus *c = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(corpus_open(f.out, 0, 1, &copt, &c, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "incomplete corpus"));
+  free(err);
+  fixture_free(&f);
+}
+
+static void test_corpus_open_names_both_hashes_on_vocab_mismatch(void) {
+  fixture f;
+  fixture_init(&f, "shard-vocab", 60, 4);
+  shard_options opt = fixture_options(&f, 1, 32);
+  fixture_shard(&opt);
+  manifest *m = read_manifest(f.out);
+  char other[1024];
+  snprintf(other, sizeof other, "%s/other-vocab.txt", f.root);
+  FILE *v = fopen(other, "w");
+  fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nzzz\n", v);
+  fclose(v);
+  corpus_options copt;
+  corpus_options_default(&copt);
+  copt.vocab_path = other;
+  corpus *c = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(corpus_open(f.out, 0, 1, &copt, &c, &err), ST_MISMATCH);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, m->vocab_sha256));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "other-vocab.txt (SHA-256 "));
+  free(err);
+  err = NULL;
+  copt.vocab_path = f.vocab; /* the right one opens */
+  CU_ASSERT_EQUAL(corpus_open(f.out, 0, 1, &copt, &c, &err), ST_OK);
+  corpus_close(c);
+  manifest_free(m);
+  fixture_free(&f);
+}
+
+/* Flips one byte in the middle of the shard's table file. */
+static void damage_table(const char *shard_dir) {
+  DIR *d = opendir(shard_dir);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+  struct dirent *e;
+  char path[1024] = "";
+  while ((e = readdir(d)))
+    if (strstr(e->d_name, ".ldb"))
+      CU_ASSERT_FATAL(snprintf(path, sizeof path, "%s/%s", shard_dir, e->d_name) < (int)sizeof path);
+  closedir(d);
+  CU_ASSERT_FATAL(path[0] != '\0');
+  FILE *t = fopen(path, "r+b");
+  fseek(t, 0, SEEK_END);
+  long size = ftell(t);
+  fseek(t, size / 3, SEEK_SET);
+  int c = fgetc(t);
+  fseek(t, size / 3, SEEK_SET);
+  fputc(c ^ 0x55, t);
+  fclose(t);
+}
+
+static void test_shard_verify_names_a_damaged_shard(void) {
+  fixture f;
+  fixture_init(&f, "shard-damage", 300, 5);
+  shard_options opt = fixture_options(&f, 2, 32);
+  fixture_shard(&opt);
+  manifest *m = read_manifest(f.out);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", f.out, m->shards[1].name);
+  damage_table(path);
+  shard_reader *r = NULL;
+  char *err = NULL;
+  uint64_t t = 0;
+  int rc = shard_reader_open(path, m->shards[1].sequences, m->seq_len, m->id_bytes, &r, &err);
+  if (!rc) rc = shard_reader_verify(r, m->vocab_size, &t, &err);
+  CU_ASSERT_EQUAL(rc, ST_CORRUPT);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "shard-00001"));
+  free(err);
+  shard_reader_close(r);
+  manifest_free(m);
+  fixture_free(&f);
+}
+
+static const harness_test tests[] = {
+    {"test_shard_output_is_identical_with_1_and_2_threads",
+     test_shard_output_is_identical_with_1_and_2_threads},
+    {"test_shard_round_robin_shards_verify", test_shard_round_robin_shards_verify},
+    {"test_shard_refuses_bad_input_with_one_clear_line",
+     test_shard_refuses_bad_input_with_one_clear_line},
+    {"test_corpus_open_names_both_hashes_on_vocab_mismatch",
+     test_corpus_open_names_both_hashes_on_vocab_mismatch},
+    {"test_shard_verify_names_a_damaged_shard", test_shard_verify_names_a_damaged_shard},
+    {NULL, NULL},
+};
+const harness_suite corpus_shard_writer_suite = {"shard_writer", tests};

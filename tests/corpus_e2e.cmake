@@ -1,0 +1,12 @@
+# End-to-end corpus tests through the ddpt executable, run by Debian's own
+# /usr/bin/python3 (which has plyvel): fortunes -> vocab -> shards ->
+# sample/verify, and the shards read back by plyvel from the documented
+# record format. scripts/install-deps.sh installs what they need.
+add_test(NAME corpus_e2e_fortunes
+         COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/corpus/e2e_shard_fortunes.py
+                 $<TARGET_FILE:ddpt_cli>)
+set_tests_properties(corpus_e2e_fortunes PROPERTIES LABELS "e2e" TIMEOUT 120)
+add_test(NAME corpus_plyvel_records
+         COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/corpus/plyvel_records.py
+                 $<TARGET_FILE:ddpt_cli>)
+set_tests_properties(corpus_plyvel_records PROPERTIES LABELS "e2e" TIMEOUT 60)
