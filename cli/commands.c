@@ -6,6 +6,7 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_ckpt(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_vocab(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
@@ -64,6 +65,22 @@ const cli_command cli_commands[] = {
      "--state loads the per-shard data state from FILE if it exists and saves it\n"
      "after the last step.\n",
      cmd_corpus},
+    {"ckpt", "inspect, verify and compare checkpoints",
+     "usage: ddpt ckpt info FILE\n"
+     "       ddpt ckpt verify FILE\n"
+     "       ddpt ckpt diff A B\n"
+     "info prints the root attributes (step, tokens_seen, world_size, seed,\n"
+     "model_type, ddpt version, created, config) and every dataset with its type,\n"
+     "shape and L2 norm. verify reads every dataset in full, so every Fletcher-32\n"
+     "checksum is checked, and checks the attributes, the element types and that\n"
+     "optim/m and optim/v match params name for name and shape for shape; it exits\n"
+     "0 when the file is sound, 1 naming the first dataset at fault otherwise.\n"
+     "diff compares the datasets of A and B by path and prints each one's maximum\n"
+     "absolute difference, shapes that differ and paths present in only one file\n"
+     "(attributes are not compared). Exit status: 0 when A and B hold the same\n"
+     "datasets bit for bit, 1 when they differ (or one cannot be read: then one\n"
+     "line on stderr says why). See docs/checkpoint.md.\n",
+     cmd_ckpt},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -16,3 +16,7 @@ int storage_library_matches_headers(void) {
   if (H5get_libversion(&major, &minor, &release) < 0) return 0;
   return major == H5_VERS_MAJOR && minor == H5_VERS_MINOR && release == H5_VERS_RELEASE;
 }
+
+long storage_open_object_count(void) {
+  return (long)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+}

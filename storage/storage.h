@@ -12,4 +12,9 @@ void storage_library_version(char *buf, size_t size);
  * compiled against (H5check_version's condition, without its abort). */
 int storage_library_matches_headers(void);
 
+/* HDF5 objects (files, groups, datasets, attributes, types) open in this
+ * process. Every storage function closes what it opens, so tests expect 0
+ * between calls. */
+long storage_open_object_count(void);
+
 #endif

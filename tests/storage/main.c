@@ -2,8 +2,12 @@
 #include "harness_impl.h"
 
 extern const harness_suite storage_library_suite;
+extern const harness_suite storage_ckpt_file_suite;
+extern const harness_suite storage_ckpt_dir_suite;
+extern const harness_suite storage_ckpt_cli_suite;
 
 int main(void) {
-  const harness_suite *suites[] = {&storage_library_suite, NULL};
+  const harness_suite *suites[] = {&storage_library_suite, &storage_ckpt_file_suite, &storage_ckpt_dir_suite,
+                                     &storage_ckpt_cli_suite, NULL};
   return harness_run(suites);
 }

@@ -1,0 +1,195 @@
+/* Checkpoints: HDF5 files of named float32 tensors, int64 arrays and root
+ * attributes, and the run directory that holds them (atomic commit, LATEST,
+ * keep-K pruning, fallback to the newest valid file). docs/checkpoint.md
+ * describes the layout and the commit protocol.
+ *
+ * Conventions:
+ *  1. Statuses and messages as util/status.h: an int status, and a malloc'd
+ *     one-line message through the last argument `char **err`.
+ *  2. Tensors are float32 in C order and PyTorch shape. A ckpt_tensor or
+ *     ckpt_array borrows the caller's buffer for the length of one call and
+ *     nothing keeps it afterwards; ckpt_writer_begin copies what it needs
+ *     before it returns.
+ *  3. A tensor name is one HDF5 link name: any bytes but '/', not empty and
+ *     not "." ("bert.encoder.layer.0.attention.self.query.weight" is fine).
+ *     Paths inside a file are relative to its root: "params/<name>",
+ *     "optim/m/<name>", "data/cursor".
+ *  4. Each function that hands back memory says who frees it; every free,
+ *     clear and close function accepts NULL (or a zeroed struct) as a no-op.
+ *  5. Storage knows nothing of models: which names exist and what shapes they
+ *     have is the caller's business; storage only checks what it is given.
+ */
+#ifndef DDPT_STORAGE_CKPT_H
+#define DDPT_STORAGE_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+  CKPT_FORMAT_VERSION = 1, /* root attribute format_version of the files we write */
+  CKPT_NDIM_MAX = 8,
+};
+
+#define CKPT_FORMAT_NAME "ddpt-checkpoint"
+
+/* A named tensor. Writing reads data; loading fills it. */
+typedef struct ckpt_tensor {
+  const char *name;
+  int ndim;                     /* 1..CKPT_NDIM_MAX */
+  size_t shape[CKPT_NDIM_MAX]; /* all > 0 */
+  float *data;                  /* (prod shape) */
+} ckpt_tensor;
+
+/* An int64 dataset at a path such as "data/cursor" (rows of shard, epoch,
+ * position) or "rng/dropout"; groups on the way are created. */
+typedef struct ckpt_array {
+  const char *path;
+  int ndim;
+  size_t shape[CKPT_NDIM_MAX];
+  const int64_t *data;
+} ckpt_array;
+
+/* Root attributes the caller supplies. format, format_version, the ddpt
+ * version and the creation time (UTC) are added by the writer. */
+typedef struct ckpt_meta {
+  int64_t step, tokens_seen, world_size;
+  uint64_t seed;
+  const char *model_type; /* "bert" */
+  const char *config;     /* the full resolved config text */
+} ckpt_meta;
+
+/* Everything one checkpoint holds. n_optim_m = n_optim_v = 0 writes no
+ * /optim group (a weights-only file). */
+typedef struct ckpt_content {
+  ckpt_meta meta;
+  const ckpt_tensor *params;
+  size_t n_params;
+  const ckpt_tensor *optim_m, *optim_v;
+  size_t n_optim_m, n_optim_v;
+  const ckpt_array *arrays;
+  size_t n_arrays;
+} ckpt_content;
+
+/* ---------------------------------------------------------------- one file */
+
+/* Writes c to path, which must not exist, then closes and fsyncs it. Not
+ * atomic by itself: ckpt_dir_commit is. On failure path is removed. */
+int ckpt_file_write(const char *path, const ckpt_content *c, char **err);
+
+typedef struct ckpt_file ckpt_file;
+
+/* Opens an existing checkpoint read-only; close with ckpt_file_close. Fails
+ * on a missing, truncated or non-HDF5 file. */
+int ckpt_file_open(const char *path, ckpt_file **out, char **err);
+void ckpt_file_close(ckpt_file *f);
+const char *ckpt_file_path(const ckpt_file *f);
+
+/* Root attributes as read back. Strings are malloc'd; ckpt_header_clear
+ * frees them. */
+typedef struct ckpt_header {
+  char *format;
+  int64_t format_version, step, tokens_seen, world_size;
+  uint64_t seed;
+  char *model_type, *config, *ddpt_version, *created;
+} ckpt_header;
+
+/* Reads the root attributes; fails (ST_CORRUPT/ST_MISMATCH) when one is
+ * missing, format is not CKPT_FORMAT_NAME or format_version is newer than
+ * this build reads. On failure *out is zeroed. */
+int ckpt_file_read_header(ckpt_file *f, ckpt_header *out, char **err);
+void ckpt_header_clear(ckpt_header *h);
+
+typedef enum { CKPT_FLOAT32, CKPT_INT64, CKPT_OTHER } ckpt_dtype;
+
+typedef struct ckpt_entry {
+  char *path;       /* "params/bert.embeddings.word_embeddings.weight" */
+  ckpt_dtype dtype; /* of the stored data */
+  int ndim;
+  size_t shape[CKPT_NDIM_MAX];
+  size_t count;    /* elements */
+  int checksummed; /* nonzero when the Fletcher-32 filter covers it */
+} ckpt_entry;
+
+/* Every dataset in the file, in creation order within each group (name
+ * order for files written without creation-order tracking). *out is a
+ * malloc'd array of *n entries; free with ckpt_entries_free. */
+int ckpt_file_list(ckpt_file *f, ckpt_entry **out, size_t *n, char **err);
+void ckpt_entries_free(ckpt_entry *e, size_t n);
+
+/* Reads the whole dataset at path into dst, which holds count elements;
+ * count must equal the dataset's. A checksum error fails naming path. */
+int ckpt_file_read_float(ckpt_file *f, const char *path, float *dst, size_t count, char **err);
+int ckpt_file_read_int64(ckpt_file *f, const char *path, int64_t *dst, size_t count, char **err);
+
+/* Loading by name from a group ("params" to fine-tune; "optim/m" and
+ * "optim/v" too when resuming). Strict: the first target absent from the
+ * file, then the first file tensor not among the targets, fails the load.
+ * Not strict: those are listed in the report and the rest is loaded. A shape
+ * mismatch always fails, naming the tensor and both shapes. Every check runs
+ * before any target is written, so a load that fails a check leaves the
+ * targets untouched; one that fails reading (a checksum) may have filled some. */
+typedef struct ckpt_load_report {
+  char **missing;    /* (n_missing) target names the file lacks */
+  char **unexpected; /* (n_unexpected) file names no target asked for */
+  size_t n_missing, n_unexpected;
+  size_t n_loaded;
+} ckpt_load_report;
+
+/* report may be NULL; when given it is filled on success and also when a
+ * strict load fails on names (ckpt_load_report_clear frees it). */
+int ckpt_file_load(ckpt_file *f, const char *group, const ckpt_tensor *targets, size_t n,
+                   int strict, ckpt_load_report *report, char **err);
+void ckpt_load_report_clear(ckpt_load_report *r);
+
+/* Opens path and checks it whole: the header, every dataset read in full
+ * (so every Fletcher-32 checksum), tensors under params/ and optim/ being
+ * checksummed float32, and optim/m and optim/v matching params name for
+ * name and shape for shape. The message names the first dataset at fault. */
+int ckpt_file_verify(const char *path, char **err);
+
+/* ------------------------------------------------------ the run directory */
+
+/* Commits c as RUN_DIR/ckpt-<8-digit step>.h5: written under a hidden
+ * temporary name, fsynced, renamed, directory fsynced; then RUN_DIR/LATEST
+ * is replaced the same way, then ckpt_dir_prune(run_dir, keep). run_dir is
+ * created if missing (one level). *written, when written is not NULL,
+ * receives the malloc'd path of the new file (caller frees). A failure in
+ * pruning is returned, with a message saying the checkpoint is committed. */
+int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char **written,
+                    char **err);
+
+/* Keeps the newest keep checkpoints by step (keep <= 0 keeps all), every
+ * ckpt-XXXXXXXX.h5 with a ckpt-XXXXXXXX.h5.keep file beside it, and the one
+ * LATEST names; removes the other ckpt-*.h5 and temporary files left by
+ * writers that died. */
+int ckpt_dir_prune(const char *run_dir, int keep, char **err);
+
+/* The checkpoint to resume from. *path (malloc'd, caller frees) is LATEST's
+ * file when it verifies; otherwise the newest ckpt-*.h5 that does, and *note
+ * (malloc'd, caller frees; NULL when there was no fallback) says which file
+ * was damaged and why and which one is used instead. A directory with
+ * neither LATEST nor any ckpt-*.h5 gives ST_OK with *path NULL (a fresh
+ * start). ST_CORRUPT when checkpoints exist but none verifies. */
+int ckpt_dir_find_latest_valid(const char *run_dir, char **path, char **note, char **err);
+
+/* ------------------------------------------------- background commit */
+
+typedef struct ckpt_writer ckpt_writer;
+
+/* Copies c (names, attributes, every tensor and array) and starts a thread
+ * that runs ckpt_dir_commit(run_dir, copy, keep). Once it returns the caller
+ * may change or free everything c points to. Free with ckpt_writer_free.
+ * One commit at a time per run directory: temporary names are per process,
+ * so wait for (or free) the previous writer before beginning the next. */
+int ckpt_writer_begin(const char *run_dir, const ckpt_content *c, int keep, ckpt_writer **out,
+                      char **err);
+/* Nonzero once the commit has finished (successfully or not); never blocks. */
+int ckpt_writer_done(const ckpt_writer *w);
+/* Blocks until the commit has finished; returns its status and message, and
+ * in *written (when not NULL; malloc'd, caller frees) the committed path.
+ * Callable once. */
+int ckpt_writer_wait(ckpt_writer *w, char **written, char **err);
+/* Waits for a commit still running, then frees the writer and its copy. */
+void ckpt_writer_free(ckpt_writer *w);
+
+#endif

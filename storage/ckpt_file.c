@@ -1,0 +1,824 @@
+/* One checkpoint file through HDF5: writing a ckpt_content, listing and
+ * reading datasets, loading tensors by name, and the whole-file verify.
+ * HDF5's own error printing is off; its innermost message ends our lines. */
+#include "storage/ckpt.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "ddpt_version.h"
+#include "util/status.h"
+
+/* Fletcher-32 covers one chunk; small chunks localise damage and keep the
+ * read-modify cost of a chunk low, large ones cut per-chunk overhead. */
+enum { CHUNK_BYTES = 1 << 20 };
+
+struct ckpt_file {
+  hid_t id;
+  char *path;
+};
+
+/* Error stacks (and their printing) are per thread in a thread-safe HDF5,
+ * so every entry point silences the calling thread's stack. */
+static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+typedef struct {
+  char *buf;
+  size_t size;
+  int got;
+} h5_walk;
+
+static herr_t h5_take_innermost(unsigned n, const H5E_error2_t *e, void *data) {
+  (void)n;
+  h5_walk *w = data;
+  if (!w->got && e->desc && *e->desc) {
+    snprintf(w->buf, w->size, "%s", e->desc);
+    w->got = 1;
+  }
+  return 0;
+}
+
+/* The most specific message on the thread's HDF5 error stack (where the
+ * error was detected, e.g. "data error detected by Fletcher32 checksum"),
+ * then clears the stack. */
+static const char *h5_reason(char *buf, size_t size) {
+  h5_walk w = {buf, size, 0};
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_take_innermost, &w);
+  H5Eclear2(H5E_DEFAULT);
+  if (!w.got) snprintf(buf, size, "HDF5 error");
+  return buf;
+}
+
+static int name_is_valid(const char *name) {
+  return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0;
+}
+
+static void format_shape(char *buf, size_t size, int ndim, const size_t *shape) {
+  size_t at = (size_t)snprintf(buf, size, "[");
+  for (int i = 0; i < ndim && at < size; i++)
+    at += (size_t)snprintf(buf + at, size - at, i ? ", %zu" : "%zu", shape[i]);
+  if (at < size) snprintf(buf + at, size - at, "]");
+}
+
+static int shape_is_valid(int ndim, const size_t *shape) {
+  if (ndim < 1 || ndim > CKPT_NDIM_MAX) return 0;
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] == 0) return 0;
+  return 1;
+}
+
+/* Whole trailing dimensions and as many leading indices as fit CHUNK_BYTES;
+ * a dimension is split only when one index of it alone is too large. The
+ * split is even: HDF5 stores edge chunks at full size, so 768 rows in
+ * chunks of 341 would waste a third of the space; three chunks of 256 none. */
+static void chunk_dims(int ndim, const hsize_t *dims, size_t elem, hsize_t *chunk) {
+  for (int i = 0; i < ndim; i++) chunk[i] = dims[i];
+  for (int i = 0; i < ndim; i++) {
+    hsize_t rest = elem;
+    for (int j = i + 1; j < ndim; j++) rest *= chunk[j];
+    hsize_t fit = CHUNK_BYTES / rest;
+    if (fit >= 1) {
+      if (fit < dims[i]) {
+        hsize_t pieces = (dims[i] + fit - 1) / fit;
+        chunk[i] = (dims[i] + pieces - 1) / pieces;
+      }
+      return;
+    }
+    chunk[i] = 1;
+  }
+}
+
+/* ----------------------------------------------------------------- writing */
+
+static int write_dataset(hid_t loc, const char *name, hid_t filetype, hid_t memtype, size_t elem,
+                         int ndim, const size_t *shape, const void *data, const char *file,
+                         const char *shown, char **err) {
+  char why[256];
+  hid_t space = -1, dcpl = -1, dset = -1;
+  hsize_t dims[CKPT_NDIM_MAX], chunk[CKPT_NDIM_MAX];
+  if (!shape_is_valid(ndim, shape))
+    return status_set(err, ST_INVALID, "%s: %s: shape must have 1..%d sizes, all > 0", file, shown,
+                      CKPT_NDIM_MAX);
+  for (int i = 0; i < ndim; i++) dims[i] = shape[i];
+  chunk_dims(ndim, dims, elem, chunk);
+  const char *step = "create dataspace";
+  if ((space = H5Screate_simple(ndim, dims, NULL)) < 0) goto fail;
+  step = "set chunking and Fletcher-32";
+  if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0) goto fail;
+  if (H5Pset_chunk(dcpl, ndim, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0) goto fail;
+  step = "create dataset";
+  if ((dset = H5Dcreate2(loc, name, filetype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0) goto fail;
+  step = "write";
+  if (H5Dwrite(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) goto fail;
+  step = "close dataset";
+  hid_t d = dset;
+  dset = -1;
+  if (H5Dclose(d) < 0) goto fail;
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  return ST_OK;
+fail:
+  h5_reason(why, sizeof why);
+  if (dset >= 0) H5Dclose(dset);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  if (space >= 0) H5Sclose(space);
+  return status_set(err, ST_IO, "%s: %s: cannot %s (%s)", file, shown, step, why);
+}
+
+static int write_attr(hid_t loc, const char *name, hid_t filetype, hid_t memtype, const void *value,
+                      const char *file, char **err) {
+  char why[256];
+  hid_t space = -1, attr = -1;
+  if ((space = H5Screate(H5S_SCALAR)) < 0) goto fail;
+  if ((attr = H5Acreate2(loc, name, filetype, space, H5P_DEFAULT, H5P_DEFAULT)) < 0) goto fail;
+  if (H5Awrite(attr, memtype, value) < 0) goto fail;
+  H5Aclose(attr);
+  H5Sclose(space);
+  return ST_OK;
+fail:
+  h5_reason(why, sizeof why);
+  if (attr >= 0) H5Aclose(attr);
+  if (space >= 0) H5Sclose(space);
+  return status_set(err, ST_IO, "%s: cannot write attribute %s (%s)", file, name, why);
+}
+
+/* Variable-length UTF-8 strings, so that h5py reads them as str. */
+static int write_attr_string(hid_t loc, const char *name, const char *value, const char *file,
+                             char **err) {
+  hid_t type = H5Tcopy(H5T_C_S1);
+  if (type < 0 || H5Tset_size(type, H5T_VARIABLE) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
+    char why[256];
+    h5_reason(why, sizeof why);
+    if (type >= 0) H5Tclose(type);
+    return status_set(err, ST_IO, "%s: cannot make a string type (%s)", file, why);
+  }
+  const char *v = value ? value : "";
+  int rc = write_attr(loc, name, type, type, &v, file, err);
+  H5Tclose(type);
+  return rc;
+}
+
+static int write_root_attrs(hid_t file_id, const ckpt_meta *m, const char *file, char **err) {
+  char created[32];
+  time_t now = time(NULL);
+  struct tm utc;
+  gmtime_r(&now, &utc);
+  strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  int64_t version = CKPT_FORMAT_VERSION;
+  int rc;
+  if ((rc = write_attr_string(file_id, "format", CKPT_FORMAT_NAME, file, err))) return rc;
+  if ((rc = write_attr(file_id, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version, file, err)))
+    return rc;
+  if ((rc = write_attr(file_id, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step, file, err))) return rc;
+  if ((rc = write_attr(file_id, "tokens_seen", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->tokens_seen, file,
+                       err)))
+    return rc;
+  if ((rc = write_attr(file_id, "world_size", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->world_size, file,
+                       err)))
+    return rc;
+  if ((rc = write_attr(file_id, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed, file, err))) return rc;
+  if ((rc = write_attr_string(file_id, "model_type", m->model_type, file, err))) return rc;
+  if ((rc = write_attr_string(file_id, "config", m->config, file, err))) return rc;
+  if ((rc = write_attr_string(file_id, "ddpt_version", DDPT_VERSION " (git " DDPT_GIT_REVISION ")",
+                              file, err)))
+    return rc;
+  return write_attr_string(file_id, "created", created, file, err);
+}
+
+/* Opens the group at path (relative to loc), creating it and any group on
+ * the way with creation-order tracking, so listings follow write order. */
+static hid_t open_or_create_group(hid_t loc, const char *path, hid_t gcpl) {
+  char buf[1024];
+  if (strlen(path) >= sizeof buf) return -1;
+  strcpy(buf, path);
+  for (char *p = buf;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char saved = *p;
+    *p = '\0';
+    htri_t exists = H5Lexists(loc, buf, H5P_DEFAULT);
+    if (exists < 0) return -1;
+    if (!exists) {
+      hid_t g = H5Gcreate2(loc, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+      if (g < 0) return -1;
+      H5Gclose(g);
+    }
+    *p = saved;
+    if (saved == '\0') break;
+  }
+  return H5Gopen2(loc, path, H5P_DEFAULT);
+}
+
+static int write_tensor_group(hid_t file_id, hid_t gcpl, const char *group, const ckpt_tensor *t,
+                              size_t n, const char *file, char **err) {
+  char why[256];
+  hid_t g = open_or_create_group(file_id, group, gcpl);
+  if (g < 0)
+    return status_set(err, ST_IO, "%s: cannot create group /%s (%s)", file, group,
+                      h5_reason(why, sizeof why));
+  int rc = ST_OK;
+  for (size_t i = 0; i < n && rc == ST_OK; i++) {
+    assert(t[i].data);
+    char shown[1024];
+    snprintf(shown, sizeof shown, "%s/%s", group, t[i].name ? t[i].name : "(null)");
+    if (!name_is_valid(t[i].name)) {
+      rc = status_set(err, ST_INVALID, "%s: %s: a tensor name must be non-empty, not \".\" and without '/'",
+                      file, shown);
+      break;
+    }
+    rc = write_dataset(g, t[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float), t[i].ndim,
+                       t[i].shape, t[i].data, file, shown, err);
+  }
+  H5Gclose(g);
+  return rc;
+}
+
+static int write_array(hid_t file_id, hid_t gcpl, const ckpt_array *a, const char *file, char **err) {
+  char why[256], parent[1024];
+  assert(a->path && a->data);
+  const char *slash = strrchr(a->path, '/');
+  const char *leaf = slash ? slash + 1 : a->path;
+  if (a->path[0] == '/' || strlen(a->path) >= sizeof parent || !name_is_valid(leaf) ||
+      strncmp(a->path, "params/", 7) == 0 || strncmp(a->path, "optim/", 6) == 0)
+    return status_set(err, ST_INVALID,
+                      "%s: %s: an array path is relative, ends in a name and is outside params/ and optim/",
+                      file, a->path);
+  if (!slash) return write_dataset(file_id, leaf, H5T_STD_I64LE, H5T_NATIVE_INT64, sizeof(int64_t),
+                                   a->ndim, a->shape, a->data, file, a->path, err);
+  memcpy(parent, a->path, (size_t)(slash - a->path));
+  parent[slash - a->path] = '\0';
+  hid_t g = open_or_create_group(file_id, parent, gcpl);
+  if (g < 0)
+    return status_set(err, ST_IO, "%s: cannot create group /%s (%s)", file, parent,
+                      h5_reason(why, sizeof why));
+  int rc = write_dataset(g, leaf, H5T_STD_I64LE, H5T_NATIVE_INT64, sizeof(int64_t), a->ndim, a->shape,
+                         a->data, file, a->path, err);
+  H5Gclose(g);
+  return rc;
+}
+
+static int fsync_file(const char *path, char **err) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return status_set(err, ST_IO, "%s: cannot open to fsync: %s", path, strerror(errno));
+  if (fsync(fd) != 0) {
+    int e = errno;
+    close(fd);
+    return status_set(err, ST_IO, "%s: fsync failed: %s", path, strerror(e));
+  }
+  close(fd);
+  return ST_OK;
+}
+
+int ckpt_file_write(const char *path, const ckpt_content *c, char **err) {
+  assert(path && c);
+  assert(c->n_params == 0 || c->params);
+  assert(c->n_optim_m == 0 || c->optim_m);
+  assert(c->n_optim_v == 0 || c->optim_v);
+  assert(c->n_arrays == 0 || c->arrays);
+  h5_quiet();
+  char why[256];
+  int rc = ST_IO;
+  int created = 0;
+  hid_t fcpl = -1, fapl = -1, gcpl = -1, file_id = -1;
+  const unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+  if ((fcpl = H5Pcreate(H5P_FILE_CREATE)) < 0 || H5Pset_link_creation_order(fcpl, order) < 0 ||
+      (fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
+      /* The 1.8 object format: metadata checksums, readable by every HDF5 >= 1.8. */
+      H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
+      (gcpl = H5Pcreate(H5P_GROUP_CREATE)) < 0 || H5Pset_link_creation_order(gcpl, order) < 0) {
+    status_set(err, ST_IO, "%s: cannot set up HDF5 property lists (%s)", path, h5_reason(why, sizeof why));
+    goto fail;
+  }
+  if ((file_id = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl)) < 0) {
+    status_set(err, ST_IO, "%s: cannot create (%s)", path, h5_reason(why, sizeof why));
+    goto fail;
+  }
+  created = 1;
+  if ((rc = write_root_attrs(file_id, &c->meta, path, err))) goto fail;
+  if ((rc = write_tensor_group(file_id, gcpl, "params", c->params, c->n_params, path, err))) goto fail;
+  if (c->n_optim_m || c->n_optim_v) {
+    if ((rc = write_tensor_group(file_id, gcpl, "optim/m", c->optim_m, c->n_optim_m, path, err))) goto fail;
+    if ((rc = write_tensor_group(file_id, gcpl, "optim/v", c->optim_v, c->n_optim_v, path, err))) goto fail;
+  }
+  for (size_t i = 0; i < c->n_arrays; i++)
+    if ((rc = write_array(file_id, gcpl, &c->arrays[i], path, err))) goto fail;
+  hid_t fid = file_id;
+  file_id = -1;
+  if (H5Fclose(fid) < 0) {
+    rc = status_set(err, ST_IO, "%s: cannot close (%s)", path, h5_reason(why, sizeof why));
+    goto fail;
+  }
+  if ((rc = fsync_file(path, err))) goto fail;
+  H5Pclose(gcpl);
+  H5Pclose(fapl);
+  H5Pclose(fcpl);
+  return ST_OK;
+fail:
+  if (file_id >= 0) H5Fclose(file_id);
+  if (gcpl >= 0) H5Pclose(gcpl);
+  if (fapl >= 0) H5Pclose(fapl);
+  if (fcpl >= 0) H5Pclose(fcpl);
+  H5Eclear2(H5E_DEFAULT);
+  if (created) remove(path);
+  return rc ? rc : ST_IO;
+}
+
+/* ----------------------------------------------------------------- reading */
+
+int ckpt_file_open(const char *path, ckpt_file **out, char **err) {
+  assert(path && out);
+  h5_quiet();
+  *out = NULL;
+  char why[256];
+  if (access(path, R_OK) != 0) return status_set(err, ST_IO, "%s: cannot open: %s", path, strerror(errno));
+  hid_t id = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0)
+    return status_set(err, ST_CORRUPT, "%s: not a readable HDF5 file (%s); it may be truncated or damaged",
+                      path, h5_reason(why, sizeof why));
+  ckpt_file *f = calloc(1, sizeof *f);
+  if (!f || !(f->path = strdup(path))) {
+    free(f);
+    H5Fclose(id);
+    return status_set(err, ST_NOMEM, "%s: out of memory", path);
+  }
+  f->id = id;
+  *out = f;
+  return ST_OK;
+}
+
+void ckpt_file_close(ckpt_file *f) {
+  if (!f) return;
+  H5Fclose(f->id);
+  free(f->path);
+  free(f);
+}
+
+const char *ckpt_file_path(const ckpt_file *f) { return f->path; }
+
+static int read_attr(hid_t loc, const char *name, hid_t memtype, void *value, const char *file,
+                     char **err) {
+  char why[256];
+  hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+  if (attr < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return status_set(err, ST_CORRUPT, "%s: root attribute %s is missing; not a ddpt checkpoint?", file, name);
+  }
+  int rc = ST_OK;
+  if (H5Aread(attr, memtype, value) < 0)
+    rc = status_set(err, ST_CORRUPT, "%s: cannot read root attribute %s (%s)", file, name,
+                    h5_reason(why, sizeof why));
+  H5Aclose(attr);
+  return rc;
+}
+
+/* Reads a string attribute whether stored variable-length (ours, h5py's
+ * default) or fixed-length; *out is malloc'd. */
+static int read_attr_string(hid_t loc, const char *name, char **out, const char *file, char **err) {
+  char why[256];
+  *out = NULL;
+  hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+  if (attr < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return status_set(err, ST_CORRUPT, "%s: root attribute %s is missing; not a ddpt checkpoint?", file, name);
+  }
+  int rc = ST_CORRUPT;
+  hid_t ftype = H5Aget_type(attr), mtype = -1;
+  if (ftype < 0) goto fail;
+  if (H5Tget_class(ftype) != H5T_STRING) {
+    H5Tclose(ftype);
+    H5Aclose(attr);
+    return status_set(err, ST_CORRUPT, "%s: root attribute %s is not a string", file, name);
+  }
+  if (H5Tis_variable_str(ftype) > 0) {
+    char *s = NULL;
+    if ((mtype = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mtype, H5T_VARIABLE) < 0 ||
+        H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 || H5Aread(attr, mtype, &s) < 0)
+      goto fail;
+    *out = strdup(s ? s : "");
+    H5free_memory(s);
+  } else {
+    size_t size = H5Tget_size(ftype);
+    char *s = calloc(1, size + 1);
+    if (!s || (mtype = H5Tcopy(ftype)) < 0 || H5Aread(attr, mtype, s) < 0) {
+      free(s);
+      goto fail;
+    }
+    *out = s;
+  }
+  rc = *out ? ST_OK : ST_NOMEM;
+  H5Tclose(mtype);
+  H5Tclose(ftype);
+  H5Aclose(attr);
+  if (rc) return status_set(err, rc, "%s: out of memory reading attribute %s", file, name);
+  return ST_OK;
+fail:
+  h5_reason(why, sizeof why);
+  if (mtype >= 0) H5Tclose(mtype);
+  if (ftype >= 0) H5Tclose(ftype);
+  H5Aclose(attr);
+  return status_set(err, rc, "%s: cannot read root attribute %s (%s)", file, name, why);
+}
+
+void ckpt_header_clear(ckpt_header *h) {
+  if (!h) return;
+  free(h->format);
+  free(h->model_type);
+  free(h->config);
+  free(h->ddpt_version);
+  free(h->created);
+  memset(h, 0, sizeof *h);
+}
+
+int ckpt_file_read_header(ckpt_file *f, ckpt_header *out, char **err) {
+  assert(f && out);
+  h5_quiet();
+  memset(out, 0, sizeof *out);
+  const char *p = f->path;
+  int rc;
+  if ((rc = read_attr_string(f->id, "format", &out->format, p, err))) goto fail;
+  if (strcmp(out->format, CKPT_FORMAT_NAME) != 0) {
+    rc = status_set(err, ST_MISMATCH, "%s: format is \"%s\", not \"%s\"", p, out->format, CKPT_FORMAT_NAME);
+    goto fail;
+  }
+  if ((rc = read_attr(f->id, "format_version", H5T_NATIVE_INT64, &out->format_version, p, err))) goto fail;
+  if (out->format_version < 1 || out->format_version > CKPT_FORMAT_VERSION) {
+    rc = status_set(err, ST_MISMATCH,
+                    "%s: format_version %lld; this ddpt reads versions 1..%d (upgrade ddpt)", p,
+                    (long long)out->format_version, CKPT_FORMAT_VERSION);
+    goto fail;
+  }
+  if ((rc = read_attr(f->id, "step", H5T_NATIVE_INT64, &out->step, p, err))) goto fail;
+  if ((rc = read_attr(f->id, "tokens_seen", H5T_NATIVE_INT64, &out->tokens_seen, p, err))) goto fail;
+  if ((rc = read_attr(f->id, "world_size", H5T_NATIVE_INT64, &out->world_size, p, err))) goto fail;
+  if ((rc = read_attr(f->id, "seed", H5T_NATIVE_UINT64, &out->seed, p, err))) goto fail;
+  if ((rc = read_attr_string(f->id, "model_type", &out->model_type, p, err))) goto fail;
+  if ((rc = read_attr_string(f->id, "config", &out->config, p, err))) goto fail;
+  if ((rc = read_attr_string(f->id, "ddpt_version", &out->ddpt_version, p, err))) goto fail;
+  if ((rc = read_attr_string(f->id, "created", &out->created, p, err))) goto fail;
+  return ST_OK;
+fail:
+  ckpt_header_clear(out);
+  return rc;
+}
+
+void ckpt_entries_free(ckpt_entry *e, size_t n) {
+  if (!e) return;
+  for (size_t i = 0; i < n; i++) free(e[i].path);
+  free(e);
+}
+
+typedef struct {
+  ckpt_entry *e;
+  size_t n, cap;
+  int rc;
+  char **err;
+  const char *file;
+} list_ctx;
+
+static int describe_dataset(hid_t dset, ckpt_entry *e, const char *file, char **err) {
+  char why[256];
+  hid_t type = -1, space = -1, dcpl = -1;
+  if ((type = H5Dget_type(dset)) < 0 || (space = H5Dget_space(dset)) < 0 ||
+      (dcpl = H5Dget_create_plist(dset)) < 0)
+    goto fail;
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  e->dtype = CKPT_OTHER;
+  if (cls == H5T_FLOAT && size == 4) e->dtype = CKPT_FLOAT32;
+  if (cls == H5T_INTEGER && size == 8 && H5Tget_sign(type) == H5T_SGN_2) e->dtype = CKPT_INT64;
+  int ndim = H5Sget_simple_extent_ndims(space);
+  if (ndim < 0) goto fail;
+  if (ndim > CKPT_NDIM_MAX) {
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Tclose(type);
+    return status_set(err, ST_CORRUPT, "%s: %s has %d dimensions; ddpt handles at most %d", file, e->path,
+                      ndim, CKPT_NDIM_MAX);
+  }
+  hsize_t dims[CKPT_NDIM_MAX];
+  if (H5Sget_simple_extent_dims(space, dims, NULL) < 0) goto fail;
+  e->ndim = ndim;
+  e->count = 1;
+  for (int i = 0; i < ndim; i++) {
+    e->shape[i] = (size_t)dims[i];
+    e->count *= (size_t)dims[i];
+  }
+  int nfilters = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < nfilters; i++) {
+    unsigned flags, config;
+    size_t nelem = 0;
+    if (H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, 0, NULL, &config) == H5Z_FILTER_FLETCHER32)
+      e->checksummed = 1;
+  }
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Tclose(type);
+  return ST_OK;
+fail:
+  h5_reason(why, sizeof why);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  if (space >= 0) H5Sclose(space);
+  if (type >= 0) H5Tclose(type);
+  return status_set(err, ST_CORRUPT, "%s: %s: cannot read its description (%s)", file, e->path, why);
+}
+
+static herr_t list_visit(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+  list_ctx *c = data;
+  if (info->type != H5L_TYPE_HARD) return 0;
+  hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+  if (obj < 0) {
+    char why[256];
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s: cannot open (%s)", c->file, name, h5_reason(why, sizeof why));
+    return -1;
+  }
+  if (H5Iget_type(obj) != H5I_DATASET) {
+    H5Oclose(obj);
+    return 0;
+  }
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 64;
+    ckpt_entry *e = realloc(c->e, cap * sizeof *e);
+    if (!e) {
+      H5Oclose(obj);
+      c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory listing datasets", c->file);
+      return -1;
+    }
+    c->e = e;
+    c->cap = cap;
+  }
+  ckpt_entry *e = &c->e[c->n];
+  memset(e, 0, sizeof *e);
+  if (!(e->path = strdup(name))) {
+    H5Oclose(obj);
+    c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory listing datasets", c->file);
+    return -1;
+  }
+  c->n++;
+  c->rc = describe_dataset(obj, e, c->file, c->err);
+  H5Oclose(obj);
+  return c->rc ? -1 : 0;
+}
+
+int ckpt_file_list(ckpt_file *f, ckpt_entry **out, size_t *n, char **err) {
+  assert(f && out && n);
+  h5_quiet();
+  *out = NULL;
+  *n = 0;
+  list_ctx c = {NULL, 0, 0, ST_OK, err, f->path};
+  /* Our files track creation order in every group; others may not. */
+  if (H5Lvisit(f->id, H5_INDEX_CRT_ORDER, H5_ITER_INC, list_visit, &c) < 0 && c.rc == ST_OK) {
+    H5Eclear2(H5E_DEFAULT);
+    ckpt_entries_free(c.e, c.n);
+    c = (list_ctx){NULL, 0, 0, ST_OK, err, f->path};
+    if (H5Lvisit(f->id, H5_INDEX_NAME, H5_ITER_INC, list_visit, &c) < 0 && c.rc == ST_OK) {
+      char why[256];
+      c.rc = status_set(err, ST_CORRUPT, "%s: cannot list datasets (%s)", f->path, h5_reason(why, sizeof why));
+    }
+  }
+  if (c.rc) {
+    ckpt_entries_free(c.e, c.n);
+    return c.rc;
+  }
+  *out = c.e;
+  *n = c.n;
+  return ST_OK;
+}
+
+static int read_dataset(ckpt_file *f, const char *path, hid_t memtype, void *dst, size_t count, char **err) {
+  char why[256];
+  hid_t dset = H5Dopen2(f->id, path, H5P_DEFAULT);
+  if (dset < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return status_set(err, ST_INVALID, "%s: no dataset %s", f->path, path);
+  }
+  int rc = ST_OK;
+  hid_t space = H5Dget_space(dset);
+  hssize_t have = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+  if (have < 0)
+    rc = status_set(err, ST_CORRUPT, "%s: %s: cannot read its size (%s)", f->path, path, h5_reason(why, sizeof why));
+  else if ((size_t)have != count)
+    rc = status_set(err, ST_MISMATCH, "%s: %s holds %lld elements, the caller expects %zu", f->path, path,
+                    (long long)have, count);
+  else if (H5Dread(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+    rc = status_set(err, ST_CORRUPT, "%s: %s: cannot read (%s); the file is damaged", f->path, path,
+                    h5_reason(why, sizeof why));
+  if (space >= 0) H5Sclose(space);
+  H5Dclose(dset);
+  return rc;
+}
+
+int ckpt_file_read_float(ckpt_file *f, const char *path, float *dst, size_t count, char **err) {
+  assert(f && path && dst);
+  h5_quiet();
+  return read_dataset(f, path, H5T_NATIVE_FLOAT, dst, count, err);
+}
+
+int ckpt_file_read_int64(ckpt_file *f, const char *path, int64_t *dst, size_t count, char **err) {
+  assert(f && path && dst);
+  h5_quiet();
+  return read_dataset(f, path, H5T_NATIVE_INT64, dst, count, err);
+}
+
+/* ----------------------------------------------------------------- loading */
+
+void ckpt_load_report_clear(ckpt_load_report *r) {
+  if (!r) return;
+  for (size_t i = 0; i < r->n_missing; i++) free(r->missing[i]);
+  for (size_t i = 0; i < r->n_unexpected; i++) free(r->unexpected[i]);
+  free(r->missing);
+  free(r->unexpected);
+  memset(r, 0, sizeof *r);
+}
+
+/* The entry's name within group ("params/x" in "params" is "x"), or NULL
+ * when it is not a direct child of group. */
+static const char *name_in_group(const ckpt_entry *e, const char *group) {
+  size_t g = strlen(group);
+  if (strncmp(e->path, group, g) != 0 || e->path[g] != '/') return NULL;
+  const char *name = e->path + g + 1;
+  return strchr(name, '/') ? NULL : name;
+}
+
+int ckpt_file_load(ckpt_file *f, const char *group, const ckpt_tensor *targets, size_t n, int strict,
+                   ckpt_load_report *report, char **err) {
+  assert(f && group && (n == 0 || targets));
+  ckpt_load_report r = {0};
+  ckpt_entry *e = NULL;
+  size_t ne = 0;
+  size_t *match = NULL; /* (n) entry index for each target, or ne when missing */
+  char *used = NULL;    /* (ne) nonzero when some target takes the entry */
+  char a[256], b[256];
+  int names_failed = 0;
+  int rc = ckpt_file_list(f, &e, &ne, err);
+  if (rc) return rc;
+  if (!(match = malloc((n + 1) * sizeof *match)) || !(used = calloc(ne + 1, 1)) ||
+      !(r.missing = calloc(n + 1, sizeof *r.missing)) || !(r.unexpected = calloc(ne + 1, sizeof *r.unexpected))) {
+    rc = status_set(err, ST_NOMEM, "%s: out of memory loading /%s", f->path, group);
+    goto fail;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const ckpt_tensor *t = &targets[i];
+    assert(t->name && t->data && shape_is_valid(t->ndim, t->shape));
+    match[i] = ne;
+    for (size_t j = 0; j < ne; j++) {
+      const char *name = name_in_group(&e[j], group);
+      if (name && strcmp(name, t->name) == 0) {
+        match[i] = j;
+        break;
+      }
+    }
+    if (match[i] == ne) {
+      if (!(r.missing[r.n_missing] = strdup(t->name))) goto nomem;
+      r.n_missing++;
+      continue;
+    }
+    const ckpt_entry *m = &e[match[i]];
+    used[match[i]] = 1;
+    int same = m->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = m->shape[d] == t->shape[d];
+    if (!same) {
+      format_shape(a, sizeof a, m->ndim, m->shape);
+      format_shape(b, sizeof b, t->ndim, t->shape);
+      rc = status_set(err, ST_MISMATCH, "%s: %s has shape %s in the checkpoint but %s in the model", f->path,
+                      m->path, a, b);
+      goto fail;
+    }
+    if (m->dtype != CKPT_FLOAT32) {
+      rc = status_set(err, ST_MISMATCH, "%s: %s is not float32", f->path, m->path);
+      goto fail;
+    }
+  }
+  for (size_t j = 0; j < ne; j++) {
+    const char *name = name_in_group(&e[j], group);
+    if (!name || used[j]) continue;
+    if (!(r.unexpected[r.n_unexpected] = strdup(name))) goto nomem;
+    r.n_unexpected++;
+  }
+  if (strict && (r.n_missing || r.n_unexpected)) {
+    names_failed = 1;
+    if (r.n_missing)
+      rc = status_set(err, ST_MISMATCH, "%s: %s/%s is missing from the checkpoint (strict load; %zu missing, %zu unexpected)",
+                      f->path, group, r.missing[0], r.n_missing, r.n_unexpected);
+    else
+      rc = status_set(err, ST_MISMATCH, "%s: %s/%s is not a tensor of the model (strict load; %zu unexpected)",
+                      f->path, group, r.unexpected[0], r.n_unexpected);
+    goto fail;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (match[i] == ne) continue;
+    if ((rc = ckpt_file_read_float(f, e[match[i]].path, targets[i].data, e[match[i]].count, err))) goto fail;
+    r.n_loaded++;
+  }
+  free(used);
+  free(match);
+  ckpt_entries_free(e, ne);
+  if (report) *report = r;
+  else ckpt_load_report_clear(&r);
+  return ST_OK;
+nomem:
+  rc = status_set(err, ST_NOMEM, "%s: out of memory loading /%s", f->path, group);
+fail:
+  free(used);
+  free(match);
+  ckpt_entries_free(e, ne);
+  if (report && names_failed) *report = r;
+  else ckpt_load_report_clear(&r);
+  return rc;
+}
+
+/* ----------------------------------------------------------------- verify */
+
+static const ckpt_entry *find_entry(const ckpt_entry *e, size_t n, const char *path) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(e[i].path, path) == 0) return &e[i];
+  return NULL;
+}
+
+static int same_shape(const ckpt_entry *a, const ckpt_entry *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d]) return 0;
+  return 1;
+}
+
+/* optim/m and optim/v hold one tensor per parameter, of its shape. */
+static int verify_optim(const char *file, const ckpt_entry *e, size_t n, char **err) {
+  static const char *const moments[] = {"optim/m", "optim/v"};
+  char path[1100], a[256], b[256];
+  for (size_t i = 0; i < n; i++) {
+    const char *name = name_in_group(&e[i], "params");
+    if (!name) continue;
+    for (int k = 0; k < 2; k++) {
+      snprintf(path, sizeof path, "%s/%s", moments[k], name);
+      const ckpt_entry *m = find_entry(e, n, path);
+      if (!m) return status_set(err, ST_CORRUPT, "%s: %s has no %s", file, e[i].path, path);
+      if (!same_shape(m, &e[i])) {
+        format_shape(a, sizeof a, m->ndim, m->shape);
+        format_shape(b, sizeof b, e[i].ndim, e[i].shape);
+        return status_set(err, ST_CORRUPT, "%s: %s has shape %s but %s has %s", file, path, a, e[i].path, b);
+      }
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 2; k++) {
+      const char *name = name_in_group(&e[i], moments[k]);
+      if (!name) continue;
+      snprintf(path, sizeof path, "params/%s", name);
+      if (!find_entry(e, n, path)) return status_set(err, ST_CORRUPT, "%s: %s has no %s", file, e[i].path, path);
+    }
+  return ST_OK;
+}
+
+int ckpt_file_verify(const char *path, char **err) {
+  assert(path);
+  ckpt_file *f = NULL;
+  ckpt_header h = {0};
+  ckpt_entry *e = NULL;
+  size_t n = 0;
+  void *buf = NULL;
+  int rc;
+  if ((rc = ckpt_file_open(path, &f, err))) return rc;
+  if ((rc = ckpt_file_read_header(f, &h, err))) goto done;
+  if ((rc = ckpt_file_list(f, &e, &n, err))) goto done;
+  size_t most = 0, n_params = 0, n_optim = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (e[i].count > most) most = e[i].count;
+    int tensor = strncmp(e[i].path, "params/", 7) == 0 || strncmp(e[i].path, "optim/", 6) == 0;
+    n_params += strncmp(e[i].path, "params/", 7) == 0;
+    n_optim += strncmp(e[i].path, "optim/", 6) == 0;
+    if (e[i].dtype == CKPT_OTHER || (tensor && e[i].dtype != CKPT_FLOAT32)) {
+      rc = status_set(err, ST_CORRUPT, "%s: %s has an unexpected element type (want %s)", path, e[i].path,
+                      tensor ? "float32" : "float32 or int64");
+      goto done;
+    }
+    if (!e[i].checksummed) {
+      rc = status_set(err, ST_CORRUPT, "%s: %s has no Fletcher-32 checksum", path, e[i].path);
+      goto done;
+    }
+  }
+  if (n_params == 0) {
+    rc = status_set(err, ST_CORRUPT, "%s: no tensors under /params", path);
+    goto done;
+  }
+  if (n_optim && (rc = verify_optim(path, e, n, err))) goto done;
+  if (most && !(buf = malloc(most * 8))) {
+    rc = status_set(err, ST_NOMEM, "%s: out of memory for a %zu-element dataset", path, most);
+    goto done;
+  }
+  for (size_t i = 0; i < n && rc == ST_OK; i++)
+    rc = e[i].dtype == CKPT_FLOAT32 ? ckpt_file_read_float(f, e[i].path, buf, e[i].count, err)
+                                    : ckpt_file_read_int64(f, e[i].path, buf, e[i].count, err);
+done:
+  free(buf);
+  ckpt_entries_free(e, n);
+  ckpt_header_clear(&h);
+  ckpt_file_close(f);
+  return rc;
+}
