@@ -11,6 +11,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_vocab(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
 int cmd_corpus(int argc, char **argv);
+int cmd_model(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 const cli_command cli_commands[] = {
     {"help", "show commands, or one command's options",
@@ -65,6 +67,28 @@ const cli_command cli_commands[] = {
      "--state loads the per-shard data state from FILE if it exists and saves it\n"
      "after the last step.\n",
      cmd_corpus},
+    {"model", "a model's parameter count and memory for a batch size",
+     "usage: ddpt model info [--preset NAME] [--config config.json] [--set KEY=VALUE]...\n"
+     "                       [--batch B] [--seq-len L] [--max-predictions P]\n"
+     "Prints the parameter count and the memory of parameters, gradients, Adam\n"
+     "state and activations for batches of B x L (default 8 x 128) with up to P\n"
+     "predicted tokens per sequence (default L/5). --preset: bert-tiny, bert-mini,\n"
+     "bert-small, bert-medium, bert-base (default). --config reads a HuggingFace\n"
+     "config.json; --set overrides one field by its config.json key\n"
+     "(num_hidden_layers=6, hidden_dropout_prob=0, nsp=false, ...).\n",
+     cmd_model},
+    {"bench", "time full training steps on synthetic batches",
+     "usage: ddpt bench train [--preset NAME] [--config config.json] [--set KEY=VALUE]...\n"
+     "                        [--batch B] [--seq-len L] [--threads T] [--steps K]\n"
+     "                        [--warmup W] [--seed S]\n"
+     "Times K (default 5) training steps after W (default 1) warm-up steps:\n"
+     "forward, backward and an AdamW update, on synthetic batches of B x L\n"
+     "(default 8 x 128) with 15% of tokens predicted. Prints one JSON line:\n"
+     "config, parameter count, median step time, tokens/s, model FLOP/s, the\n"
+     "sgemm throughput measured on this machine, peak RSS against the predicted\n"
+     "memory, and the OpenBLAS kernel in use. --threads (default: all CPUs) sets\n"
+     "OpenBLAS and OpenMP threads.\n",
+     cmd_bench},
     {"ckpt", "inspect, verify and compare checkpoints",
      "usage: ddpt ckpt info FILE\n"
      "       ddpt ckpt verify FILE\n"

@@ -2,8 +2,12 @@
 #include "harness_impl.h"
 
 extern const harness_suite trainer_blas_suite;
+extern const harness_suite trainer_optimizer_suite;
+extern const harness_suite trainer_params_suite;
+extern const harness_suite trainer_layers_suite;
+extern const harness_suite trainer_bert_suite;
 
 int main(void) {
-  const harness_suite *suites[] = {&trainer_blas_suite, NULL};
+  const harness_suite *suites[] = {&trainer_blas_suite, &trainer_optimizer_suite, &trainer_params_suite, &trainer_layers_suite, &trainer_bert_suite, NULL};
   return harness_run(suites);
 }

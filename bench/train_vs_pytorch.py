@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""Tokens/s of a full BERT training step (forward, backward, AdamW): ddpt
+(`ddpt bench train`) side by side with the same model in PyTorch, same
+threads, same batch shape, dropout on, in the same run.
+
+PyTorch is measured twice: as installed, and with OPENBLAS_CORETYPE set to the
+OpenBLAS kernel ddpt ran with (the fair baseline: Debian's torch computes its
+GEMMs with the same OpenBLAS). The PyTorch model is tests/parity/
+bert_reference.py, HuggingFace's BertForPreTraining structure (its MLM decoder
+runs at every position, as HuggingFace's does).
+
+usage: bench/train_vs_pytorch.py [--ddpt build/ddpt] [--presets bert-tiny,bert-small,bert-base]
+                                 [--threads 1,2] [--seq-len 128] [--steps 3] [--warmup 1]
+                                 [--no-torch]
+Needs Debian's /usr/bin/python3 with python3-torch. Prints one JSON line per
+measurement to stderr and a table to stdout. A shared machine gives noisy
+figures: the table starts and ends with the load average.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BATCH = {"bert-tiny": 32, "bert-mini": 32, "bert-small": 16, "bert-medium": 16, "bert-base": 8}
+
+
+def torch_worker(preset, batch, seq_len, threads, steps, warmup):
+    import torch
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "parity"))
+    import bert_reference as ref
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    c = ref.preset(preset)
+    model = ref.BertForPreTraining(c)
+    ref.init_weights(model)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, c.vocab_size, (batch, seq_len), generator=g)
+    seg = (torch.arange(seq_len) >= seq_len // 2).long().expand(batch, seq_len).contiguous()
+    mask = torch.ones(batch, seq_len, dtype=torch.long)
+    labels = torch.full((batch, seq_len), -100, dtype=torch.long)
+    per_seq = (seq_len * 15 + 50) // 100
+    for b in range(batch):
+        pos = 1 + torch.randperm(seq_len - 1, generator=g)[:per_seq]
+        labels[b, pos] = torch.randint(0, c.vocab_size, (per_seq,), generator=g)
+    nsp = torch.randint(0, 2, (batch,), generator=g)
+    times = []
+    for step in range(warmup + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model(ids, seg, mask, labels, nsp)
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if step >= warmup:
+            times.append(dt)
+    med = statistics.median(times)
+    import resource
+    print(json.dumps({"bench": "train", "impl": "pytorch", "torch": torch.__version__,
+                      "preset": preset, "batch": batch, "seq_len": seq_len, "threads": threads,
+                      "steps": steps, "step_time_median_s": med, "step_time_min_s": min(times),
+                      "tokens_per_s": batch * seq_len / med,
+                      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}))
+
+
+def run_json(cmd, env):
+    out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+    line = [l for l in out.splitlines() if l.startswith("{")][-1]
+    print(line, file=sys.stderr)
+    return json.loads(line)
+
+
+def load():
+    return open("/proc/loadavg").read().split()[:3]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ddpt", default=os.path.join(HERE, "..", "build", "ddpt"))
+    ap.add_argument("--presets", default="bert-tiny,bert-small,bert-base")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--torch-worker", nargs=4, metavar=("PRESET", "BATCH", "SEQ_LEN", "THREADS"))
+    a = ap.parse_args()
+    if a.torch_worker:
+        p, b, l, t = a.torch_worker
+        torch_worker(p, int(b), int(l), int(t), a.steps, a.warmup)
+        return
+
+    print(f"load average at start: {' '.join(load())}  (cpus: {os.cpu_count()})")
+    rows = []
+    for preset in a.presets.split(","):
+        batch = BATCH[preset]
+        for threads in [int(t) for t in a.threads.split(",")]:
+            base_env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+            base_env["OMP_NUM_THREADS"] = str(threads)
+            d = run_json([a.ddpt, "bench", "train", "--preset", preset, "--batch", str(batch),
+                          "--seq-len", str(a.seq_len), "--threads", str(threads),
+                          "--steps", str(a.steps), "--warmup", str(a.warmup)], base_env)
+            row = {"preset": preset, "batch": batch, "threads": threads, "ddpt": d}
+            if not a.no_torch:
+                worker = [sys.executable, os.path.abspath(__file__), "--steps", str(a.steps),
+                          "--warmup", str(a.warmup), "--torch-worker", preset, str(batch),
+                          str(a.seq_len), str(threads)]
+                row["torch"] = run_json(worker, base_env)
+                fair_env = dict(base_env, OPENBLAS_CORETYPE=d["blas_kernel"])
+                row["torch_fair"] = run_json(worker, fair_env)
+            rows.append(row)
+
+    hdr = (f"{'model':<11} {'B':>3} {'thr':>3} | {'ddpt tok/s':>10} {'s/step':>7} | "
+           f"{'torch tok/s':>11} {'s/step':>7} | {'torch fair':>10} {'s/step':>7} | "
+           f"{'speedup':>7} | {'MFU':>5} {'work MFU':>8} {'sgemm GF/s':>10} | {'RSS/pred':>8} | kernel")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        d = r["ddpt"]
+        t, f = r.get("torch"), r.get("torch_fair")
+        tt = f"{t['tokens_per_s']:>11.0f} {t['step_time_median_s']:>7.2f}" if t else f"{'-':>11} {'-':>7}"
+        ff = f"{f['tokens_per_s']:>10.0f} {f['step_time_median_s']:>7.2f}" if f else f"{'-':>10} {'-':>7}"
+        sp = f"{d['tokens_per_s'] / f['tokens_per_s']:>6.2f}x" if f else f"{'-':>7}"
+        print(f"{r['preset']:<11} {r['batch']:>3} {r['threads']:>3} | {d['tokens_per_s']:>10.0f} "
+              f"{d['step_time_median_s']:>7.2f} | {tt} | {ff} | {sp} | {d['mfu_vs_sgemm']:>5.2f} "
+              f"{d['work_mfu_vs_sgemm']:>8.2f} {d['sgemm_gflops_per_s']:>10.1f} | "
+              f"{d['rss_over_predicted']:>8.2f} | {d['blas_kernel']}")
+    print(f"load average at end: {' '.join(load())}")
+    print("speedup: ddpt tokens/s over PyTorch with OPENBLAS_CORETYPE set to ddpt's kernel. "
+          "MFU: (6 x parameters x tokens + attention) per second over the sgemm GFLOP/s ddpt "
+          "measured; work MFU counts the FLOPs a step must do (MLM head at predicted tokens only).")
+
+
+if __name__ == "__main__":
+    main()

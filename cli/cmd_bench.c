@@ -1,0 +1,211 @@
+/* `ddpt bench train`: times full training steps (forward, backward, AdamW)
+ * of a BERT on synthetic batches and prints one JSON line, so that scripts
+ * (bench/) can put ddpt side by side with PyTorch. */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "trainer/bert.h"
+#include "trainer/blas.h"
+#include "trainer/optimizer.h"
+#include "util/rng.h"
+#include "util/status.h"
+#include "util/timer.h"
+
+enum { MAX_SETS = 32, MAX_STEPS = 1000 };
+
+static int parse_size(const char *what, const char *arg, size_t *out) {
+  char *end;
+  unsigned long long v = strtoull(arg, &end, 10);
+  if (!*arg || *end || arg[0] == '-' || v == 0 || v > (1ull << 40))
+    return cli_usage_error("bench", "%s: '%s' is not a positive integer", what, arg);
+  *out = (size_t)v;
+  return CLI_EXIT_OK;
+}
+
+/* Random ids, two segments, no padding, round(15%) predicted positions per
+ * sequence (distinct, [CLS] excluded), random NSP labels. */
+typedef struct synth {
+  int32_t *ids, *segs, *mask, *labels, *nsp;
+} synth;
+
+static int synth_make(synth *s, const bert_config *cfg, size_t B, size_t L, size_t max_pred,
+                      uint64_t seed) {
+  size_t N = B * L;
+  s->ids = malloc(N * sizeof(int32_t));
+  s->segs = malloc(N * sizeof(int32_t));
+  s->mask = malloc(N * sizeof(int32_t));
+  s->labels = malloc(N * sizeof(int32_t));
+  s->nsp = malloc(B * sizeof(int32_t));
+  if (!s->ids || !s->segs || !s->mask || !s->labels || !s->nsp) return -1;
+  rng_stream r;
+  rng_stream_init(&r, seed, 0xbe7c4, 0, 0);
+  size_t per_seq = (L * 15 + 50) / 100;
+  if (per_seq > max_pred) per_seq = max_pred;
+  if (per_seq >= L) per_seq = L - 1;
+  for (size_t b = 0; b < B; b++) {
+    for (size_t t = 0; t < L; t++) {
+      size_t i = b * L + t;
+      s->ids[i] = (int32_t)rng_next_below(&r, (uint32_t)cfg->vocab_size);
+      s->segs[i] = t >= L / 2 && cfg->type_vocab > 1;
+      s->mask[i] = 1;
+      s->labels[i] = -1;
+    }
+    for (size_t k = 0; k < per_seq;) {
+      size_t t = 1 + rng_next_below(&r, (uint32_t)(L - 1));
+      if (s->labels[b * L + t] >= 0) continue;
+      s->labels[b * L + t] = (int32_t)rng_next_below(&r, (uint32_t)cfg->vocab_size);
+      k++;
+    }
+    s->nsp[b] = (int32_t)rng_next_below(&r, 2);
+  }
+  return 0;
+}
+
+static void synth_free(synth *s) {
+  free(s->ids), free(s->segs), free(s->mask), free(s->labels), free(s->nsp);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int bench_train(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"preset", required_argument, NULL, 'p'},  {"config", required_argument, NULL, 'c'},
+      {"set", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
+      {"seq-len", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
+      {"steps", required_argument, NULL, 'k'},   {"warmup", required_argument, NULL, 'w'},
+      {"seed", required_argument, NULL, 'S'},    {NULL, 0, NULL, 0}};
+  const char *preset = NULL, *json = NULL;
+  char *sets[MAX_SETS];
+  size_t nsets = 0, B = 8, L = 128, threads = 0, steps = 5, warmup = 1, seed = 1;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  threads = ncpu > 0 ? (size_t)ncpu : 1;
+  opterr = 0;
+  optind = 0;
+  int c, rc;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (c) {
+      case 'p': preset = optarg; break;
+      case 'c': json = optarg; break;
+      case 's':
+        if (nsets == MAX_SETS) return cli_usage_error("bench", "more than %d --set options", MAX_SETS);
+        sets[nsets++] = optarg;
+        break;
+      case 'b': if ((rc = parse_size("--batch", optarg, &B))) return rc; break;
+      case 'l': if ((rc = parse_size("--seq-len", optarg, &L))) return rc; break;
+      case 't': if ((rc = parse_size("--threads", optarg, &threads))) return rc; break;
+      case 'k': if ((rc = parse_size("--steps", optarg, &steps))) return rc; break;
+      case 'S': if ((rc = parse_size("--seed", optarg, &seed))) return rc; break;
+      case 'w':
+        if (strcmp(optarg, "0") == 0) warmup = 0;
+        else if ((rc = parse_size("--warmup", optarg, &warmup))) return rc;
+        break;
+      default: return cli_bad_option("bench", argc, argv);
+    }
+  }
+  if (optind < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+  if (steps > MAX_STEPS) return cli_usage_error("bench", "--steps: at most %d", MAX_STEPS);
+  if (threads > 1024) return cli_usage_error("bench", "--threads: at most 1024");
+
+  char *err = NULL;
+  bert_config cfg;
+  if (bert_config_resolve(&cfg, preset, json, sets, nsets, &err) != ST_OK) return cli_fail("bench", err);
+  blas_set_threads((int)threads);
+  size_t max_pred = bert_default_max_predictions(L);
+  bert_memory mem;
+  if (bert_memory_estimate(&cfg, B, L, max_pred, &mem, &err) != ST_OK) return cli_fail("bench", err);
+  bert_model *m;
+  if (bert_model_create(&m, &cfg, B, L, max_pred, &err) != ST_OK) return cli_fail("bench", err);
+  params *p = bert_model_params(m);
+  params_init(p, seed);
+  synth s;
+  if (synth_make(&s, &cfg, B, L, max_pred, seed) != 0) {
+    bert_model_free(m);
+    return cli_fail("bench", strdup("out of memory for the synthetic batch"));
+  }
+  bert_batch batch = {B, L, s.ids, s.segs, s.mask, s.labels, s.nsp};
+  optim_config oc = optim_config_default();
+  double times[MAX_STEPS], first_loss = 0, last_loss = 0;
+  size_t predicted = 0;
+  for (size_t step = 0; step < warmup + steps; step++) {
+    double t0 = timer_now();
+    params_zero_grad(p);
+    bert_dropout drop = {seed, (uint32_t)step, 0};
+    bert_loss loss;
+    if (bert_forward(m, &batch, &drop, &loss, &err) != ST_OK) {
+      synth_free(&s);
+      bert_model_free(m);
+      return cli_fail("bench", err);
+    }
+    bert_backward(m, &batch, NULL);
+    optim_step(&oc, p, 1e-4f, step + 1, optim_grad_norm(p));
+    double dt = timer_now() - t0;
+    if (step == 0) first_loss = loss.total;
+    last_loss = loss.total;
+    predicted = loss.predicted;
+    if (step >= warmup) times[step - warmup] = dt;
+  }
+  qsort(times, steps, sizeof *times, cmp_double);
+  double median = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+  double tokens = (double)(B * L);
+  /* The issue's definition: 6 N per token (N: all parameters) plus
+   * attention's QK^T and PV, 12 * layers * L * hidden per token (fwd+bwd). */
+  double attn = 12.0 * (double)cfg.layers * (double)L * (double)cfg.hidden * tokens;
+  double model_flops = 6.0 * (double)mem.param_count * tokens + attn;
+  /* What a step has to compute: encoder weights for every token, the MLM
+   * head only at predicted tokens (its decoder is the word embeddings), the
+   * NSP head per sequence; lookups count nothing. */
+  double C = (double)cfg.hidden, I = (double)cfg.intermediate, V = (double)cfg.vocab_size;
+  double enc = (double)cfg.layers * (4 * C * C + 2 * C * I);
+  double work_flops = 6.0 * enc * tokens + attn + 6.0 * (C * C + V * C) * (double)predicted +
+                      (cfg.nsp ? 6.0 * (C * C + 2 * C) * (double)B : 0.0);
+  /* Peak RSS before the sgemm measurement, whose matrices are not the model's. */
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double sgemm = blas_sgemm_gflops(2048, 3);
+  size_t predicted_bytes = mem.params + mem.grads + mem.adam + mem.activations + mem.scratch;
+  char desc[512];
+  bert_config_describe(&cfg, desc, sizeof desc);
+  printf("{\"bench\":\"train\",\"impl\":\"ddpt\",\"preset\":\"%s\",\"config\":\"%s\","
+         "\"params\":%zu,\"batch\":%zu,\"seq_len\":%zu,\"threads\":%zu,\"steps\":%zu,"
+         "\"predicted_tokens\":%zu,\"step_time_median_s\":%.4f,\"step_time_min_s\":%.4f,"
+         "\"tokens_per_s\":%.1f,\"model_flops_per_step\":%.4e,\"model_gflops_per_s\":%.1f,"
+         "\"work_flops_per_step\":%.4e,\"work_gflops_per_s\":%.1f,\"sgemm_gflops_per_s\":%.1f,"
+         "\"mfu_vs_sgemm\":%.3f,\"work_mfu_vs_sgemm\":%.3f,\"peak_rss_bytes\":%lld,"
+         "\"predicted_bytes\":%zu,\"rss_over_predicted\":%.3f,\"loss_first\":%.5f,"
+         "\"loss_last\":%.5f,\"blas_kernel\":\"%s\",\"openblas_coretype\":\"%s\"}\n",
+         preset ? preset : json ? json : "bert-base", desc, mem.param_count, B, L, threads, steps,
+         predicted, median, times[0], tokens / median, model_flops, model_flops / median / 1e9,
+         work_flops, work_flops / median / 1e9, sgemm, model_flops / median / 1e9 / sgemm,
+         work_flops / median / 1e9 / sgemm, (long long)ru.ru_maxrss * 1024, predicted_bytes,
+         (double)ru.ru_maxrss * 1024 / (double)predicted_bytes, first_loss, last_loss,
+         blas_corename(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "");
+  synth_free(&s);
+  bert_model_free(m);
+  return CLI_EXIT_OK;
+}
+
+int cmd_bench(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "train") != 0)
+    return cli_usage_error("bench", argc < 2 ? "missing subcommand%s" : "unknown subcommand '%s'",
+                           argc < 2 ? "" : argv[1]);
+  /* Before any thread exists: may restart ddpt with a better OpenBLAS kernel. */
+  char **full = malloc((size_t)(argc + 2) * sizeof *full);
+  if (!full) return cli_fail("bench", strdup("out of memory"));
+  full[0] = "ddpt";
+  for (int i = 0; i < argc; i++) full[i + 1] = argv[i];
+  full[argc + 1] = NULL;
+  char *err = NULL;
+  int rc = blas_kernel_ensure(full, &err);
+  free(full);
+  if (rc != ST_OK) return cli_fail("bench", err);
+  return bench_train(argc - 1, argv + 1);
+}

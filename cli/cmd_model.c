@@ -1,0 +1,78 @@
+/* `ddpt model info`: a model's parameter count and the memory its
+ * parameters, gradients, Adam state and activations take for a given batch,
+ * the same figures ddpt allocates at start. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "trainer/bert.h"
+#include "util/status.h"
+
+enum { MAX_SETS = 32 };
+
+static double mib(size_t bytes) { return (double)bytes / (1 << 20); }
+
+static int parse_size(const char *cmd, const char *what, const char *arg, size_t *out) {
+  char *end;
+  unsigned long long v = strtoull(arg, &end, 10);
+  if (!*arg || *end || arg[0] == '-' || v == 0)
+    return cli_usage_error(cmd, "%s: '%s' is not a positive integer", what, arg);
+  *out = (size_t)v;
+  return CLI_EXIT_OK;
+}
+
+int cmd_model(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "info") != 0)
+    return cli_usage_error("model", argc < 2 ? "missing subcommand%s" : "unknown subcommand '%s'",
+                           argc < 2 ? "" : argv[1]);
+  static const struct option opts[] = {
+      {"preset", required_argument, NULL, 'p'},  {"config", required_argument, NULL, 'c'},
+      {"set", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
+      {"seq-len", required_argument, NULL, 'l'}, {"max-predictions", required_argument, NULL, 'm'},
+      {NULL, 0, NULL, 0}};
+  const char *preset = NULL, *json = NULL;
+  char *sets[MAX_SETS];
+  size_t nsets = 0, B = 8, L = 128, max_pred = 0;
+  opterr = 0;
+  optind = 0;
+  int c, rc;
+  argc--, argv++;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (c) {
+      case 'p': preset = optarg; break;
+      case 'c': json = optarg; break;
+      case 's':
+        if (nsets == MAX_SETS) return cli_usage_error("model", "more than %d --set options", MAX_SETS);
+        sets[nsets++] = optarg;
+        break;
+      case 'b': if ((rc = parse_size("model", "--batch", optarg, &B))) return rc; break;
+      case 'l': if ((rc = parse_size("model", "--seq-len", optarg, &L))) return rc; break;
+      case 'm': if ((rc = parse_size("model", "--max-predictions", optarg, &max_pred))) return rc; break;
+      default: return cli_bad_option("model", argc, argv);
+    }
+  }
+  if (optind < argc) return cli_usage_error("model", "unexpected argument '%s'", argv[optind]);
+  if (!max_pred) max_pred = bert_default_max_predictions(L);
+
+  char *err = NULL;
+  bert_config cfg;
+  if (bert_config_resolve(&cfg, preset, json, sets, nsets, &err) != ST_OK) return cli_fail("model", err);
+  bert_memory mem;
+  if (bert_memory_estimate(&cfg, B, L, max_pred, &mem, &err) != ST_OK) return cli_fail("model", err);
+  char desc[512];
+  bert_config_describe(&cfg, desc, sizeof desc);
+  size_t total = mem.params + mem.grads + mem.adam + mem.activations + mem.scratch;
+  printf("model:       %s (%s)\n", preset ? preset : json ? json : "bert-base", desc);
+  printf("parameters:  %zu\n", mem.param_count);
+  printf("batch:       %zu x %zu tokens, up to %zu predicted tokens per sequence\n", B, L, max_pred);
+  printf("memory (MiB):\n");
+  printf("  parameters        %10.1f\n", mib(mem.params));
+  printf("  gradients         %10.1f\n", mib(mem.grads));
+  printf("  adam m + v        %10.1f\n", mib(mem.adam));
+  printf("  activations       %10.1f\n", mib(mem.activations));
+  printf("  backward scratch  %10.1f\n", mib(mem.scratch));
+  printf("  total             %10.1f\n", mib(total));
+  return CLI_EXIT_OK;
+}

@@ -1,0 +1,334 @@
+/* trainer/bert: configuration and presets, HuggingFace names and counts, the
+ * whole model's gradient against finite differences, and reproducibility. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradcheck.h"
+#include "harness.h"
+#include "trainer/bert.h"
+#include "trainer/blas.h"
+#include "util/status.h"
+
+static void test_presets_have_the_published_shapes(void) {
+  static const struct {
+    const char *name;
+    size_t layers, hidden, heads, inter;
+  } want[] = {{"bert-tiny", 2, 128, 2, 512},   {"bert-mini", 4, 256, 4, 1024},
+              {"bert-small", 4, 512, 8, 2048}, {"bert-medium", 8, 512, 8, 2048},
+              {"bert-base", 12, 768, 12, 3072}};
+  for (size_t i = 0; i < 5; i++) {
+    bert_config c;
+    CU_ASSERT_EQUAL(bert_config_preset(&c, want[i].name, NULL), ST_OK);
+    CU_ASSERT_EQUAL(c.layers, want[i].layers);
+    CU_ASSERT_EQUAL(c.hidden, want[i].hidden);
+    CU_ASSERT_EQUAL(c.heads, want[i].heads);
+    CU_ASSERT_EQUAL(c.intermediate, want[i].inter);
+    CU_ASSERT_EQUAL(c.vocab_size, 30522);
+    CU_ASSERT_EQUAL(c.ln_eps, 1e-12f);
+  }
+  bert_config c;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(bert_config_preset(&c, "bert-huge", &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "bert-huge") : NULL);
+  free(err);
+}
+
+static void test_bert_base_has_huggingface_parameter_counts(void) {
+  /* Published counts: BertForPreTraining (bert-base-uncased) 110,106,428;
+   * BertForMaskedLM 109,514,298 (no pooler, no NSP head). */
+  bert_config c;
+  bert_memory mem;
+  bert_config_preset(&c, "bert-base", NULL);
+  CU_ASSERT_EQUAL(bert_memory_estimate(&c, 1, 128, 26, &mem, NULL), ST_OK);
+  CU_ASSERT_EQUAL(mem.param_count, 110106428);
+  c.nsp = 0;
+  CU_ASSERT_EQUAL(bert_memory_estimate(&c, 1, 128, 26, &mem, NULL), ST_OK);
+  CU_ASSERT_EQUAL(mem.param_count, 109514298);
+}
+
+static void test_table_uses_huggingface_names_with_late_layers_last(void) {
+  bert_config c;
+  bert_config_preset(&c, "bert-tiny", NULL);
+  params *p = params_create();
+  CU_ASSERT_EQUAL(bert_params_add(p, &c, NULL), ST_OK);
+  const params_entry *q = params_find(p, "bert.encoder.layer.1.attention.self.query.weight");
+  const params_entry *k = params_find(p, "bert.encoder.layer.1.attention.self.key.weight");
+  const params_entry *fc = params_find(p, "bert.encoder.layer.0.intermediate.dense.weight");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fc);
+  CU_ASSERT_EQUAL(k->offset, q->offset + 128 * 128);
+  CU_ASSERT_EQUAL(fc->shape[0], 512); /* Linear weights are [out, in] */
+  CU_ASSERT_EQUAL(fc->shape[1], 128);
+  CU_ASSERT(params_find(p, "bert.encoder.layer.0.output.LayerNorm.weight")->offset < q->offset);
+  CU_ASSERT_PTR_NOT_NULL(params_find(p, "cls.predictions.bias"));
+  CU_ASSERT_PTR_NOT_NULL(params_find(p, "cls.seq_relationship.weight"));
+  CU_ASSERT_PTR_NOT_NULL(params_find(p, "bert.pooler.dense.bias"));
+  CU_ASSERT_PTR_NULL(params_find(p, "cls.predictions.decoder.weight")); /* tied */
+  CU_ASSERT(!(params_find(p, "bert.embeddings.LayerNorm.weight")->flags & PARAMS_DECAY));
+  CU_ASSERT(!(params_find(p, "cls.predictions.bias")->flags & PARAMS_DECAY));
+  CU_ASSERT(params_find(p, "cls.predictions.transform.dense.weight")->flags & PARAMS_DECAY);
+  params_free(p);
+}
+
+static void test_config_overrides_and_reads_huggingface_json(void) {
+  bert_config c;
+  bert_config_preset(&c, "bert-tiny", NULL);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "num_hidden_layers", "3", NULL), ST_OK);
+  CU_ASSERT_EQUAL(c.layers, 3);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "hidden_dropout_prob", "0", NULL), ST_OK);
+  CU_ASSERT_EQUAL(c.hidden_dropout, 0.0f);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "hidden_size", "-4", NULL), ST_INVALID);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "hidden_act", "relu", NULL), ST_INVALID);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "frobs", "1", NULL), ST_INVALID);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "num_attention_heads", "3", NULL), ST_OK);
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_INVALID); /* 128 % 3 */
+
+  char *dir = harness_tmpdir("bertcfg");
+  char path[512];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  FILE *f = fopen(path, "w");
+  fputs("{\"architectures\": [\"BertForMaskedLM\"], \"hidden_act\": \"gelu\", "
+        "\"hidden_size\": 256, \"num_hidden_layers\": 4, \"num_attention_heads\": 4, "
+        "\"intermediate_size\": 1024, \"vocab_size\": 21128, \"layer_norm_eps\": 1e-12, "
+        "\"attention_probs_dropout_prob\": 0.1, \"type_vocab_size\": 2}\n",
+        f);
+  fclose(f);
+  bert_config_preset(&c, "bert-base", NULL);
+  CU_ASSERT_EQUAL(bert_config_read_json(&c, path, NULL), ST_OK);
+  CU_ASSERT_EQUAL(c.hidden, 256);
+  CU_ASSERT_EQUAL(c.vocab_size, 21128);
+  CU_ASSERT_EQUAL(c.heads, 4);
+  CU_ASSERT_EQUAL(c.max_positions, 512);
+  harness_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------------ a small model end to end */
+
+typedef struct toy {
+  bert_model *m;
+  bert_batch batch;
+  bert_dropout drop;
+  int32_t ids[12], segs[12], mask[12], labels[12], nsp[2];
+} toy;
+
+static bert_config toy_config(void) {
+  return (bert_config){.vocab_size = 23, .hidden = 16, .layers = 2, .heads = 2,
+                       .intermediate = 24, .max_positions = 8, .type_vocab = 2,
+                       .hidden_dropout = 0.1f, .attention_dropout = 0.1f, .ln_eps = 1e-12f,
+                       .nsp = 1};
+}
+
+static void toy_init(toy *t, const bert_config *c) {
+  CU_ASSERT_EQUAL_FATAL(bert_model_create(&t->m, c, 2, 6, 3, NULL), ST_OK);
+  params *p = bert_model_params(t->m);
+  /* Larger than BERT's 0.02 so every path carries a visible gradient. */
+  gradcheck_fill(p->data, p->total, 0.4f, 900);
+  static const int32_t ids[12] = {1, 5, 7, 2, 9, 3, 1, 11, 4, 3, 0, 0};
+  static const int32_t segs[12] = {0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0};
+  static const int32_t mask[12] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+  static const int32_t labels[12] = {-1, 6, -1, -1, 20, -1, -1, -1, 13, -1, -1, -1};
+  memcpy(t->ids, ids, sizeof ids), memcpy(t->segs, segs, sizeof segs);
+  memcpy(t->mask, mask, sizeof mask), memcpy(t->labels, labels, sizeof labels);
+  t->nsp[0] = 1, t->nsp[1] = 0;
+  t->batch = (bert_batch){2, 6, t->ids, t->segs, t->mask, t->labels, t->nsp};
+  t->drop = (bert_dropout){.seed = 5, .step = 3, .micro = 0};
+}
+
+static double toy_loss(void *ctx) {
+  toy *t = ctx;
+  bert_loss loss;
+  CU_ASSERT_EQUAL(bert_forward(t->m, &t->batch, &t->drop, &loss, NULL), ST_OK);
+  return loss.total;
+}
+
+/* The query and key gradients are small (about 1e-3) next to the float
+ * rounding of a loss near 3, so the step is larger than for single layers:
+ * at 1e-2 the rounding noise alone is about 1%, at 5e-2 the total error
+ * (truncation included) is under 0.5%. A wrong gradient is off by far more. */
+#define MODEL_EPS 5e-2f
+
+static void test_whole_model_gradient_matches_finite_differences(void) {
+  bert_config c = toy_config();
+  toy t;
+  toy_init(&t, &c);
+  params *p = bert_model_params(t.m);
+  params_zero_grad(p);
+  toy_loss(&t);
+  bert_backward(t.m, &t.batch, NULL);
+  float *analytic = malloc(p->total * sizeof(float));
+  memcpy(analytic, p->grad, p->total * sizeof(float));
+  double worst = 0;
+  for (size_t i = 0; i < p->count; i++) {
+    const params_entry *e = &p->entries[i];
+    double rel = gradcheck_rel_error(toy_loss, &t, p->data + e->offset, analytic + e->offset,
+                                     e->count, 16, MODEL_EPS, 1e-3);
+    if (rel >= GRADCHECK_TOL) printf("\n  %s: relative error %.3g\n", e->name, rel);
+    CU_ASSERT(rel < GRADCHECK_TOL);
+    worst = fmax(worst, rel);
+  }
+  printf(" (worst %.2g) ", worst);
+  free(analytic);
+  bert_model_free(t.m);
+}
+
+static void test_backward_accumulates_over_micro_batches(void) {
+  bert_config c = toy_config();
+  toy t;
+  toy_init(&t, &c);
+  params *p = bert_model_params(t.m);
+  params_zero_grad(p);
+  toy_loss(&t);
+  bert_backward(t.m, &t.batch, NULL);
+  float *once = malloc(p->total * sizeof(float));
+  memcpy(once, p->grad, p->total * sizeof(float));
+  toy_loss(&t);
+  bert_backward(t.m, &t.batch, NULL);
+  double d = 0, n = 0;
+  for (size_t i = 0; i < p->total; i++) {
+    d += pow((double)p->grad[i] - 2.0 * once[i], 2);
+    n += pow(2.0 * once[i], 2);
+  }
+  CU_ASSERT(sqrt(d / n) < 1e-6);
+  free(once);
+  bert_model_free(t.m);
+}
+
+static void test_two_micro_batches_with_global_scale_equal_one_batch(void) {
+  bert_config c = toy_config();
+  toy t;
+  toy_init(&t, &c);
+  params *p = bert_model_params(t.m);
+  bert_loss whole;
+  params_zero_grad(p);
+  CU_ASSERT_EQUAL(bert_forward(t.m, &t.batch, NULL, &whole, NULL), ST_OK);
+  bert_backward(t.m, &t.batch, NULL);
+  float *ref = malloc(p->total * sizeof(float));
+  memcpy(ref, p->grad, p->total * sizeof(float));
+  /* Sequence 0 has 2 predicted tokens, sequence 1 has 1: a mean over 3. */
+  params_zero_grad(p);
+  bert_grad_scale scale = {1.0f / 3.0f, 1.0f / 2.0f};
+  double mlm_sum = 0, nsp_sum = 0;
+  for (size_t b = 0; b < 2; b++) {
+    bert_batch one = {1, 6, t.ids + 6 * b, t.segs + 6 * b, t.mask + 6 * b, t.labels + 6 * b, t.nsp + b};
+    bert_loss l;
+    CU_ASSERT_EQUAL(bert_forward(t.m, &one, NULL, &l, NULL), ST_OK);
+    bert_backward(t.m, &one, &scale);
+    mlm_sum += l.mlm * (double)l.predicted;
+    nsp_sum += l.nsp;
+  }
+  CU_ASSERT_DOUBLE_EQUAL(mlm_sum / 3 + nsp_sum / 2, whole.total, 1e-5);
+  double d = 0, n = 0;
+  for (size_t i = 0; i < p->total; i++) {
+    d += pow((double)p->grad[i] - ref[i], 2);
+    n += pow((double)ref[i], 2);
+  }
+  CU_ASSERT(sqrt(d / n) < 1e-5);
+  free(ref);
+  bert_model_free(t.m);
+}
+
+static void test_dropout_is_reproducible_and_keyed_by_step(void) {
+  bert_config c = toy_config();
+  toy t;
+  toy_init(&t, &c);
+  double a = toy_loss(&t), b = toy_loss(&t);
+  CU_ASSERT_EQUAL(a, b);
+  t.drop.step = 4;
+  double other = toy_loss(&t);
+  CU_ASSERT_NOT_EQUAL(a, other);
+  bert_loss eval;
+  CU_ASSERT_EQUAL(bert_forward(t.m, &t.batch, NULL, &eval, NULL), ST_OK);
+  CU_ASSERT_NOT_EQUAL(eval.total, a);
+  CU_ASSERT_EQUAL(eval.predicted, 3);
+  bert_model_free(t.m);
+}
+
+static void test_step_is_bit_identical_for_one_and_two_threads(void) {
+  /* Big enough that the element-wise loops run in parallel. */
+  bert_config c = {.vocab_size = 100, .hidden = 64, .layers = 1, .heads = 4, .intermediate = 128,
+                   .max_positions = 128, .type_vocab = 2, .hidden_dropout = 0.1f,
+                   .attention_dropout = 0.1f, .ln_eps = 1e-12f, .nsp = 1};
+  size_t B = 4, L = 128, N = B * L;
+  int32_t *ids = malloc(N * 4), *segs = malloc(N * 4), *mask = malloc(N * 4), *lab = malloc(N * 4);
+  int32_t nsp[4] = {0, 1, 1, 0};
+  for (size_t i = 0; i < N; i++) {
+    ids[i] = (int32_t)((i * 37) % 100);
+    segs[i] = (i % L) > L / 2;
+    mask[i] = (i % L) < L - (i / L) * 10;
+    lab[i] = i % 7 == 3 ? (int32_t)(i % 100) : -1;
+  }
+  bert_batch batch = {B, L, ids, segs, mask, lab, nsp};
+  bert_dropout drop = {1, 2, 3};
+  float *grads[2];
+  double loss[2];
+  for (int run = 0; run < 2; run++) {
+    blas_set_threads(run + 1);
+    bert_model *m;
+    CU_ASSERT_EQUAL_FATAL(bert_model_create(&m, &c, B, L, 26, NULL), ST_OK);
+    params *p = bert_model_params(m);
+    params_init(p, 11);
+    params_zero_grad(p);
+    bert_loss l;
+    CU_ASSERT_EQUAL(bert_forward(m, &batch, &drop, &l, NULL), ST_OK);
+    bert_backward(m, &batch, NULL);
+    loss[run] = l.total;
+    grads[run] = malloc(p->total * sizeof(float));
+    memcpy(grads[run], p->grad, p->total * sizeof(float));
+    if (run == 1) CU_ASSERT_EQUAL(memcmp(grads[0], grads[1], p->total * sizeof(float)), 0);
+    bert_model_free(m);
+  }
+  CU_ASSERT_EQUAL(loss[0], loss[1]);
+  blas_set_threads(2);
+  free(grads[0]), free(grads[1]), free(ids), free(segs), free(mask), free(lab);
+}
+
+static void test_batch_that_does_not_fit_is_refused(void) {
+  bert_config c = toy_config();
+  toy t;
+  toy_init(&t, &c);
+  for (int i = 0; i < 12; i++) t.labels[i] = t.mask[i] ? 3 : -1; /* 10 > 2 x 3 */
+  bert_loss l;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(bert_forward(t.m, &t.batch, NULL, &l, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "predicted tokens") : NULL);
+  free(err);
+  t.labels[0] = -1;
+  t.ids[2] = 23;
+  err = NULL;
+  CU_ASSERT_EQUAL(bert_forward(t.m, &t.batch, NULL, &l, &err), ST_INVALID);
+  free(err);
+  bert_model_free(t.m);
+}
+
+static void test_impossible_size_fails_at_creation_with_the_figure(void) {
+  bert_config c;
+  bert_config_preset(&c, "bert-base", NULL);
+  bert_model *m = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(bert_model_create(&m, &c, 100000, 512, 103, &err), ST_NOMEM);
+  CU_ASSERT_PTR_NULL(m);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "GiB") : NULL);
+  free(err);
+  err = NULL;
+  CU_ASSERT_EQUAL(bert_model_create(&m, &c, 2, 1024, 103, &err), ST_INVALID); /* > 512 positions */
+  free(err);
+}
+
+static const harness_test tests[] = {
+    {"test_presets_have_the_published_shapes", test_presets_have_the_published_shapes},
+    {"test_bert_base_has_huggingface_parameter_counts", test_bert_base_has_huggingface_parameter_counts},
+    {"test_table_uses_huggingface_names_with_late_layers_last", test_table_uses_huggingface_names_with_late_layers_last},
+    {"test_config_overrides_and_reads_huggingface_json", test_config_overrides_and_reads_huggingface_json},
+    {"test_whole_model_gradient_matches_finite_differences", test_whole_model_gradient_matches_finite_differences},
+    {"test_backward_accumulates_over_micro_batches", test_backward_accumulates_over_micro_batches},
+    {"test_two_micro_batches_with_global_scale_equal_one_batch", test_two_micro_batches_with_global_scale_equal_one_batch},
+    {"test_dropout_is_reproducible_and_keyed_by_step", test_dropout_is_reproducible_and_keyed_by_step},
+    {"test_step_is_bit_identical_for_one_and_two_threads", test_step_is_bit_identical_for_one_and_two_threads},
+    {"test_batch_that_does_not_fit_is_refused", test_batch_that_does_not_fit_is_refused},
+    {"test_impossible_size_fails_at_creation_with_the_figure", test_impossible_size_fails_at_creation_with_the_figure},
+    {NULL, NULL},
+};
+const harness_suite trainer_bert_suite = {"bert", tests};

@@ -1,0 +1,195 @@
+/* The optimizer and the schedules against figures worked out by hand (and,
+ * for the bias-corrected AdamW, against torch.optim.AdamW on the same
+ * numbers), clipping, decay flags, and the non-finite guard. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "trainer/optimizer.h"
+#include "trainer/schedule.h"
+#include "util/status.h"
+
+/* A dictionary with one decayed 2-vector "w", one non-decayed "b" and one
+ * frozen "f". */
+static params *tiny_params(void) {
+  params *p = params_create();
+  char *err = NULL;
+  size_t two[1] = {2}, one[1] = {1};
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "w", 1, two, PARAMS_TRAINABLE | PARAMS_DECAY, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "b", 1, one, PARAMS_TRAINABLE, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "f", 1, one, PARAMS_DECAY, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_alloc(p, &err), 0);
+  return p;
+}
+
+/* lr 0.1, BERT's betas/eps, decay 0.01, no bias correction, w0 = 1:
+ *  g1 = 0.5:  m = 0.05, v = 0.00025, u = 0.05 / (0.0158114 + 1e-6) = 3.162078
+ *             w = 1 - 0.1 (3.162078 + 0.01)              = 0.6827922
+ *  g2 = -0.25: m = 0.02, v = 0.00031225, u = 0.02 / (0.0176706 + 1e-6) = 1.131773
+ *             w = 0.6827922 - 0.1 (1.131773 + 0.006827922) = 0.5689335
+ * The non-decayed entry gets the same moments without the decay term.
+ * Tolerances are float32 ones: 1 - 0.999f is 0.00099998713 in float, a
+ * relative error of 1.3e-5 that reaches v and, halved, the update. */
+static void test_adamw_matches_hand_computed_two_steps(void) {
+  params *p = tiny_params();
+  optim_config c = optim_config_default();
+  c.clip_norm = 0;
+  const float g[2] = {0.5f, -0.25f};
+  for (int i = 0; i < 3; i++) p->data[i] = 1.0f;
+  p->data[3] = 7.0f;
+  for (int step = 1; step <= 2; step++) {
+    for (int i = 0; i < 4; i++) p->grad[i] = g[step - 1];
+    optim_step(&c, p, 0.1f, (uint64_t)step, optim_grad_norm(p));
+  }
+  CU_ASSERT_DOUBLE_EQUAL(p->data[0], 0.5689335, 1e-5);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[1], 0.5689335, 1e-5);
+  /* b: 1 - 0.1 * 3.162078 = 0.6837922, then - 0.1 * 1.131773 = 0.5706149 */
+  CU_ASSERT_DOUBLE_EQUAL(p->data[2], 0.5706149, 1e-5);
+  CU_ASSERT_EQUAL(p->data[3], 7.0f); /* frozen */
+  CU_ASSERT_DOUBLE_EQUAL(p->m[0], 0.02, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(p->v[0], 0.00031225, 1e-8);
+  params_free(p);
+}
+
+/* torch.optim.AdamW(lr=0.1, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
+ * on w = [1, -2] with grads [0.5, 3] then [-0.25, -1] ends at
+ * [0.8714675903, -2.1359238625] (float32). */
+static void test_bias_corrected_adamw_matches_torch(void) {
+  params *p = tiny_params();
+  optim_config c = optim_config_default();
+  c.clip_norm = 0;
+  c.bias_correction = 1;
+  p->data[0] = 1.0f;
+  p->data[1] = -2.0f;
+  const float g[2][2] = {{0.5f, 3.0f}, {-0.25f, -1.0f}};
+  for (int step = 1; step <= 2; step++) {
+    p->grad[0] = g[step - 1][0];
+    p->grad[1] = g[step - 1][1];
+    optim_step(&c, p, 0.1f, (uint64_t)step, 0);
+  }
+  CU_ASSERT_DOUBLE_EQUAL(p->data[0], 0.8714675903, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[1], -2.1359238625, 1e-6);
+  params_free(p);
+}
+
+/* grads (3, 4, 0) have norm 5 (the frozen entry's gradient is not counted);
+ * clipping to 1 makes SGD without momentum or decay move by lr * g / 5. */
+static void test_clipping_scales_by_global_norm(void) {
+  params *p = tiny_params();
+  optim_config c = optim_config_default();
+  c.kind = OPTIM_SGD;
+  c.momentum = 0;
+  c.weight_decay = 0;
+  c.clip_norm = 1.0f;
+  p->grad[0] = 3;
+  p->grad[1] = 4;
+  p->grad[2] = 0;
+  p->grad[3] = 100;
+  double norm = optim_grad_norm(p);
+  CU_ASSERT_DOUBLE_EQUAL(norm, 5.0, 1e-12);
+  optim_step(&c, p, 1.0f, 1, norm);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[0], -0.6, 1e-7);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[1], -0.8, 1e-7);
+  CU_ASSERT_EQUAL(p->grad[0], 3.0f); /* the gradient arena is not modified */
+  /* Under the threshold nothing is scaled. */
+  c.clip_norm = 10.0f;
+  optim_step(&c, p, 1.0f, 2, norm);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[0], -3.6, 1e-6);
+  params_free(p);
+}
+
+/* SGD momentum 0.5, lr 1: buf = 1, w = -1; buf = 1.5, w = -2.5. */
+static void test_sgd_momentum_accumulates(void) {
+  params *p = tiny_params();
+  optim_config c = optim_config_default();
+  c.kind = OPTIM_SGD;
+  c.momentum = 0.5f;
+  c.weight_decay = 0;
+  c.clip_norm = 0;
+  for (int step = 1; step <= 2; step++) {
+    p->grad[0] = 1;
+    optim_step(&c, p, 1.0f, (uint64_t)step, 1);
+  }
+  CU_ASSERT_DOUBLE_EQUAL(p->data[0], -2.5, 1e-7);
+  params_free(p);
+}
+
+static void test_guard_skips_then_stops_after_consecutive_bad_steps(void) {
+  optim_guard g = {.max_consecutive = 3};
+  CU_ASSERT_EQUAL(optim_guard_check(&g, 1.0, NAN), GUARD_SKIP);
+  CU_ASSERT_EQUAL(optim_guard_check(&g, INFINITY, 1.0), GUARD_SKIP);
+  CU_ASSERT_EQUAL(optim_guard_check(&g, 2.0, 1.0), GUARD_APPLY); /* run broken */
+  CU_ASSERT_EQUAL(optim_guard_check(&g, NAN, NAN), GUARD_SKIP);
+  CU_ASSERT_EQUAL(optim_guard_check(&g, NAN, 1.0), GUARD_SKIP);
+  CU_ASSERT_EQUAL(optim_guard_check(&g, -INFINITY, 1.0), GUARD_STOP);
+  CU_ASSERT_EQUAL(g.skipped, 5u);
+}
+
+static void test_linear_warmup_then_decay_to_zero(void) {
+  schedule s = {.kind = SCHED_LINEAR, .warmup = 100, .total = 1100};
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 1), 0.01, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 50), 0.5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 100), 1.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 600), 0.5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 1100), 0.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 5000), 0.0, 1e-12);
+}
+
+static void test_cosine_and_constant_values(void) {
+  schedule s = {.kind = SCHED_COSINE, .warmup = 10, .total = 110};
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 5), 0.5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 10), 1.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 60), 0.5, 1e-12); /* cos(pi/2) = 0 */
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 35), 0.5 * (1 + sqrt(0.5)), 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 110), 0.0, 1e-12);
+  schedule k = {.kind = SCHED_CONSTANT, .warmup = 4, .total = 10};
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&k, 2), 0.5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&k, 1000), 1.0, 1e-12);
+}
+
+/* bert4keras: {1000: 1, 2000: 0.1} rises from 0 at step 0 to 1 at 1000,
+ * falls to 0.1 at 2000 and stays there. */
+static void test_piecewise_linear_as_bert4keras(void) {
+  schedule s = {.kind = SCHED_PIECEWISE};
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(schedule_points_parse(&s, "{1000: 1, 2000: 0.1}", &err), 0);
+  CU_ASSERT_EQUAL(s.npoints, 2u);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 0), 0.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 500), 0.5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 1500), 0.55, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 2000), 0.1, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 99999), 0.1, 1e-12);
+  /* A first point at step 0 sets the starting multiplier. */
+  CU_ASSERT_EQUAL_FATAL(schedule_points_parse(&s, "0:2,10:1", &err), 0);
+  CU_ASSERT_DOUBLE_EQUAL(schedule_multiplier(&s, 5), 1.5, 1e-12);
+  char text[64];
+  schedule_points_format(&s, text, sizeof text);
+  CU_ASSERT_STRING_EQUAL(text, "0:2, 10:1");
+}
+
+static void test_piecewise_rejects_bad_points_naming_them(void) {
+  schedule s = {.kind = SCHED_PIECEWISE};
+  char *err = NULL;
+  CU_ASSERT_EQUAL(schedule_points_parse(&s, "100:1, 50:0.5", &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "step 50"));
+  CU_ASSERT_EQUAL(schedule_points_parse(&s, "100:-1", &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, ">= 0"));
+  CU_ASSERT_EQUAL(schedule_points_parse(&s, "abc", &err), ST_INVALID);
+  CU_ASSERT_EQUAL(schedule_points_parse(&s, "", &err), ST_INVALID);
+  free(err);
+}
+
+static const harness_test tests[] = {
+    {"test_adamw_matches_hand_computed_two_steps", test_adamw_matches_hand_computed_two_steps},
+    {"test_bias_corrected_adamw_matches_torch", test_bias_corrected_adamw_matches_torch},
+    {"test_clipping_scales_by_global_norm", test_clipping_scales_by_global_norm},
+    {"test_sgd_momentum_accumulates", test_sgd_momentum_accumulates},
+    {"test_guard_skips_then_stops_after_consecutive_bad_steps", test_guard_skips_then_stops_after_consecutive_bad_steps},
+    {"test_linear_warmup_then_decay_to_zero", test_linear_warmup_then_decay_to_zero},
+    {"test_cosine_and_constant_values", test_cosine_and_constant_values},
+    {"test_piecewise_linear_as_bert4keras", test_piecewise_linear_as_bert4keras},
+    {"test_piecewise_rejects_bad_points_naming_them", test_piecewise_rejects_bad_points_naming_them},
+    {NULL, NULL},
+};
+const harness_suite trainer_optimizer_suite = {"optimizer", tests};

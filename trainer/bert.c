@@ -1,0 +1,790 @@
+/* BERT for pretraining (see bert.h): configuration and presets, the
+ * HuggingFace-named parameter table, the activation arena, and the forward
+ * and backward passes built from trainer/layers.h. */
+#include "trainer/bert.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "trainer/layers.h"
+#include "util/status.h"
+
+/* ------------------------------------------------------------------ config */
+
+typedef struct preset {
+  const char *name;
+  size_t layers, hidden, heads, intermediate;
+} preset;
+
+/* The compact BERTs of Turc et al. (2019) and BERT-base. */
+static const preset presets[] = {
+    {"bert-tiny", 2, 128, 2, 512},     {"bert-mini", 4, 256, 4, 1024},
+    {"bert-small", 4, 512, 8, 2048},   {"bert-medium", 8, 512, 8, 2048},
+    {"bert-base", 12, 768, 12, 3072},
+};
+
+int bert_config_preset(bert_config *cfg, const char *name, char **err) {
+  for (size_t i = 0; i < sizeof presets / sizeof *presets; i++) {
+    if (strcmp(presets[i].name, name) != 0) continue;
+    *cfg = (bert_config){
+        .vocab_size = 30522,
+        .hidden = presets[i].hidden,
+        .layers = presets[i].layers,
+        .heads = presets[i].heads,
+        .intermediate = presets[i].intermediate,
+        .max_positions = 512,
+        .type_vocab = 2,
+        .hidden_dropout = 0.1f,
+        .attention_dropout = 0.1f,
+        .ln_eps = 1e-12f,
+        .nsp = 1,
+    };
+    return ST_OK;
+  }
+  return status_set(err, ST_INVALID,
+                    "unknown model preset '%s': use bert-tiny, bert-mini, bert-small, "
+                    "bert-medium or bert-base",
+                    name);
+}
+
+typedef enum { FIELD_SIZE, FIELD_FLOAT, FIELD_BOOL } field_kind;
+
+typedef struct field {
+  const char *key; /* HuggingFace config.json key */
+  field_kind kind;
+  size_t offset;
+} field;
+
+static const field fields[] = {
+    {"vocab_size", FIELD_SIZE, offsetof(bert_config, vocab_size)},
+    {"hidden_size", FIELD_SIZE, offsetof(bert_config, hidden)},
+    {"num_hidden_layers", FIELD_SIZE, offsetof(bert_config, layers)},
+    {"num_attention_heads", FIELD_SIZE, offsetof(bert_config, heads)},
+    {"intermediate_size", FIELD_SIZE, offsetof(bert_config, intermediate)},
+    {"max_position_embeddings", FIELD_SIZE, offsetof(bert_config, max_positions)},
+    {"type_vocab_size", FIELD_SIZE, offsetof(bert_config, type_vocab)},
+    {"hidden_dropout_prob", FIELD_FLOAT, offsetof(bert_config, hidden_dropout)},
+    {"attention_probs_dropout_prob", FIELD_FLOAT, offsetof(bert_config, attention_dropout)},
+    {"layer_norm_eps", FIELD_FLOAT, offsetof(bert_config, ln_eps)},
+    {"nsp", FIELD_BOOL, offsetof(bert_config, nsp)},
+};
+
+int bert_config_set(bert_config *cfg, const char *key, const char *value, char **err) {
+  if (strcmp(key, "hidden_act") == 0) {
+    if (strcmp(value, "gelu") == 0) return ST_OK;
+    return status_set(err, ST_INVALID, "hidden_act '%s' is not supported: ddpt uses 'gelu' (erf)",
+                      value);
+  }
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+    const field *f = &fields[i];
+    if (strcmp(f->key, key) != 0) continue;
+    char *end = NULL;
+    errno = 0;
+    char *at = (char *)cfg + f->offset;
+    if (f->kind == FIELD_SIZE) {
+      unsigned long long v = strtoull(value, &end, 10);
+      if (errno || end == value || *end || value[0] == '-' || v == 0)
+        return status_set(err, ST_INVALID, "%s: '%s' is not a positive integer", key, value);
+      *(size_t *)at = (size_t)v;
+    } else if (f->kind == FIELD_FLOAT) {
+      float v = strtof(value, &end);
+      if (errno || end == value || *end)
+        return status_set(err, ST_INVALID, "%s: '%s' is not a number", key, value);
+      *(float *)at = v;
+    } else {
+      int v = strcmp(value, "1") == 0 || strcmp(value, "true") == 0   ? 1
+              : strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ? 0
+                                                                       : -1;
+      if (v < 0) return status_set(err, ST_INVALID, "%s: '%s' is not true/false", key, value);
+      *(int *)at = v;
+    }
+    return ST_OK;
+  }
+  return status_set(err, ST_INVALID, "unknown model setting '%s'", key);
+}
+
+int bert_config_read_json(bert_config *cfg, const char *path, char **err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return status_set(err, ST_IO, "cannot open %s: %s", path, strerror(errno));
+  char text[65536];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  int too_long = !feof(f);
+  fclose(f);
+  if (too_long) return status_set(err, ST_INVALID, "%s: larger than 64 KiB, not a config.json", path);
+  text[n] = '\0';
+  cJSON *root = cJSON_Parse(text);
+  if (!root || !cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return status_set(err, ST_CORRUPT, "%s: not a JSON object", path);
+  }
+  int rc = ST_OK;
+  for (size_t i = 0; i < sizeof fields / sizeof *fields && rc == ST_OK; i++) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, fields[i].key);
+    if (!item || fields[i].kind == FIELD_BOOL) continue;
+    char value[64];
+    if (!cJSON_IsNumber(item)) {
+      rc = status_set(err, ST_INVALID, "%s: %s is not a number", path, fields[i].key);
+      break;
+    }
+    snprintf(value, sizeof value, fields[i].kind == FIELD_SIZE ? "%.0f" : "%.9g",
+             item->valuedouble);
+    rc = bert_config_set(cfg, fields[i].key, value, err);
+  }
+  const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+  if (rc == ST_OK && cJSON_IsString(act)) rc = bert_config_set(cfg, "hidden_act", act->valuestring, err);
+  cJSON_Delete(root);
+  if (rc != ST_OK) return status_wrap(err, rc, "%s", path);
+  return ST_OK;
+}
+
+int bert_config_validate(const bert_config *cfg, char **err) {
+  if (!cfg->vocab_size || !cfg->hidden || !cfg->layers || !cfg->heads || !cfg->intermediate ||
+      !cfg->max_positions || !cfg->type_vocab)
+    return status_set(err, ST_INVALID, "model config has a zero size");
+  if (cfg->hidden % cfg->heads)
+    return status_set(err, ST_INVALID, "hidden size %zu is not a multiple of %zu heads",
+                      cfg->hidden, cfg->heads);
+  if (cfg->vocab_size > INT32_MAX || cfg->hidden > 65536 || cfg->intermediate > 1u << 20)
+    return status_set(err, ST_INVALID, "model config sizes are out of range");
+  if (!(cfg->hidden_dropout >= 0.0f && cfg->hidden_dropout < 1.0f) ||
+      !(cfg->attention_dropout >= 0.0f && cfg->attention_dropout < 1.0f))
+    return status_set(err, ST_INVALID, "dropout rates must be in [0, 1)");
+  if (!(cfg->ln_eps > 0.0f)) return status_set(err, ST_INVALID, "layer_norm_eps must be > 0");
+  return ST_OK;
+}
+
+int bert_config_resolve(bert_config *cfg, const char *preset, const char *json,
+                        char *const *sets, size_t nsets, char **err) {
+  int rc = bert_config_preset(cfg, preset ? preset : "bert-base", err);
+  if (rc == ST_OK && json) rc = bert_config_read_json(cfg, json, err);
+  for (size_t i = 0; i < nsets && rc == ST_OK; i++) {
+    char key[64];
+    const char *eq = strchr(sets[i], '=');
+    if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof key)
+      return status_set(err, ST_INVALID, "model setting '%s' is not key=value", sets[i]);
+    memcpy(key, sets[i], (size_t)(eq - sets[i]));
+    key[eq - sets[i]] = '\0';
+    rc = bert_config_set(cfg, key, eq + 1, err);
+  }
+  if (rc == ST_OK) rc = bert_config_validate(cfg, err);
+  return rc;
+}
+
+void bert_config_describe(const bert_config *cfg, char *buf, size_t size) {
+  snprintf(buf, size,
+           "layers=%zu hidden=%zu heads=%zu intermediate=%zu vocab=%zu max_positions=%zu "
+           "type_vocab=%zu hidden_dropout=%g attention_dropout=%g ln_eps=%g nsp=%d",
+           cfg->layers, cfg->hidden, cfg->heads, cfg->intermediate, cfg->vocab_size,
+           cfg->max_positions, cfg->type_vocab, cfg->hidden_dropout, cfg->attention_dropout,
+           cfg->ln_eps, cfg->nsp);
+}
+
+/* ------------------------------------------------------------- parameters */
+
+static int add(params *p, const char *name, size_t d0, size_t d1, char **err) {
+  size_t shape[2] = {d0, d1};
+  int is_bias = d1 == 0;
+  int is_norm = strstr(name, "LayerNorm") != NULL;
+  unsigned flags = PARAMS_TRAINABLE | (is_bias || is_norm ? 0 : PARAMS_DECAY);
+  params_init_kind init = is_norm && strstr(name, ".weight") ? PARAMS_INIT_ONES
+                          : is_bias || is_norm              ? PARAMS_INIT_ZEROS
+                                                            : PARAMS_INIT_NORMAL;
+  return params_add(p, name, is_bias ? 1 : 2, shape, flags, init, err);
+}
+
+int bert_params_add(params *p, const bert_config *cfg, char **err) {
+  size_t C = cfg->hidden, I = cfg->intermediate;
+  char name[PARAMS_NAME_MAX];
+  int rc = ST_OK;
+#define ADD(d0, d1, ...)                                   \
+  do {                                                     \
+    snprintf(name, sizeof name, __VA_ARGS__);              \
+    if ((rc = add(p, name, d0, d1, err)) != ST_OK) return rc; \
+  } while (0)
+  ADD(cfg->vocab_size, C, "bert.embeddings.word_embeddings.weight");
+  ADD(cfg->max_positions, C, "bert.embeddings.position_embeddings.weight");
+  ADD(cfg->type_vocab, C, "bert.embeddings.token_type_embeddings.weight");
+  ADD(C, 0, "bert.embeddings.LayerNorm.weight");
+  ADD(C, 0, "bert.embeddings.LayerNorm.bias");
+  for (size_t l = 0; l < cfg->layers; l++) {
+    /* query, key, value weights then biases back to back: one [3C, C]
+     * matrix and one [3C] vector for the fused projection. */
+    ADD(C, C, "bert.encoder.layer.%zu.attention.self.query.weight", l);
+    ADD(C, C, "bert.encoder.layer.%zu.attention.self.key.weight", l);
+    ADD(C, C, "bert.encoder.layer.%zu.attention.self.value.weight", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.attention.self.query.bias", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.attention.self.key.bias", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.attention.self.value.bias", l);
+    ADD(C, C, "bert.encoder.layer.%zu.attention.output.dense.weight", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.attention.output.dense.bias", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.attention.output.LayerNorm.weight", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.attention.output.LayerNorm.bias", l);
+    ADD(I, C, "bert.encoder.layer.%zu.intermediate.dense.weight", l);
+    ADD(I, 0, "bert.encoder.layer.%zu.intermediate.dense.bias", l);
+    ADD(C, I, "bert.encoder.layer.%zu.output.dense.weight", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.output.dense.bias", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.output.LayerNorm.weight", l);
+    ADD(C, 0, "bert.encoder.layer.%zu.output.LayerNorm.bias", l);
+  }
+  if (cfg->nsp) {
+    ADD(C, C, "bert.pooler.dense.weight");
+    ADD(C, 0, "bert.pooler.dense.bias");
+  }
+  ADD(C, C, "cls.predictions.transform.dense.weight");
+  ADD(C, 0, "cls.predictions.transform.dense.bias");
+  ADD(C, 0, "cls.predictions.transform.LayerNorm.weight");
+  ADD(C, 0, "cls.predictions.transform.LayerNorm.bias");
+  ADD(cfg->vocab_size, 0, "cls.predictions.bias");
+  if (cfg->nsp) {
+    ADD(2, C, "cls.seq_relationship.weight");
+    ADD(2, 0, "cls.seq_relationship.bias");
+  }
+#undef ADD
+  return ST_OK;
+}
+
+/* Offsets (in floats) of one encoder layer's parameters, valid in every arena. */
+typedef struct layer_offsets {
+  size_t qkvw; /* (3C, C) */
+  size_t qkvb; /* (3C) */
+  size_t aow;  /* (C, C) */
+  size_t aob;  /* (C) */
+  size_t ln1w, ln1b; /* (C) */
+  size_t fcw;  /* (I, C) */
+  size_t fcb;  /* (I) */
+  size_t fow;  /* (C, I) */
+  size_t fob;  /* (C) */
+  size_t ln2w, ln2b; /* (C) */
+} layer_offsets;
+
+typedef struct model_offsets {
+  size_t wte, wpe, wtt, eln_w, eln_b;
+  size_t pool_w, pool_b;
+  size_t mt_w, mt_b, mln_w, mln_b, mbias;
+  size_t nsp_w, nsp_b;
+} model_offsets;
+
+/* One encoder layer's activations, kept from forward for backward. */
+typedef struct layer_acts {
+  float *qkv;        /* (N, 3C) */
+  float *att;        /* (B, NH, L, L) softmax probabilities */
+  float *attd;       /* (B, NH, L, L) after dropout, NULL without attention dropout */
+  float *ctx;        /* (N, C) attention output before its projection */
+  float *r1;         /* (N, C) input of the attention LayerNorm */
+  float *ln1;        /* (N, C) */
+  float *mean1, *rstd1; /* (N) */
+  float *fc;         /* (N, I) before GELU */
+  float *gelu;       /* (N, I) */
+  float *r2;         /* (N, C) input of the output LayerNorm */
+  float *ln2;        /* (N, C) the layer's output */
+  float *mean2, *rstd2; /* (N) */
+} layer_acts;
+
+struct bert_model {
+  bert_config cfg;
+  params *p;
+  size_t B, L, max_pred;
+  model_offsets off;
+  layer_offsets *loff; /* (layers) */
+  float *arena;        /* activations */
+  size_t arena_floats;
+  float *emb;          /* (N, C) embedding sum, input of its LayerNorm */
+  float *emb_mean, *emb_rstd; /* (N) */
+  float *x0;           /* (N, C) embeddings after LayerNorm and dropout */
+  layer_acts *acts;    /* (layers) */
+  /* MLM head, over the P predicted positions. */
+  size_t *mlm_rows;    /* (B * max_pred) */
+  int32_t *mlm_targets; /* (B * max_pred) */
+  float *mh;           /* (P, C) gathered encoder output */
+  float *mt;           /* (P, C) transform dense */
+  float *mg;           /* (P, C) GELU */
+  float *mu;           /* (P, C) transform LayerNorm */
+  float *m_mean, *m_rstd; /* (P) */
+  float *logits;       /* (P, V) logits, then probabilities, then their gradient */
+  /* NSP head. */
+  size_t *cls_rows;    /* (B) */
+  float *ph;           /* (B, C) encoder output at [CLS] */
+  float *pd;           /* (B, C) pooler dense */
+  float *pt;           /* (B, C) tanh */
+  float *nl;           /* (B, 2) NSP logits / probabilities */
+  /* Backward scratch. */
+  float *dx, *dr, *df, *dctx; /* (N, C) */
+  float *dqkv;                 /* (N, 3C) */
+  float *dgelu, *dfc;          /* (N, I) */
+  float *datt;                 /* (B, NH, L, L) */
+  /* Told when gradients become final (bert_set_grad_ready). */
+  bert_grad_ready_fn grad_ready;
+  void *grad_ready_ctx;
+  /* What the last forward saw. */
+  size_t P, batch_B;
+  int dropout_on;
+  bert_dropout drop;
+};
+
+size_t bert_default_max_predictions(size_t L) { return (L + 4) / 5; }
+
+/* Floats of the activation arena and of the backward scratch for
+ * (B, L, max_pred); carve() hands them out in the same amounts. */
+static void sizes(const bert_config *cfg, size_t B, size_t L, size_t max_pred, size_t *act,
+                  size_t *scratch) {
+  size_t N = B * L, C = cfg->hidden, I = cfg->intermediate, NH = cfg->heads;
+  size_t P = B * max_pred, att = B * NH * L * L;
+  size_t per_layer = N * (3 * C) + att + (cfg->attention_dropout > 0.0f ? att : 0) + 5 * N * C +
+                     4 * N + 2 * N * I;
+  size_t heads = 4 * P * C + 2 * P + P * cfg->vocab_size;
+  if (cfg->nsp) heads += 3 * B * C + 2 * B;
+  *act = 2 * N * C + 2 * N + cfg->layers * per_layer + heads;
+  *scratch = 4 * N * C + N * 3 * C + 2 * N * I + att;
+}
+
+int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
+                         bert_memory *mem, char **err) {
+  int rc = bert_config_validate(cfg, err);
+  if (rc != ST_OK) return rc;
+  if (!B || !L || L > cfg->max_positions || !max_pred || max_pred > L)
+    return status_set(err, ST_INVALID,
+                      "batch %zu x seq_len %zu (max %zu predictions per sequence) does not fit "
+                      "a model with %zu positions",
+                      B, L, max_pred, cfg->max_positions);
+  params *p = params_create();
+  if (!p) return status_set(err, ST_NOMEM, "out of memory");
+  rc = bert_params_add(p, cfg, err);
+  size_t count = p->total;
+  params_free(p);
+  if (rc != ST_OK) return rc;
+  size_t act, scratch;
+  sizes(cfg, B, L, max_pred, &act, &scratch);
+  *mem = (bert_memory){
+      .params = count * sizeof(float),
+      .grads = count * sizeof(float),
+      .adam = 2 * count * sizeof(float),
+      .activations = act * sizeof(float),
+      .scratch = scratch * sizeof(float),
+      .param_count = count,
+  };
+  return ST_OK;
+}
+
+static size_t off(const params *p, const char *fmt, size_t l) {
+  char name[PARAMS_NAME_MAX];
+  snprintf(name, sizeof name, fmt, l);
+  const params_entry *e = params_find(p, name);
+  assert(e);
+  return e->offset;
+}
+
+static void set_offsets(bert_model *m) {
+  const params *p = m->p;
+  model_offsets *o = &m->off;
+  o->wte = off(p, "bert.embeddings.word_embeddings.weight", 0);
+  o->wpe = off(p, "bert.embeddings.position_embeddings.weight", 0);
+  o->wtt = off(p, "bert.embeddings.token_type_embeddings.weight", 0);
+  o->eln_w = off(p, "bert.embeddings.LayerNorm.weight", 0);
+  o->eln_b = off(p, "bert.embeddings.LayerNorm.bias", 0);
+  o->mt_w = off(p, "cls.predictions.transform.dense.weight", 0);
+  o->mt_b = off(p, "cls.predictions.transform.dense.bias", 0);
+  o->mln_w = off(p, "cls.predictions.transform.LayerNorm.weight", 0);
+  o->mln_b = off(p, "cls.predictions.transform.LayerNorm.bias", 0);
+  o->mbias = off(p, "cls.predictions.bias", 0);
+  if (m->cfg.nsp) {
+    o->pool_w = off(p, "bert.pooler.dense.weight", 0);
+    o->pool_b = off(p, "bert.pooler.dense.bias", 0);
+    o->nsp_w = off(p, "cls.seq_relationship.weight", 0);
+    o->nsp_b = off(p, "cls.seq_relationship.bias", 0);
+  }
+  for (size_t l = 0; l < m->cfg.layers; l++) {
+    layer_offsets *lo = &m->loff[l];
+    const char *pre = "bert.encoder.layer.%zu.";
+    char f[160];
+#define OFF(field, suffix)                          \
+  snprintf(f, sizeof f, "%s%s", pre, suffix);       \
+  lo->field = off(p, f, l)
+    OFF(qkvw, "attention.self.query.weight");
+    OFF(qkvb, "attention.self.query.bias");
+    OFF(aow, "attention.output.dense.weight");
+    OFF(aob, "attention.output.dense.bias");
+    OFF(ln1w, "attention.output.LayerNorm.weight");
+    OFF(ln1b, "attention.output.LayerNorm.bias");
+    OFF(fcw, "intermediate.dense.weight");
+    OFF(fcb, "intermediate.dense.bias");
+    OFF(fow, "output.dense.weight");
+    OFF(fob, "output.dense.bias");
+    OFF(ln2w, "output.LayerNorm.weight");
+    OFF(ln2b, "output.LayerNorm.bias");
+#undef OFF
+    /* The fused projection relies on key and value following query. */
+    assert(off(p, "bert.encoder.layer.%zu.attention.self.value.weight", l) ==
+           lo->qkvw + 2 * m->cfg.hidden * m->cfg.hidden);
+    assert(off(p, "bert.encoder.layer.%zu.attention.self.value.bias", l) ==
+           lo->qkvb + 2 * m->cfg.hidden);
+  }
+}
+
+/* Hands out consecutive pieces of the arena. */
+static float *take(float **cursor, size_t n) {
+  float *at = *cursor;
+  *cursor += n;
+  return at;
+}
+
+static void carve(bert_model *m) {
+  const bert_config *cfg = &m->cfg;
+  size_t B = m->B, N = m->B * m->L, C = cfg->hidden, I = cfg->intermediate;
+  size_t P = B * m->max_pred, att = B * cfg->heads * m->L * m->L;
+  float *c = m->arena;
+  m->emb = take(&c, N * C);
+  m->emb_mean = take(&c, N);
+  m->emb_rstd = take(&c, N);
+  m->x0 = take(&c, N * C);
+  for (size_t l = 0; l < cfg->layers; l++) {
+    layer_acts *a = &m->acts[l];
+    a->qkv = take(&c, N * 3 * C);
+    a->att = take(&c, att);
+    a->attd = cfg->attention_dropout > 0.0f ? take(&c, att) : NULL;
+    a->ctx = take(&c, N * C);
+    a->r1 = take(&c, N * C);
+    a->ln1 = take(&c, N * C);
+    a->mean1 = take(&c, N);
+    a->rstd1 = take(&c, N);
+    a->fc = take(&c, N * I);
+    a->gelu = take(&c, N * I);
+    a->r2 = take(&c, N * C);
+    a->ln2 = take(&c, N * C);
+    a->mean2 = take(&c, N);
+    a->rstd2 = take(&c, N);
+  }
+  m->mh = take(&c, P * C);
+  m->mt = take(&c, P * C);
+  m->mg = take(&c, P * C);
+  m->mu = take(&c, P * C);
+  m->m_mean = take(&c, P);
+  m->m_rstd = take(&c, P);
+  m->logits = take(&c, P * cfg->vocab_size);
+  if (cfg->nsp) {
+    m->ph = take(&c, B * C);
+    m->pd = take(&c, B * C);
+    m->pt = take(&c, B * C);
+    m->nl = take(&c, B * 2);
+  }
+  m->dx = take(&c, N * C);
+  m->dr = take(&c, N * C);
+  m->df = take(&c, N * C);
+  m->dctx = take(&c, N * C);
+  m->dqkv = take(&c, N * 3 * C);
+  m->dgelu = take(&c, N * I);
+  m->dfc = take(&c, N * I);
+  m->datt = take(&c, att);
+  assert((size_t)(c - m->arena) == m->arena_floats);
+}
+
+int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t L,
+                      size_t max_pred, char **err) {
+  bert_memory mem;
+  int rc = bert_memory_estimate(cfg, B, L, max_pred, &mem, err);
+  if (rc != ST_OK) return rc;
+  bert_model *m = calloc(1, sizeof *m);
+  if (!m) return status_set(err, ST_NOMEM, "out of memory");
+  m->cfg = *cfg;
+  m->B = B;
+  m->L = L;
+  m->max_pred = max_pred;
+  m->p = params_create();
+  m->loff = calloc(cfg->layers, sizeof *m->loff);
+  m->acts = calloc(cfg->layers, sizeof *m->acts);
+  m->mlm_rows = malloc(B * max_pred * sizeof *m->mlm_rows);
+  m->mlm_targets = malloc(B * max_pred * sizeof *m->mlm_targets);
+  m->cls_rows = malloc(B * sizeof *m->cls_rows);
+  if (!m->p || !m->loff || !m->acts || !m->mlm_rows || !m->mlm_targets || !m->cls_rows) {
+    rc = status_set(err, ST_NOMEM, "out of memory");
+    goto fail;
+  }
+  if ((rc = bert_params_add(m->p, cfg, err)) != ST_OK) goto fail;
+  size_t act, scratch;
+  sizes(cfg, B, L, max_pred, &act, &scratch);
+  m->arena_floats = act + scratch;
+  /* Linux overcommits: a malloc larger than the machine succeeds and the
+   * process dies later, at first touch. Refuse it here with the figures. */
+  double need = (double)(mem.params + mem.grads + mem.adam + mem.activations + mem.scratch);
+  double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  if (have > 0 && need > have) {
+    rc = status_set(err, ST_NOMEM,
+                    "model needs %.1f GiB (parameters, gradients and Adam state %.1f GiB, "
+                    "activations for batch %zu x seq_len %zu %.1f GiB) but this machine has "
+                    "%.1f GiB: reduce --batch or --seq-len",
+                    need / (1 << 30), (double)(mem.params + mem.grads + mem.adam) / (1 << 30), B,
+                    L, (double)(mem.activations + mem.scratch) / (1 << 30), have / (1 << 30));
+    goto fail;
+  }
+  if ((rc = params_alloc(m->p, err)) != ST_OK) goto fail;
+  m->arena = malloc(m->arena_floats * sizeof(float));
+  if (!m->arena) {
+    rc = status_set(err, ST_NOMEM,
+                    "cannot allocate %.1f MiB of activations for batch %zu x seq_len %zu: "
+                    "reduce --batch or --seq-len",
+                    (double)m->arena_floats * sizeof(float) / (1 << 20), B, L);
+    goto fail;
+  }
+  for (size_t b = 0; b < B; b++) m->cls_rows[b] = b * L;
+  set_offsets(m);
+  carve(m);
+  *out = m;
+  return ST_OK;
+fail:
+  bert_model_free(m);
+  return rc;
+}
+
+void bert_model_free(bert_model *m) {
+  if (!m) return;
+  params_free(m->p);
+  free(m->loff);
+  free(m->acts);
+  free(m->mlm_rows);
+  free(m->mlm_targets);
+  free(m->cls_rows);
+  free(m->arena);
+  free(m);
+}
+
+params *bert_model_params(bert_model *m) { return m->p; }
+const bert_config *bert_model_config(const bert_model *m) { return &m->cfg; }
+
+/* ----------------------------------------------------------------- passes */
+
+/* Dropout sites within a step: three per layer, one for the embeddings. */
+enum { SITE_ATT = 0, SITE_ATT_OUT = 1, SITE_FFN_OUT = 2, SITE_EMB = 0xffffff };
+
+static layer_rng site_key(const bert_model *m, uint32_t site) {
+  return (layer_rng){m->drop.seed, m->drop.step, m->drop.micro, site};
+}
+
+static float rate(const bert_model *m, float p) { return m->dropout_on ? p : 0.0f; }
+
+static int check_batch(const bert_model *m, const bert_batch *batch, char **err) {
+  const bert_config *cfg = &m->cfg;
+  if (batch->B == 0 || batch->B > m->B || batch->L != m->L)
+    return status_set(err, ST_INVALID,
+                      "batch of %zu x %zu does not fit a model created for %zu x %zu", batch->B,
+                      batch->L, m->B, m->L);
+  if (cfg->nsp && !batch->nsp_labels)
+    return status_set(err, ST_INVALID, "the model has an NSP head but the batch has no labels");
+  size_t N = batch->B * batch->L;
+  for (size_t i = 0; i < N; i++) {
+    if (batch->input_ids[i] < 0 || (size_t)batch->input_ids[i] >= cfg->vocab_size)
+      return status_set(err, ST_INVALID, "token id %d at %zu is outside the vocabulary of %zu",
+                        batch->input_ids[i], i, cfg->vocab_size);
+    if (batch->segment_ids[i] < 0 || (size_t)batch->segment_ids[i] >= cfg->type_vocab)
+      return status_set(err, ST_INVALID, "segment id %d at %zu is outside 0..%zu",
+                        batch->segment_ids[i], i, cfg->type_vocab - 1);
+    if (batch->mlm_labels[i] < -1 || batch->mlm_labels[i] >= (int32_t)cfg->vocab_size)
+      return status_set(err, ST_INVALID, "MLM label %d at %zu is outside the vocabulary",
+                        batch->mlm_labels[i], i);
+  }
+  for (size_t b = 0; b < batch->B; b++) {
+    if (!batch->attention_mask[b * batch->L])
+      return status_set(err, ST_INVALID, "sequence %zu starts with padding", b);
+    if (cfg->nsp && (batch->nsp_labels[b] < 0 || batch->nsp_labels[b] > 1))
+      return status_set(err, ST_INVALID, "NSP label %d of sequence %zu is not 0 or 1",
+                        batch->nsp_labels[b], b);
+  }
+  return ST_OK;
+}
+
+/* Rows (N, V) of probabilities whose largest entry (the first, on ties) is
+ * at the row's target. */
+static size_t count_correct(const float *probs, const int32_t *targets, size_t N, size_t V) {
+  size_t correct = 0;
+  for (size_t i = 0; i < N; i++) {
+    const float *row = probs + i * V;
+    size_t best = 0;
+    for (size_t v = 1; v < V; v++)
+      if (row[v] > row[best]) best = v;
+    correct += (int32_t)best == targets[i];
+  }
+  return correct;
+}
+
+void bert_set_grad_ready(bert_model *m, bert_grad_ready_fn fn, void *ctx) {
+  m->grad_ready = fn;
+  m->grad_ready_ctx = ctx;
+}
+
+static void grads_ready_from(const bert_model *m, size_t lo) {
+  if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, lo);
+}
+
+int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *drop,
+                 bert_loss *loss, char **err) {
+  int rc = check_batch(m, batch, err);
+  if (rc != ST_OK) return rc;
+  const bert_config *cfg = &m->cfg;
+  const float *w = m->p->data;
+  const model_offsets *o = &m->off;
+  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, I = cfg->intermediate;
+  size_t NH = cfg->heads, V = cfg->vocab_size;
+
+  size_t P = 0;
+  for (size_t i = 0; i < N; i++) {
+    if (batch->mlm_labels[i] < 0) continue;
+    if (P == B * m->max_pred)
+      return status_set(err, ST_INVALID,
+                        "batch has more than %zu predicted tokens (%zu per sequence): raise the "
+                        "model's predictions per sequence",
+                        B * m->max_pred, m->max_pred);
+    m->mlm_rows[P] = i;
+    m->mlm_targets[P++] = batch->mlm_labels[i];
+  }
+  m->P = P;
+  m->batch_B = B;
+  m->dropout_on = drop != NULL;
+  m->drop = drop ? *drop : (bert_dropout){0};
+
+  layer_embeddings_forward(m->emb, batch->input_ids, batch->segment_ids, w + o->wte, w + o->wpe,
+                           w + o->wtt, B, L, C);
+  layer_layernorm_forward(m->x0, m->emb_mean, m->emb_rstd, m->emb, w + o->eln_w, w + o->eln_b, N,
+                          C, cfg->ln_eps);
+  layer_dropout_forward(m->x0, m->x0, N * C, rate(m, cfg->hidden_dropout), site_key(m, SITE_EMB));
+  const float *x = m->x0;
+  for (size_t l = 0; l < cfg->layers; l++) {
+    const layer_offsets *lo = &m->loff[l];
+    layer_acts *a = &m->acts[l];
+    uint32_t site = (uint32_t)l * 4;
+    float pa = rate(m, cfg->attention_dropout), ph = rate(m, cfg->hidden_dropout);
+    layer_linear_forward(a->qkv, x, w + lo->qkvw, w + lo->qkvb, N, C, 3 * C);
+    layer_attention_forward(a->ctx, a->att, pa > 0.0f ? a->attd : NULL, a->qkv,
+                            batch->attention_mask, pa, site_key(m, site + SITE_ATT), B, L, C, NH);
+    layer_linear_forward(a->r1, a->ctx, w + lo->aow, w + lo->aob, N, C, C);
+    layer_dropout_forward(a->r1, a->r1, N * C, ph, site_key(m, site + SITE_ATT_OUT));
+    layer_add_forward(a->r1, a->r1, x, N * C);
+    layer_layernorm_forward(a->ln1, a->mean1, a->rstd1, a->r1, w + lo->ln1w, w + lo->ln1b, N, C,
+                            cfg->ln_eps);
+    layer_linear_forward(a->fc, a->ln1, w + lo->fcw, w + lo->fcb, N, C, I);
+    layer_gelu_forward(a->gelu, a->fc, N * I);
+    layer_linear_forward(a->r2, a->gelu, w + lo->fow, w + lo->fob, N, I, C);
+    layer_dropout_forward(a->r2, a->r2, N * C, ph, site_key(m, site + SITE_FFN_OUT));
+    layer_add_forward(a->r2, a->r2, a->ln1, N * C);
+    layer_layernorm_forward(a->ln2, a->mean2, a->rstd2, a->r2, w + lo->ln2w, w + lo->ln2b, N, C,
+                            cfg->ln_eps);
+    x = a->ln2;
+  }
+
+  *loss = (bert_loss){.predicted = P};
+  if (P > 0) {
+    layer_gather_forward(m->mh, x, m->mlm_rows, P, C);
+    layer_linear_forward(m->mt, m->mh, w + o->mt_w, w + o->mt_b, P, C, C);
+    layer_gelu_forward(m->mg, m->mt, P * C);
+    layer_layernorm_forward(m->mu, m->m_mean, m->m_rstd, m->mg, w + o->mln_w, w + o->mln_b, P, C,
+                            cfg->ln_eps);
+    layer_linear_forward(m->logits, m->mu, w + o->wte, w + o->mbias, P, C, V);
+    loss->mlm = layer_crossentropy_forward(m->logits, m->mlm_targets, P, V);
+    loss->mlm_correct = count_correct(m->logits, m->mlm_targets, P, V);
+  }
+  if (cfg->nsp) {
+    layer_gather_forward(m->ph, x, m->cls_rows, B, C);
+    layer_linear_forward(m->pd, m->ph, w + o->pool_w, w + o->pool_b, B, C, C);
+    layer_tanh_forward(m->pt, m->pd, B * C);
+    layer_linear_forward(m->nl, m->pt, w + o->nsp_w, w + o->nsp_b, B, C, 2);
+    loss->nsp = layer_crossentropy_forward(m->nl, batch->nsp_labels, B, 2);
+    loss->nsp_correct = count_correct(m->nl, batch->nsp_labels, B, 2);
+    loss->nsp_count = B;
+  }
+  loss->total = loss->mlm + loss->nsp;
+  return ST_OK;
+}
+
+static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
+
+void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale) {
+  assert(batch->B == m->batch_B && batch->L == m->L);
+  const bert_config *cfg = &m->cfg;
+  const float *w = m->p->data;
+  float *g = m->p->grad;
+  const model_offsets *o = &m->off;
+  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, I = cfg->intermediate;
+  size_t NH = cfg->heads, V = cfg->vocab_size, P = m->P;
+  /* The cross-entropy backward takes d(mean loss): per-token weight times count. */
+  float mlm_dloss = scale ? scale->mlm * (float)P : 1.0f;
+  float nsp_dloss = scale ? scale->nsp * (float)B : 1.0f;
+
+  zero(m->dx, N * C);
+  if (P > 0) {
+    /* Head scratch reuses the (N, C) buffers: P <= N. */
+    float *du = m->dr, *dg = m->df, *dt = m->dctx, *dh = m->dqkv;
+    zero(du, P * C);
+    zero(dg, P * C);
+    zero(dt, P * C);
+    zero(dh, P * C);
+    layer_crossentropy_backward_inplace(m->logits, m->mlm_targets, P, V, mlm_dloss);
+    layer_linear_backward(du, g + o->wte, g + o->mbias, m->logits, m->mu, w + o->wte, P, C, V);
+    layer_layernorm_backward(dg, g + o->mln_w, g + o->mln_b, du, m->mg, w + o->mln_w, m->m_mean,
+                             m->m_rstd, P, C);
+    layer_gelu_backward(dt, dg, m->mt, P * C);
+    layer_linear_backward(dh, g + o->mt_w, g + o->mt_b, dt, m->mh, w + o->mt_w, P, C, C);
+    layer_gather_backward(m->dx, dh, m->mlm_rows, P, C);
+  }
+  if (cfg->nsp) {
+    /* Free again once the MLM head is done: B <= N. */
+    float *dpt = m->dr, *dpd = m->df, *dph = m->dctx;
+    zero(dpt, B * C);
+    zero(dpd, B * C);
+    zero(dph, B * C);
+    layer_crossentropy_backward_inplace(m->nl, batch->nsp_labels, B, 2, nsp_dloss);
+    layer_linear_backward(dpt, g + o->nsp_w, g + o->nsp_b, m->nl, m->pt, w + o->nsp_w, B, C, 2);
+    layer_tanh_backward(dpd, dpt, m->pt, B * C);
+    layer_linear_backward(dph, g + o->pool_w, g + o->pool_b, dpd, m->ph, w + o->pool_w, B, C, C);
+    layer_gather_backward(m->dx, dph, m->cls_rows, B, C);
+  }
+  /* The heads (and the pooler) follow the last layer in the arena. The tied
+   * decoder's gradient went into the word embeddings, which come first. */
+  grads_ready_from(m, cfg->nsp ? o->pool_w : o->mt_w);
+
+  for (size_t l = cfg->layers; l-- > 0;) {
+    const layer_offsets *lo = &m->loff[l];
+    const layer_acts *a = &m->acts[l];
+    const float *x = l ? m->acts[l - 1].ln2 : m->x0;
+    uint32_t site = (uint32_t)l * 4;
+    float pa = rate(m, cfg->attention_dropout), ph = rate(m, cfg->hidden_dropout);
+    /* dx holds d(layer output). */
+    zero(m->dr, N * C);
+    layer_layernorm_backward(m->dr, g + lo->ln2w, g + lo->ln2b, m->dx, a->r2, w + lo->ln2w,
+                             a->mean2, a->rstd2, N, C);
+    zero(m->df, N * C);
+    layer_dropout_backward(m->df, m->dr, N * C, ph, site_key(m, site + SITE_FFN_OUT));
+    zero(m->dgelu, N * I);
+    layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, N, I,
+                          C);
+    zero(m->dfc, N * I);
+    layer_gelu_backward(m->dfc, m->dgelu, a->fc, N * I);
+    /* dr, d(ln1) through the residual, also receives the FFN's input gradient. */
+    layer_linear_backward(m->dr, g + lo->fcw, g + lo->fcb, m->dfc, a->ln1, w + lo->fcw, N, C, I);
+    zero(m->dx, N * C);
+    layer_layernorm_backward(m->dx, g + lo->ln1w, g + lo->ln1b, m->dr, a->r1, w + lo->ln1w,
+                             a->mean1, a->rstd1, N, C);
+    zero(m->df, N * C);
+    layer_dropout_backward(m->df, m->dx, N * C, ph, site_key(m, site + SITE_ATT_OUT));
+    zero(m->dctx, N * C);
+    layer_linear_backward(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx, w + lo->aow, N, C, C);
+    zero(m->dqkv, N * 3 * C);
+    layer_attention_backward(m->dqkv, m->datt, m->dctx, a->qkv, a->att, pa > 0.0f ? a->attd : NULL,
+                             pa, site_key(m, site + SITE_ATT), B, L, C, NH);
+    /* dx, d(x) through the residual, also receives the projection's. */
+    layer_linear_backward(m->dx, g + lo->qkvw, g + lo->qkvb, m->dqkv, x, w + lo->qkvw, N, C,
+                          3 * C);
+    grads_ready_from(m, lo->qkvw);
+  }
+
+  zero(m->dr, N * C);
+  layer_dropout_backward(m->dr, m->dx, N * C, rate(m, cfg->hidden_dropout), site_key(m, SITE_EMB));
+  zero(m->df, N * C);
+  layer_layernorm_backward(m->df, g + o->eln_w, g + o->eln_b, m->dr, m->emb, w + o->eln_w,
+                           m->emb_mean, m->emb_rstd, N, C);
+  layer_embeddings_backward(g + o->wte, g + o->wpe, g + o->wtt, m->df, batch->input_ids,
+                            batch->segment_ids, B, L, C);
+  grads_ready_from(m, 0);
+}

@@ -1,0 +1,143 @@
+/* BERT for pretraining: the model configuration and its presets, the
+ * parameter table (HuggingFace BertForPreTraining / BertForMaskedLM names),
+ * and forward/backward over one micro-batch with activations in an arena
+ * sized once from (batch, seq_len).
+ *
+ * Conventions:
+ *  1. A model is created for a fixed (B, L, predictions per sequence); a
+ *     batch that does not fit is refused with a status, never reallocated.
+ *  2. bert_forward then bert_backward make one micro-batch; backward
+ *     accumulates into the gradient arena, so several micro-batches add up.
+ *     Zeroing gradients (params_zero_grad) is a separate step.
+ *  3. The MLM head (transform + tied decoder + softmax) runs only at the
+ *     positions whose label is not -1; the [P, V] logits are the largest
+ *     activation, and this keeps them at P = predicted tokens, not B * L.
+ */
+#ifndef DDPT_TRAINER_BERT_H
+#define DDPT_TRAINER_BERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trainer/params.h"
+
+typedef struct bert_config {
+  size_t vocab_size;        /* V */
+  size_t hidden;            /* C */
+  size_t layers;
+  size_t heads;             /* NH; hidden % heads == 0 */
+  size_t intermediate;      /* I */
+  size_t max_positions;     /* >= seq_len */
+  size_t type_vocab;        /* token types (segments) */
+  float hidden_dropout;     /* embeddings, attention output, FFN output */
+  float attention_dropout;  /* attention probabilities */
+  float ln_eps;             /* LayerNorm epsilon */
+  int nsp;                  /* 1: with pooler + next-sentence head */
+} bert_config;
+
+/* Fills cfg from a preset: bert-tiny, bert-mini, bert-small, bert-medium,
+ * bert-base. Fails with ST_INVALID naming the presets. */
+int bert_config_preset(bert_config *cfg, const char *name, char **err);
+/* Sets one field by its HuggingFace config.json key (hidden_size,
+ * num_hidden_layers, ...; "nsp" for the NSP head). */
+int bert_config_set(bert_config *cfg, const char *key, const char *value, char **err);
+/* Reads the model fields of a HuggingFace config.json over cfg. */
+int bert_config_read_json(bert_config *cfg, const char *path, char **err);
+int bert_config_validate(const bert_config *cfg, char **err);
+/* The usual way to build a config from options: preset (NULL: bert-base),
+ * then a HuggingFace config.json (NULL: none), then "key=value" overrides in
+ * order; validated. */
+int bert_config_resolve(bert_config *cfg, const char *preset, const char *json,
+                        char *const *sets, size_t nsets, char **err);
+/* One line, "layers=12 hidden=768 ...", for logs and reports. */
+void bert_config_describe(const bert_config *cfg, char *buf, size_t size);
+
+/* Adds the model's entries to p in layout order: embeddings, layer 0 ..
+ * layer N-1, pooler, heads — so the last layers' gradients, produced first
+ * by backward, form the end of the arena. The MLM decoder weight is the word
+ * embedding matrix (tied) and has no entry of its own. */
+int bert_params_add(params *p, const bert_config *cfg, char **err);
+
+/* One micro-batch; all arrays (B, L) row-major, int32. */
+typedef struct bert_batch {
+  size_t B, L;
+  const int32_t *input_ids;      /* (B, L) < vocab_size */
+  const int32_t *segment_ids;    /* (B, L) < type_vocab */
+  const int32_t *attention_mask; /* (B, L) 1 token, 0 padding; position 0 is a token */
+  const int32_t *mlm_labels;     /* (B, L) target id, or -1 where not predicted */
+  const int32_t *nsp_labels;     /* (B) 0/1, needed when the config has the NSP head */
+} bert_batch;
+
+/* Which dropout masks a forward pass uses. */
+typedef struct bert_dropout {
+  uint64_t seed;
+  uint32_t step;  /* optimizer step */
+  uint32_t micro; /* micro-batch within the step */
+} bert_dropout;
+
+typedef struct bert_loss {
+  double total; /* mlm + nsp, what backward differentiates */
+  double mlm;   /* mean over predicted tokens */
+  double nsp;   /* mean over sequences; 0 without the head */
+  size_t predicted;
+  size_t mlm_correct; /* predicted tokens whose most likely id is the label */
+  size_t nsp_correct; /* sequences whose NSP prediction is right; 0 without the head */
+  size_t nsp_count;   /* sequences with an NSP label; 0 without the head */
+} bert_loss;
+
+/* Memory a model needs, in bytes. */
+typedef struct bert_memory {
+  size_t params, grads, adam; /* adam: m and v together */
+  size_t activations;         /* forward activations kept for backward */
+  size_t scratch;             /* backward work buffers */
+  size_t param_count;
+} bert_memory;
+
+/* Default predictions per sequence: 20% of L (masking draws 15%), rounded up. */
+size_t bert_default_max_predictions(size_t L);
+/* Sizes without allocating. */
+int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
+                         bert_memory *mem, char **err);
+
+typedef struct bert_model bert_model;
+
+/* Creates the parameter dictionary (uninitialised: call params_init or load
+ * values) and the activation arena for batches of up to (B, L) with up to
+ * B * max_pred predicted tokens. Fails with ST_NOMEM naming the bytes when
+ * the arenas cannot be allocated. *out is freed with bert_model_free. */
+int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t L,
+                      size_t max_pred, char **err);
+void bert_model_free(bert_model *m);
+
+params *bert_model_params(bert_model *m);
+const bert_config *bert_model_config(const bert_model *m);
+
+/* Forward over a batch. drop NULL means no dropout (evaluation). Fails with
+ * ST_INVALID when the batch does not fit the model or holds an id out of
+ * range. */
+int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *drop,
+                 bert_loss *loss, char **err);
+/* Weights of each term's per-token gradient. With gradient accumulation or
+ * several ranks the loss is a mean over the predicted tokens of all of them:
+ * mlm = 1 / (predicted tokens in the global batch), nsp = 1 / (sequences in
+ * the global batch). */
+typedef struct bert_grad_scale {
+  float mlm; /* per predicted token */
+  float nsp; /* per sequence */
+} bert_grad_scale;
+
+/* Adds to the gradient arena the gradient of sum(mlm token losses) *
+ * scale->mlm + sum(nsp losses) * scale->nsp; scale NULL means this batch's
+ * own means (the gradient of loss->total). Must follow bert_forward on the
+ * same batch. */
+void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale);
+
+/* Called by bert_backward each time every gradient at arena offset >= lo is
+ * final: after the heads, after each encoder layer (the last one first), and
+ * with lo = 0 after the embeddings. The data-parallel loop starts reducing
+ * gradient buckets from it while backward goes on. */
+typedef void (*bert_grad_ready_fn)(void *ctx, size_t lo);
+/* Installs fn (NULL removes it) for the following bert_backward calls. */
+void bert_set_grad_ready(bert_model *m, bert_grad_ready_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,512 @@
+/* Layer forward/backward passes (see layers.h). GEMMs go to OpenBLAS; the
+ * element-wise loops are written so the compiler vectorises them and OpenMP
+ * splits them over rows. */
+#include "trainer/layers.h"
+
+#include <assert.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+
+/* Loops shorter than this run on one thread: waking the team costs more. */
+#define PAR_MIN 32768
+
+/* Column sums (of N rows of width C) are split over column blocks, so each
+ * column is summed by one thread in row order, whatever the thread count. */
+#define COL_BLOCK 64
+
+void layer_embeddings_forward(float *out, const int32_t *ids, const int32_t *types,
+                              const float *wte, const float *wpe, const float *wtt, size_t B,
+                              size_t T, size_t C) {
+#pragma omp parallel for if (B * T * C >= PAR_MIN)
+  for (size_t bt = 0; bt < B * T; bt++) {
+    const float *w = wte + (size_t)ids[bt] * C;
+    const float *pe = wpe + (bt % T) * C;
+    const float *tt = wtt + (size_t)types[bt] * C;
+    float *o = out + bt * C;
+    for (size_t c = 0; c < C; c++) o[c] = w[c] + pe[c] + tt[c];
+  }
+}
+
+void layer_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                               const int32_t *ids, const int32_t *types, size_t B, size_t T,
+                               size_t C) {
+  size_t nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for if (B * T * C >= PAR_MIN)
+  for (size_t cb = 0; cb < nblocks; cb++) {
+    size_t c0 = cb * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+    for (size_t bt = 0; bt < B * T; bt++) {
+      const float *d = dout + bt * C;
+      float *w = dwte + (size_t)ids[bt] * C;
+      float *pe = dwpe + (bt % T) * C;
+      float *tt = dwtt + (size_t)types[bt] * C;
+      for (size_t c = c0; c < c1; c++) {
+        w[c] += d[c];
+        pe[c] += d[c];
+        tt[c] += d[c];
+      }
+    }
+  }
+}
+
+/* C (M x N) = alpha op(A) op(B) + beta C, row-major, with C split in equal
+ * blocks among the OpenMP threads, each block one single-threaded sgemm.
+ * ddpt runs OpenBLAS on one thread (blas_set_threads): one pool of threads
+ * for GEMMs and element-wise loops alike, instead of OpenBLAS's workers
+ * spinning for a core while OpenMP's run. C is split along its longer side,
+ * so that no thread packs the whole of the larger operand again (the MLM
+ * decoder's [V, H] matrix against a few hundred rows). An element of C is
+ * the same sum in the same order whatever the split. */
+static void gemm_split(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, size_t M, size_t N, size_t K,
+                       float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                       float beta, float *C, size_t ldc) {
+  int by_rows = M >= N;
+  size_t len = by_rows ? M : N;
+  int nt = len >= 128 ? omp_get_max_threads() : 1;
+  size_t per = ((len + (size_t)nt - 1) / (size_t)nt + 15) / 16 * 16;
+  size_t nblocks = (len + per - 1) / per;
+#pragma omp parallel for schedule(static, 1) if (nblocks > 1)
+  for (size_t blk = 0; blk < nblocks; blk++) {
+    size_t i0 = blk * per, n = len - i0 < per ? len - i0 : per;
+    if (by_rows) {
+      const float *a = ta == CblasNoTrans ? A + i0 * lda : A + i0;
+      cblas_sgemm(CblasRowMajor, ta, tb, (int)n, (int)N, (int)K, alpha, a, (int)lda, B,
+                  (int)ldb, beta, C + i0 * ldc, (int)ldc);
+    } else {
+      const float *b = tb == CblasNoTrans ? B + i0 : B + i0 * ldb;
+      cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)n, (int)K, alpha, A, (int)lda, b,
+                  (int)ldb, beta, C + i0, (int)ldc);
+    }
+  }
+}
+
+void layer_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N,
+                          size_t C, size_t OC) {
+  float beta = 0.0f;
+  if (b) {
+#pragma omp parallel for if (N * OC >= PAR_MIN)
+    for (size_t n = 0; n < N; n++) memcpy(out + n * OC, b, OC * sizeof(float));
+    beta = 1.0f;
+  }
+  gemm_split(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+}
+
+/* dst[c] += sum over rows of src[n, c]; deterministic (see COL_BLOCK). */
+static void column_sums_add(float *dst, const float *src, size_t N, size_t C) {
+  size_t nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for if (N * C >= PAR_MIN)
+  for (size_t cb = 0; cb < nblocks; cb++) {
+    size_t c0 = cb * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+    float acc[COL_BLOCK] = {0};
+    for (size_t n = 0; n < N; n++) {
+      const float *row = src + n * C;
+      for (size_t c = c0; c < c1; c++) acc[c - c0] += row[c];
+    }
+    for (size_t c = c0; c < c1; c++) dst[c] += acc[c - c0];
+  }
+}
+
+void layer_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *w, size_t N, size_t C, size_t OC) {
+  if (dinp) gemm_split(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+  gemm_split(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+  if (db) column_sums_add(db, dout, N, OC);
+}
+
+void layer_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                             const float *w, const float *b, size_t N, size_t C, float eps) {
+#pragma omp parallel for if (N * C >= PAR_MIN)
+  for (size_t n = 0; n < N; n++) {
+    const float *x = inp + n * C;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (size_t c = 0; c < C; c++) s += x[c];
+    float m = s / (float)C;
+    float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+    for (size_t c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+    float r = 1.0f / sqrtf(v / (float)C + eps);
+    float *o = out + n * C;
+    for (size_t c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
+    mean[n] = m;
+    rstd[n] = r;
+  }
+}
+
+void layer_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, const float *mean,
+                              const float *rstd, size_t N, size_t C) {
+#pragma omp parallel for if (N * C >= PAR_MIN)
+  for (size_t n = 0; n < N; n++) {
+    const float *x = inp + n * C, *d = dout + n * C;
+    float m = mean[n], r = rstd[n];
+    float dnorm_mean = 0.0f, dnorm_dot = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_dot)
+    for (size_t c = 0; c < C; c++) {
+      float dn = w[c] * d[c];
+      dnorm_mean += dn;
+      dnorm_dot += dn * (x[c] - m) * r;
+    }
+    dnorm_mean /= (float)C;
+    dnorm_dot /= (float)C;
+    float *di = dinp + n * C;
+    for (size_t c = 0; c < C; c++) {
+      float xh = (x[c] - m) * r;
+      di[c] += (w[c] * d[c] - dnorm_mean - xh * dnorm_dot) * r;
+    }
+  }
+  size_t nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for if (N * C >= PAR_MIN)
+  for (size_t cb = 0; cb < nblocks; cb++) {
+    size_t c0 = cb * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+    float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
+    for (size_t n = 0; n < N; n++) {
+      const float *x = inp + n * C, *d = dout + n * C;
+      float m = mean[n], r = rstd[n];
+      for (size_t c = c0; c < c1; c++) {
+        aw[c - c0] += (x[c] - m) * r * d[c];
+        ab[c - c0] += d[c];
+      }
+    }
+    for (size_t c = c0; c < c1; c++) {
+      dw[c] += aw[c - c0];
+      db[c] += ab[c - c0];
+    }
+  }
+}
+
+/* exp and erf written as plain arithmetic, so the GELU loops vectorise
+ * (libm's expf/erff are calls the compiler cannot vectorise). */
+static inline float fast_expf(float x) {
+  /* e^x = 2^n e^r, |r| <= ln2/2; degree-6 Taylor for e^r (error < 2e-7
+   * relative); n is clamped so 2^n stays a normal float. */
+  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+  /* Round to nearest by adding and removing 1.5 * 2^23 (no SSE4.1 round). */
+  float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693145752f - n * 1.42860677e-6f;
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
+  union {
+    float f;
+    int32_t i;
+  } scale = {.i = ((int32_t)n + 127) << 23};
+  return p * scale.f;
+}
+
+/* erf via the Chebyshev fit for erfc of Numerical Recipes (2nd ed., 6.2),
+ * fractional error below 1.2e-7 for all x. */
+static inline float fast_erff(float x) {
+  float z = x < 0 ? -x : x;
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+               t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+               t * (-0.82215223f + t * 0.17087277f))))))));
+  float erfc = t * fast_expf(-z * z + poly);
+  return x < 0 ? erfc - 1.0f : 1.0f - erfc;
+}
+
+/* The GELU loops are compute-bound polynomials: one copy per vector width,
+ * the widest the CPU runs picked at load time (GCC function multiversioning),
+ * called on chunks that OpenMP splits among threads. */
+#define GELU_CHUNK 16384
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+VECTOR_CLONES static void gelu_forward_range(float *out, const float *inp, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + fast_erff(inp[i] * (float)M_SQRT1_2));
+}
+
+VECTOR_CLONES static void gelu_backward_range(float *dinp, const float *dout, const float *inp,
+                                              size_t n) {
+  const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    float x = inp[i];
+    float cdf = 0.5f * (1.0f + fast_erff(x * (float)M_SQRT1_2));
+    float pdf = inv_sqrt_2pi * fast_expf(-0.5f * x * x);
+    dinp[i] += dout[i] * (cdf + x * pdf);
+  }
+}
+
+void layer_gelu_forward(float *out, const float *inp, size_t n) {
+  size_t nchunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for if (n >= PAR_MIN)
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
+    gelu_forward_range(out + i0, inp + i0, len);
+  }
+}
+
+void layer_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+  size_t nchunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for if (n >= PAR_MIN)
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
+    gelu_backward_range(dinp + i0, dout + i0, inp + i0, len);
+  }
+}
+
+void layer_tanh_forward(float *out, const float *inp, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+}
+
+void layer_tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
+  for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void layer_add_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for if (n >= PAR_MIN)
+  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* Elements are processed in chunks of DROP_CHUNK, each from its own seek
+ * into the stream, so threads draw exactly the words a single thread would. */
+#define DROP_CHUNK 4096
+
+/* Philox4x32-10 as util/rng.h defines it (word i of stream (seed, a, b, c) is
+ * lane i % 4 of philox({i / 4, a, b, c}, seed)), written out in dropout_mask
+ * so the compiler runs 16 blocks side by side in vector registers; a test
+ * pins it to rng_next_u32. */
+#define DROP_LANES 16
+
+/* keep[i - i0] for i in [i0, i1): 1 when element i survives. i0 is a
+ * multiple of 4 * DROP_LANES. */
+VECTOR_CLONES static void dropout_mask(uint8_t *keep, size_t i0, size_t i1, float p,
+                                       layer_rng key) {
+  assert(i0 % (4 * DROP_LANES) == 0 && i1 / 4 <= UINT32_MAX);
+  uint32_t threshold = (uint32_t)((double)p * 4294967296.0);
+  uint32_t k0 = (uint32_t)key.seed, k1 = (uint32_t)(key.seed >> 32);
+  for (size_t i = i0; i < i1; i += 4 * DROP_LANES) {
+    uint32_t c0[DROP_LANES], c1[DROP_LANES], c2[DROP_LANES], c3[DROP_LANES];
+    for (int l = 0; l < DROP_LANES; l++) {
+      c0[l] = (uint32_t)(i / 4) + (uint32_t)l;
+      c1[l] = key.a;
+      c2[l] = key.b;
+      c3[l] = key.c;
+    }
+    uint32_t r0 = k0, r1 = k1;
+    for (int round = 0; round < 10; round++) {
+#pragma omp simd
+      for (int l = 0; l < DROP_LANES; l++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
+        uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ r0;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ r1;
+        c1[l] = (uint32_t)p1;
+        c3[l] = (uint32_t)p0;
+        c0[l] = n0;
+        c2[l] = n2;
+      }
+      r0 += 0x9E3779B9u;
+      r1 += 0xBB67AE85u;
+    }
+    uint8_t block[4 * DROP_LANES];
+    for (int l = 0; l < DROP_LANES; l++) {
+      block[4 * l] = c0[l] >= threshold;
+      block[4 * l + 1] = c1[l] >= threshold;
+      block[4 * l + 2] = c2[l] >= threshold;
+      block[4 * l + 3] = c3[l] >= threshold;
+    }
+    size_t n = i1 - i < 4 * DROP_LANES ? i1 - i : 4 * DROP_LANES;
+    memcpy(keep + (i - i0), block, n);
+  }
+}
+
+/* out[i] = keep[i] ? inp[i] * scale : 0 (accumulate: out[i] += ...). */
+VECTOR_CLONES static void dropout_apply(float *out, const float *inp, const uint8_t *keep,
+                                        size_t n, float scale, int accumulate) {
+  if (accumulate) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] += keep[i] ? inp[i] * scale : 0.0f;
+  } else {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
+  }
+}
+
+void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key) {
+  assert(p >= 0.0f && p < 1.0f);
+  if (p == 0.0f) {
+    if (out != inp) memmove(out, inp, n * sizeof(float));
+    return;
+  }
+  float scale = 1.0f / (1.0f - p);
+  size_t nchunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
+#pragma omp parallel for if (n >= PAR_MIN)
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < n ? i0 + DROP_CHUNK : n;
+    uint8_t keep[DROP_CHUNK];
+    dropout_mask(keep, i0, i1, p, key);
+    dropout_apply(out + i0, inp + i0, keep, i1 - i0, scale, 0);
+  }
+}
+
+void layer_dropout_backward(float *dinp, const float *dout, size_t n, float p, layer_rng key) {
+  assert(p >= 0.0f && p < 1.0f);
+  float scale = p == 0.0f ? 1.0f : 1.0f / (1.0f - p);
+  size_t nchunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
+#pragma omp parallel for if (n >= PAR_MIN)
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < n ? i0 + DROP_CHUNK : n;
+    uint8_t keep[DROP_CHUNK];
+    if (p == 0.0f)
+      memset(keep, 1, i1 - i0);
+    else
+      dropout_mask(keep, i0, i1, p, key);
+    dropout_apply(dinp + i0, dout + i0, keep, i1 - i0, scale, 1);
+  }
+}
+
+/* Softmax of one row of scores over the keys whose mask is set; padding
+ * keys get exactly 0 (HuggingFace adds the most negative float to their
+ * scores, which gives the same zero). */
+VECTOR_CLONES static void masked_softmax_row(float *a, const int32_t *m, size_t T) {
+  float mx = -INFINITY;
+  for (size_t j = 0; j < T; j++)
+    if (m[j] && a[j] > mx) mx = a[j];
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (size_t j = 0; j < T; j++) {
+    a[j] = m[j] ? fast_expf(a[j] - mx) : 0.0f;
+    s += a[j];
+  }
+  float inv = 1.0f / s;
+#pragma omp simd
+  for (size_t j = 0; j < T; j++) a[j] *= inv;
+}
+
+/* The per-head GEMMs are small (T x T x hs): heads are split among threads,
+ * each GEMM runs on one. */
+void layer_attention_forward(float *out, float *att, float *attd, const float *qkv,
+                             const int32_t *mask, float p, layer_rng key, size_t B, size_t T,
+                             size_t C, size_t NH) {
+  assert(C % NH == 0 && (p == 0.0f || attd));
+  size_t hs = C / NH, C3 = 3 * C;
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
+  for (size_t bh = 0; bh < B * NH; bh++) {
+    size_t b = bh / NH, h = bh % NH;
+    const float *q = qkv + b * T * C3 + h * hs, *k = q + C;
+    float *a = att + bh * T * T;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hs, scale, q,
+                (int)C3, k, (int)C3, 0.0f, a, (int)T);
+    for (size_t i = 0; i < T; i++) masked_softmax_row(a + i * T, mask + b * T, T);
+  }
+  const float *probs = att;
+  if (p > 0.0f) {
+    layer_dropout_forward(attd, att, B * NH * T * T, p, key);
+    probs = attd;
+  }
+#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
+  for (size_t bh = 0; bh < B * NH; bh++) {
+    size_t b = bh / NH, h = bh % NH;
+    const float *v = qkv + b * T * C3 + 2 * C + h * hs;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f,
+                probs + bh * T * T, (int)T, v, (int)C3, 0.0f, out + b * T * C + h * hs, (int)C);
+  }
+}
+
+void layer_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                              const float *att, const float *attd, float p, layer_rng key,
+                              size_t B, size_t T, size_t C, size_t NH) {
+  assert(C % NH == 0 && (p == 0.0f || attd));
+  size_t hs = C / NH, C3 = 3 * C, n = B * NH * T * T;
+  float scale = 1.0f / sqrtf((float)hs);
+  const float *probs = p > 0.0f ? attd : att;
+#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
+  for (size_t bh = 0; bh < B * NH; bh++) {
+    size_t b = bh / NH, h = bh % NH;
+    const float *v = qkv + b * T * C3 + 2 * C + h * hs;
+    const float *d = dout + b * T * C + h * hs;
+    float *dv = dqkv + b * T * C3 + 2 * C + h * hs;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hs, 1.0f, d,
+                (int)C, v, (int)C3, 0.0f, scratch + bh * T * T, (int)T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f,
+                probs + bh * T * T, (int)T, d, (int)C, 1.0f, dv, (int)C3);
+  }
+  if (p > 0.0f) {
+    /* Through the dropout: scratch becomes d(att) in place. */
+    float keep_scale = 1.0f / (1.0f - p);
+    size_t nchunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
+#pragma omp parallel for if (n >= PAR_MIN)
+    for (size_t ch = 0; ch < nchunks; ch++) {
+      size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < n ? i0 + DROP_CHUNK : n;
+      uint8_t keep[DROP_CHUNK];
+      dropout_mask(keep, i0, i1, p, key);
+      dropout_apply(scratch + i0, scratch + i0, keep, i1 - i0, keep_scale, 0);
+    }
+  }
+#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
+  for (size_t bh = 0; bh < B * NH; bh++) {
+    size_t b = bh / NH, h = bh % NH;
+    /* Softmax backward, with the 1/sqrt(hs) of the scores folded in. */
+    float *ds = scratch + bh * T * T;
+    for (size_t i = 0; i < T; i++) {
+      const float *a = att + bh * T * T + i * T;
+      float *d = ds + i * T;
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (size_t j = 0; j < T; j++) dot += a[j] * d[j];
+#pragma omp simd
+      for (size_t j = 0; j < T; j++) d[j] = scale * a[j] * (d[j] - dot);
+    }
+    const float *q = qkv + b * T * C3 + h * hs, *k = q + C;
+    float *dq = dqkv + b * T * C3 + h * hs, *dk = dq + C;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, ds,
+                (int)T, k, (int)C3, 1.0f, dq, (int)C3);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, ds,
+                (int)T, q, (int)C3, 1.0f, dk, (int)C3);
+  }
+}
+
+void layer_gather_forward(float *out, const float *inp, const size_t *rows, size_t P, size_t C) {
+  for (size_t i = 0; i < P; i++) memcpy(out + i * C, inp + rows[i] * C, C * sizeof(float));
+}
+
+void layer_gather_backward(float *dinp, const float *dout, const size_t *rows, size_t P,
+                           size_t C) {
+  for (size_t i = 0; i < P; i++) {
+    float *d = dinp + rows[i] * C;
+    const float *s = dout + i * C;
+    for (size_t c = 0; c < C; c++) d[c] += s[c];
+  }
+}
+
+double layer_crossentropy_forward(float *logits, const int32_t *targets, size_t N, size_t V) {
+#pragma omp parallel for if (N * V >= PAR_MIN)
+  for (size_t n = 0; n < N; n++) {
+    float *x = logits + n * V;
+    float mx = x[0];
+    for (size_t v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+    float s = 0.0f;
+    for (size_t v = 0; v < V; v++) {
+      x[v] = expf(x[v] - mx);
+      s += x[v];
+    }
+    float inv = 1.0f / s;
+    for (size_t v = 0; v < V; v++) x[v] *= inv;
+  }
+  /* Summed on one thread in row order, so the loss is the same bits for any
+   * thread count. */
+  double total = 0.0;
+  for (size_t n = 0; n < N; n++) {
+    assert(targets[n] >= 0 && (size_t)targets[n] < V);
+    float prob = logits[n * V + (size_t)targets[n]];
+    total -= log(prob > FLT_MIN ? (double)prob : (double)FLT_MIN);
+  }
+  return N ? total / (double)N : 0.0;
+}
+
+void layer_crossentropy_backward_inplace(float *probs, const int32_t *targets, size_t N, size_t V,
+                                         float dloss) {
+  float g = N ? dloss / (float)N : 0.0f;
+#pragma omp parallel for if (N * V >= PAR_MIN)
+  for (size_t n = 0; n < N; n++) {
+    float *x = probs + n * V;
+    for (size_t v = 0; v < V; v++) x[v] *= g;
+    x[targets[n]] -= g;
+  }
+}

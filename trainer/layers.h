@@ -1,0 +1,133 @@
+/* Transformer layers as forward/backward pairs on raw float pointers.
+ *
+ * Conventions:
+ *  1. Outputs (or gradients) first, then const inputs and weights, then sizes.
+ *     Every pointer's comment gives its shape; N is the number of rows
+ *     (tokens), C the row width.
+ *  2. Backward functions accumulate (+=) into every gradient they receive;
+ *     zeroing is the caller's separate step. A NULL input gradient means it is
+ *     not needed and is not computed.
+ *  3. Results do not depend on the number of threads: every reduction runs in
+ *     a fixed order (rows split among threads, each column summed by one).
+ *  4. Dropout masks are not stored: element i of a dropout site keeps or drops
+ *     by word i of a Philox stream keyed by layer_rng, so backward regenerates
+ *     the same mask and a step is reproducible.
+ */
+#ifndef DDPT_TRAINER_LAYERS_H
+#define DDPT_TRAINER_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Which dropout mask: seed, then three words (ddpt uses step, micro-batch,
+ * site). */
+typedef struct layer_rng {
+  uint64_t seed;
+  uint32_t a, b, c;
+} layer_rng;
+
+/* out = word + position + token-type embedding, per token. */
+void layer_embeddings_forward(float *out,              /* (B, T, C) */
+                              const int32_t *ids,      /* (B, T) < V */
+                              const int32_t *types,    /* (B, T) < TV */
+                              const float *wte,        /* (V, C) */
+                              const float *wpe,        /* (maxT, C) */
+                              const float *wtt,        /* (TV, C) */
+                              size_t B, size_t T, size_t C);
+void layer_embeddings_backward(float *dwte,            /* (V, C) */
+                               float *dwpe,            /* (maxT, C) */
+                               float *dwtt,            /* (TV, C) */
+                               const float *dout,      /* (B, T, C) */
+                               const int32_t *ids,     /* (B, T) */
+                               const int32_t *types,   /* (B, T) */
+                               size_t B, size_t T, size_t C);
+
+/* out = inp w^T + b (PyTorch Linear). b may be NULL. */
+void layer_linear_forward(float *out,       /* (N, OC) */
+                          const float *inp, /* (N, C) */
+                          const float *w,   /* (OC, C) */
+                          const float *b,   /* (OC) or NULL */
+                          size_t N, size_t C, size_t OC);
+void layer_linear_backward(float *dinp,       /* (N, C) or NULL */
+                           float *dw,         /* (OC, C) */
+                           float *db,         /* (OC) or NULL */
+                           const float *dout, /* (N, OC) */
+                           const float *inp,  /* (N, C) */
+                           const float *w,    /* (OC, C) */
+                           size_t N, size_t C, size_t OC);
+
+void layer_layernorm_forward(float *out,       /* (N, C) */
+                             float *mean,      /* (N) */
+                             float *rstd,      /* (N) */
+                             const float *inp, /* (N, C) */
+                             const float *w,   /* (C) */
+                             const float *b,   /* (C) */
+                             size_t N, size_t C, float eps);
+void layer_layernorm_backward(float *dinp,       /* (N, C) */
+                              float *dw,         /* (C) */
+                              float *db,         /* (C) */
+                              const float *dout, /* (N, C) */
+                              const float *inp,  /* (N, C) */
+                              const float *w,    /* (C) */
+                              const float *mean, /* (N) */
+                              const float *rstd, /* (N) */
+                              size_t N, size_t C);
+
+/* GELU, exact erf form: x/2 (1 + erf(x/sqrt 2)). */
+void layer_gelu_forward(float *out, const float *inp, size_t n);
+void layer_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+void layer_tanh_forward(float *out, const float *inp, size_t n);
+/* Uses the forward output: d tanh = 1 - out^2. */
+void layer_tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* out = a + b; out may alias a or b. */
+void layer_add_forward(float *out, const float *a, const float *b, size_t n);
+
+/* Inverted dropout with rate p in [0, 1): kept values are scaled by 1/(1-p).
+ * out may alias inp. p == 0 copies. */
+void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key);
+void layer_dropout_backward(float *dinp, const float *dout, size_t n, float p, layer_rng key);
+
+/* Multi-head self-attention over a fused QKV projection (q, k, v side by side
+ * in each row). Keys where mask is 0 (padding) get probability exactly 0.
+ * Probabilities go to att; when p > 0 the dropped-out probabilities go to
+ * attd (its own buffer, needed by backward). */
+void layer_attention_forward(float *out,             /* (B, T, C) */
+                             float *att,             /* (B, NH, T, T) */
+                             float *attd,            /* (B, NH, T, T), or NULL when p == 0 */
+                             const float *qkv,       /* (B, T, 3C) */
+                             const int32_t *mask,    /* (B, T) 1 = token, 0 = padding */
+                             float p, layer_rng key, size_t B, size_t T, size_t C, size_t NH);
+/* scratch is overwritten. */
+void layer_attention_backward(float *dqkv,          /* (B, T, 3C) */
+                              float *scratch,       /* (B, NH, T, T) */
+                              const float *dout,    /* (B, T, C) */
+                              const float *qkv,     /* (B, T, 3C) */
+                              const float *att,     /* (B, NH, T, T) */
+                              const float *attd,    /* (B, NH, T, T) or NULL when p == 0 */
+                              float p, layer_rng key, size_t B, size_t T, size_t C, size_t NH);
+
+/* out[i] = inp[rows[i]]: the rows the MLM and NSP heads work on. */
+void layer_gather_forward(float *out,         /* (P, C) */
+                          const float *inp,   /* (N, C) */
+                          const size_t *rows, /* (P) */
+                          size_t P, size_t C);
+void layer_gather_backward(float *dinp,        /* (N, C) */
+                           const float *dout,  /* (P, C) */
+                           const size_t *rows, /* (P) distinct */
+                           size_t P, size_t C);
+
+/* Softmax cross-entropy, mean over the N rows. Turns logits into
+ * probabilities in place and returns the mean loss. */
+double layer_crossentropy_forward(float *logits,          /* (N, V) in: logits, out: probs */
+                                  const int32_t *targets, /* (N) < V */
+                                  size_t N, size_t V);
+/* Turns the probabilities in place into d(mean loss)/d(logits) times dloss.
+ * An exception to "backward accumulates": the logits are produced by one
+ * GEMM and their buffer is reused, which saves an (N, V) buffer. */
+void layer_crossentropy_backward_inplace(float *probs,           /* (N, V) in: probs, out: dlogits */
+                                         const int32_t *targets, /* (N) */
+                                         size_t N, size_t V, float dloss);
+
+#endif

@@ -1,0 +1,58 @@
+/* The optimizer step over the parameter arena: AdamW as BERT uses it, or
+ * SGD with momentum; global-norm gradient clipping; the non-finite guard.
+ *
+ * Conventions:
+ *  1. One step is: optim_grad_norm (over trainable entries, in arena order,
+ *     accumulated in double so the figure is the same on every rank) ->
+ *     optim_guard_check (skip the update when the loss or the norm is not
+ *     finite) -> optim_step (clips with the norm it is given, then updates).
+ *  2. Weight decay is decoupled (param -= lr * wd * param) and applies only
+ *     to entries flagged PARAMS_DECAY; non-trainable entries are untouched.
+ *  3. step counts updates from 1; it is what the bias correction uses.
+ */
+#ifndef DDPT_TRAINER_OPTIMIZER_H
+#define DDPT_TRAINER_OPTIMIZER_H
+
+#include <stdint.h>
+
+#include "trainer/params.h"
+
+typedef enum { OPTIM_ADAMW = 0, OPTIM_SGD } optim_kind;
+
+typedef struct optim_config {
+  optim_kind kind;
+  float beta1, beta2, eps; /* AdamW: BERT's 0.9, 0.999, 1e-6 */
+  float weight_decay;      /* 0.01 as BERT */
+  int bias_correction;     /* 0 as BERT's own optimizer; 1 as PyTorch AdamW */
+  float momentum;          /* SGD */
+  float clip_norm;         /* global-norm clipping threshold; <= 0 turns it off */
+} optim_config;
+
+/* BERT's defaults: AdamW, 0.9/0.999/1e-6, decay 0.01, no bias correction,
+ * clip 1.0. */
+optim_config optim_config_default(void);
+
+/* L2 norm of the gradients of all trainable entries. */
+double optim_grad_norm(const params *p);
+
+/* Applies one update with learning rate lr. grad_norm is the (global) norm
+ * from optim_grad_norm; when it exceeds clip_norm every gradient is scaled
+ * by clip_norm / grad_norm first (in the update, the gradient arena is left
+ * as it is). */
+void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm);
+
+/* Counts non-finite steps. max_consecutive > 0. */
+typedef struct optim_guard {
+  unsigned max_consecutive;
+  unsigned consecutive;
+  uint64_t skipped; /* over the whole run */
+} optim_guard;
+
+typedef enum { GUARD_APPLY = 0, GUARD_SKIP, GUARD_STOP } optim_guard_verdict;
+
+/* GUARD_APPLY when loss and grad_norm are finite (and resets the run of
+ * bad steps); otherwise counts the step and returns GUARD_SKIP, or
+ * GUARD_STOP once max_consecutive bad steps came in a row. */
+optim_guard_verdict optim_guard_check(optim_guard *g, double loss, double grad_norm);
+
+#endif
