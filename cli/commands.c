@@ -13,6 +13,7 @@ int cmd_shard(int argc, char **argv);
 int cmd_corpus(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 const cli_command cli_commands[] = {
     {"help", "show commands, or one command's options",
@@ -89,6 +90,34 @@ const cli_command cli_commands[] = {
      "memory, and the OpenBLAS kernel in use. --threads (default: all CPUs) sets\n"
      "OpenBLAS and OpenMP threads.\n",
      cmd_bench},
+    {"train", "pretrain a BERT model (under mpirun: data-parallel over the ranks)",
+     "usage: ddpt train CONFIG [--set SECTION.KEY=VALUE]... [--run-dir DIR] [--threads N]\n"
+     "       ddpt train --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
+     "Trains on the corpus [data] corpus names (see configs/ for ready presets),\n"
+     "writing RUN_DIR (default ./run): config.ini (the resolved config, also\n"
+     "printed at start), metrics.jsonl, ckpt-<step>.h5 and LATEST. Under\n"
+     "`mpirun -np N` each rank is a replica reading its own shards; gradients are\n"
+     "averaged, so N ranks give the update of one batch N times larger.\n"
+     "--resume continues from RUN_DIR's newest valid checkpoint (config from the\n"
+     "checkpoint; --set may change learning rate, steps, intervals).\n"
+     "SIGINT/SIGTERM: finish the step, checkpoint, exit 3; a second one aborts.\n"
+     "Config keys ([section] key: range):\n"
+     "  [model] preset (bert-tiny|mini|small|medium|base), hf_config (config.json),\n"
+     "          vocab_size (0: from corpus), hidden_size, num_hidden_layers,\n"
+     "          num_attention_heads, intermediate_size, max_position_embeddings,\n"
+     "          type_vocab_size, hidden_dropout_prob, attention_probs_dropout_prob,\n"
+     "          layer_norm_eps\n"
+     "  [data] corpus, max_predictions (0: ceil(mask_prob*seq_len)), mask_prob,\n"
+     "         whole_word_mask, eval_batches\n"
+     "  [optim] name (adamw|sgd), lr, beta1, beta2, eps, weight_decay,\n"
+     "          bias_correction, momentum, clip_norm (0: off), max_nonfinite\n"
+     "  [schedule] kind (linear|cosine|constant|piecewise), warmup_steps,\n"
+     "             warmup_ratio, points (piecewise: \"STEP:MULT, ...\")\n"
+     "  [train] batch_size (per rank), accumulation, steps, tokens, seed, threads,\n"
+     "          bucket_mb, hash_every\n"
+     "  [checkpoint] every, keep\n"
+     "  [log] every, eval_every, level (error|warn|info|debug)\n",
+     cmd_train},
     {"ckpt", "inspect, verify and compare checkpoints",
      "usage: ddpt ckpt info FILE\n"
      "       ddpt ckpt verify FILE\n"

@@ -1,0 +1,116 @@
+/* `ddpt train`: runs (or resumes) pretraining; under mpirun every rank runs
+ * this command and is one data-parallel replica. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "comm/comm.h"
+#include "trainer/blas.h"
+#include "trainer/train.h"
+#include "util/log.h"
+#include "util/status.h"
+
+static volatile sig_atomic_t g_stop = 0;
+
+/* The first SIGINT/SIGTERM asks for a checkpoint at the end of the step; a
+ * second one ends the process at once. */
+static void on_stop_signal(int sig) {
+  if (g_stop) _exit(128 + sig);
+  g_stop = 1;
+  static const char msg[] = "\nddpt train: stopping after this step (checkpoint follows); signal again to abort now\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+}
+
+int cmd_train(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"set", required_argument, NULL, 's'},     {"run-dir", required_argument, NULL, 'r'},
+      {"resume", required_argument, NULL, 'R'},  {"threads", required_argument, NULL, 't'},
+      {NULL, 0, NULL, 0},
+  };
+  char **overrides = calloc((size_t)argc, sizeof *overrides);
+  if (!overrides) return cli_fail("train", strdup("out of memory"));
+  size_t n_over = 0;
+  train_request req = {.run_dir = "run", .stop_requested = &g_stop};
+  opterr = 0;
+  optind = 0;
+  int c;
+  /* Options may follow CONFIG, as in `ddpt train CONFIG --set ...`. */
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case 's': overrides[n_over++] = optarg; break;
+    case 'r': req.run_dir = optarg; break;
+    case 'R':
+      req.run_dir = optarg;
+      req.resume = 1;
+      break;
+    case 't': {
+      char *end;
+      long t = strtol(optarg, &end, 10);
+      if (*end || t < 1 || t > 1024) {
+        free(overrides);
+        return cli_usage_error("train", "--threads '%s': expected a number of threads from 1 to 1024", optarg);
+      }
+      req.threads = (int)t;
+      break;
+    }
+    default: free(overrides); return cli_bad_option("train", argc, argv);
+    }
+  }
+  if (optind < argc) req.config_path = argv[optind++];
+  if (optind < argc) {
+    free(overrides);
+    return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+  }
+  if (!req.config_path && !req.resume) {
+    free(overrides);
+    return cli_usage_error("train", "give a CONFIG file (e.g. configs/bert-tiny.ini) or --resume RUN_DIR");
+  }
+  req.overrides = overrides;
+  req.n_overrides = n_over;
+
+  char *err = NULL;
+  /* Before MPI starts: this may re-execute the process with a better
+   * OpenBLAS kernel. */
+  if (blas_kernel_ensure(argv - 1, &err)) {
+    free(overrides);
+    return cli_fail("train", err);
+  }
+  if (comm_init(&argc, &argv, &err)) {
+    free(overrides);
+    return cli_fail("train", err);
+  }
+  log_init(comm_rank(), comm_world_size());
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  int rc = train_run(&req, &err);
+  free(overrides);
+  if (rc == ST_INTERRUPTED) {
+    if (comm_rank() == 0) fprintf(stderr, "ddpt train: %s\n", err);
+    free(err);
+    comm_finalize();
+    return CLI_EXIT_INTERRUPTED;
+  }
+  if (rc) {
+    /* One rank's failure must end every rank: the others may be waiting
+     * for it inside a collective. */
+    if (comm_world_size() > 1) {
+      fprintf(stderr, "ddpt train: rank %d: %s\n", comm_rank(), err);
+      free(err);
+      comm_abort(CLI_EXIT_FAILURE);
+    }
+    comm_finalize();
+    return cli_fail("train", err);
+  }
+  comm_finalize();
+  return CLI_EXIT_OK;
+}

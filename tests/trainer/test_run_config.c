@@ -1,0 +1,137 @@
+/* The run config: INI keys with types and ranges, --set overrides, [model]
+ * resolution order, and the canonical text that round-trips. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "trainer/run_config.h"
+#include "util/status.h"
+
+static char *write_config(const char *dir, const char *text) {
+  char *path = malloc(strlen(dir) + 32);
+  sprintf(path, "%s/run.ini", dir);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+/* Loads text (plus overrides); returns the status and leaves the message
+ * in *err. */
+static int load_text(run_config *c, const char *text, char *const *ov, size_t n, char **err) {
+  char *dir = harness_tmpdir("cfg");
+  char *path = write_config(dir, text);
+  run_config_defaults(c);
+  int rc = run_config_load(c, path, ov, n, err);
+  harness_rmtree(dir);
+  free(dir);
+  free(path);
+  return rc;
+}
+
+static void test_settings_and_overrides_apply_with_model_preset_first(void) {
+  run_config c;
+  char *err = NULL;
+  char *ov[] = {"optim.lr=5e-4", "train.batch_size=8"};
+  /* hidden_size comes before preset in the file but must win over it. */
+  int rc = load_text(&c,
+                     "[model]\nhidden_size = 256\nnum_attention_heads = 4\npreset = bert-small\n"
+                     "[optim]\nlr = 1e-3\nname = sgd\n[train]\nsteps = 300\nseed = 7\n"
+                     "[schedule]\nkind = piecewise\npoints = 100:1, 300:0.1\n",
+                     ov, 2, &err);
+  CU_ASSERT_EQUAL_FATAL(rc, ST_OK);
+  CU_ASSERT_EQUAL(c.model.hidden, 256u);
+  CU_ASSERT_EQUAL(c.model.heads, 4u);
+  CU_ASSERT_EQUAL(c.model.layers, 4u);          /* bert-small */
+  CU_ASSERT_EQUAL(c.model.intermediate, 2048u); /* bert-small */
+  CU_ASSERT_DOUBLE_EQUAL(c.lr, 5e-4, 1e-15);    /* --set wins over the file */
+  CU_ASSERT_EQUAL(c.optim.kind, OPTIM_SGD);
+  CU_ASSERT_EQUAL(c.batch_size, 8u);
+  CU_ASSERT_EQUAL(c.steps, 300u);
+  CU_ASSERT_EQUAL(c.seed, 7u);
+  CU_ASSERT_EQUAL(c.sched.kind, SCHED_PIECEWISE);
+  CU_ASSERT_EQUAL(c.sched.npoints, 2u);
+}
+
+static void test_unknown_key_and_section_are_named(void) {
+  run_config c;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(load_text(&c, "[optim]\nlearning_rate = 1\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "unknown key 'learning_rate' in [optim]"));
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "run.ini"));
+  CU_ASSERT_EQUAL(load_text(&c, "[trian]\nsteps = 1\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "unknown section [trian]"));
+  CU_ASSERT_EQUAL(load_text(&c, "[model]\nhiden_size = 1\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "hiden_size"));
+  free(err);
+}
+
+static void test_out_of_range_values_name_the_range(void) {
+  run_config c;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(load_text(&c, "[optim]\nlr = 0\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "[optim] lr = '0': allowed: a number above 0 .. 10"));
+  CU_ASSERT_EQUAL(load_text(&c, "[train]\nbatch_size = 2.5\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "an integer from 1 .. 65536"));
+  CU_ASSERT_EQUAL(load_text(&c, "[schedule]\nkind = exponential\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "one of linear cosine constant piecewise"));
+  CU_ASSERT_EQUAL(load_text(&c, "[optim]\nbias_correction = maybe\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "true or false"));
+  CU_ASSERT_EQUAL(load_text(&c, "[schedule]\nkind = piecewise\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "needs points"));
+  CU_ASSERT_EQUAL(load_text(&c, "[model]\npreset = bert-huge\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "bert-huge"));
+  free(err);
+}
+
+static void test_bad_override_and_unreadable_file_fail_clearly(void) {
+  run_config c;
+  char *err = NULL;
+  char *ov[] = {"lr=1"};
+  CU_ASSERT_EQUAL(load_text(&c, "", ov, 1, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "expected section.key=value"));
+  char *ov2[] = {"optim.lr=-3"};
+  CU_ASSERT_EQUAL(load_text(&c, "", ov2, 1, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "--set optim.lr"));
+  run_config_defaults(&c);
+  CU_ASSERT_EQUAL(run_config_load(&c, "/nonexistent/run.ini", NULL, 0, &err), ST_IO);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "/nonexistent/run.ini"));
+  CU_ASSERT_EQUAL(load_text(&c, "this is not ini\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, ":1: not a valid INI line"));
+  free(err);
+}
+
+/* The canonical text, loaded again, gives the same canonical text. */
+static void test_format_round_trips(void) {
+  run_config c;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(load_text(&c,
+                                  "[model]\npreset = bert-mini\nvocab_size = 30522\n"
+                                  "[data]\ncorpus = /data/c\nwhole_word_mask = true\n"
+                                  "[optim]\nlr = 0.000123\n[schedule]\nkind = piecewise\npoints = 10:1, 20:0.5\n"
+                                  "[log]\nlevel = debug\n",
+                                  NULL, 0, &err),
+                        ST_OK);
+  char *text = run_config_format(&c);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "num_hidden_layers = 4\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "corpus = /data/c\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "level = debug\n"));
+  run_config again;
+  CU_ASSERT_EQUAL_FATAL(load_text(&again, text, NULL, 0, &err), ST_OK);
+  char *text2 = run_config_format(&again);
+  CU_ASSERT_STRING_EQUAL(text, text2);
+  free(text);
+  free(text2);
+}
+
+static const harness_test tests[] = {
+    {"test_settings_and_overrides_apply_with_model_preset_first", test_settings_and_overrides_apply_with_model_preset_first},
+    {"test_unknown_key_and_section_are_named", test_unknown_key_and_section_are_named},
+    {"test_out_of_range_values_name_the_range", test_out_of_range_values_name_the_range},
+    {"test_bad_override_and_unreadable_file_fail_clearly", test_bad_override_and_unreadable_file_fail_clearly},
+    {"test_format_round_trips", test_format_round_trips},
+    {NULL, NULL},
+};
+const harness_suite trainer_run_config_suite = {"run_config", tests};

@@ -1,0 +1,48 @@
+/* What a run tells its user: RUN_DIR/metrics.jsonl (one JSON object per
+ * logged step) and the progress line on the terminal (rank 0 only).
+ *
+ * Conventions:
+ *  1. metrics.jsonl is appended and flushed line by line, so a run that is
+ *     killed leaves every line it logged; a resumed run appends.
+ *  2. The fields "tokens_per_s" and "elapsed_s" measure time and differ
+ *     between identical runs; every other field is deterministic.
+ *  3. On a terminal the progress line is redrawn in place every step; when
+ *     stdout is not a terminal, one plain line is printed per logged step.
+ */
+#ifndef DDPT_TRAINER_METRICS_H
+#define DDPT_TRAINER_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct metrics_step {
+  uint64_t step, total_steps;
+  uint64_t tokens;      /* tokens seen by all ranks so far */
+  double loss;          /* global mean over the step's predicted tokens */
+  double mlm_loss, nsp_loss;
+  double lr, grad_norm;
+  double tokens_per_s;  /* over the last logging interval */
+  double elapsed_s;     /* since this process started training */
+  double eta_s;         /* estimated time to the last step (progress only) */
+  uint64_t skipped;     /* non-finite steps skipped so far */
+  int has_eval;
+  double eval_loss, eval_accuracy, eval_perplexity;
+  int has_eval_nsp;
+  double eval_nsp_accuracy;
+} metrics_step;
+
+typedef struct metrics_log metrics_log;
+
+/* Opens RUN_DIR/metrics.jsonl for appending; with truncate, starts it anew
+ * (a fresh run) or cuts it back to the lines with step <= keep_through (a
+ * resumed run that continues after that step). */
+int metrics_log_open(const char *run_dir, int truncate, uint64_t keep_through, metrics_log **out, char **err);
+void metrics_log_close(metrics_log *m);
+int metrics_log_write(metrics_log *m, const metrics_step *s, char **err);
+
+/* The progress line for s; live redraws on a terminal. */
+void metrics_progress(FILE *out, int live, const metrics_step *s);
+/* Ends a live line so that later output starts on a fresh line. */
+void metrics_progress_end(FILE *out, int live);
+
+#endif

@@ -1,0 +1,84 @@
+/* The run configuration of `ddpt train`: an INI file (sections model, data,
+ * optim, schedule, train, checkpoint, log) plus `--set section.key=value`
+ * overrides, checked key by key and resolved to one canonical text.
+ *
+ * Conventions:
+ *  1. Every key has a type and an allowed range; an unknown section or key,
+ *     or a value out of range, fails naming the file, line, key and range.
+ *  2. [model] starts from `preset` (default bert-tiny), then `hf_config` (a
+ *     HuggingFace config.json), then the other [model] keys in the file, by
+ *     their HuggingFace names (hidden_size, num_hidden_layers, ...), whatever
+ *     their order in the file. Whether the model has the next-sentence head
+ *     is not a setting: it follows the corpus (sharded with --nsp or not).
+ *  3. run_config_format writes every setting, defaults included, as INI: the
+ *     text printed at start, written to RUN_DIR/config.ini, stored in
+ *     checkpoints and hashed to check that all ranks run the same config.
+ */
+#ifndef DDPT_TRAINER_RUN_CONFIG_H
+#define DDPT_TRAINER_RUN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trainer/bert.h"
+#include "trainer/optimizer.h"
+#include "trainer/schedule.h"
+
+enum { RUN_CONFIG_PATH_MAX = 1024 };
+
+typedef struct run_config {
+  /* [model] */
+  char preset[64];
+  char hf_config[RUN_CONFIG_PATH_MAX];
+  bert_config model; /* vocab_size 0 means "take it from the corpus" */
+  /* [data] */
+  char corpus[RUN_CONFIG_PATH_MAX];
+  size_t max_predictions; /* 0: 20% of seq_len */
+  double mask_prob;
+  int whole_word_mask;
+  size_t eval_batches;
+  /* [optim] */
+  optim_config optim;
+  double lr;
+  unsigned max_nonfinite; /* consecutive non-finite steps that stop the run */
+  /* [schedule] */
+  schedule sched;         /* total is filled from [train] steps */
+  double warmup_ratio;    /* used when warmup_steps is 0 */
+  /* [train] */
+  size_t batch_size;      /* sequences per rank per micro-batch */
+  size_t accumulation;    /* micro-batches per update */
+  uint64_t steps;         /* updates; 0: derived from tokens */
+  uint64_t tokens;        /* stop after this many tokens when steps is 0 */
+  uint64_t seed;
+  int threads;            /* 0: all cores of this rank */
+  double bucket_mb;       /* gradient reduction bucket size */
+  uint64_t hash_every;    /* compare parameter hashes across ranks */
+  /* [checkpoint] */
+  uint64_t ckpt_every;    /* 0: only at the end */
+  unsigned ckpt_keep;     /* 0: keep all */
+  /* [log] */
+  uint64_t log_every;
+  uint64_t eval_every;    /* 0: no evaluation */
+  char log_level[16];
+} run_config;
+
+/* Defaults: bert-tiny, BERT's optimizer and linear schedule, batch 32. */
+void run_config_defaults(run_config *c);
+
+/* Reads path (NULL: defaults only) and applies the overrides
+ * ("section.key=value", n of them) after it. */
+int run_config_load(run_config *c, const char *path, char *const *overrides, size_t n, char **err);
+
+/* The same from INI text held in memory (a checkpoint's config); source
+ * names it in messages. */
+int run_config_load_text(run_config *c, const char *text, const char *source, char *const *overrides, size_t n,
+                         char **err);
+
+/* Applies one "section.key=value" to an already loaded config: the settings
+ * a resumed run may change (learning rate, total steps, eval interval...). */
+int run_config_set(run_config *c, const char *section, const char *key, const char *value, char **err);
+
+/* The full resolved config as INI text; malloc'd, caller frees. */
+char *run_config_format(const run_config *c);
+
+#endif

@@ -1,0 +1,667 @@
+/* The training loop of `ddpt train` (see train.h): set-up and resume,
+ * steps, evaluation, metrics, parameter-hash checks and checkpoints. */
+#include "trainer/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "comm/comm.h"
+#include "corpus/corpus.h"
+#include "storage/ckpt.h"
+#include "trainer/bert.h"
+#include "trainer/blas.h"
+#include "trainer/metrics.h"
+#include "trainer/optimizer.h"
+#include "trainer/params.h"
+#include "trainer/run_config.h"
+#include "trainer/schedule.h"
+#include "util/log.h"
+#include "util/sha256.h"
+#include "util/status.h"
+#include "util/timer.h"
+
+typedef struct trainer {
+  const train_request *req;
+  int rank, world;
+  FILE *out;
+  run_config cfg;
+  char *cfg_text;
+  corpus *data;
+  corpus_valid *valid;
+  const manifest *man;
+  size_t B, L, A, max_pred;
+  corpus_batch **micro; /* (A) */
+  corpus_batch *eval_batch;
+  bert_model *model;
+  params *p;
+  comm_reducer *reducer;
+  metrics_log *metrics;
+  ckpt_writer *writer;
+  optim_guard guard;
+  uint64_t step, total_steps, tokens_seen;
+  double started, interval_start;
+  uint64_t interval_tokens;
+} trainer;
+
+/* ------------------------------------------------------------ set-up */
+
+/* Threads per rank: the flag, else the config, else this node's cores shared
+ * among the ranks on it (mpirun says how many in OMPI_COMM_WORLD_LOCAL_SIZE). */
+static int choose_threads(const trainer *t) {
+  if (t->req->threads > 0) return t->req->threads;
+  if (t->cfg.threads > 0) return t->cfg.threads;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  long ranks = local ? atol(local) : 1;
+  if (cores < 1) cores = 1;
+  if (ranks < 1) ranks = 1;
+  return cores / ranks > 0 ? (int)(cores / ranks) : 1;
+}
+
+/* Reads the config: the file and --set for a fresh run; the checkpoint's
+ * config and --set on resume, refusing a file that changes the model. */
+static int load_config(trainer *t, const char *ckpt_config, char **err) {
+  const train_request *r = t->req;
+  run_config_defaults(&t->cfg);
+  if (!ckpt_config) return run_config_load(&t->cfg, r->config_path, r->overrides, r->n_overrides, err);
+  int rc = run_config_load_text(&t->cfg, ckpt_config, "the checkpoint's config", r->overrides, r->n_overrides, err);
+  if (rc || !r->config_path) return rc;
+  run_config fresh;
+  run_config_defaults(&fresh);
+  if ((rc = run_config_load(&fresh, r->config_path, r->overrides, r->n_overrides, err))) return rc;
+  const bert_config *a = &t->cfg.model, *b = &fresh.model;
+  if (b->vocab_size == 0) fresh.model.vocab_size = a->vocab_size;
+  if (memcmp(a, &fresh.model, sizeof *a) != 0) {
+    char was[512], now[512];
+    bert_config_describe(a, was, sizeof was);
+    bert_config_describe(&fresh.model, now, sizeof now);
+    return status_set(err, ST_MISMATCH,
+                      "%s changes the model (checkpoint: %s; config: %s); a resumed run keeps its model's shape: "
+                      "start a new run directory or drop the change",
+                      r->config_path, was, now);
+  }
+  /* Everything else (learning rate, steps, intervals...) may change. */
+  t->cfg = fresh;
+  return ST_OK;
+}
+
+/* Finds "key = " of section in INI text; returns the value's start (up to
+ * the newline) or NULL. */
+static const char *ini_value(const char *text, const char *section, const char *key, size_t keylen) {
+  const char *sec = strstr(text, section);
+  if (!sec) return NULL;
+  for (const char *line = sec; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    if (line != sec && line[0] == '[') return NULL;
+    if (strncmp(line, key, keylen) == 0 && strncmp(line + keylen, " = ", 3) == 0) return line + keylen + 3;
+  }
+  return NULL;
+}
+
+/* Logs every setting of after that differs from before: the changes a
+ * resumed run applies to its checkpoint's config. */
+static void log_config_changes(const char *before, const char *after) {
+  char section[64] = "";
+  for (const char *line = after; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    size_t len = strcspn(line, "\n");
+    if (line[0] == '[') {
+      snprintf(section, sizeof section, "%.*s", (int)len, line);
+      continue;
+    }
+    const char *eq = strstr(line, " = ");
+    if (!eq || eq > line + len) continue;
+    size_t keylen = (size_t)(eq - line);
+    const char *now = eq + 3, *was = ini_value(before, section, line, keylen);
+    size_t now_len = len - keylen - 3, was_len = was ? strcspn(was, "\n") : 0;
+    if (!was || was_len != now_len || strncmp(was, now, now_len) != 0)
+      log_info("resume: %s %.*s changed from %.*s to %.*s", section, (int)keylen, line, (int)was_len,
+               was ? was : "", (int)now_len, now);
+  }
+}
+
+static int write_file_atomic(const char *path, const char *text, char **err) {
+  size_t n = strlen(path) + 8;
+  char *tmp = malloc(n);
+  if (!tmp) return status_set(err, ST_NOMEM, "out of memory");
+  snprintf(tmp, n, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  int rc = ST_OK;
+  if (!f || fputs(text, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
+    if (f) fclose(f);
+    unlink(tmp);
+  } else if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    rc = status_set(err, ST_IO, "cannot write %s: %s", path, strerror(errno));
+    unlink(tmp);
+  }
+  free(tmp);
+  return rc;
+}
+
+/* Every rank must run the same config on the same corpus. */
+static int check_ranks_agree(trainer *t, char **err) {
+  uint8_t d[32];
+  sha256(t->cfg_text, strlen(t->cfg_text), d);
+  int rc = comm_check_same_digest(d, "the resolved config", err);
+  if (rc) return rc;
+  size_t n = strlen(t->cfg.corpus) + 32;
+  char *path = malloc(n);
+  if (!path) return status_set(err, ST_NOMEM, "out of memory");
+  snprintf(path, n, "%s/%s", t->cfg.corpus, MANIFEST_FILE);
+  rc = sha256_file(path, d, err);
+  free(path);
+  if (rc) return rc;
+  return comm_check_same_digest(d, "the corpus manifest", err);
+}
+
+static int open_corpus(trainer *t, char **err) {
+  if (!t->cfg.corpus[0])
+    return status_set(err, ST_INVALID, "no corpus: set [data] corpus = DIR in the config or --set data.corpus=DIR");
+  struct stat st;
+  if (stat(t->cfg.corpus, &st) != 0)
+    return status_set(err, ST_IO, "corpus %s: %s; make one with `ddpt shard` or scripts/shard_corpus.sh",
+                      t->cfg.corpus, strerror(errno));
+  corpus_options opt;
+  corpus_options_default(&opt);
+  opt.batch_size = t->cfg.batch_size;
+  opt.seed = t->cfg.seed;
+  opt.mask_prob = t->cfg.mask_prob;
+  opt.whole_word = t->cfg.whole_word_mask;
+  int rc = corpus_open(t->cfg.corpus, t->rank, t->world, &opt, &t->data, err);
+  if (rc) return rc;
+  t->man = corpus_manifest(t->data);
+  t->L = t->man->seq_len;
+  t->max_pred = t->cfg.max_predictions ? t->cfg.max_predictions
+                                       : (size_t)ceil(t->cfg.mask_prob * (double)t->L);
+  if (t->max_pred > t->L) t->max_pred = t->L;
+  if (t->max_pred < 1) t->max_pred = 1;
+  /* The masking options are part of opening: reopen with the resolved
+   * max_predictions (corpus_open does not read the model). */
+  corpus_close(t->data);
+  opt.max_predictions = t->max_pred;
+  if ((rc = corpus_open(t->cfg.corpus, t->rank, t->world, &opt, &t->data, err))) return rc;
+  t->man = corpus_manifest(t->data);
+  /* Every rank decides the same way; only rank 0 reads validation data
+   * (LevelDB lets one process at a time open a shard). */
+  if (t->cfg.eval_every > 0 && t->man->num_valid == 0) {
+    if (t->rank == 0)
+      log_warn("corpus %s has no validation shards (shard it with --valid-fraction): evaluation is off",
+               t->cfg.corpus);
+    t->cfg.eval_every = 0;
+  }
+  if (t->cfg.eval_every > 0 && t->rank == 0) return corpus_valid_open(t->cfg.corpus, &opt, &t->valid, err);
+  return ST_OK;
+}
+
+/* The model follows the corpus where the corpus decides: vocabulary size,
+ * sequence length, and whether there is a next-sentence task. */
+static int fit_model_to_corpus(trainer *t, char **err) {
+  bert_config *m = &t->cfg.model;
+  if (m->vocab_size == 0) {
+    m->vocab_size = (size_t)t->man->vocab_size;
+  } else if ((int64_t)m->vocab_size != t->man->vocab_size) {
+    return status_set(err, ST_MISMATCH,
+                      "model vocab_size is %zu but corpus %s was made with a vocab of %lld tokens; set [model] "
+                      "vocab_size = %lld (or 0 to take it from the corpus)",
+                      m->vocab_size, t->cfg.corpus, (long long)t->man->vocab_size, (long long)t->man->vocab_size);
+  }
+  if (t->L > m->max_positions)
+    return status_set(err, ST_INVALID, "corpus %s has seq_len %zu but the model has only %zu positions",
+                      t->cfg.corpus, t->L, m->max_positions);
+  m->nsp = t->man->nsp;
+  return bert_config_validate(m, err);
+}
+
+static int create_model(trainer *t, char **err) {
+  t->B = t->cfg.batch_size;
+  t->A = t->cfg.accumulation;
+  int rc = bert_model_create(&t->model, &t->cfg.model, t->B, t->L, t->max_pred, err);
+  if (rc) return rc;
+  t->p = bert_model_params(t->model);
+  params_init(t->p, t->cfg.seed);
+  /* Initialisation depends only on (seed, name), so ranks agree already;
+   * the broadcast makes it so whatever a future initialiser does. */
+  if ((rc = comm_broadcast(t->p->data, params_bytes(t->p), 0, err))) return rc;
+  t->micro = calloc(t->A, sizeof *t->micro);
+  if (!t->micro) return status_set(err, ST_NOMEM, "out of memory");
+  for (size_t a = 0; a < t->A; a++)
+    if ((rc = corpus_batch_alloc(t->B, t->L, &t->micro[a], err))) return rc;
+  if (t->valid && (rc = corpus_batch_alloc(t->B, t->L, &t->eval_batch, err))) return rc;
+  size_t bucket = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / sizeof(float));
+  if (bucket < 1) bucket = 1;
+  return comm_reducer_create(t->p->grad, t->p->total, bucket, &t->reducer, err);
+}
+
+/* ------------------------------------------------------- checkpoints */
+
+/* Tensors named as the parameter table, over one of the arenas. */
+static ckpt_tensor *tensors_over(const params *p, float *arena) {
+  ckpt_tensor *ts = calloc(p->count ? p->count : 1, sizeof *ts);
+  if (!ts) return NULL;
+  for (size_t i = 0; i < p->count; i++) {
+    const params_entry *e = &p->entries[i];
+    ts[i].name = e->name;
+    ts[i].ndim = e->ndim;
+    for (int d = 0; d < e->ndim; d++) ts[i].shape[d] = e->shape[d];
+    ts[i].data = arena + e->offset;
+  }
+  return ts;
+}
+
+/* The data position of the whole job: each shard's cursor as its owner
+ * has it (the others hold zeros, so a sum collects them). */
+static int gather_cursors(trainer *t, int64_t **rows, char **err) {
+  size_t n = corpus_num_shards(t->data);
+  corpus_cursor *cur = calloc(n, sizeof *cur);
+  double *v = calloc(3 * n, sizeof *v);
+  int64_t *out = calloc(3 * n, sizeof *out);
+  int rc = ST_OK;
+  if (!cur || !v || !out) {
+    rc = status_set(err, ST_NOMEM, "out of memory");
+    goto done;
+  }
+  corpus_state_get(t->data, cur);
+  for (size_t s = 0; s < n; s++)
+    if (corpus_owns_shard(t->data, s)) {
+      v[3 * s + 1] = cur[s].epoch;
+      v[3 * s + 2] = (double)cur[s].position;
+    }
+  if ((rc = comm_allreduce_sum_f64(v, 3 * n, err))) goto done;
+  for (size_t s = 0; s < n; s++) {
+    out[3 * s] = (int64_t)s;
+    out[3 * s + 1] = (int64_t)v[3 * s + 1];
+    out[3 * s + 2] = (int64_t)v[3 * s + 2];
+  }
+  *rows = out;
+  out = NULL;
+done:
+  free(cur);
+  free(v);
+  free(out);
+  return rc;
+}
+
+/* Starts writing a checkpoint of the current step in the background (rank
+ * 0), after the previous write has finished. Collective: every rank calls. */
+static int checkpoint(trainer *t, char **err) {
+  int64_t *rows = NULL;
+  int rc = gather_cursors(t, &rows, err);
+  if (rc || t->rank != 0) {
+    free(rows);
+    return rc;
+  }
+  if (t->writer) {
+    char *written = NULL;
+    rc = ckpt_writer_wait(t->writer, &written, err);
+    ckpt_writer_free(t->writer);
+    t->writer = NULL;
+    free(written);
+    if (rc) {
+      free(rows);
+      return rc;
+    }
+  }
+  ckpt_tensor *pt = tensors_over(t->p, t->p->data);
+  ckpt_tensor *mt = tensors_over(t->p, t->p->m);
+  ckpt_tensor *vt = tensors_over(t->p, t->p->v);
+  int64_t rng[2] = {(int64_t)t->cfg.seed, (int64_t)t->step};
+  ckpt_array arrays[2] = {
+      {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data), 3}, .data = rows},
+      {.path = "rng/seed_step", .ndim = 1, .shape = {2}, .data = rng},
+  };
+  ckpt_content c = {
+      .meta = {.step = (int64_t)t->step, .tokens_seen = (int64_t)t->tokens_seen, .world_size = t->world,
+               .seed = t->cfg.seed, .model_type = "bert", .config = t->cfg_text},
+      .params = pt, .n_params = t->p->count,
+      .optim_m = mt, .optim_v = vt, .n_optim_m = t->p->count, .n_optim_v = t->p->count,
+      .arrays = arrays, .n_arrays = 2,
+  };
+  if (!pt || !mt || !vt) rc = status_set(err, ST_NOMEM, "out of memory");
+  else rc = ckpt_writer_begin(t->req->run_dir, &c, (int)t->cfg.ckpt_keep, &t->writer, err);
+  free(pt);
+  free(mt);
+  free(vt);
+  free(rows);
+  return rc;
+}
+
+static int finish_checkpoints(trainer *t, char **err) {
+  if (!t->writer) return ST_OK;
+  char *written = NULL;
+  int rc = ckpt_writer_wait(t->writer, &written, err);
+  ckpt_writer_free(t->writer);
+  t->writer = NULL;
+  if (!rc) log_info("checkpoint %s", written);
+  free(written);
+  return rc;
+}
+
+/* Restores parameters, moments, step, tokens and data cursors from f. */
+static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
+  ckpt_tensor *pt = tensors_over(t->p, t->p->data);
+  ckpt_tensor *mt = tensors_over(t->p, t->p->m);
+  ckpt_tensor *vt = tensors_over(t->p, t->p->v);
+  size_t n = corpus_num_shards(t->data);
+  int64_t *rows = malloc(3 * n * sizeof *rows);
+  corpus_cursor *cur = malloc(n * sizeof *cur);
+  int rc = ST_OK;
+  if (!pt || !mt || !vt || !rows || !cur) {
+    rc = status_set(err, ST_NOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = ckpt_file_load(f, "params", pt, t->p->count, 1, NULL, err)) ||
+      (rc = ckpt_file_load(f, "optim/m", mt, t->p->count, 1, NULL, err)) ||
+      (rc = ckpt_file_load(f, "optim/v", vt, t->p->count, 1, NULL, err)))
+    goto done;
+  if ((rc = ckpt_file_read_int64(f, "data/cursor", rows, 3 * n, err))) {
+    status_wrap(err, rc, "the checkpoint's data position does not fit corpus %s (%zu shards)", t->cfg.corpus, n);
+    goto done;
+  }
+  for (size_t s = 0; s < n; s++) {
+    cur[s].shard = (uint32_t)rows[3 * s];
+    cur[s].epoch = (uint32_t)rows[3 * s + 1];
+    cur[s].position = (uint64_t)rows[3 * s + 2];
+  }
+  if ((rc = corpus_state_set(t->data, cur, n, err))) goto done;
+  t->step = (uint64_t)h->step;
+  t->tokens_seen = (uint64_t)h->tokens_seen;
+done:
+  free(pt);
+  free(mt);
+  free(vt);
+  free(rows);
+  free(cur);
+  return rc;
+}
+
+/* ------------------------------------------------------------ steps */
+
+static void on_grads_ready(void *ctx, size_t lo) {
+  trainer *t = ctx;
+  char *err = NULL;
+  /* A failure here is seen again, with its message, by comm_reducer_finish. */
+  if (comm_reducer_ready(t->reducer, lo, &err) == ST_OK) comm_reducer_poll(t->reducer, &err);
+  free(err);
+}
+
+static bert_batch as_bert_batch(const corpus_batch *b) {
+  bert_batch x = {
+      .B = b->batch_size, .L = b->seq_len, .input_ids = b->input_ids, .segment_ids = b->segment_ids,
+      .attention_mask = b->attention_mask, .mlm_labels = b->mlm_labels, .nsp_labels = b->nsp_labels,
+  };
+  return x;
+}
+
+typedef struct step_result {
+  double loss, mlm, nsp, grad_norm, lr;
+  uint64_t tokens;
+  int applied;
+} step_result;
+
+static int train_step(trainer *t, step_result *r, char **err) {
+  int rc;
+  double counts[3] = {0, 0, 0}; /* predicted tokens, NSP sequences, tokens */
+  for (size_t a = 0; a < t->A; a++) {
+    corpus_batch *b = t->micro[a];
+    if ((rc = corpus_next_batch(t->data, b, err))) return rc;
+    for (size_t i = 0; i < t->B * t->L; i++) {
+      counts[0] += b->mlm_labels[i] >= 0;
+      counts[2] += b->attention_mask[i] != 0;
+    }
+    if (t->cfg.model.nsp)
+      for (size_t i = 0; i < t->B; i++) counts[1] += b->nsp_labels[i] >= 0;
+  }
+  if ((rc = comm_allreduce_sum_f64(counts, 3, err))) return rc;
+
+  params_zero_grad(t->p);
+  comm_reducer_begin(t->reducer);
+  /* Each token's (sequence's) loss weighs 1 / its count over all ranks and
+   * micro-batches: the sum over ranks is the mean over the global batch. */
+  bert_grad_scale scale = {counts[0] > 0 ? (float)(1.0 / counts[0]) : 0.0f,
+                           counts[1] > 0 ? (float)(1.0 / counts[1]) : 0.0f};
+  double local[2] = {0, 0}; /* this rank's share of the global mlm and nsp means */
+  for (size_t a = 0; a < t->A; a++) {
+    bert_batch x = as_bert_batch(t->micro[a]);
+    bert_dropout drop = {.seed = t->cfg.seed, .step = (uint32_t)t->step,
+                         .micro = (uint32_t)((size_t)t->rank * t->A + a)};
+    bert_loss loss;
+    if ((rc = bert_forward(t->model, &x, &drop, &loss, err))) return rc;
+    if (counts[0] > 0) local[0] += loss.mlm * (double)loss.predicted / counts[0];
+    if (counts[1] > 0) local[1] += loss.nsp * (double)loss.nsp_count / counts[1];
+    /* Gradient accumulation reduces only once, during the last backward. */
+    bert_set_grad_ready(t->model, a + 1 == t->A ? on_grads_ready : NULL, t);
+    bert_backward(t->model, &x, &scale);
+  }
+  bert_set_grad_ready(t->model, NULL, NULL);
+  if ((rc = comm_reducer_finish(t->reducer, 1.0f, err))) return rc;
+  if ((rc = comm_allreduce_sum_f64(local, 2, err))) return rc;
+
+  r->mlm = local[0];
+  r->nsp = local[1];
+  r->loss = local[0] + local[1];
+  r->tokens = (uint64_t)counts[2];
+  r->grad_norm = optim_grad_norm(t->p);
+  r->lr = t->cfg.lr * schedule_multiplier(&t->cfg.sched, t->step + 1);
+  optim_guard_verdict v = optim_guard_check(&t->guard, r->loss, r->grad_norm);
+  if (v == GUARD_STOP)
+    return status_set(err, ST_INVALID,
+                      "%u steps in a row had a non-finite loss or gradient norm (last: step %llu, loss %g, norm %g); "
+                      "lower [optim] lr or check the corpus",
+                      t->guard.consecutive, (unsigned long long)t->step + 1, r->loss, r->grad_norm);
+  r->applied = v == GUARD_APPLY;
+  if (r->applied) optim_step(&t->cfg.optim, t->p, (float)r->lr, t->step + 1, r->grad_norm);
+  else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
+                (unsigned long long)t->step + 1, r->loss, r->grad_norm, (unsigned long long)t->guard.skipped);
+  return ST_OK;
+}
+
+/* Rank 0 evaluates on the validation shards (a fixed set of sequences with
+ * fixed masks, no dropout); every rank receives the figures. */
+static int evaluate(trainer *t, metrics_step *m, char **err) {
+  double sums[5] = {0, 0, 0, 0, 0}; /* loss sum, predicted, correct, nsp correct, nsp seqs */
+  int rc = ST_OK;
+  if (t->rank == 0) {
+    uint64_t n = corpus_valid_size(t->valid);
+    uint64_t limit = t->cfg.eval_batches * t->B;
+    if (limit && limit < n) n = limit;
+    for (uint64_t start = 0; start < n; start += t->B) {
+      if ((rc = corpus_valid_batch(t->valid, start, t->eval_batch, err))) break;
+      bert_batch x = as_bert_batch(t->eval_batch);
+      x.B = t->eval_batch->count; /* the last batch may be short */
+      bert_loss loss;
+      if ((rc = bert_forward(t->model, &x, NULL, &loss, err))) break;
+      sums[0] += loss.mlm * (double)loss.predicted;
+      sums[1] += (double)loss.predicted;
+      sums[2] += (double)loss.mlm_correct;
+      sums[3] += (double)loss.nsp_correct;
+      sums[4] += (double)loss.nsp_count;
+    }
+  }
+  double ok = rc == ST_OK;
+  if (comm_allreduce_max_f64(&ok, 1, err) == ST_OK && ok) rc = comm_broadcast(sums, sizeof sums, 0, err);
+  if (rc) return rc;
+  if (!ok) return status_set(err, ST_CORRUPT, "evaluation failed on rank 0");
+  m->has_eval = sums[1] > 0;
+  m->eval_loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
+  m->eval_accuracy = sums[1] > 0 ? sums[2] / sums[1] : NAN;
+  m->eval_perplexity = exp(m->eval_loss);
+  m->has_eval_nsp = sums[4] > 0;
+  m->eval_nsp_accuracy = sums[4] > 0 ? sums[3] / sums[4] : NAN;
+  return ST_OK;
+}
+
+static int check_parameter_hashes(trainer *t, char **err) {
+  uint8_t d[32];
+  sha256(t->p->data, params_bytes(t->p), d);
+  char what[96];
+  snprintf(what, sizeof what, "the parameters after step %llu", (unsigned long long)t->step);
+  int rc = comm_check_same_digest(d, what, err);
+  if (rc == ST_MISMATCH) status_wrap(err, rc, "ranks diverged");
+  return rc;
+}
+
+static int stop_requested_anywhere(trainer *t, int *stop, char **err) {
+  double flag = t->req->stop_requested && *t->req->stop_requested;
+  int rc = comm_allreduce_max_f64(&flag, 1, err);
+  *stop = flag > 0;
+  return rc;
+}
+
+/* ------------------------------------------------------------- the run */
+
+static int run(trainer *t, char **err) {
+  const train_request *req = t->req;
+  int rc;
+  char *ckpt_path = NULL, *note = NULL;
+  ckpt_file *resume_from = NULL;
+  ckpt_header header = {0};
+
+  if (req->resume) {
+    if ((rc = ckpt_dir_find_latest_valid(req->run_dir, &ckpt_path, &note, err))) return rc;
+    if (!ckpt_path)
+      return status_set(err, ST_INVALID, "nothing to resume in %s: no checkpoint there; start without --resume",
+                        req->run_dir);
+    if (note && t->rank == 0) log_warn("%s", note);
+    free(note);
+    rc = ckpt_file_open(ckpt_path, &resume_from, err);
+    if (!rc) rc = ckpt_file_read_header(resume_from, &header, err);
+    if (rc) goto done;
+  } else if (!req->config_path) {
+    return status_set(err, ST_INVALID, "no config: give CONFIG (see configs/) or --resume RUN_DIR");
+  }
+  if ((rc = load_config(t, req->resume ? header.config : NULL, err))) goto done;
+  if (!getenv("DDPT_LOG")) log_set_level((log_level)log_level_parse(t->cfg.log_level));
+  blas_set_threads(choose_threads(t));
+
+  if ((rc = open_corpus(t, err)) || (rc = fit_model_to_corpus(t, err))) goto done;
+  uint64_t seqs_per_step = (uint64_t)t->B * t->A * (uint64_t)t->world;
+  t->total_steps = t->cfg.steps ? t->cfg.steps
+                                : (t->cfg.tokens + seqs_per_step * t->L - 1) / (seqs_per_step * t->L);
+  if (t->total_steps == 0) {
+    rc = status_set(err, ST_INVALID, "nothing to train: set [train] steps or tokens");
+    goto done;
+  }
+  t->cfg.sched.total = t->total_steps;
+  if (t->cfg.sched.warmup == 0) t->cfg.sched.warmup = (uint64_t)llround(t->cfg.warmup_ratio * (double)t->total_steps);
+  t->guard.max_consecutive = t->cfg.max_nonfinite;
+
+  if (!(t->cfg_text = run_config_format(&t->cfg))) {
+    rc = status_set(err, ST_NOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = check_ranks_agree(t, err)) || (rc = create_model(t, err))) goto done;
+  if (resume_from) {
+    if (t->rank == 0) log_config_changes(header.config, t->cfg_text);
+    if ((rc = restore(t, resume_from, &header, err))) goto done;
+    if (t->rank == 0) log_info("resumed from %s at step %llu", ckpt_path, (unsigned long long)t->step);
+  }
+
+  if (t->rank == 0) {
+    if (mkdir(req->run_dir, 0777) != 0 && errno != EEXIST) {
+      rc = status_set(err, ST_IO, "cannot create run directory %s: %s", req->run_dir, strerror(errno));
+      goto done;
+    }
+    size_t n = strlen(req->run_dir) + 16;
+    char *path = malloc(n);
+    if (!path) {
+      rc = status_set(err, ST_NOMEM, "out of memory");
+      goto done;
+    }
+    snprintf(path, n, "%s/config.ini", req->run_dir);
+    rc = write_file_atomic(path, t->cfg_text, err);
+    free(path);
+    if (rc || (rc = metrics_log_open(req->run_dir, 1, t->step, &t->metrics, err))) goto done;
+    bert_memory mem;
+    char line[256];
+    bert_config_describe(&t->cfg.model, line, sizeof line);
+    bert_memory_estimate(&t->cfg.model, t->B, t->L, t->max_pred, &mem, NULL);
+    fprintf(t->out, "# resolved config (also in %s/config.ini)\n%s\n", req->run_dir, t->cfg_text);
+    fprintf(t->out, "model: %s, %zu parameters\n", line, mem.param_count);
+    fprintf(t->out, "world: %d rank(s) x %d thread(s), %zu x %zu x %zu sequences per step (rank x accumulation x batch) of %zu tokens\n",
+            t->world, choose_threads(t), (size_t)t->world, t->A, t->B, t->L);
+    fflush(t->out);
+  }
+
+  int live = t->rank == 0 && isatty(fileno(t->out));
+  t->started = t->interval_start = timer_now();
+  uint64_t first_step = t->step;
+  int stop = 0;
+  while (t->step < t->total_steps) {
+    step_result r;
+    if ((rc = train_step(t, &r, err))) goto done;
+    t->step++;
+    t->tokens_seen += r.tokens;
+    t->interval_tokens += r.tokens;
+    int last = t->step == t->total_steps;
+    if (t->cfg.hash_every && t->step % t->cfg.hash_every == 0 && (rc = check_parameter_hashes(t, err))) goto done;
+    if ((rc = stop_requested_anywhere(t, &stop, err))) goto done;
+
+    metrics_step m = {.step = t->step, .total_steps = t->total_steps, .tokens = t->tokens_seen, .loss = r.loss,
+                      .mlm_loss = r.mlm, .nsp_loss = r.nsp, .lr = r.lr, .grad_norm = r.grad_norm,
+                      .skipped = t->guard.skipped};
+    if (t->cfg.eval_every && (t->step % t->cfg.eval_every == 0 || last) && (rc = evaluate(t, &m, err))) goto done;
+    double now = timer_now();
+    m.elapsed_s = now - t->started;
+    m.eta_s = m.elapsed_s / (double)(t->step - first_step) * (double)(t->total_steps - t->step);
+    /* The first step is always logged: its loss (about ln V for a new model)
+     * is where the curve starts. */
+    int logged = t->step % t->cfg.log_every == 0 || t->step == first_step + 1 || last || m.has_eval || stop;
+    if (t->rank == 0) {
+      m.tokens_per_s = (double)t->interval_tokens / (now - t->interval_start);
+      if (logged && (rc = metrics_log_write(t->metrics, &m, err))) goto done;
+      if (live || logged) metrics_progress(t->out, live, &m);
+    }
+    if (logged) {
+      t->interval_start = now;
+      t->interval_tokens = 0;
+    }
+    if ((t->cfg.ckpt_every && t->step % t->cfg.ckpt_every == 0) || last || stop) {
+      if (t->cfg.hash_every && (rc = check_parameter_hashes(t, err))) goto done;
+      if ((rc = checkpoint(t, err))) goto done;
+    }
+    if (stop) break;
+  }
+  if (t->rank == 0) metrics_progress_end(t->out, live);
+  if ((rc = finish_checkpoints(t, err))) goto done;
+  if (stop) {
+    rc = status_set(err, ST_INTERRUPTED, "stopped on request after step %llu; checkpoint written; continue with --resume %s",
+                    (unsigned long long)t->step, req->run_dir);
+    goto done;
+  }
+  if (t->rank == 0) {
+    comm_reducer_stats cs = comm_reducer_get_stats(t->reducer);
+    fprintf(t->out, "done: %llu steps, %llu tokens, %.1f s; %llu steps skipped; last step waited %.3f s on %zu gradient bucket(s)\n",
+            (unsigned long long)t->step, (unsigned long long)t->tokens_seen, timer_now() - t->started,
+            (unsigned long long)t->guard.skipped, cs.wait_seconds, cs.buckets);
+  }
+done:
+  if (rc && t->writer) {
+    char *ignored = NULL;
+    ckpt_writer_wait(t->writer, NULL, &ignored);
+    free(ignored);
+  }
+  ckpt_header_clear(&header);
+  ckpt_file_close(resume_from);
+  free(ckpt_path);
+  return rc;
+}
+
+int train_run(const train_request *req, char **err) {
+  trainer t = {.req = req, .rank = comm_rank(), .world = comm_world_size(), .out = req->out ? req->out : stdout};
+  int rc = run(&t, err);
+  ckpt_writer_free(t.writer);
+  metrics_log_close(t.metrics);
+  if (t.micro)
+    for (size_t a = 0; a < t.A; a++) corpus_batch_free(t.micro[a]);
+  free(t.micro);
+  corpus_batch_free(t.eval_batch);
+  comm_reducer_free(t.reducer);
+  bert_model_free(t.model);
+  corpus_valid_close(t.valid);
+  corpus_close(t.data);
+  free(t.cfg_text);
+  return rc;
+}
