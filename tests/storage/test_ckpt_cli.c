@@ -60,13 +60,13 @@ static void test_info_prints_attributes_and_norms(void) {
   CU_ASSERT_TRUE(contains(out, "step:          77\n"));
   CU_ASSERT_TRUE(contains(out, "world_size:    4\n"));
   CU_ASSERT_TRUE(contains(out, "  layers = 1\n"));
-  CU_ASSERT_TRUE(line_starting(out, "params/w.a ", line, sizeof line));
+  CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.a ", line, sizeof line));
   CU_ASSERT_TRUE(contains(line, " float32 "));
   CU_ASSERT_TRUE(contains(line, " [2, 2] "));
   CU_ASSERT_TRUE(line[strlen(line) - 2] == ' ' && line[strlen(line) - 1] == '5');
-  CU_ASSERT_TRUE(line_starting(out, "params/w.b ", line, sizeof line));
+  CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.b ", line, sizeof line));
   CU_ASSERT_TRUE(line[strlen(line) - 2] == ' ' && line[strlen(line) - 1] == '3');
-  CU_ASSERT_TRUE(line_starting(out, "data/cursor ", line, sizeof line));
+  CU_ASSERT_TRUE_FATAL(line_starting(out, "data/cursor ", line, sizeof line));
   CU_ASSERT_TRUE(contains(line, " int64 "));
   CU_ASSERT_TRUE(contains(line, " [1, 3] "));
   free(out);
@@ -113,9 +113,9 @@ static void test_diff_exits_1_with_max_difference_and_one_sided_names(void) {
   char *dir = harness_tmpdir("ckpt-cli");
   char *a = write_small(dir, "a.h5", 0, 0), *b = write_small(dir, "b.h5", 4.5f, 1), *out = NULL, line[512];
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt diff '%s' '%s'", a, b), 1);
-  CU_ASSERT_TRUE(line_starting(out, "params/w.a ", line, sizeof line));
+  CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.a ", line, sizeof line));
   CU_ASSERT_TRUE(contains(line, " 0.5"));
-  CU_ASSERT_TRUE(line_starting(out, "params/w.b ", line, sizeof line));
+  CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.b ", line, sizeof line));
   CU_ASSERT_TRUE(contains(line, "identical"));
   CU_ASSERT_TRUE(contains(out, "only in B: params/w.c\n"));
   CU_ASSERT_TRUE(contains(out, "differ: 1 common dataset differ, 0 only in A, 1 only in B"));
