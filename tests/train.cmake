@@ -4,3 +4,15 @@
 add_test(NAME train_e2e_fortunes
          COMMAND ${CMAKE_SOURCE_DIR}/tests/train_e2e.sh $<TARGET_FILE:ddpt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(train_e2e_fortunes PROPERTIES LABELS "e2e" TIMEOUT 600)
+
+# mpirun ddpt train: 2, 3, 4 ranks equal one rank with the whole batch, over
+# shared memory and TCP; dropout runs repeat exactly; a killed rank ends the job.
+add_test(NAME train_mpi_equivalence
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/train_mpi.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(train_mpi_equivalence PROPERTIES LABELS "mpi" TIMEOUT 600)
+
+# Exact resume: straight vs stopped-and-resumed, another world size, SIGTERM,
+# damaged checkpoints, kill -9 during a write (tests/train_resume.sh).
+add_test(NAME train_resume_exact
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/train_resume.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(train_resume_exact PROPERTIES LABELS "mpi" TIMEOUT 900)

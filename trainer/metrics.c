@@ -112,6 +112,8 @@ int metrics_log_write(metrics_log *m, const metrics_step *s, char **err) {
   }
   add_number(o, "tokens_per_s", s->tokens_per_s);
   add_number(o, "elapsed_s", s->elapsed_s);
+  add_number(o, "comm_wait_s", s->comm_wait_s);
+  add_number(o, "comm_s", s->comm_s);
   char *text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!text) return status_set(err, ST_NOMEM, "out of memory");

@@ -4,8 +4,9 @@
  * Conventions:
  *  1. metrics.jsonl is appended and flushed line by line, so a run that is
  *     killed leaves every line it logged; a resumed run appends.
- *  2. The fields "tokens_per_s" and "elapsed_s" measure time and differ
- *     between identical runs; every other field is deterministic.
+ *  2. The fields that measure time, and so differ between identical runs,
+ *     are exactly those whose names end in "_s" ("tokens_per_s", "elapsed_s",
+ *     "comm_wait_s", "comm_s"); every other field is deterministic.
  *  3. On a terminal the progress line is redrawn in place every step; when
  *     stdout is not a terminal, one plain line is printed per logged step.
  */
@@ -23,6 +24,8 @@ typedef struct metrics_step {
   double lr, grad_norm;
   double tokens_per_s;  /* over the last logging interval */
   double elapsed_s;     /* since this process started training */
+  double comm_wait_s;   /* this step: rank 0 blocked waiting for gradient buckets */
+  double comm_s;        /* this step: first gradient bucket started to last one done */
   double eta_s;         /* estimated time to the last step (progress only) */
   uint64_t skipped;     /* non-finite steps skipped so far */
   int has_eval;

@@ -64,6 +64,7 @@ static const key_def k_keys[] = {
     {"log", "every", K_U64, OFF(log_every), 0, 1, 1e12, 0, NULL},
     {"log", "eval_every", K_U64, OFF(eval_every), 0, 0, 1e12, 0, NULL},
     {"log", "level", K_ENUM, OFF(log_level), 0, 0, 0, 0, k_level_names},
+    {"log", "samples", K_BOOL, OFF(log_samples), 0, 0, 1, 0, NULL},
 };
 #undef STR
 #undef OFF

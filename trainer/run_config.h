@@ -60,6 +60,7 @@ typedef struct run_config {
   uint64_t log_every;
   uint64_t eval_every;    /* 0: no evaluation */
   char log_level[16];
+  int log_samples;        /* each rank writes RUN_DIR/samples/rank-R.txt */
 } run_config;
 
 /* Defaults: bert-tiny, BERT's optimizer and linear schedule, batch 32. */

@@ -40,6 +40,7 @@ typedef struct trainer {
   params *p;
   comm_reducer *reducer;
   metrics_log *metrics;
+  FILE *samples; /* [log] samples: which samples this rank read, per step */
   ckpt_writer *writer;
   optim_guard guard;
   uint64_t step, total_steps, tokens_seen;
@@ -377,6 +378,42 @@ done:
   return rc;
 }
 
+/* [log] samples: RUN_DIR/samples/rank-R.txt gets, per step, the samples
+ * this rank read as "step S: shard:index@epoch ...", the same record `ddpt
+ * corpus sample` prints; joined over ranks and resumed runs it shows which
+ * samples a run saw (the resume tests check exactly-once over an epoch). */
+static int open_sample_log(trainer *t, char **err) {
+  size_t n = strlen(t->req->run_dir) + 64;
+  char *path = malloc(n);
+  if (!path) return status_set(err, ST_NOMEM, "out of memory");
+  snprintf(path, n, "%s/samples", t->req->run_dir);
+  int rc = ST_OK;
+  if (t->rank == 0 && mkdir(path, 0777) != 0 && errno != EEXIST)
+    rc = status_set(err, ST_IO, "cannot create %s: %s", path, strerror(errno));
+  double ok = rc == ST_OK;
+  if (comm_allreduce_max_f64(&ok, 1, err) == ST_OK && ok > 0 && rc == ST_OK) {
+    snprintf(path, n, "%s/samples/rank-%d.txt", t->req->run_dir, t->rank);
+    t->samples = fopen(path, t->req->resume ? "a" : "w");
+    if (!t->samples) rc = status_set(err, ST_IO, "cannot write %s: %s", path, strerror(errno));
+  } else if (rc == ST_OK) {
+    rc = status_set(err, ST_IO, "rank 0 could not create %s/samples", t->req->run_dir);
+  }
+  free(path);
+  return rc;
+}
+
+static void log_samples(trainer *t, uint64_t step) {
+  fprintf(t->samples, "step %llu:", (unsigned long long)step);
+  for (size_t a = 0; a < t->A; a++) {
+    const corpus_batch *b = t->micro[a];
+    for (size_t i = 0; i < b->count; i++)
+      fprintf(t->samples, " %u:%llu@%u", b->samples[i].shard, (unsigned long long)b->samples[i].index,
+              b->samples[i].epoch);
+  }
+  fputc('\n', t->samples);
+  fflush(t->samples);
+}
+
 /* ------------------------------------------------------------ steps */
 
 static void on_grads_ready(void *ctx, size_t lo) {
@@ -415,6 +452,7 @@ static int train_step(trainer *t, step_result *r, char **err) {
       for (size_t i = 0; i < t->B; i++) counts[1] += b->nsp_labels[i] >= 0;
   }
   if ((rc = comm_allreduce_sum_f64(counts, 3, err))) return rc;
+  if (t->samples) log_samples(t, t->step + 1);
 
   params_zero_grad(t->p);
   comm_reducer_begin(t->reducer);
@@ -514,7 +552,7 @@ static int stop_requested_anywhere(trainer *t, int *stop, char **err) {
 
 static int run(trainer *t, char **err) {
   const train_request *req = t->req;
-  int rc;
+  int rc = ST_OK;
   char *ckpt_path = NULL, *note = NULL;
   ckpt_file *resume_from = NULL;
   ckpt_header header = {0};
@@ -531,6 +569,22 @@ static int run(trainer *t, char **err) {
     if (rc) goto done;
   } else if (!req->config_path) {
     return status_set(err, ST_INVALID, "no config: give CONFIG (see configs/) or --resume RUN_DIR");
+  } else {
+    /* A fresh run never overwrites another run's checkpoints. */
+    struct stat st;
+    if (stat(req->run_dir, &st) == 0 &&
+        (rc = ckpt_dir_find_latest_valid(req->run_dir, &ckpt_path, &note, err)) == ST_OK && ckpt_path)
+      rc = status_set(err, ST_INVALID, "%s already holds checkpoints (%s): continue it with --resume %s, or "
+                      "choose another --run-dir", req->run_dir, ckpt_path, req->run_dir);
+    free(note);
+    free(ckpt_path);
+    note = ckpt_path = NULL;
+    if (rc == ST_CORRUPT) {
+      free(*err);
+      *err = NULL;
+      rc = status_set(err, ST_INVALID, "%s holds damaged checkpoints only: choose another --run-dir", req->run_dir);
+    }
+    if (rc) return rc;
   }
   if ((rc = load_config(t, req->resume ? header.config : NULL, err))) goto done;
   if (!getenv("DDPT_LOG")) log_set_level((log_level)log_level_parse(t->cfg.log_level));
@@ -585,7 +639,11 @@ static int run(trainer *t, char **err) {
     fflush(t->out);
   }
 
-  int live = t->rank == 0 && isatty(fileno(t->out));
+  if (t->cfg.log_samples && (rc = open_sample_log(t, err))) goto done;
+
+  /* Open MPI hands ranks a pseudo-terminal even when mpirun's output goes to
+   * a file, so under mpirun the progress is plain lines. */
+  int live = t->rank == 0 && isatty(fileno(t->out)) && !getenv("OMPI_COMM_WORLD_SIZE");
   t->started = t->interval_start = timer_now();
   uint64_t first_step = t->step;
   int stop = 0;
@@ -610,6 +668,9 @@ static int run(trainer *t, char **err) {
      * is where the curve starts. */
     int logged = t->step % t->cfg.log_every == 0 || t->step == first_step + 1 || last || m.has_eval || stop;
     if (t->rank == 0) {
+      comm_reducer_stats cs = comm_reducer_get_stats(t->reducer);
+      m.comm_wait_s = cs.wait_seconds;
+      m.comm_s = cs.total_seconds;
       m.tokens_per_s = (double)t->interval_tokens / (now - t->interval_start);
       if (logged && (rc = metrics_log_write(t->metrics, &m, err))) goto done;
       if (live || logged) metrics_progress(t->out, live, &m);
@@ -654,6 +715,7 @@ int train_run(const train_request *req, char **err) {
   int rc = run(&t, err);
   ckpt_writer_free(t.writer);
   metrics_log_close(t.metrics);
+  if (t.samples) fclose(t.samples);
   if (t.micro)
     for (size_t a = 0; a < t.A; a++) corpus_batch_free(t.micro[a]);
   free(t.micro);

@@ -1,0 +1,79 @@
+#!/bin/sh
+# Data parallelism, end to end through `mpirun ddpt train`:
+#  1. N = 2, 3, 4 ranks with per-rank batch b reach, after 20 steps, the
+#     parameters of 1 rank with batch N*b (dropout off; SGD, because Adam
+#     turns the pure-rounding gradient of the attention key bias, whose true
+#     value is zero, into full-size steps of either sign). Bound: 2e-6 max abs.
+#  2. With dropout on, two identical 2-rank runs give identical parameters.
+#  3. Over TCP (--mca btl tcp,self) the result equals the shared-memory one.
+#  4. A rank killed with SIGKILL mid-run ends the job (non-zero) within 30 s.
+set -eu
+ddpt=$1 mpirun=$2
+py=/usr/bin/python3
+dir=$(mktemp -d)
+trap 'pkill -9 -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+fail() { echo "train_mpi: $*"; exit 1; }
+mpi() { "$mpirun" --allow-run-as-root --oversubscribe "$@"; }
+
+# 12 shards of 40 sequences: every world size reads the same samples per step.
+"$(dirname "$0")/lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
+
+common="--threads 1 --set data.corpus=$dir/corpus --set train.steps=20 --set log.every=1 \
+  --set log.eval_every=0 --set checkpoint.every=20 --set train.hash_every=5 --set optim.name=sgd \
+  --set optim.lr=0.05 --set optim.momentum=0.9 --set schedule.kind=constant --set schedule.warmup_steps=0"
+nodrop="--set model.hidden_dropout_prob=0 --set model.attention_probs_dropout_prob=0"
+run() { # name ranks batch "mpirun options" ddpt-options...
+  name=$1 np=$2 b=$3 mpiopts=$4; shift 4
+  # shellcheck disable=SC2086
+  mpi -np "$np" $mpiopts "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/$name" $common \
+    --set train.batch_size="$b" "$@" >"$dir/$name.out" 2>&1 || { cat "$dir/$name.out"; fail "$name failed"; }
+}
+printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
+
+run one 1 12 "" $nodrop
+for np in 2 3 4; do run "np$np" "$np" $((12 / np)) "" $nodrop; done
+run tcp 3 4 "--mca btl tcp,self" $nodrop
+run dropA 2 6 ""
+run dropB 2 6 ""
+
+"$py" - "$dir" <<'PY' || fail "parameters differ"
+import h5py, numpy as np, sys
+d = sys.argv[1]
+def params(name):
+    with h5py.File(f"{d}/{name}/ckpt-00000020.h5", "r") as f:
+        return {k: f["params"][k][()] for k in f["params"]}
+ref = params("one")
+for name in ("np2", "np3", "np4", "tcp"):
+    p = params(name)
+    assert p.keys() == ref.keys()
+    worst = max(float(np.max(np.abs(p[k] - ref[k]))) for k in ref)
+    print(f"{name}: max |param - 1-rank param| = {worst:.2e}")
+    assert worst <= 2e-6, f"{name} differs from 1 rank by {worst}"
+a, b = params("dropA"), params("dropB")
+assert all(np.array_equal(a[k], b[k]) for k in a), "dropout runs differ"
+nd = params("np2")
+assert any(not np.array_equal(a[k], nd[k]) for k in a), "dropout changed nothing"
+print("dropout on: two 2-rank runs bit-identical")
+PY
+
+# A rank killed mid-run: the job must end, non-zero, within 30 s.
+mpi -np 3 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/kill" --threads 1 --set data.corpus="$dir/corpus" \
+  --set train.steps=1000000 --set train.batch_size=4 --set log.eval_every=0 --set checkpoint.every=0 \
+  >"$dir/kill.out" 2>&1 &
+job=$!
+i=0
+while [ "$(pgrep -f "train $dir/tiny.ini --run-dir $dir/kill" | wc -l)" -lt 3 ] || [ ! -s "$dir/kill.out" ]; do
+  i=$((i + 1)); [ $i -gt 300 ] && fail "ranks did not start"; sleep 0.1
+done
+sleep 2
+victim=$(pgrep -f "train $dir/tiny.ini --run-dir $dir/kill" | sed -n 2p)
+start=$(date +%s)
+kill -9 "$victim"
+i=0
+while kill -0 $job 2>/dev/null; do
+  i=$((i + 1)); [ $i -gt 300 ] && fail "job still running 30 s after a rank was killed"; sleep 0.1
+done
+rc=0; wait $job || rc=$?
+[ $rc -ne 0 ] || fail "mpirun exited 0 after a rank was killed"
+echo "train_mpi: killed rank -> mpirun exit $rc after $(( $(date +%s) - start )) s"
+echo "train_mpi: ok"
