@@ -16,3 +16,7 @@ set_tests_properties(train_mpi_equivalence PROPERTIES LABELS "mpi" TIMEOUT 600)
 add_test(NAME train_resume_exact
          COMMAND ${CMAKE_SOURCE_DIR}/tests/train_resume.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(train_resume_exact PROPERTIES LABELS "mpi" TIMEOUT 900)
+
+# ddpt train's bad inputs fail at start with one line (tests/train_bad_input.sh).
+add_test(NAME train_bad_input COMMAND ${CMAKE_SOURCE_DIR}/tests/train_bad_input.sh $<TARGET_FILE:ddpt_cli>)
+set_tests_properties(train_bad_input PROPERTIES LABELS "e2e" TIMEOUT 120)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Data parallelism, end to end through `mpirun ddpt train`:
 #  1. N = 2, 3, 4 ranks with per-rank batch b reach, after 20 steps, the
-#     parameters of 1 rank with batch N*b (dropout off; SGD, because Adam
+#     parameters of 1 rank with batch N*b, and so do 1 rank accumulating 3
+#     micro-batches of 4 and 2 ranks accumulating 2 of 3 (dropout off; SGD, because Adam
 #     turns the pure-rounding gradient of the attention key bias, whose true
 #     value is zero, into full-size steps of either sign). Bound: 2e-6 max abs.
 #  2. With dropout on, two identical 2-rank runs give identical parameters.
@@ -32,6 +33,8 @@ printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
 
 run one 1 12 "" $nodrop
 for np in 2 3 4; do run "np$np" "$np" $((12 / np)) "" $nodrop; done
+run accum 1 4 "" $nodrop --set train.accumulation=3
+run np2accum 2 3 "" $nodrop --set train.accumulation=2
 run tcp 3 4 "--mca btl tcp,self" $nodrop
 run dropA 2 6 ""
 run dropB 2 6 ""
@@ -43,7 +46,7 @@ def params(name):
     with h5py.File(f"{d}/{name}/ckpt-00000020.h5", "r") as f:
         return {k: f["params"][k][()] for k in f["params"]}
 ref = params("one")
-for name in ("np2", "np3", "np4", "tcp"):
+for name in ("np2", "np3", "np4", "tcp", "accum", "np2accum"):
     p = params(name)
     assert p.keys() == ref.keys()
     worst = max(float(np.max(np.abs(p[k] - ref[k]))) for k in ref)
