@@ -14,6 +14,7 @@ int cmd_corpus(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_fill_mask(int argc, char **argv);
 
 const cli_command cli_commands[] = {
     {"help", "show commands, or one command's options",
@@ -118,6 +119,19 @@ const cli_command cli_commands[] = {
      "  [checkpoint] every, keep\n"
      "  [log] every, eval_every, level (error|warn|info|debug)\n",
      cmd_train},
+    {"fill-mask", "the most probable tokens at each [MASK] of a text, from a checkpoint",
+     "usage: ddpt fill-mask --ckpt FILE --vocab FILE [--top-k K] [--json] [--cased] TEXT\n"
+     "Prints the K (default 5) most probable tokens and their probabilities at\n"
+     "each [MASK] of TEXT (quote it), e.g. \"the cat [MASK] on the mat\". The\n"
+     "model comes from the checkpoint alone: its config attribute and /params.\n"
+     "--vocab must be the vocab.txt the corpus was sharded with (its size is\n"
+     "checked against the config's vocab_size); --cased if the corpus was.\n"
+     "The input is [CLS] TEXT [SEP] in segment 0, without dropout; the literal\n"
+     "[MASK] is never split. --json prints one object: \"tokens\" (the input)\n"
+     "and \"masks\", a list of {\"position\" (0 is [CLS]), \"predictions\": a list\n"
+     "of {\"token\", \"id\", \"prob\"}}. Fails (exit 1, one line) when TEXT has no\n"
+     "[MASK], is longer than the model's positions, or the files do not fit.\n",
+     cmd_fill_mask},
     {"ckpt", "inspect, verify and compare checkpoints",
      "usage: ddpt ckpt info FILE\n"
      "       ddpt ckpt verify FILE\n"

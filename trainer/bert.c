@@ -698,6 +698,11 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
   return ST_OK;
 }
 
+const float *bert_mlm_probs(const bert_model *m, size_t *P) {
+  *P = m->P;
+  return m->logits;
+}
+
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
 
 void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale) {

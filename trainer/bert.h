@@ -117,6 +117,12 @@ const bert_config *bert_model_config(const bert_model *m);
  * range. */
 int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *drop,
                  bert_loss *loss, char **err);
+/* The MLM probabilities of the last bert_forward: *P rows (the predicted
+ * positions, in batch row-major order) of vocab_size floats, each row a
+ * softmax. Owned by the model; valid until the next bert_forward or
+ * bert_backward (backward turns them into gradients in place). */
+const float *bert_mlm_probs(const bert_model *m, size_t *P);
+
 /* Weights of each term's per-token gradient. With gradient accumulation or
  * several ranks the loss is a mean over the predicted tokens of all of them:
  * mlm = 1 / (predicted tokens in the global batch), nsp = 1 / (sequences in

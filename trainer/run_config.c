@@ -427,8 +427,11 @@ char *run_config_format(const run_config *c) {
   if (!buf) return NULL;
   buf[0] = '\0';
   const bert_config *m = &c->model;
+  /* hf_config is written as a comment: its fields are the keys that follow,
+   * and the file need not exist where the config is read back (a resumed
+   * run on another machine, fill-mask). */
   append(&buf, &len, &cap,
-         "[model]\npreset = %s\nhf_config = %s\nvocab_size = %zu\nhidden_size = %zu\nnum_hidden_layers = %zu\n"
+         "[model]\npreset = %s\n; hf_config = %s (applied: its fields are the keys below)\nvocab_size = %zu\nhidden_size = %zu\nnum_hidden_layers = %zu\n"
          "num_attention_heads = %zu\nintermediate_size = %zu\nmax_position_embeddings = %zu\n"
          "type_vocab_size = %zu\nhidden_dropout_prob = %s\nattention_probs_dropout_prob = %s\n"
          "layer_norm_eps = %s\n",

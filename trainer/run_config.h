@@ -10,7 +10,8 @@
  *     their HuggingFace names (hidden_size, num_hidden_layers, ...), whatever
  *     their order in the file. Whether the model has the next-sentence head
  *     is not a setting: it follows the corpus (sharded with --nsp or not).
- *  3. run_config_format writes every setting, defaults included, as INI: the
+ *  3. run_config_format writes every setting, defaults included, as INI (the
+ *     hf_config path as a comment, since its fields are written out): the
  *     text printed at start, written to RUN_DIR/config.ini, stored in
  *     checkpoints and hashed to check that all ranks run the same config.
  */
