@@ -8,6 +8,7 @@
 #  2. With dropout on, two identical 2-rank runs give identical parameters.
 #  3. Over TCP (--mca btl tcp,self) the result equals the shared-memory one.
 #  4. A rank killed with SIGKILL mid-run ends the job (non-zero) within 30 s.
+#  5. Ranks started with different configs all stop, naming the odd rank.
 set -eu
 ddpt=$1 mpirun=$2
 py=/usr/bin/python3
@@ -79,4 +80,11 @@ done
 rc=0; wait $job || rc=$?
 [ $rc -ne 0 ] || fail "mpirun exited 0 after a rank was killed"
 echo "train_mpi: killed rank -> mpirun exit $rc after $(( $(date +%s) - start )) s"
+# 5. rank 1 runs another learning rate: every rank stops at start, naming it
+if mpi -np 1 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/odd" $common --set train.batch_size=6 : \
+  -np 1 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/odd" $common --set train.batch_size=6 --set optim.lr=0.5 \
+  >"$dir/odd.out" 2>&1; then fail "ranks with different configs ran"; fi
+grep -q "the resolved config differs between rank 0 and rank 1" "$dir/odd.out" ||
+  { cat "$dir/odd.out"; fail "the config mismatch does not name rank 1"; }
+echo "train_mpi: different configs on two ranks: stopped, naming rank 1"
 echo "train_mpi: ok"

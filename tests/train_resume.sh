@@ -11,6 +11,8 @@
 #     dataset, resume falls back to the previous checkpoint naming both.
 #  5. kill -9 while checkpoints are being written: LATEST names a complete
 #     file that verifies.
+#  6. A resume whose config changes the model is refused, naming the change;
+#     a second SIGINT ends a run at once.
 set -eu
 ddpt=$1 mpirun=$2
 py=/usr/bin/python3
@@ -137,4 +139,25 @@ wait $job 2>/dev/null || true
 latest="$dir/crash/$(cat "$dir/crash/LATEST")"
 "$ddpt" ckpt verify "$latest" >/dev/null || fail "after kill -9, LATEST names $latest, which does not verify"
 echo "train_resume: kill -9 during checkpoint writes: LATEST ($(cat "$dir/crash/LATEST")) verifies"
+# 6. a config that changes the model cannot resume; a second SIGINT aborts
+printf '[model]\npreset = bert-tiny\nhidden_size = 64\n' >"$dir/wider.ini"
+if "$ddpt" train --resume "$dir/straight" "$dir/wider.ini" --threads 1 >"$dir/wider.out" 2>&1; then
+  fail "a resume that changes hidden_size was accepted"
+fi
+grep -q "changes the model" "$dir/wider.out" && grep -q "hidden=64" "$dir/wider.out" ||
+  { cat "$dir/wider.out"; fail "the refused resume does not name the change"; }
+# bert-small: its checkpoint takes long enough to be interrupted again.
+"$ddpt" train "$dir/tiny.ini" --run-dir "$dir/int" $common --set model.preset=bert-small --set train.batch_size=6 \
+  --set train.steps=1000000 --set checkpoint.every=0 >"$dir/int.out" 2>&1 &
+job=$!
+i=0
+until grep -q '"step":3,' "$dir/int/metrics.jsonl" 2>/dev/null; do
+  i=$((i + 1)); [ $i -gt 600 ] && fail "the SIGINT run did not start"; sleep 0.1
+done
+kill -INT $job
+sleep 0.1 # two signals sent at once merge into one delivery
+kill -INT $job
+rc=0; wait $job || rc=$?
+[ $rc -eq 130 ] || { cat "$dir/int.out"; fail "two SIGINTs: exit $rc, want 130 (aborted at once)"; }
+echo "train_resume: a model change is refused on resume; a second SIGINT aborts at once"
 echo "train_resume: ok"

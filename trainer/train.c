@@ -63,30 +63,27 @@ static int choose_threads(const trainer *t) {
   return cores / ranks > 0 ? (int)(cores / ranks) : 1;
 }
 
-/* Reads the config: the file and --set for a fresh run; the checkpoint's
- * config and --set on resume, refusing a file that changes the model. */
+/* Reads the config: the file and --set for a fresh run. On resume: the
+ * checkpoint's config, then the file's settings (if a file is given) and
+ * --set over it, refusing any that changes the model. */
 static int load_config(trainer *t, const char *ckpt_config, char **err) {
   const train_request *r = t->req;
   run_config_defaults(&t->cfg);
   if (!ckpt_config) return run_config_load(&t->cfg, r->config_path, r->overrides, r->n_overrides, err);
-  int rc = run_config_load_text(&t->cfg, ckpt_config, "the checkpoint's config", r->overrides, r->n_overrides, err);
-  if (rc || !r->config_path) return rc;
-  run_config fresh;
-  run_config_defaults(&fresh);
-  if ((rc = run_config_load(&fresh, r->config_path, r->overrides, r->n_overrides, err))) return rc;
-  const bert_config *a = &t->cfg.model, *b = &fresh.model;
-  if (b->vocab_size == 0) fresh.model.vocab_size = a->vocab_size;
-  if (memcmp(a, &fresh.model, sizeof *a) != 0) {
+  int rc = run_config_load_text(&t->cfg, ckpt_config, "the checkpoint's config", NULL, 0, err);
+  if (rc) return rc;
+  bert_config before = t->cfg.model;
+  if ((rc = run_config_load(&t->cfg, r->config_path, r->overrides, r->n_overrides, err))) return rc;
+  if (t->cfg.model.vocab_size == 0) t->cfg.model.vocab_size = before.vocab_size;
+  if (memcmp(&before, &t->cfg.model, sizeof before) != 0) {
     char was[512], now[512];
-    bert_config_describe(a, was, sizeof was);
-    bert_config_describe(&fresh.model, now, sizeof now);
+    bert_config_describe(&before, was, sizeof was);
+    bert_config_describe(&t->cfg.model, now, sizeof now);
     return status_set(err, ST_MISMATCH,
-                      "%s changes the model (checkpoint: %s; config: %s); a resumed run keeps its model's shape: "
+                      "%s changes the model (checkpoint: %s; now: %s); a resumed run keeps its model's shape: "
                       "start a new run directory or drop the change",
-                      r->config_path, was, now);
+                      r->config_path ? r->config_path : "--set", was, now);
   }
-  /* Everything else (learning rate, steps, intervals...) may change. */
-  t->cfg = fresh;
   return ST_OK;
 }
 
