@@ -13,7 +13,7 @@ set -eu
 ddpt=$1 mpirun=$2
 py=/usr/bin/python3
 dir=$(mktemp -d)
-trap 'pkill -9 -f "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'rm -rf "$dir"' EXIT
 fail() { echo "train_mpi: $*"; exit 1; }
 mpi() { "$mpirun" --allow-run-as-root --oversubscribe "$@"; }
 
