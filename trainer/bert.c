@@ -516,7 +516,7 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
     rc = status_set(err, ST_NOMEM,
                     "model needs %.1f GiB (parameters, gradients and Adam state %.1f GiB, "
                     "activations for batch %zu x seq_len %zu %.1f GiB) but this machine has "
-                    "%.1f GiB: reduce --batch or --seq-len",
+                    "%.1f GiB: reduce the batch size or the sequence length",
                     need / (1 << 30), (double)(mem.params + mem.grads + mem.adam) / (1 << 30), B,
                     L, (double)(mem.activations + mem.scratch) / (1 << 30), have / (1 << 30));
     goto fail;
@@ -526,7 +526,7 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
   if (!m->arena) {
     rc = status_set(err, ST_NOMEM,
                     "cannot allocate %.1f MiB of activations for batch %zu x seq_len %zu: "
-                    "reduce --batch or --seq-len",
+                    "reduce the batch size or the sequence length",
                     (double)m->arena_floats * sizeof(float) / (1 << 20), B, L);
     goto fail;
   }
