@@ -2,6 +2,7 @@
  * steps, evaluation, metrics, parameter-hash checks and checkpoints. */
 #include "trainer/train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -379,21 +380,75 @@ done:
  * this rank read as "step S: shard:index@epoch ...", the same record `ddpt
  * corpus sample` prints; joined over ranks and resumed runs it shows which
  * samples a run saw (the resume tests check exactly-once over an epoch). */
+/* Keeps the lines of a sample log whose step is at most `through`: a
+ * resumed run repeats the steps after its checkpoint, so the lines the
+ * stopped run wrote for them must go. */
+static int cut_sample_log(const char *path, uint64_t through, char **err) {
+  size_t n = strlen(path) + 8;
+  char *tmp = malloc(n);
+  FILE *in = fopen(path, "r"), *out = NULL;
+  char *line = NULL;
+  size_t cap = 0;
+  int rc = ST_OK;
+  if (!tmp || !in) {
+    rc = tmp ? status_set(err, ST_IO, "cannot read %s: %s", path, strerror(errno)) : status_set(err, ST_NOMEM, "out of memory");
+    goto done;
+  }
+  snprintf(tmp, n, "%s.tmp", path);
+  if (!(out = fopen(tmp, "w"))) {
+    rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
+    goto done;
+  }
+  while (getline(&line, &cap, in) > 0) {
+    unsigned long long step;
+    if (sscanf(line, "step %llu:", &step) == 1 && step <= through) fputs(line, out);
+  }
+  if (fclose(out) != 0 || rename(tmp, path) != 0) rc = status_set(err, ST_IO, "cannot rewrite %s: %s", path, strerror(errno));
+  out = NULL;
+done:
+  if (out) fclose(out);
+  if (in) fclose(in);
+  free(line);
+  free(tmp);
+  return rc;
+}
+
 static int open_sample_log(trainer *t, char **err) {
   size_t n = strlen(t->req->run_dir) + 64;
   char *path = malloc(n);
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
   snprintf(path, n, "%s/samples", t->req->run_dir);
   int rc = ST_OK;
-  if (t->rank == 0 && mkdir(path, 0777) != 0 && errno != EEXIST)
-    rc = status_set(err, ST_IO, "cannot create %s: %s", path, strerror(errno));
-  double ok = rc == ST_OK;
-  if (comm_allreduce_max_f64(&ok, 1, err) == ST_OK && ok > 0 && rc == ST_OK) {
+  if (t->rank == 0) {
+    DIR *d = NULL;
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+      rc = status_set(err, ST_IO, "cannot create %s: %s", path, strerror(errno));
+    } else if (t->req->resume && (d = opendir(path))) {
+      /* Every rank's file of the stopped run, whatever its world size. */
+      for (struct dirent *e; rc == ST_OK && (e = readdir(d));) {
+        if (strncmp(e->d_name, "rank-", 5) != 0) continue;
+        size_t m = strlen(path) + strlen(e->d_name) + 2;
+        char *file = malloc(m);
+        if (!file) {
+          rc = status_set(err, ST_NOMEM, "out of memory");
+          break;
+        }
+        snprintf(file, m, "%s/%s", path, e->d_name);
+        rc = cut_sample_log(file, t->step, err);
+        free(file);
+      }
+      closedir(d);
+    }
+  }
+  /* Every rank learns whether rank 0 got the directory ready. */
+  double failed = rc != ST_OK;
+  int crc = comm_allreduce_max_f64(&failed, 1, err);
+  if (rc == ST_OK && crc) rc = crc;
+  if (rc == ST_OK && failed > 0) rc = status_set(err, ST_IO, "rank 0 could not prepare %s", path);
+  if (rc == ST_OK) {
     snprintf(path, n, "%s/samples/rank-%d.txt", t->req->run_dir, t->rank);
     t->samples = fopen(path, t->req->resume ? "a" : "w");
     if (!t->samples) rc = status_set(err, ST_IO, "cannot write %s: %s", path, strerror(errno));
-  } else if (rc == ST_OK) {
-    rc = status_set(err, ST_IO, "rank 0 could not create %s/samples", t->req->run_dir);
   }
   free(path);
   return rc;
