@@ -1,6 +1,7 @@
 /* `ddpt ckpt info|verify|diff` run as a user runs them: exit codes, the
  * tensor table with L2 norms worked out by hand, verify naming a damaged
  * dataset, diff's per-tensor maximum difference and one-sided names. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,11 @@ static int run_ddpt(char **out, const char *fmt, const char *a, const char *b) {
   char args[2048], cmd[4096];
   snprintf(args, sizeof args, fmt, a, b);
   snprintf(cmd, sizeof cmd, "'%s' %s", harness_ddpt_bin(), args);
-  return harness_run_capture(cmd, 1, out);
+  int rc = harness_run_capture(cmd, 1, out);
+  /* 0, 1 and 2 are ddpt's own statuses; anything else (a sanitizer's exit
+   * code, a signal) is worth seeing in the test log. */
+  if (rc < 0 || rc > 2) fprintf(stderr, "\n%s exited %d:\n%s\n", cmd, rc, *out);
+  return rc;
 }
 
 /* The line of out that starts with prefix, copied into line. */
