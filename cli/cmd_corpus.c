@@ -14,6 +14,7 @@
 #include "corpus/manifest.h"
 #include "corpus/shard_reader.h"
 #include "util/sha256.h"
+#include "util/file.h"
 #include "util/status.h"
 
 #define STATE_MAGIC "ddpt-corpus-state"
@@ -162,23 +163,23 @@ done:
 static int state_save(const char *path, const corpus *c, char **err) {
   size_t n = corpus_num_shards(c);
   corpus_cursor *cur = calloc(n, sizeof *cur);
-  if (!cur) return status_set(err, ST_NOMEM, "out of memory saving state");
-  corpus_state_get(c, cur);
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  int ok = f != NULL;
-  if (ok) {
-    fprintf(f, STATE_MAGIC " 1 %zu\n", n);
-    for (size_t i = 0; i < n; i++)
-      fprintf(f, "%u %u %llu\n", cur[i].shard, cur[i].epoch, (unsigned long long)cur[i].position);
-    ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = cur ? open_memstream(&text, &len) : NULL;
+  if (!f) {
+    free(cur);
+    return status_set(err, ST_NOMEM, "out of memory saving state");
   }
+  corpus_state_get(c, cur);
+  fprintf(f, STATE_MAGIC " 1 %zu\n", n);
+  for (size_t i = 0; i < n; i++)
+    fprintf(f, "%u %u %llu\n", cur[i].shard, cur[i].epoch, (unsigned long long)cur[i].position);
   free(cur);
-  if (!ok || rename(tmp, path) != 0)
-    return status_set(err, ST_IO, "cannot write state %s: %s", path, strerror(errno));
-  return ST_OK;
+  int rc = fclose(f) == 0 ? file_write_atomic(path, text, len, err)
+                          : status_set(err, ST_NOMEM, "out of memory saving state");
+  free(text);
+  if (rc) status_wrap(err, rc, "cannot write state %s", path);
+  return rc;
 }
 
 static int corpus_sample_cmd(int argc, char **argv) {

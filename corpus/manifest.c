@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/file.h"
 #include "util/status.h"
 
 static cJSON *shard_list(const manifest_shard *s, size_t n) {
@@ -73,48 +74,19 @@ static char *manifest_to_json(const manifest *m) {
 }
 
 int manifest_write(const char *dir, const manifest *m, char **err) {
-  char path[4096], tmp[4096];
+  char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
-  snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, MANIFEST_FILE);
-  int fd = -1, rc = ST_OK;
   char *text = manifest_to_json(m);
   if (!text) return status_set(err, ST_NOMEM, "out of memory formatting %s", path);
   size_t len = strlen(text);
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    rc = status_set(err, ST_IO, "cannot create %s: %s", tmp, strerror(errno));
-    goto fail;
+  char *line = realloc(text, len + 2);
+  if (!line) {
+    free(text);
+    return status_set(err, ST_NOMEM, "out of memory formatting %s", path);
   }
-  for (size_t off = 0; off < len;) {
-    ssize_t w = write(fd, text + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
-      goto fail;
-    }
-    off += (size_t)w;
-  }
-  if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
-    rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
-    goto fail;
-  }
-  close(fd);
-  fd = -1;
-  if (rename(tmp, path) != 0) {
-    rc = status_set(err, ST_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    goto fail;
-  }
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  free(text);
-  return ST_OK;
-fail:
-  if (fd >= 0) close(fd);
-  unlink(tmp);
-  free(text);
+  line[len] = '\n';
+  int rc = file_write_atomic(path, line, len + 1, err);
+  free(line);
   return rc;
 }
 

@@ -146,7 +146,7 @@ static int is_ours(const char *name) {
   if (sscanf(name, "shard-%5u%c", &n, &tail) == 1 && strlen(name) == 11) return 1;
   if (sscanf(name, "valid-%5u%c", &n, &tail) == 1 && strlen(name) == 11) return 1;
   return strcmp(name, MANIFEST_FILE) == 0 || strcmp(name, MANIFEST_VOCAB_FILE) == 0 ||
-         strcmp(name, "." MANIFEST_FILE ".tmp") == 0;
+         strncmp(name, "." MANIFEST_FILE ".tmp-", sizeof MANIFEST_FILE + 5) == 0;
 }
 
 /* Lists dir's entries other than . and .. into names. */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/file.h"
 #include "util/status.h"
 
 static char *path_join(const char *dir, const char *name) {
@@ -22,19 +23,6 @@ static char *path_join(const char *dir, const char *name) {
   char *p = malloc(n);
   if (p) snprintf(p, n, "%s/%s", dir, name);
   return p;
-}
-
-/* A rename is durable only once the directory holding it is synced. */
-static int fsync_dir(const char *dir, char **err) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return status_set(err, ST_IO, "%s: cannot open directory to fsync: %s", dir, strerror(errno));
-  if (fsync(fd) != 0) {
-    int e = errno;
-    close(fd);
-    return status_set(err, ST_IO, "%s: directory fsync failed: %s", dir, strerror(e));
-  }
-  close(fd);
-  return ST_OK;
 }
 
 /* "ckpt-<at least 8 digits>.h5" exactly; *step is the number. */
@@ -137,35 +125,18 @@ static int read_latest(const char *run_dir, char **name, char **err) {
 }
 
 static int write_latest(const char *run_dir, const char *name, char **err) {
-  char tmp_name[64];
-  snprintf(tmp_name, sizeof tmp_name, ".LATEST.tmp-%ld", (long)getpid());
-  char *tmp = path_join(run_dir, tmp_name), *latest = path_join(run_dir, "LATEST");
-  int rc = ST_OK, fd = -1;
-  if (!tmp || !latest) {
-    rc = status_set(err, ST_NOMEM, "out of memory");
-    goto done;
-  }
-  const char *step = "create";
-  if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) goto fail;
+  char *latest = path_join(run_dir, "LATEST");
   size_t len = strlen(name);
-  step = "write";
-  if (write(fd, name, len) != (ssize_t)len || write(fd, "\n", 1) != 1) goto fail;
-  step = "fsync";
-  if (fsync(fd) != 0) goto fail;
-  step = "close";
-  int f = fd;
-  fd = -1;
-  if (close(f) != 0) goto fail;
-  step = "rename into place";
-  if (rename(tmp, latest) != 0) goto fail;
-  rc = fsync_dir(run_dir, err);
-  goto done;
-fail:
-  rc = status_set(err, ST_IO, "%s: cannot %s: %s", tmp, step, strerror(errno));
-  if (fd >= 0) close(fd);
-  remove(tmp);
-done:
-  free(tmp);
+  char *line = malloc(len + 1);
+  int rc;
+  if (!latest || !line) {
+    rc = status_set(err, ST_NOMEM, "out of memory");
+  } else {
+    memcpy(line, name, len);
+    line[len] = '\n';
+    rc = file_write_atomic(latest, line, len + 1, err);
+  }
+  free(line);
   free(latest);
   return rc;
 }
@@ -191,7 +162,7 @@ int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char *
     remove(tmp);
     goto fail;
   }
-  if ((rc = fsync_dir(run_dir, err))) goto fail;
+  if ((rc = file_fsync_dir(run_dir, err))) goto fail;
   if ((rc = write_latest(run_dir, name, err))) goto fail;
   if ((rc = ckpt_dir_prune(run_dir, keep, err))) {
     status_wrap(err, rc, "%s is committed, but pruning older checkpoints failed", final);
@@ -253,7 +224,7 @@ int ckpt_dir_prune(const char *run_dir, int keep, char **err) {
     free(p);
   }
   closedir(d);
-  if (removed) rc = fsync_dir(run_dir, err);
+  if (removed) rc = file_fsync_dir(run_dir, err);
 done:
   found_free(f, n);
   free(latest);

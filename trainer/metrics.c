@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "util/file.h"
 #include "util/status.h"
 
 struct metrics_log {
@@ -15,41 +16,15 @@ struct metrics_log {
   char *path;
 };
 
-/* Keeps the lines of path whose "step" is <= keep_through: a resumed run
- * continues right after its checkpoint, so later lines (logged after the
+/* Keeps the metrics lines whose "step" is <= *(uint64_t *)through: a resumed
+ * run continues right after its checkpoint, so later lines (logged after the
  * checkpoint by the run that stopped) would otherwise appear twice. */
-static int cut_back(const char *path, uint64_t keep_through, char **err) {
-  FILE *in = fopen(path, "r");
-  if (!in) return errno == ENOENT ? ST_OK : status_set(err, ST_IO, "cannot read %s: %s", path, strerror(errno));
-  size_t n = strlen(path) + 8;
-  char *tmp = malloc(n);
-  if (!tmp) {
-    fclose(in);
-    return status_set(err, ST_NOMEM, "out of memory");
-  }
-  snprintf(tmp, n, "%s.tmp", path);
-  FILE *out = fopen(tmp, "w");
-  if (!out) {
-    int rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
-    fclose(in);
-    free(tmp);
-    return rc;
-  }
-  char *line = NULL;
-  size_t cap = 0;
-  while (getline(&line, &cap, in) > 0) {
-    cJSON *o = cJSON_Parse(line);
-    const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
-    if (cJSON_IsNumber(step) && step->valuedouble <= (double)keep_through) fputs(line, out);
-    cJSON_Delete(o);
-  }
-  free(line);
-  fclose(in);
-  int rc = ST_OK;
-  if (fclose(out) != 0 || rename(tmp, path) != 0)
-    rc = status_set(err, ST_IO, "cannot rewrite %s: %s", path, strerror(errno));
-  free(tmp);
-  return rc;
+static int metrics_line_through(const char *line, void *through) {
+  cJSON *o = cJSON_Parse(line);
+  const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
+  int keep = cJSON_IsNumber(step) && step->valuedouble <= (double)*(const uint64_t *)through;
+  cJSON_Delete(o);
+  return keep;
 }
 
 int metrics_log_open(const char *run_dir, int truncate, uint64_t keep_through, metrics_log **out, char **err) {
@@ -58,7 +33,7 @@ int metrics_log_open(const char *run_dir, int truncate, uint64_t keep_through, m
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
   snprintf(path, n, "%s/metrics.jsonl", run_dir);
   int rc;
-  if (truncate && keep_through > 0 && (rc = cut_back(path, keep_through, err))) {
+  if (truncate && keep_through > 0 && (rc = file_filter_lines(path, metrics_line_through, &keep_through, err))) {
     free(path);
     return rc;
   }

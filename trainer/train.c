@@ -20,6 +20,7 @@
 #include "trainer/params.h"
 #include "trainer/run_config.h"
 #include "trainer/schedule.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "util/sha256.h"
 #include "util/status.h"
@@ -121,25 +122,6 @@ static void log_config_changes(const char *before, const char *after) {
   }
 }
 
-static int write_file_atomic(const char *path, const char *text, char **err) {
-  size_t n = strlen(path) + 8;
-  char *tmp = malloc(n);
-  if (!tmp) return status_set(err, ST_NOMEM, "out of memory");
-  snprintf(tmp, n, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  int rc = ST_OK;
-  if (!f || fputs(text, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-    rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
-    if (f) fclose(f);
-    unlink(tmp);
-  } else if (fclose(f) != 0 || rename(tmp, path) != 0) {
-    rc = status_set(err, ST_IO, "cannot write %s: %s", path, strerror(errno));
-    unlink(tmp);
-  }
-  free(tmp);
-  return rc;
-}
-
 /* Every rank must run the same config on the same corpus. */
 static int check_ranks_agree(trainer *t, char **err) {
   uint8_t d[32];
@@ -169,17 +151,17 @@ static int open_corpus(trainer *t, char **err) {
   opt.seed = t->cfg.seed;
   opt.mask_prob = t->cfg.mask_prob;
   opt.whole_word = t->cfg.whole_word_mask;
-  int rc = corpus_open(t->cfg.corpus, t->rank, t->world, &opt, &t->data, err);
+  /* The masking budget depends on the corpus's seq_len: read the manifest
+   * before opening the shards with it. */
+  manifest *man = NULL;
+  int rc = manifest_read(t->cfg.corpus, &man, err);
   if (rc) return rc;
-  t->man = corpus_manifest(t->data);
-  t->L = t->man->seq_len;
+  t->L = man->seq_len;
+  manifest_free(man);
   t->max_pred = t->cfg.max_predictions ? t->cfg.max_predictions
                                        : (size_t)ceil(t->cfg.mask_prob * (double)t->L);
   if (t->max_pred > t->L) t->max_pred = t->L;
   if (t->max_pred < 1) t->max_pred = 1;
-  /* The masking options are part of opening: reopen with the resolved
-   * max_predictions (corpus_open does not read the model). */
-  corpus_close(t->data);
   opt.max_predictions = t->max_pred;
   if ((rc = corpus_open(t->cfg.corpus, t->rank, t->world, &opt, &t->data, err))) return rc;
   t->man = corpus_manifest(t->data);
@@ -380,37 +362,12 @@ done:
  * this rank read as "step S: shard:index@epoch ...", the same record `ddpt
  * corpus sample` prints; joined over ranks and resumed runs it shows which
  * samples a run saw (the resume tests check exactly-once over an epoch). */
-/* Keeps the lines of a sample log whose step is at most `through`: a
- * resumed run repeats the steps after its checkpoint, so the lines the
- * stopped run wrote for them must go. */
-static int cut_sample_log(const char *path, uint64_t through, char **err) {
-  size_t n = strlen(path) + 8;
-  char *tmp = malloc(n);
-  FILE *in = fopen(path, "r"), *out = NULL;
-  char *line = NULL;
-  size_t cap = 0;
-  int rc = ST_OK;
-  if (!tmp || !in) {
-    rc = tmp ? status_set(err, ST_IO, "cannot read %s: %s", path, strerror(errno)) : status_set(err, ST_NOMEM, "out of memory");
-    goto done;
-  }
-  snprintf(tmp, n, "%s.tmp", path);
-  if (!(out = fopen(tmp, "w"))) {
-    rc = status_set(err, ST_IO, "cannot write %s: %s", tmp, strerror(errno));
-    goto done;
-  }
-  while (getline(&line, &cap, in) > 0) {
-    unsigned long long step;
-    if (sscanf(line, "step %llu:", &step) == 1 && step <= through) fputs(line, out);
-  }
-  if (fclose(out) != 0 || rename(tmp, path) != 0) rc = status_set(err, ST_IO, "cannot rewrite %s: %s", path, strerror(errno));
-  out = NULL;
-done:
-  if (out) fclose(out);
-  if (in) fclose(in);
-  free(line);
-  free(tmp);
-  return rc;
+/* Keeps the sample-log lines of steps up to *(uint64_t *)through: a resumed
+ * run repeats the steps after its checkpoint, so the lines the stopped run
+ * wrote for them must go. */
+static int sample_line_through(const char *line, void *through) {
+  unsigned long long step;
+  return sscanf(line, "step %llu:", &step) == 1 && step <= *(const uint64_t *)through;
 }
 
 static int open_sample_log(trainer *t, char **err) {
@@ -434,7 +391,7 @@ static int open_sample_log(trainer *t, char **err) {
           break;
         }
         snprintf(file, m, "%s/%s", path, e->d_name);
-        rc = cut_sample_log(file, t->step, err);
+        rc = file_filter_lines(file, sample_line_through, &t->step, err);
         free(file);
       }
       closedir(d);
@@ -677,7 +634,7 @@ static int run(trainer *t, char **err) {
       goto done;
     }
     snprintf(path, n, "%s/config.ini", req->run_dir);
-    rc = write_file_atomic(path, t->cfg_text, err);
+    rc = file_write_atomic(path, t->cfg_text, strlen(t->cfg_text), err);
     free(path);
     if (rc || (rc = metrics_log_open(req->run_dir, 1, t->step, &t->metrics, err))) goto done;
     bert_memory mem;

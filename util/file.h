@@ -1,0 +1,22 @@
+/* Small files written safely: whole-file atomic replacement (temp, fsync,
+ * rename, directory fsync) and line filtering through the same path. Used for
+ * manifest.json, LATEST, config.ini, state files and the run's logs. */
+#ifndef DDPT_UTIL_FILE_H
+#define DDPT_UTIL_FILE_H
+
+#include <stddef.h>
+
+/* Replaces path with len bytes of data: written to "<dir>/.<name>.tmp-<pid>",
+ * fsynced, renamed over path, then the directory is fsynced. A reader sees
+ * the old file or the new one, never part of one. On failure the temporary
+ * is removed, path is untouched, and *err names the step that failed. */
+int file_write_atomic(const char *path, const void *data, size_t len, char **err);
+
+/* Makes renames in dir durable. */
+int file_fsync_dir(const char *dir, char **err);
+
+/* Keeps the lines of path (each with its newline) for which keep returns
+ * nonzero and replaces the file atomically. A missing path is ST_OK. */
+int file_filter_lines(const char *path, int (*keep)(const char *line, void *ctx), void *ctx, char **err);
+
+#endif
