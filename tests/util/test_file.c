@@ -1,0 +1,70 @@
+/* util/file: atomic replacement leaves no temporary behind and replaces the
+ * whole file; line filtering keeps exactly the chosen lines. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "util/file.h"
+#include "util/status.h"
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  char *buf = calloc(1, 4096);
+  size_t n = fread(buf, 1, 4095, f);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+static void test_write_atomic_replaces_whole_file_and_leaves_no_temporary(void) {
+  char *dir = harness_tmpdir("file");
+  char path[512], *err = NULL;
+  snprintf(path, sizeof path, "%s/LATEST", dir);
+  CU_ASSERT_EQUAL_FATAL(file_write_atomic(path, "a much longer first version\n", 28, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(file_write_atomic(path, "short\n", 6, &err), ST_OK);
+  char *text = slurp(path);
+  CU_ASSERT_STRING_EQUAL(text, "short\n");
+  free(text);
+  DIR *d = opendir(dir);
+  int entries = 0;
+  for (struct dirent *e; (e = readdir(d));) entries += e->d_name[0] != '.' || strstr(e->d_name, ".tmp-");
+  closedir(d);
+  CU_ASSERT_EQUAL(entries, 1);
+  snprintf(path, sizeof path, "%s/missing/LATEST", dir);
+  CU_ASSERT_EQUAL(file_write_atomic(path, "x", 1, &err), ST_IO);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "missing/.LATEST.tmp-"));
+  free(err);
+  harness_rmtree(dir);
+  free(dir);
+}
+
+static int keep_even(const char *line, void *ctx) {
+  (void)ctx;
+  return atoi(line) % 2 == 0;
+}
+
+static void test_filter_lines_keeps_chosen_lines_and_ignores_missing_file(void) {
+  char *dir = harness_tmpdir("file");
+  char path[512], *err = NULL;
+  snprintf(path, sizeof path, "%s/log.txt", dir);
+  CU_ASSERT_EQUAL(file_filter_lines(path, keep_even, NULL, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(file_write_atomic(path, "1 a\n2 b\n3 c\n4 d", 15, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(file_filter_lines(path, keep_even, NULL, &err), ST_OK);
+  char *text = slurp(path);
+  CU_ASSERT_STRING_EQUAL(text, "2 b\n4 d");
+  free(text);
+  harness_rmtree(dir);
+  free(dir);
+}
+
+static const harness_test tests[] = {
+    {"test_write_atomic_replaces_whole_file_and_leaves_no_temporary",
+     test_write_atomic_replaces_whole_file_and_leaves_no_temporary},
+    {"test_filter_lines_keeps_chosen_lines_and_ignores_missing_file",
+     test_filter_lines_keeps_chosen_lines_and_ignores_missing_file},
+    {NULL, NULL},
+};
+const harness_suite util_file_suite = {"file", tests};
