@@ -11,6 +11,8 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "trainer/simd.h"
+
 
 /* Loops shorter than this run on one thread: waking the team costs more. */
 #define PAR_MIN 32768
@@ -212,7 +214,6 @@ static inline float fast_erff(float x) {
  * the widest the CPU runs picked at load time (GCC function multiversioning),
  * called on chunks that OpenMP splits among threads. */
 #define GELU_CHUNK 16384
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 VECTOR_CLONES static void gelu_forward_range(float *out, const float *inp, size_t n) {
 #pragma omp simd

@@ -1,8 +1,14 @@
 /* AdamW (BERT's AdamWeightDecayOptimizer, optionally bias-corrected) and
- * SGD with momentum over the parameter arena; clipping; non-finite guard. */
+ * SGD with momentum over the parameter arena; clipping; non-finite guard.
+ * Compiled with -ffp-contract=off (CMakeLists.txt): the update uses only
+ * correctly rounded IEEE operations, so every rank computes the same bits
+ * for its replica whichever vector clone its CPU runs. */
 #include "trainer/optimizer.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+#include "trainer/simd.h"
 
 optim_config optim_config_default(void) {
   optim_config c = {
@@ -12,50 +18,110 @@ optim_config optim_config_default(void) {
   return c;
 }
 
+/* Elements per unit of parallel work. Sums are formed per chunk and the
+ * chunk sums added in arena order, so the norm does not depend on the
+ * thread count. */
+#define OPT_CHUNK 65536
+/* Independent accumulators of a chunk's sum: a fixed number, so the order of
+ * additions is the same whatever vector width the clone runs with. */
+#define NORM_LANES 16
+
+/* A float squared is exact in double, so a fused multiply-add gives the
+ * same bits as a multiply and an add: the sum is the same on every CPU. */
+VECTOR_CLONES static double sum_squares(const float *g, size_t n) {
+  double acc[NORM_LANES] = {0};
+  size_t i = 0;
+  for (; i + NORM_LANES <= n; i += NORM_LANES) {
+#pragma omp simd
+    for (int j = 0; j < NORM_LANES; j++) acc[j] += (double)g[i + j] * (double)g[i + j];
+  }
+  for (int j = 0; i < n; i++, j++) acc[j] += (double)g[i] * (double)g[i];
+  double s = 0;
+  for (int j = 0; j < NORM_LANES; j++) s += acc[j];
+  return s;
+}
+
 double optim_grad_norm(const params *p) {
-  double sum = 0;
+  size_t nchunks = 0;
+  for (size_t e = 0; e < p->count; e++)
+    if (p->entries[e].flags & PARAMS_TRAINABLE)
+      nchunks += (p->entries[e].count + OPT_CHUNK - 1) / OPT_CHUNK;
+  double *part = malloc((nchunks ? nchunks : 1) * sizeof *part);
+  if (!part) abort();
+  size_t k = 0;
   for (size_t e = 0; e < p->count; e++) {
     const params_entry *en = &p->entries[e];
     if (!(en->flags & PARAMS_TRAINABLE)) continue;
     const float *g = p->grad + en->offset;
-    double s = 0;
-    for (size_t i = 0; i < en->count; i++) s += (double)g[i] * g[i];
-    sum += s;
+    size_t n = (en->count + OPT_CHUNK - 1) / OPT_CHUNK;
+#pragma omp parallel for if (en->count >= 2 * OPT_CHUNK)
+    for (size_t c = 0; c < n; c++) {
+      size_t i0 = c * OPT_CHUNK, len = en->count - i0 < OPT_CHUNK ? en->count - i0 : OPT_CHUNK;
+      part[k + c] = sum_squares(g + i0, len);
+    }
+    k += n;
   }
+  double sum = 0;
+  for (size_t c = 0; c < nchunks; c++) sum += part[c];
+  free(part);
   return sqrt(sum);
 }
 
+typedef struct adamw_coef {
+  float b1, b2, eps, c1, c2, gscale, lr, wd;
+} adamw_coef;
+
 /* w, g, m, v: (n). BERT's update: m, v moments; u = m / (sqrt(v) + eps)
  * (with bias correction: m/(1-b1^t), v/(1-b2^t)); w -= lr * (u + wd * w). */
-static void adamw_update(float *w, const float *g, float *m, float *v, size_t n, float gscale,
-                         float lr, float wd, const optim_config *c, uint64_t step) {
-  const float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-  float c1 = 1.0f, c2 = 1.0f;
-  if (c->bias_correction) {
-    c1 = (float)(1.0 / (1.0 - pow(b1, (double)step)));
-    c2 = (float)(1.0 / (1.0 - pow(b2, (double)step)));
-  }
-#pragma omp parallel for simd schedule(static)
+VECTOR_CLONES static void adamw_range(float *w, const float *g, float *m, float *v, size_t n,
+                                      adamw_coef k) {
+#pragma omp simd
   for (size_t i = 0; i < n; i++) {
-    float gi = g[i] * gscale;
-    float mi = b1 * m[i] + (1.0f - b1) * gi;
-    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    float gi = g[i] * k.gscale;
+    float mi = k.b1 * m[i] + (1.0f - k.b1) * gi;
+    float vi = k.b2 * v[i] + (1.0f - k.b2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    float u = (mi * c1) / (sqrtf(vi * c2) + eps);
-    w[i] -= lr * (u + wd * w[i]);
+    float u = (mi * k.c1) / (sqrtf(vi * k.c2) + k.eps);
+    w[i] -= k.lr * (u + k.wd * w[i]);
+  }
+}
+
+static void adamw_update(float *w, const float *g, float *m, float *v, size_t n, float gscale,
+                         float lr, float wd, const optim_config *c, uint64_t step) {
+  adamw_coef k = {.b1 = c->beta1, .b2 = c->beta2, .eps = c->eps, .c1 = 1.0f, .c2 = 1.0f,
+                  .gscale = gscale, .lr = lr, .wd = wd};
+  if (c->bias_correction) {
+    k.c1 = (float)(1.0 / (1.0 - pow(c->beta1, (double)step)));
+    k.c2 = (float)(1.0 / (1.0 - pow(c->beta2, (double)step)));
+  }
+  size_t nchunks = (n + OPT_CHUNK - 1) / OPT_CHUNK;
+#pragma omp parallel for if (n >= 2 * OPT_CHUNK)
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * OPT_CHUNK, len = n - i0 < OPT_CHUNK ? n - i0 : OPT_CHUNK;
+    adamw_range(w + i0, g + i0, m + i0, v + i0, len, k);
   }
 }
 
 /* PyTorch SGD semantics with decoupled decay: buf = mu * buf + g;
  * w -= lr * (buf + wd * w). The momentum buffer is the m arena. */
-static void sgd_update(float *w, const float *g, float *buf, size_t n, float gscale, float lr, float wd,
-                       float mu) {
-#pragma omp parallel for simd schedule(static)
+VECTOR_CLONES static void sgd_range(float *w, const float *g, float *buf, size_t n, float gscale,
+                                    float lr, float wd, float mu) {
+#pragma omp simd
   for (size_t i = 0; i < n; i++) {
     float b = mu * buf[i] + g[i] * gscale;
     buf[i] = b;
     w[i] -= lr * (b + wd * w[i]);
+  }
+}
+
+static void sgd_update(float *w, const float *g, float *buf, size_t n, float gscale, float lr, float wd,
+                       float mu) {
+  size_t nchunks = (n + OPT_CHUNK - 1) / OPT_CHUNK;
+#pragma omp parallel for if (n >= 2 * OPT_CHUNK)
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * OPT_CHUNK, len = n - i0 < OPT_CHUNK ? n - i0 : OPT_CHUNK;
+    sgd_range(w + i0, g + i0, buf + i0, len, gscale, lr, wd, mu);
   }
 }
 

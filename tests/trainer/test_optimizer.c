@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "trainer/blas.h"
 #include "trainer/optimizer.h"
 #include "trainer/schedule.h"
 #include "util/status.h"
@@ -180,11 +181,101 @@ static void test_piecewise_rejects_bad_points_naming_them(void) {
   free(err);
 }
 
+/* An entry of several chunks and a ragged tail, so the norm's per-chunk
+ * sums, the lanes inside a chunk and the tail all take part. */
+#define BIG_N 300007
+
+static params *big_params(void) {
+  params *p = params_create();
+  char *err = NULL;
+  size_t n[1] = {BIG_N}, one[1] = {5};
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "big", 1, n, PARAMS_TRAINABLE | PARAMS_DECAY, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "small", 1, one, PARAMS_TRAINABLE, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_alloc(p, &err), 0);
+  uint32_t x = 12345;
+  for (size_t i = 0; i < BIG_N + 5; i++) {
+    x = x * 1664525u + 1013904223u;
+    p->grad[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * (i % 7 == 0 ? 1e3f : 1e-2f);
+    p->data[i] = (float)(x >> 16) / 65536.0f - 0.5f;
+    p->m[i] = p->grad[i] * 0.1f;
+    p->v[i] = p->grad[i] * p->grad[i] * 0.01f;
+  }
+  return p;
+}
+
+/* The norm agrees with a long-double sum, and is the same bits on 1, 2 and
+ * 3 threads (every rank must clip by the same factor). */
+static void test_grad_norm_exact_and_independent_of_threads(void) {
+  params *p = big_params();
+  long double ref = 0;
+  for (size_t i = 0; i < BIG_N + 5; i++) ref += (long double)p->grad[i] * p->grad[i];
+  double norms[3];
+  for (int t = 1; t <= 3; t++) {
+    blas_set_threads(t);
+    norms[t - 1] = optim_grad_norm(p);
+  }
+  blas_set_threads(1);
+  CU_ASSERT_DOUBLE_EQUAL(norms[0], (double)sqrtl(ref), 1e-12 * (double)sqrtl(ref));
+  CU_ASSERT_EQUAL(memcmp(&norms[0], &norms[1], sizeof(double)), 0);
+  CU_ASSERT_EQUAL(memcmp(&norms[0], &norms[2], sizeof(double)), 0);
+  params_free(p);
+}
+
+/* The vectorised update is the same bits as the formula evaluated one
+ * element at a time with plain float operations (no fused multiply-add),
+ * on any thread count: what makes replicas on different CPUs agree. */
+static void test_adamw_vector_update_equals_scalar_formula_bitwise(void) {
+  for (int t = 1; t <= 2; t++) {
+    params *p = big_params();
+    size_t n = BIG_N + 5;
+    float *w = malloc(n * sizeof *w), *m = malloc(n * sizeof *m), *v = malloc(n * sizeof *v);
+    CU_ASSERT_FATAL(w && m && v);
+    memcpy(w, p->data, n * sizeof *w);
+    memcpy(m, p->m, n * sizeof *m);
+    memcpy(v, p->v, n * sizeof *v);
+    optim_config c = optim_config_default();
+    c.bias_correction = 1;
+    double norm = optim_grad_norm(p);
+    float gscale = (float)(c.clip_norm / norm), lr = 1e-3f;
+    float c1 = (float)(1.0 / (1.0 - pow(c.beta1, 3.0))), c2 = (float)(1.0 / (1.0 - pow(c.beta2, 3.0)));
+    volatile float b1 = c.beta1, b2 = c.beta2; /* volatile: no contraction across statements */
+    for (size_t i = 0; i < n; i++) {
+      float wd = i < BIG_N ? c.weight_decay : 0.0f;
+      volatile float gi = p->grad[i] * gscale;
+      volatile float t1 = b1 * m[i], t2 = (1.0f - b1) * gi;
+      volatile float mi = t1 + t2;
+      volatile float t3 = b2 * v[i], t4 = (1.0f - b2) * gi;
+      volatile float t5 = t4 * gi;
+      volatile float vi = t3 + t5;
+      m[i] = mi;
+      v[i] = vi;
+      volatile float num = mi * c1, vc = vi * c2;
+      volatile float den = sqrtf(vc) + c.eps;
+      volatile float u = num / den, dec = wd * w[i];
+      volatile float step = u + dec;
+      volatile float delta = lr * step;
+      w[i] = w[i] - delta;
+    }
+    blas_set_threads(t);
+    optim_step(&c, p, lr, 3, norm);
+    blas_set_threads(1);
+    CU_ASSERT_EQUAL(memcmp(w, p->data, n * sizeof *w), 0);
+    CU_ASSERT_EQUAL(memcmp(m, p->m, n * sizeof *m), 0);
+    CU_ASSERT_EQUAL(memcmp(v, p->v, n * sizeof *v), 0);
+    free(w);
+    free(m);
+    free(v);
+    params_free(p);
+  }
+}
+
 static const harness_test tests[] = {
     {"test_adamw_matches_hand_computed_two_steps", test_adamw_matches_hand_computed_two_steps},
     {"test_bias_corrected_adamw_matches_torch", test_bias_corrected_adamw_matches_torch},
     {"test_clipping_scales_by_global_norm", test_clipping_scales_by_global_norm},
     {"test_sgd_momentum_accumulates", test_sgd_momentum_accumulates},
+    {"test_grad_norm_exact_and_independent_of_threads", test_grad_norm_exact_and_independent_of_threads},
+    {"test_adamw_vector_update_equals_scalar_formula_bitwise", test_adamw_vector_update_equals_scalar_formula_bitwise},
     {"test_guard_skips_then_stops_after_consecutive_bad_steps", test_guard_skips_then_stops_after_consecutive_bad_steps},
     {"test_linear_warmup_then_decay_to_zero", test_linear_warmup_then_decay_to_zero},
     {"test_cosine_and_constant_values", test_cosine_and_constant_values},
