@@ -318,6 +318,19 @@ struct bert_model {
   float *dqkv;                 /* (N, 3C) */
   float *dgelu, *dfc;          /* (N, I) */
   float *datt;                 /* (B, NH, L, L) */
+  /* The last encoder layer runs only for the rows the heads read (see
+   * plan_last_layer): sorted rows, per-sequence ranges for the attention,
+   * and where each head row sits among them. */
+  int last_full;       /* bert_set_last_layer_full */
+  int pruned;          /* the last forward computed only nkeep rows */
+  size_t nkeep;
+  size_t *keep_rows;   /* (N) */
+  size_t *keep_first;  /* (B + 1) */
+  size_t *keep_pos;    /* (N) position of each kept row in its sequence */
+  size_t *mlm_local;   /* (B * max_pred) MLM rows among the last layer's rows */
+  size_t *cls_local;   /* (B) */
+  float *xq;           /* (N, C) the kept rows of the last layer's input */
+  float *q;            /* (N, C) their queries */
   /* Told when gradients become final (bert_set_grad_ready). */
   bert_grad_ready_fn grad_ready;
   void *grad_ready_ctx;
@@ -339,7 +352,7 @@ static void sizes(const bert_config *cfg, size_t B, size_t L, size_t max_pred, s
                      4 * N + 2 * N * I;
   size_t heads = 4 * P * C + 2 * P + P * cfg->vocab_size;
   if (cfg->nsp) heads += 3 * B * C + 2 * B;
-  *act = 2 * N * C + 2 * N + cfg->layers * per_layer + heads;
+  *act = 2 * N * C + 2 * N + cfg->layers * per_layer + heads + 2 * N * C;
   *scratch = 4 * N * C + N * 3 * C + 2 * N * I + att;
 }
 
@@ -472,6 +485,8 @@ static void carve(bert_model *m) {
     m->pt = take(&c, B * C);
     m->nl = take(&c, B * 2);
   }
+  m->xq = take(&c, N * C);
+  m->q = take(&c, N * C);
   m->dx = take(&c, N * C);
   m->dr = take(&c, N * C);
   m->df = take(&c, N * C);
@@ -500,7 +515,13 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
   m->mlm_rows = malloc(B * max_pred * sizeof *m->mlm_rows);
   m->mlm_targets = malloc(B * max_pred * sizeof *m->mlm_targets);
   m->cls_rows = malloc(B * sizeof *m->cls_rows);
-  if (!m->p || !m->loff || !m->acts || !m->mlm_rows || !m->mlm_targets || !m->cls_rows) {
+  m->keep_rows = malloc(B * L * sizeof *m->keep_rows);
+  m->keep_first = malloc((B + 1) * sizeof *m->keep_first);
+  m->keep_pos = malloc(B * L * sizeof *m->keep_pos);
+  m->mlm_local = malloc(B * max_pred * sizeof *m->mlm_local);
+  m->cls_local = malloc(B * sizeof *m->cls_local);
+  if (!m->p || !m->loff || !m->acts || !m->mlm_rows || !m->mlm_targets || !m->cls_rows ||
+      !m->keep_rows || !m->keep_first || !m->keep_pos || !m->mlm_local || !m->cls_local) {
     rc = status_set(err, ST_NOMEM, "out of memory");
     goto fail;
   }
@@ -548,6 +569,11 @@ void bert_model_free(bert_model *m) {
   free(m->mlm_rows);
   free(m->mlm_targets);
   free(m->cls_rows);
+  free(m->keep_rows);
+  free(m->keep_first);
+  free(m->keep_pos);
+  free(m->mlm_local);
+  free(m->cls_local);
   free(m->arena);
   free(m);
 }
@@ -619,6 +645,89 @@ static void grads_ready_from(const bert_model *m, size_t lo) {
   if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, lo);
 }
 
+void bert_set_last_layer_full(bert_model *m, int full) { m->last_full = full; }
+
+/* The heads read the last layer's output only at the predicted tokens and,
+ * with NSP, at each [CLS]: the last layer computes just those rows (its keys
+ * and values still come from every row). Collects them in row order, with
+ * each sequence's range and where each head row sits among them. Every row
+ * is computed when the model is told to (bert_set_last_layer_full), or when
+ * the kept rows would be all or none of them. */
+static void plan_last_layer(bert_model *m, size_t B, size_t L) {
+  size_t n = 0, ip = 0;
+  for (size_t b = 0; b < B; b++) {
+    m->keep_first[b] = n;
+    size_t end = (b + 1) * L;
+    if (m->cfg.nsp) {
+      m->cls_local[b] = n;
+      m->keep_rows[n] = b * L;
+      m->keep_pos[n++] = 0;
+    }
+    for (; ip < m->P && m->mlm_rows[ip] < end; ip++) {
+      size_t row = m->mlm_rows[ip];
+      if (n > m->keep_first[b] && m->keep_rows[n - 1] == row) {
+        m->mlm_local[ip] = n - 1; /* a prediction at [CLS] */
+        continue;
+      }
+      m->mlm_local[ip] = n;
+      m->keep_rows[n] = row;
+      m->keep_pos[n++] = row - b * L;
+    }
+  }
+  m->keep_first[B] = n;
+  m->nkeep = n;
+  m->pruned = !m->last_full && n > 0 && n < B * L;
+  if (!m->pruned) {
+    m->nkeep = B * L;
+    for (size_t i = 0; i < m->P; i++) m->mlm_local[i] = m->mlm_rows[i];
+    for (size_t b = 0; b < B; b++) m->cls_local[b] = b * L;
+  }
+}
+
+/* Encoder layer l on input x (N, C). In the pruned last layer every
+ * activation after the key/value projection has nkeep rows. */
+static void encoder_forward(bert_model *m, size_t l, const bert_batch *batch, const float *x) {
+  const bert_config *cfg = &m->cfg;
+  const float *w = m->p->data;
+  const layer_offsets *lo = &m->loff[l];
+  layer_acts *a = &m->acts[l];
+  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, I = cfg->intermediate;
+  uint32_t site = (uint32_t)l * 4;
+  float pa = rate(m, cfg->attention_dropout), ph = rate(m, cfg->hidden_dropout);
+  int prune = m->pruned && l + 1 == cfg->layers;
+  size_t n = prune ? m->nkeep : N;
+  const size_t *rows = prune ? m->keep_rows : NULL;
+  const float *xres = x;
+  if (prune) {
+    layer_queries qs = {m->keep_first, m->keep_pos};
+    layer_linear_forward_ld(a->qkv + C, 3 * C, x, w + lo->qkvw + C * C, w + lo->qkvb + C, N, C,
+                            2 * C);
+    layer_gather_forward(m->xq, x, rows, n, C);
+    layer_linear_forward(m->q, m->xq, w + lo->qkvw, w + lo->qkvb, n, C, C);
+    layer_attention_forward_q(a->ctx, a->att, pa > 0.0f ? a->attd : NULL, m->q, C, a->qkv + C,
+                              3 * C, &qs, batch->attention_mask, pa, site_key(m, site + SITE_ATT),
+                              B, L, C, cfg->heads);
+    xres = m->xq;
+  } else {
+    layer_linear_forward(a->qkv, x, w + lo->qkvw, w + lo->qkvb, N, C, 3 * C);
+    layer_attention_forward(a->ctx, a->att, pa > 0.0f ? a->attd : NULL, a->qkv,
+                            batch->attention_mask, pa, site_key(m, site + SITE_ATT), B, L, C,
+                            cfg->heads);
+  }
+  layer_linear_forward(a->r1, a->ctx, w + lo->aow, w + lo->aob, n, C, C);
+  layer_dropout_rows_forward(a->r1, a->r1, rows, n, C, ph, site_key(m, site + SITE_ATT_OUT));
+  layer_add_forward(a->r1, a->r1, xres, n * C);
+  layer_layernorm_forward(a->ln1, a->mean1, a->rstd1, a->r1, w + lo->ln1w, w + lo->ln1b, n, C,
+                          cfg->ln_eps);
+  layer_linear_forward(a->fc, a->ln1, w + lo->fcw, w + lo->fcb, n, C, I);
+  layer_gelu_forward(a->gelu, a->fc, n * I);
+  layer_linear_forward(a->r2, a->gelu, w + lo->fow, w + lo->fob, n, I, C);
+  layer_dropout_rows_forward(a->r2, a->r2, rows, n, C, ph, site_key(m, site + SITE_FFN_OUT));
+  layer_add_forward(a->r2, a->r2, a->ln1, n * C);
+  layer_layernorm_forward(a->ln2, a->mean2, a->rstd2, a->r2, w + lo->ln2w, w + lo->ln2b, n, C,
+                          cfg->ln_eps);
+}
+
 int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *drop,
                  bert_loss *loss, char **err) {
   int rc = check_batch(m, batch, err);
@@ -626,8 +735,7 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
   const bert_config *cfg = &m->cfg;
   const float *w = m->p->data;
   const model_offsets *o = &m->off;
-  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, I = cfg->intermediate;
-  size_t NH = cfg->heads, V = cfg->vocab_size;
+  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, V = cfg->vocab_size;
 
   size_t P = 0;
   for (size_t i = 0; i < N; i++) {
@@ -644,6 +752,7 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
   m->batch_B = B;
   m->dropout_on = drop != NULL;
   m->drop = drop ? *drop : (bert_dropout){0};
+  plan_last_layer(m, B, L);
 
   layer_embeddings_forward(m->emb, batch->input_ids, batch->segment_ids, w + o->wte, w + o->wpe,
                            w + o->wtt, B, L, C);
@@ -652,31 +761,13 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
   layer_dropout_forward(m->x0, m->x0, N * C, rate(m, cfg->hidden_dropout), site_key(m, SITE_EMB));
   const float *x = m->x0;
   for (size_t l = 0; l < cfg->layers; l++) {
-    const layer_offsets *lo = &m->loff[l];
-    layer_acts *a = &m->acts[l];
-    uint32_t site = (uint32_t)l * 4;
-    float pa = rate(m, cfg->attention_dropout), ph = rate(m, cfg->hidden_dropout);
-    layer_linear_forward(a->qkv, x, w + lo->qkvw, w + lo->qkvb, N, C, 3 * C);
-    layer_attention_forward(a->ctx, a->att, pa > 0.0f ? a->attd : NULL, a->qkv,
-                            batch->attention_mask, pa, site_key(m, site + SITE_ATT), B, L, C, NH);
-    layer_linear_forward(a->r1, a->ctx, w + lo->aow, w + lo->aob, N, C, C);
-    layer_dropout_forward(a->r1, a->r1, N * C, ph, site_key(m, site + SITE_ATT_OUT));
-    layer_add_forward(a->r1, a->r1, x, N * C);
-    layer_layernorm_forward(a->ln1, a->mean1, a->rstd1, a->r1, w + lo->ln1w, w + lo->ln1b, N, C,
-                            cfg->ln_eps);
-    layer_linear_forward(a->fc, a->ln1, w + lo->fcw, w + lo->fcb, N, C, I);
-    layer_gelu_forward(a->gelu, a->fc, N * I);
-    layer_linear_forward(a->r2, a->gelu, w + lo->fow, w + lo->fob, N, I, C);
-    layer_dropout_forward(a->r2, a->r2, N * C, ph, site_key(m, site + SITE_FFN_OUT));
-    layer_add_forward(a->r2, a->r2, a->ln1, N * C);
-    layer_layernorm_forward(a->ln2, a->mean2, a->rstd2, a->r2, w + lo->ln2w, w + lo->ln2b, N, C,
-                            cfg->ln_eps);
-    x = a->ln2;
+    encoder_forward(m, l, batch, x);
+    x = m->acts[l].ln2;
   }
 
   *loss = (bert_loss){.predicted = P};
   if (P > 0) {
-    layer_gather_forward(m->mh, x, m->mlm_rows, P, C);
+    layer_gather_forward(m->mh, x, m->mlm_local, P, C);
     layer_linear_forward(m->mt, m->mh, w + o->mt_w, w + o->mt_b, P, C, C);
     layer_gelu_forward(m->mg, m->mt, P * C);
     layer_layernorm_forward(m->mu, m->m_mean, m->m_rstd, m->mg, w + o->mln_w, w + o->mln_b, P, C,
@@ -686,7 +777,7 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
     loss->mlm_correct = count_correct(m->logits, m->mlm_targets, P, V);
   }
   if (cfg->nsp) {
-    layer_gather_forward(m->ph, x, m->cls_rows, B, C);
+    layer_gather_forward(m->ph, x, m->cls_local, B, C);
     layer_linear_forward(m->pd, m->ph, w + o->pool_w, w + o->pool_b, B, C, C);
     layer_tanh_forward(m->pt, m->pd, B * C);
     layer_linear_forward(m->nl, m->pt, w + o->nsp_w, w + o->nsp_b, B, C, 2);
@@ -705,19 +796,83 @@ const float *bert_mlm_probs(const bert_model *m, size_t *P) {
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
 
+/* Encoder layer l backward: m->dx holds d(layer output) (nkeep rows in the
+ * pruned last layer) and leaves with d(layer input), (N, C). */
+static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
+  const bert_config *cfg = &m->cfg;
+  const float *w = m->p->data;
+  float *g = m->p->grad;
+  const layer_offsets *lo = &m->loff[l];
+  const layer_acts *a = &m->acts[l];
+  const float *x = l ? m->acts[l - 1].ln2 : m->x0;
+  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, I = cfg->intermediate;
+  size_t NH = cfg->heads;
+  uint32_t site = (uint32_t)l * 4;
+  float pa = rate(m, cfg->attention_dropout), ph = rate(m, cfg->hidden_dropout);
+  int prune = m->pruned && l + 1 == cfg->layers;
+  size_t n = prune ? m->nkeep : N;
+  const size_t *rows = prune ? m->keep_rows : NULL;
+
+  zero(m->dr, n * C);
+  layer_layernorm_backward(m->dr, g + lo->ln2w, g + lo->ln2b, m->dx, a->r2, w + lo->ln2w, a->mean2,
+                           a->rstd2, n, C);
+  zero(m->df, n * C);
+  layer_dropout_rows_backward(m->df, m->dr, rows, n, C, ph, site_key(m, site + SITE_FFN_OUT));
+  zero(m->dgelu, n * I);
+  layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, n, I, C);
+  zero(m->dfc, n * I);
+  layer_gelu_backward(m->dfc, m->dgelu, a->fc, n * I);
+  /* dr, d(ln1) through the residual, also receives the FFN's input gradient. */
+  layer_linear_backward(m->dr, g + lo->fcw, g + lo->fcb, m->dfc, a->ln1, w + lo->fcw, n, C, I);
+  zero(m->dx, n * C);
+  layer_layernorm_backward(m->dx, g + lo->ln1w, g + lo->ln1b, m->dr, a->r1, w + lo->ln1w, a->mean1,
+                           a->rstd1, n, C);
+  zero(m->df, n * C);
+  layer_dropout_rows_backward(m->df, m->dx, rows, n, C, ph, site_key(m, site + SITE_ATT_OUT));
+  zero(m->dctx, n * C);
+  layer_linear_backward(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx, w + lo->aow, n, C, C);
+  zero(m->dqkv, N * 3 * C);
+  if (!prune) {
+    layer_attention_backward(m->dqkv, m->datt, m->dctx, a->qkv, a->att, pa > 0.0f ? a->attd : NULL,
+                             pa, B, L, C, NH);
+    /* dx, d(x) through the residual, also receives the projection's. */
+    layer_linear_backward(m->dx, g + lo->qkvw, g + lo->qkvb, m->dqkv, x, w + lo->qkvw, N, C,
+                          3 * C);
+    return;
+  }
+  /* d(queries) of the kept rows in df (free again); d(keys), d(values) of
+   * every row in dqkv's key and value columns. */
+  layer_queries qs = {m->keep_first, m->keep_pos};
+  float *dq = m->df, *dxq = m->dctx;
+  zero(dq, n * C);
+  layer_attention_backward_q(dq, m->dqkv + C, m->datt, m->dctx, m->q, C, a->qkv + C, 3 * C, &qs,
+                             a->att, pa > 0.0f ? a->attd : NULL, pa, B, L, C, NH);
+  /* d(x): the residual's share and the queries' at the kept rows, the keys'
+   * and values' at every row. Built in dr, then moved to dx. */
+  zero(m->dr, N * C);
+  layer_gather_backward(m->dr, m->dx, rows, n, C);
+  layer_linear_backward_ld(m->dr, g + lo->qkvw + C * C, g + lo->qkvb + C, m->dqkv + C, 3 * C, x,
+                           w + lo->qkvw + C * C, N, C, 2 * C);
+  zero(dxq, n * C); /* dctx is spent */
+  layer_linear_backward(dxq, g + lo->qkvw, g + lo->qkvb, dq, m->xq, w + lo->qkvw, n, C, C);
+  layer_gather_backward(m->dr, dxq, rows, n, C);
+  memcpy(m->dx, m->dr, N * C * sizeof *m->dx);
+}
+
 void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale) {
   assert(batch->B == m->batch_B && batch->L == m->L);
   const bert_config *cfg = &m->cfg;
   const float *w = m->p->data;
   float *g = m->p->grad;
   const model_offsets *o = &m->off;
-  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, I = cfg->intermediate;
-  size_t NH = cfg->heads, V = cfg->vocab_size, P = m->P;
+  size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden;
+  size_t V = cfg->vocab_size, P = m->P;
   /* The cross-entropy backward takes d(mean loss): per-token weight times count. */
   float mlm_dloss = scale ? scale->mlm * (float)P : 1.0f;
   float nsp_dloss = scale ? scale->nsp * (float)B : 1.0f;
 
-  zero(m->dx, N * C);
+  /* dx: d(last layer output), over the rows it computed. */
+  zero(m->dx, m->nkeep * C);
   if (P > 0) {
     /* Head scratch reuses the (N, C) buffers: P <= N. */
     float *du = m->dr, *dg = m->df, *dt = m->dctx, *dh = m->dqkv;
@@ -731,7 +886,7 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
                              m->m_rstd, P, C);
     layer_gelu_backward(dt, dg, m->mt, P * C);
     layer_linear_backward(dh, g + o->mt_w, g + o->mt_b, dt, m->mh, w + o->mt_w, P, C, C);
-    layer_gather_backward(m->dx, dh, m->mlm_rows, P, C);
+    layer_gather_backward(m->dx, dh, m->mlm_local, P, C);
   }
   if (cfg->nsp) {
     /* Free again once the MLM head is done: B <= N. */
@@ -743,45 +898,15 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
     layer_linear_backward(dpt, g + o->nsp_w, g + o->nsp_b, m->nl, m->pt, w + o->nsp_w, B, C, 2);
     layer_tanh_backward(dpd, dpt, m->pt, B * C);
     layer_linear_backward(dph, g + o->pool_w, g + o->pool_b, dpd, m->ph, w + o->pool_w, B, C, C);
-    layer_gather_backward(m->dx, dph, m->cls_rows, B, C);
+    layer_gather_backward(m->dx, dph, m->cls_local, B, C);
   }
   /* The heads (and the pooler) follow the last layer in the arena. The tied
    * decoder's gradient went into the word embeddings, which come first. */
   grads_ready_from(m, cfg->nsp ? o->pool_w : o->mt_w);
 
   for (size_t l = cfg->layers; l-- > 0;) {
-    const layer_offsets *lo = &m->loff[l];
-    const layer_acts *a = &m->acts[l];
-    const float *x = l ? m->acts[l - 1].ln2 : m->x0;
-    uint32_t site = (uint32_t)l * 4;
-    float pa = rate(m, cfg->attention_dropout), ph = rate(m, cfg->hidden_dropout);
-    /* dx holds d(layer output). */
-    zero(m->dr, N * C);
-    layer_layernorm_backward(m->dr, g + lo->ln2w, g + lo->ln2b, m->dx, a->r2, w + lo->ln2w,
-                             a->mean2, a->rstd2, N, C);
-    zero(m->df, N * C);
-    layer_dropout_backward(m->df, m->dr, N * C, ph, site_key(m, site + SITE_FFN_OUT));
-    zero(m->dgelu, N * I);
-    layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, N, I,
-                          C);
-    zero(m->dfc, N * I);
-    layer_gelu_backward(m->dfc, m->dgelu, a->fc, N * I);
-    /* dr, d(ln1) through the residual, also receives the FFN's input gradient. */
-    layer_linear_backward(m->dr, g + lo->fcw, g + lo->fcb, m->dfc, a->ln1, w + lo->fcw, N, C, I);
-    zero(m->dx, N * C);
-    layer_layernorm_backward(m->dx, g + lo->ln1w, g + lo->ln1b, m->dr, a->r1, w + lo->ln1w,
-                             a->mean1, a->rstd1, N, C);
-    zero(m->df, N * C);
-    layer_dropout_backward(m->df, m->dx, N * C, ph, site_key(m, site + SITE_ATT_OUT));
-    zero(m->dctx, N * C);
-    layer_linear_backward(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx, w + lo->aow, N, C, C);
-    zero(m->dqkv, N * 3 * C);
-    layer_attention_backward(m->dqkv, m->datt, m->dctx, a->qkv, a->att, pa > 0.0f ? a->attd : NULL,
-                             pa, site_key(m, site + SITE_ATT), B, L, C, NH);
-    /* dx, d(x) through the residual, also receives the projection's. */
-    layer_linear_backward(m->dx, g + lo->qkvw, g + lo->qkvb, m->dqkv, x, w + lo->qkvw, N, C,
-                          3 * C);
-    grads_ready_from(m, lo->qkvw);
+    encoder_backward(m, l, batch);
+    grads_ready_from(m, m->loff[l].qkvw);
   }
 
   zero(m->dr, N * C);

@@ -123,6 +123,12 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
  * bert_backward (backward turns them into gradients in place). */
 const float *bert_mlm_probs(const bert_model *m, size_t *P);
 
+/* By default the last encoder layer computes only the rows the heads read
+ * (the predicted tokens and, with NSP, [CLS]): no other row of its output is
+ * used, so the loss and every gradient are those of the whole layer. full =
+ * 1 computes every row (tests; heads that read every token). */
+void bert_set_last_layer_full(bert_model *m, int full);
+
 /* Weights of each term's per-token gradient. With gradient accumulation or
  * several ranks the loss is a mean over the predicted tokens of all of them:
  * mlm = 1 / (predicted tokens in the global batch), nsp = 1 / (sequences in

@@ -86,56 +86,126 @@ static void gemm_split(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, size_t M, size_t 
   }
 }
 
-void layer_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N,
-                          size_t C, size_t OC) {
+void layer_linear_forward_ld(float *out, size_t ldo, const float *inp, const float *w,
+                             const float *b, size_t N, size_t C, size_t OC) {
   float beta = 0.0f;
   if (b) {
 #pragma omp parallel for if (N * OC >= PAR_MIN)
-    for (size_t n = 0; n < N; n++) memcpy(out + n * OC, b, OC * sizeof(float));
+    for (size_t n = 0; n < N; n++) memcpy(out + n * ldo, b, OC * sizeof(float));
     beta = 1.0f;
   }
-  gemm_split(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+  gemm_split(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, ldo);
 }
 
-/* dst[c] += sum over rows of src[n, c]; deterministic (see COL_BLOCK). */
-static void column_sums_add(float *dst, const float *src, size_t N, size_t C) {
+void layer_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N,
+                          size_t C, size_t OC) {
+  layer_linear_forward_ld(out, OC, inp, w, b, N, C, OC);
+}
+
+/* acc[k] = sum over the N rows of src[n * ld + k], k < w <= COL_BLOCK, in
+ * row order. A full block keeps its sums in registers. */
+VECTOR_CLONES static void column_block_sums(float *acc, const float *src, size_t ld, size_t N,
+                                            size_t w) {
+  if (w == COL_BLOCK) {
+    float a[COL_BLOCK] = {0};
+    for (size_t n = 0; n < N; n++) {
+      const float *row = src + n * ld;
+#pragma omp simd
+      for (size_t k = 0; k < COL_BLOCK; k++) a[k] += row[k];
+    }
+    memcpy(acc, a, sizeof a);
+    return;
+  }
+  for (size_t k = 0; k < w; k++) acc[k] = 0.0f;
+  for (size_t n = 0; n < N; n++) {
+    const float *row = src + n * ld;
+#pragma omp simd
+    for (size_t k = 0; k < w; k++) acc[k] += row[k];
+  }
+}
+
+/* dst[c] += sum over rows of src[n, c] (row stride ld); deterministic (see
+ * COL_BLOCK). */
+static void column_sums_add(float *dst, const float *src, size_t ld, size_t N, size_t C) {
   size_t nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for if (N * C >= PAR_MIN)
   for (size_t cb = 0; cb < nblocks; cb++) {
-    size_t c0 = cb * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-    float acc[COL_BLOCK] = {0};
-    for (size_t n = 0; n < N; n++) {
-      const float *row = src + n * C;
-      for (size_t c = c0; c < c1; c++) acc[c - c0] += row[c];
-    }
-    for (size_t c = c0; c < c1; c++) dst[c] += acc[c - c0];
+    size_t c0 = cb * COL_BLOCK, w = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+    float acc[COL_BLOCK];
+    column_block_sums(acc, src + c0, ld, N, w);
+    for (size_t k = 0; k < w; k++) dst[c0 + k] += acc[k];
   }
+}
+
+void layer_linear_backward_ld(float *dinp, float *dw, float *db, const float *dout, size_t ldd,
+                              const float *inp, const float *w, size_t N, size_t C, size_t OC) {
+  if (dinp) gemm_split(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, ldd, w, C, 1.0f, dinp, C);
+  gemm_split(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
+  if (db) column_sums_add(db, dout, ldd, N, OC);
 }
 
 void layer_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, size_t N, size_t C, size_t OC) {
-  if (dinp) gemm_split(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-  gemm_split(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
-  if (db) column_sums_add(db, dout, N, OC);
+  layer_linear_backward_ld(dinp, dw, db, dout, OC, inp, w, N, C, OC);
+}
+
+VECTOR_CLONES static void layernorm_row_forward(float *o, float *mean, float *rstd,
+                                                const float *x, const float *w, const float *b,
+                                                size_t C, float eps) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (size_t c = 0; c < C; c++) s += x[c];
+  float m = s / (float)C;
+  float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+  for (size_t c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+  float r = 1.0f / sqrtf(v / (float)C + eps);
+#pragma omp simd
+  for (size_t c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
+  *mean = m;
+  *rstd = r;
 }
 
 void layer_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, size_t N, size_t C, float eps) {
 #pragma omp parallel for if (N * C >= PAR_MIN)
+  for (size_t n = 0; n < N; n++)
+    layernorm_row_forward(out + n * C, mean + n, rstd + n, inp + n * C, w, b, C, eps);
+}
+
+VECTOR_CLONES static void layernorm_row_backward(float *di, const float *d, const float *x,
+                                                 const float *w, float m, float r, size_t C) {
+  float dnorm_mean = 0.0f, dnorm_dot = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_dot)
+  for (size_t c = 0; c < C; c++) {
+    float dn = w[c] * d[c];
+    dnorm_mean += dn;
+    dnorm_dot += dn * (x[c] - m) * r;
+  }
+  dnorm_mean /= (float)C;
+  dnorm_dot /= (float)C;
+#pragma omp simd
+  for (size_t c = 0; c < C; c++) {
+    float xh = (x[c] - m) * r;
+    di[c] += (w[c] * d[c] - dnorm_mean - xh * dnorm_dot) * r;
+  }
+}
+
+/* aw[k] = sum over rows of xhat[n, c0 + k] d[n, c0 + k], ab[k] = sum of
+ * d[n, c0 + k], k < w <= COL_BLOCK, in row order. */
+VECTOR_CLONES static void layernorm_block_grads(float *aw, float *ab, const float *inp,
+                                                const float *dout, const float *mean,
+                                                const float *rstd, size_t N, size_t C,
+                                                size_t w) {
+  for (size_t k = 0; k < w; k++) aw[k] = ab[k] = 0.0f;
   for (size_t n = 0; n < N; n++) {
-    const float *x = inp + n * C;
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (size_t c = 0; c < C; c++) s += x[c];
-    float m = s / (float)C;
-    float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-    for (size_t c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-    float r = 1.0f / sqrtf(v / (float)C + eps);
-    float *o = out + n * C;
-    for (size_t c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
-    mean[n] = m;
-    rstd[n] = r;
+    const float *x = inp + n * C, *d = dout + n * C;
+    float m = mean[n], r = rstd[n];
+#pragma omp simd
+    for (size_t k = 0; k < w; k++) {
+      aw[k] += (x[k] - m) * r * d[k];
+      ab[k] += d[k];
+    }
   }
 }
 
@@ -143,40 +213,17 @@ void layer_layernorm_backward(float *dinp, float *dw, float *db, const float *do
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, size_t N, size_t C) {
 #pragma omp parallel for if (N * C >= PAR_MIN)
-  for (size_t n = 0; n < N; n++) {
-    const float *x = inp + n * C, *d = dout + n * C;
-    float m = mean[n], r = rstd[n];
-    float dnorm_mean = 0.0f, dnorm_dot = 0.0f;
-#pragma omp simd reduction(+ : dnorm_mean, dnorm_dot)
-    for (size_t c = 0; c < C; c++) {
-      float dn = w[c] * d[c];
-      dnorm_mean += dn;
-      dnorm_dot += dn * (x[c] - m) * r;
-    }
-    dnorm_mean /= (float)C;
-    dnorm_dot /= (float)C;
-    float *di = dinp + n * C;
-    for (size_t c = 0; c < C; c++) {
-      float xh = (x[c] - m) * r;
-      di[c] += (w[c] * d[c] - dnorm_mean - xh * dnorm_dot) * r;
-    }
-  }
+  for (size_t n = 0; n < N; n++)
+    layernorm_row_backward(dinp + n * C, dout + n * C, inp + n * C, w, mean[n], rstd[n], C);
   size_t nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for if (N * C >= PAR_MIN)
   for (size_t cb = 0; cb < nblocks; cb++) {
-    size_t c0 = cb * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-    float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
-    for (size_t n = 0; n < N; n++) {
-      const float *x = inp + n * C, *d = dout + n * C;
-      float m = mean[n], r = rstd[n];
-      for (size_t c = c0; c < c1; c++) {
-        aw[c - c0] += (x[c] - m) * r * d[c];
-        ab[c - c0] += d[c];
-      }
-    }
-    for (size_t c = c0; c < c1; c++) {
-      dw[c] += aw[c - c0];
-      db[c] += ab[c - c0];
+    size_t c0 = cb * COL_BLOCK, wd = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+    float aw[COL_BLOCK], ab[COL_BLOCK];
+    layernorm_block_grads(aw, ab, inp + c0, dout + c0, mean, rstd, N, C, wd);
+    for (size_t k = 0; k < wd; k++) {
+      dw[c0 + k] += aw[k];
+      db[c0 + k] += ab[k];
     }
   }
 }
@@ -328,37 +375,76 @@ VECTOR_CLONES static void dropout_apply(float *out, const float *inp, const uint
   }
 }
 
-void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key) {
-  assert(p >= 0.0f && p < 1.0f);
-  if (p == 0.0f) {
-    if (out != inp) memmove(out, inp, n * sizeof(float));
+/* keep[k] for words i0 + k, k < n, at any alignment: the mask is generated
+ * from the 64-aligned word at or before i0. */
+static void dropout_span(uint8_t *keep, size_t i0, size_t n, float p, layer_rng key) {
+  size_t a0 = i0 / (4 * DROP_LANES) * (4 * DROP_LANES);
+  if (a0 == i0) {
+    dropout_mask(keep, i0, i0 + n, p, key);
     return;
   }
-  float scale = 1.0f / (1.0f - p);
-  size_t nchunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
-#pragma omp parallel for if (n >= PAR_MIN)
-  for (size_t ch = 0; ch < nchunks; ch++) {
-    size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < n ? i0 + DROP_CHUNK : n;
-    uint8_t keep[DROP_CHUNK];
-    dropout_mask(keep, i0, i1, p, key);
-    dropout_apply(out + i0, inp + i0, keep, i1 - i0, scale, 0);
+  uint8_t head[4 * DROP_LANES];
+  size_t skip = i0 - a0, first = 4 * DROP_LANES - skip < n ? 4 * DROP_LANES - skip : n;
+  dropout_mask(head, a0, a0 + skip + first, p, key);
+  memcpy(keep, head + skip, first);
+  if (n > first) dropout_mask(keep + first, i0 + first, i0 + n, p, key);
+}
+
+/* Row r of (n, C) in out/inp is element row of the site, its words
+ * rows[r] * C + c (rows NULL: row r). accumulate as dropout_apply. */
+static void dropout_rows(float *out, const float *inp, const size_t *rows, size_t n, size_t C,
+                         float p, layer_rng key, int accumulate) {
+  float scale = p == 0.0f ? 1.0f : 1.0f / (1.0f - p);
+  if (!rows) {
+    size_t total = n * C, nchunks = (total + DROP_CHUNK - 1) / DROP_CHUNK;
+#pragma omp parallel for if (total >= PAR_MIN)
+    for (size_t ch = 0; ch < nchunks; ch++) {
+      size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < total ? i0 + DROP_CHUNK : total;
+      uint8_t keep[DROP_CHUNK];
+      if (p == 0.0f)
+        memset(keep, 1, i1 - i0);
+      else
+        dropout_mask(keep, i0, i1, p, key);
+      dropout_apply(out + i0, inp + i0, keep, i1 - i0, scale, accumulate);
+    }
+    return;
+  }
+#pragma omp parallel for if (n * C >= PAR_MIN)
+  for (size_t r = 0; r < n; r++) {
+    for (size_t c0 = 0; c0 < C; c0 += DROP_CHUNK) {
+      size_t len = C - c0 < DROP_CHUNK ? C - c0 : DROP_CHUNK;
+      uint8_t keep[DROP_CHUNK];
+      if (p == 0.0f)
+        memset(keep, 1, len);
+      else
+        dropout_span(keep, rows[r] * C + c0, len, p, key);
+      dropout_apply(out + r * C + c0, inp + r * C + c0, keep, len, scale, accumulate);
+    }
   }
 }
 
+void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key) {
+  layer_dropout_rows_forward(out, inp, NULL, n, 1, p, key);
+}
+
 void layer_dropout_backward(float *dinp, const float *dout, size_t n, float p, layer_rng key) {
+  layer_dropout_rows_backward(dinp, dout, NULL, n, 1, p, key);
+}
+
+void layer_dropout_rows_forward(float *out, const float *inp, const size_t *rows, size_t n,
+                                size_t C, float p, layer_rng key) {
   assert(p >= 0.0f && p < 1.0f);
-  float scale = p == 0.0f ? 1.0f : 1.0f / (1.0f - p);
-  size_t nchunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
-#pragma omp parallel for if (n >= PAR_MIN)
-  for (size_t ch = 0; ch < nchunks; ch++) {
-    size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < n ? i0 + DROP_CHUNK : n;
-    uint8_t keep[DROP_CHUNK];
-    if (p == 0.0f)
-      memset(keep, 1, i1 - i0);
-    else
-      dropout_mask(keep, i0, i1, p, key);
-    dropout_apply(dinp + i0, dout + i0, keep, i1 - i0, scale, 1);
+  if (p == 0.0f) {
+    if (out != inp) memmove(out, inp, n * C * sizeof(float));
+    return;
   }
+  dropout_rows(out, inp, rows, n, C, p, key, 0);
+}
+
+void layer_dropout_rows_backward(float *dinp, const float *dout, const size_t *rows, size_t n,
+                                 size_t C, float p, layer_rng key) {
+  assert(p >= 0.0f && p < 1.0f);
+  dropout_rows(dinp, dout, rows, n, C, p, key, 1);
 }
 
 /* Softmax of one row of scores over the keys whose mask is set; padding
@@ -379,88 +465,118 @@ VECTOR_CLONES static void masked_softmax_row(float *a, const int32_t *m, size_t 
   for (size_t j = 0; j < T; j++) a[j] *= inv;
 }
 
-/* The per-head GEMMs are small (T x T x hs): heads are split among threads,
- * each GEMM runs on one. */
-void layer_attention_forward(float *out, float *att, float *attd, const float *qkv,
-                             const int32_t *mask, float p, layer_rng key, size_t B, size_t T,
-                             size_t C, size_t NH) {
-  assert(C % NH == 0 && (p == 0.0f || attd));
-  size_t hs = C / NH, C3 = 3 * C;
-  float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
-  for (size_t bh = 0; bh < B * NH; bh++) {
-    size_t b = bh / NH, h = bh % NH;
-    const float *q = qkv + b * T * C3 + h * hs, *k = q + C;
-    float *a = att + bh * T * T;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hs, scale, q,
-                (int)C3, k, (int)C3, 0.0f, a, (int)T);
-    for (size_t i = 0; i < T; i++) masked_softmax_row(a + i * T, mask + b * T, T);
-  }
-  const float *probs = att;
-  if (p > 0.0f) {
-    layer_dropout_forward(attd, att, B * NH * T * T, p, key);
-    probs = attd;
-  }
-#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
-  for (size_t bh = 0; bh < B * NH; bh++) {
-    size_t b = bh / NH, h = bh % NH;
-    const float *v = qkv + b * T * C3 + 2 * C + h * hs;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f,
-                probs + bh * T * T, (int)T, v, (int)C3, 0.0f, out + b * T * C + h * hs, (int)C);
+/* Which queries of sequence b: rows first .. first + count - 1 of q (and of
+ * out), at positions pos[first + i] (qs NULL: all T, in order). Their
+ * scores form the (count, T) block of head h at att + (first * NH + h *
+ * count) * T, which is (B, NH, T, T) when every position is a query. */
+static size_t q_first(const layer_queries *qs, size_t b, size_t T) { return qs ? qs->first[b] : b * T; }
+static size_t q_count(const layer_queries *qs, size_t b, size_t T) {
+  return qs ? qs->first[b + 1] - qs->first[b] : T;
+}
+static size_t q_pos(const layer_queries *qs, size_t row, size_t T) { return qs ? qs->pos[row] : row % T; }
+
+/* Dropout word of score (b, h, query at position i, key j) is that of the
+ * full (B, NH, T, T) layout, whichever queries are computed. */
+static void att_dropout_row(float *out, const float *inp, size_t bh, size_t i, size_t T, float p,
+                            layer_rng key) {
+  float scale = 1.0f / (1.0f - p);
+  for (size_t j0 = 0; j0 < T; j0 += DROP_CHUNK) {
+    size_t len = T - j0 < DROP_CHUNK ? T - j0 : DROP_CHUNK;
+    uint8_t keep[DROP_CHUNK];
+    dropout_span(keep, (bh * T + i) * T + j0, len, p, key);
+    dropout_apply(out + j0, inp + j0, keep, len, scale, 0);
   }
 }
 
-void layer_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                              const float *att, const float *attd, float p, layer_rng key,
-                              size_t B, size_t T, size_t C, size_t NH) {
+/* The per-head GEMMs are small (count x T x hs): heads are split among
+ * threads, each GEMM runs on one. */
+void layer_attention_forward_q(float *out, float *att, float *attd, const float *q, size_t ldq,
+                               const float *kv, size_t ldkv, const layer_queries *qs,
+                               const int32_t *mask, float p, layer_rng key, size_t B, size_t T,
+                               size_t C, size_t NH) {
   assert(C % NH == 0 && (p == 0.0f || attd));
-  size_t hs = C / NH, C3 = 3 * C, n = B * NH * T * T;
+  size_t hs = C / NH;
   float scale = 1.0f / sqrtf((float)hs);
-  const float *probs = p > 0.0f ? attd : att;
 #pragma omp parallel for schedule(static, 1) if (B * NH > 1)
   for (size_t bh = 0; bh < B * NH; bh++) {
-    size_t b = bh / NH, h = bh % NH;
-    const float *v = qkv + b * T * C3 + 2 * C + h * hs;
-    const float *d = dout + b * T * C + h * hs;
-    float *dv = dqkv + b * T * C3 + 2 * C + h * hs;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hs, 1.0f, d,
-                (int)C, v, (int)C3, 0.0f, scratch + bh * T * T, (int)T);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f,
-                probs + bh * T * T, (int)T, d, (int)C, 1.0f, dv, (int)C3);
-  }
-  if (p > 0.0f) {
-    /* Through the dropout: scratch becomes d(att) in place. */
-    float keep_scale = 1.0f / (1.0f - p);
-    size_t nchunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
-#pragma omp parallel for if (n >= PAR_MIN)
-    for (size_t ch = 0; ch < nchunks; ch++) {
-      size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < n ? i0 + DROP_CHUNK : n;
-      uint8_t keep[DROP_CHUNK];
-      dropout_mask(keep, i0, i1, p, key);
-      dropout_apply(scratch + i0, scratch + i0, keep, i1 - i0, keep_scale, 0);
+    size_t b = bh / NH, h = bh % NH, first = q_first(qs, b, T), nq = q_count(qs, b, T);
+    if (nq == 0) continue;
+    const float *qb = q + first * ldq + h * hs, *k = kv + b * T * ldkv + h * hs, *v = k + C;
+    float *a = att + (first * NH + h * nq) * T;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)T, (int)hs, scale, qb,
+                (int)ldq, k, (int)ldkv, 0.0f, a, (int)T);
+    for (size_t i = 0; i < nq; i++) masked_softmax_row(a + i * T, mask + b * T, T);
+    const float *probs = a;
+    if (p > 0.0f) {
+      float *ad = attd + (first * NH + h * nq) * T;
+      for (size_t i = 0; i < nq; i++)
+        att_dropout_row(ad + i * T, a + i * T, bh, q_pos(qs, first + i, T), T, p, key);
+      probs = ad;
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs, (int)T, 1.0f, probs,
+                (int)T, v, (int)ldkv, 0.0f, out + first * C + h * hs, (int)C);
   }
+}
+
+void layer_attention_backward_q(float *dq, float *dkv, float *scratch, const float *dout,
+                                const float *q, size_t ldq, const float *kv, size_t ldkv,
+                                const layer_queries *qs, const float *att, const float *attd,
+                                float p, size_t B, size_t T, size_t C, size_t NH) {
+  assert(C % NH == 0 && (p == 0.0f || attd));
+  size_t hs = C / NH;
+  float scale = 1.0f / sqrtf((float)hs), keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
 #pragma omp parallel for schedule(static, 1) if (B * NH > 1)
   for (size_t bh = 0; bh < B * NH; bh++) {
-    size_t b = bh / NH, h = bh % NH;
-    /* Softmax backward, with the 1/sqrt(hs) of the scores folded in. */
-    float *ds = scratch + bh * T * T;
-    for (size_t i = 0; i < T; i++) {
-      const float *a = att + bh * T * T + i * T;
-      float *d = ds + i * T;
+    size_t b = bh / NH, h = bh % NH, first = q_first(qs, b, T), nq = q_count(qs, b, T);
+    if (nq == 0) continue;
+    size_t blk = (first * NH + h * nq) * T;
+    const float *a = att + blk, *probs = p > 0.0f ? attd + blk : a;
+    const float *k = kv + b * T * ldkv + h * hs, *v = k + C, *qb = q + first * ldq + h * hs;
+    const float *d = dout + first * C + h * hs;
+    float *dk = dkv + b * T * ldkv + h * hs, *dv = dk + C, *dqb = dq + first * ldq + h * hs;
+    float *ds = scratch + blk;
+    /* d(probs) = dout v^T; dv += probs^T dout. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)T, (int)hs, 1.0f, d,
+                (int)C, v, (int)ldkv, 0.0f, ds, (int)T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)nq, 1.0f, probs,
+                (int)T, d, (int)C, 1.0f, dv, (int)ldkv);
+    for (size_t i = 0; i < nq; i++) {
+      float *dsi = ds + i * T;
+      /* Through the dropout: d(att) in place. The mask is read off attd: a
+       * kept probability is nonzero there unless it is 0 in att too, and then
+       * the softmax backward below multiplies its term by that 0 anyway. */
+      if (p > 0.0f) {
+        const float *di = attd + blk + i * T;
+#pragma omp simd
+        for (size_t j = 0; j < T; j++) dsi[j] = di[j] != 0.0f ? dsi[j] * keep_scale : 0.0f;
+      }
+      /* Softmax backward, with the 1/sqrt(hs) of the scores folded in. */
+      const float *ai = a + i * T;
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-      for (size_t j = 0; j < T; j++) dot += a[j] * d[j];
+      for (size_t j = 0; j < T; j++) dot += ai[j] * dsi[j];
 #pragma omp simd
-      for (size_t j = 0; j < T; j++) d[j] = scale * a[j] * (d[j] - dot);
+      for (size_t j = 0; j < T; j++) dsi[j] = scale * ai[j] * (dsi[j] - dot);
     }
-    const float *q = qkv + b * T * C3 + h * hs, *k = q + C;
-    float *dq = dqkv + b * T * C3 + h * hs, *dk = dq + C;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, ds,
-                (int)T, k, (int)C3, 1.0f, dq, (int)C3);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)T, 1.0f, ds,
-                (int)T, q, (int)C3, 1.0f, dk, (int)C3);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs, (int)T, 1.0f, ds,
+                (int)T, k, (int)ldkv, 1.0f, dqb, (int)ldq);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)nq, 1.0f, ds,
+                (int)T, qb, (int)ldq, 1.0f, dk, (int)ldkv);
   }
+}
+
+void layer_attention_forward(float *out, float *att, float *attd, const float *qkv,
+                             const int32_t *mask, float p, layer_rng key, size_t B, size_t T,
+                             size_t C, size_t NH) {
+  layer_attention_forward_q(out, att, attd, qkv, 3 * C, qkv + C, 3 * C, NULL, mask, p, key, B, T,
+                            C, NH);
+}
+
+void layer_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                              const float *att, const float *attd, float p, size_t B, size_t T,
+                              size_t C, size_t NH) {
+  layer_attention_backward_q(dqkv, dqkv + C, scratch, dout, qkv, 3 * C, qkv + C, 3 * C, NULL, att,
+                             attd, p, B, T, C, NH);
 }
 
 void layer_gather_forward(float *out, const float *inp, const size_t *rows, size_t P, size_t C) {

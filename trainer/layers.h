@@ -11,7 +11,10 @@
  *     a fixed order (rows split among threads, each column summed by one).
  *  4. Dropout masks are not stored: element i of a dropout site keeps or drops
  *     by word i of a Philox stream keyed by layer_rng, so backward regenerates
- *     the same mask and a step is reproducible.
+ *     the same mask and a step is reproducible (attention backward reads its
+ *     mask off the dropped-out probabilities instead). Computing only some
+ *     rows of a site (the _rows and _q variants) gives those rows the same
+ *     masks.
  */
 #ifndef DDPT_TRAINER_LAYERS_H
 #define DDPT_TRAINER_LAYERS_H
@@ -55,6 +58,12 @@ void layer_linear_backward(float *dinp,       /* (N, C) or NULL */
                            const float *inp,  /* (N, C) */
                            const float *w,    /* (OC, C) */
                            size_t N, size_t C, size_t OC);
+/* The same with the rows of out / dout ldo / ldd >= OC floats apart: part
+ * of a wider row, as the key and value columns of a fused QKV projection. */
+void layer_linear_forward_ld(float *out, size_t ldo, const float *inp, const float *w,
+                             const float *b, size_t N, size_t C, size_t OC);
+void layer_linear_backward_ld(float *dinp, float *dw, float *db, const float *dout, size_t ldd,
+                              const float *inp, const float *w, size_t N, size_t C, size_t OC);
 
 void layer_layernorm_forward(float *out,       /* (N, C) */
                              float *mean,      /* (N) */
@@ -88,6 +97,13 @@ void layer_add_forward(float *out, const float *a, const float *b, size_t n);
  * out may alias inp. p == 0 copies. */
 void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key);
 void layer_dropout_backward(float *dinp, const float *dout, size_t n, float p, layer_rng key);
+/* Dropout of some rows of an (N, C) site: row r of the (n, C) buffers is
+ * row rows[r] of the site and keeps or drops as layer_dropout_forward over
+ * the whole site would (rows NULL: rows 0 .. n-1). */
+void layer_dropout_rows_forward(float *out, const float *inp, const size_t *rows, size_t n,
+                                size_t C, float p, layer_rng key);
+void layer_dropout_rows_backward(float *dinp, const float *dout, const size_t *rows, size_t n,
+                                 size_t C, float p, layer_rng key);
 
 /* Multi-head self-attention over a fused QKV projection (q, k, v side by side
  * in each row). Keys where mask is 0 (padding) get probability exactly 0.
@@ -99,14 +115,44 @@ void layer_attention_forward(float *out,             /* (B, T, C) */
                              const float *qkv,       /* (B, T, 3C) */
                              const int32_t *mask,    /* (B, T) 1 = token, 0 = padding */
                              float p, layer_rng key, size_t B, size_t T, size_t C, size_t NH);
-/* scratch is overwritten. */
+/* scratch is overwritten. The dropout mask is read off attd (kept
+ * probabilities are the nonzero ones), not drawn again. */
 void layer_attention_backward(float *dqkv,          /* (B, T, 3C) */
                               float *scratch,       /* (B, NH, T, T) */
                               const float *dout,    /* (B, T, C) */
                               const float *qkv,     /* (B, T, 3C) */
                               const float *att,     /* (B, NH, T, T) */
                               const float *attd,    /* (B, NH, T, T) or NULL when p == 0 */
-                              float p, layer_rng key, size_t B, size_t T, size_t C, size_t NH);
+                              float p, size_t B, size_t T, size_t C, size_t NH);
+
+/* Attention for some of the queries only (the last encoder layer, whose
+ * other rows no head reads). The queries of sequence b are rows first[b] ..
+ * first[b + 1] - 1 of q and out, at positions pos[row] of the sequence;
+ * keys and values are every position. A NULL layer_queries means all B * T
+ * queries in order. Scores and dropout masks are those of the full layer
+ * for the same queries. */
+typedef struct layer_queries {
+  const size_t *first; /* (B + 1) */
+  const size_t *pos;   /* (NQ) */
+} layer_queries;
+
+void layer_attention_forward_q(float *out,          /* (NQ, C) */
+                               float *att,          /* (NQ * NH, T): head h of sequence b at
+                                                       (first[b] NH + h count_b) T */
+                               float *attd,         /* like att, or NULL when p == 0 */
+                               const float *q,      /* (NQ, ldq) */
+                               size_t ldq,
+                               const float *kv,     /* (B, T, ldkv): k, then v at +C */
+                               size_t ldkv,
+                               const layer_queries *qs, const int32_t *mask, float p,
+                               layer_rng key, size_t B, size_t T, size_t C, size_t NH);
+void layer_attention_backward_q(float *dq,          /* (NQ, ldq) */
+                                float *dkv,         /* (B, T, ldkv) */
+                                float *scratch,     /* like att, overwritten */
+                                const float *dout,  /* (NQ, C) */
+                                const float *q, size_t ldq, const float *kv, size_t ldkv,
+                                const layer_queries *qs, const float *att, const float *attd,
+                                float p, size_t B, size_t T, size_t C, size_t NH);
 
 /* out[i] = inp[rows[i]]: the rows the MLM and NSP heads work on. */
 void layer_gather_forward(float *out,         /* (P, C) */

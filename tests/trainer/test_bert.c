@@ -246,6 +246,28 @@ static void test_dropout_is_reproducible_and_keyed_by_step(void) {
   bert_model_free(t.m);
 }
 
+/* One forward and backward of a fresh model (parameters from seed 11) on
+ * batch; returns the gradient arena (malloc'd) and the loss. */
+static float *step_grads(const bert_config *c, const bert_batch *batch, const bert_dropout *drop,
+                         size_t max_pred, int full_last, double *loss, size_t *total) {
+  bert_model *m;
+  CU_ASSERT_EQUAL_FATAL(bert_model_create(&m, c, batch->B, batch->L, max_pred, NULL), ST_OK);
+  bert_set_last_layer_full(m, full_last);
+  params *p = bert_model_params(m);
+  params_init(p, 11);
+  params_zero_grad(p);
+  bert_loss l;
+  CU_ASSERT_EQUAL(bert_forward(m, batch, drop, &l, NULL), ST_OK);
+  bert_backward(m, batch, NULL);
+  *loss = l.total;
+  *total = p->total;
+  float *g = malloc(p->total * sizeof(float));
+  CU_ASSERT_FATAL(g != NULL);
+  memcpy(g, p->grad, p->total * sizeof(float));
+  bert_model_free(m);
+  return g;
+}
+
 static void test_step_is_bit_identical_for_one_and_two_threads(void) {
   /* Big enough that the element-wise loops run in parallel. */
   bert_config c = {.vocab_size = 100, .hidden = 64, .layers = 1, .heads = 4, .intermediate = 128,
@@ -264,25 +286,55 @@ static void test_step_is_bit_identical_for_one_and_two_threads(void) {
   bert_dropout drop = {1, 2, 3};
   float *grads[2];
   double loss[2];
+  size_t total = 0;
   for (int run = 0; run < 2; run++) {
     blas_set_threads(run + 1);
-    bert_model *m;
-    CU_ASSERT_EQUAL_FATAL(bert_model_create(&m, &c, B, L, 26, NULL), ST_OK);
-    params *p = bert_model_params(m);
-    params_init(p, 11);
-    params_zero_grad(p);
-    bert_loss l;
-    CU_ASSERT_EQUAL(bert_forward(m, &batch, &drop, &l, NULL), ST_OK);
-    bert_backward(m, &batch, NULL);
-    loss[run] = l.total;
-    grads[run] = malloc(p->total * sizeof(float));
-    memcpy(grads[run], p->grad, p->total * sizeof(float));
-    if (run == 1) CU_ASSERT_EQUAL(memcmp(grads[0], grads[1], p->total * sizeof(float)), 0);
-    bert_model_free(m);
+    grads[run] = step_grads(&c, &batch, &drop, 26, 0, &loss[run], &total);
   }
+  CU_ASSERT_EQUAL(memcmp(grads[0], grads[1], total * sizeof(float)), 0);
   CU_ASSERT_EQUAL(loss[0], loss[1]);
   blas_set_threads(2);
   free(grads[0]), free(grads[1]), free(ids), free(segs), free(mask), free(lab);
+}
+
+/* The last layer computed at the head rows only gives the loss and every
+ * gradient of the whole layer: with dropout (the masks of the rows it keeps
+ * are those of the full layer), padding, a prediction at [CLS], with and
+ * without NSP. Widths that are not multiples of 64 put the dropout rows at
+ * unaligned words of the mask streams. */
+static void test_last_layer_on_head_rows_only_equals_full_layer(void) {
+  for (int nsp = 0; nsp <= 1; nsp++) {
+    bert_config c = {.vocab_size = 50, .hidden = 48, .layers = 2, .heads = 4, .intermediate = 40,
+                     .max_positions = 128, .type_vocab = 2, .hidden_dropout = 0.1f,
+                     .attention_dropout = 0.1f, .ln_eps = 1e-12f, .nsp = nsp};
+    size_t B = 3, L = 100, N = B * L;
+    int32_t *ids = malloc(N * 4), *segs = malloc(N * 4), *mask = malloc(N * 4), *lab = malloc(N * 4);
+    int32_t nsps[3] = {0, 1, 1};
+    for (size_t i = 0; i < N; i++) {
+      ids[i] = (int32_t)((i * 37) % 50);
+      segs[i] = (i % L) > L / 2;
+      mask[i] = (i % L) < L - (i / L) * 17;
+      lab[i] = mask[i] && i % 9 == 4 ? (int32_t)(i % 50) : -1;
+    }
+    lab[L] = 7; /* a prediction at the second sequence's [CLS] */
+    bert_batch batch = {B, L, ids, segs, mask, lab, nsps};
+    bert_dropout drop = {9, 4, 1};
+    float *grads[2];
+    double loss[2];
+    size_t total = 0;
+    for (int full = 0; full <= 1; full++)
+      grads[full] = step_grads(&c, &batch, &drop, 20, full, &loss[full], &total);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < total; i++) {
+      worst = fmax(worst, fabs((double)grads[0][i] - grads[1][i]));
+      scale = fmax(scale, fabs((double)grads[1][i]));
+    }
+    printf(" (nsp %d: loss %.9g vs %.9g, worst grad diff %.3g of %.3g) ", nsp, loss[0], loss[1],
+           worst, scale);
+    CU_ASSERT_DOUBLE_EQUAL(loss[0], loss[1], 1e-6 * fabs(loss[1]));
+    CU_ASSERT(scale > 0 && worst <= 1e-6 * scale);
+    free(grads[0]), free(grads[1]), free(ids), free(segs), free(mask), free(lab);
+  }
 }
 
 static void test_batch_that_does_not_fit_is_refused(void) {
@@ -327,6 +379,7 @@ static const harness_test tests[] = {
     {"test_two_micro_batches_with_global_scale_equal_one_batch", test_two_micro_batches_with_global_scale_equal_one_batch},
     {"test_dropout_is_reproducible_and_keyed_by_step", test_dropout_is_reproducible_and_keyed_by_step},
     {"test_step_is_bit_identical_for_one_and_two_threads", test_step_is_bit_identical_for_one_and_two_threads},
+    {"test_last_layer_on_head_rows_only_equals_full_layer", test_last_layer_on_head_rows_only_equals_full_layer},
     {"test_batch_that_does_not_fit_is_refused", test_batch_that_does_not_fit_is_refused},
     {"test_impossible_size_fails_at_creation_with_the_figure", test_impossible_size_fails_at_creation_with_the_figure},
     {NULL, NULL},

@@ -222,7 +222,7 @@ static void check_attention(float p) {
   c.att = zeros(n_att), c.attd = p > 0 ? zeros(n_att) : NULL, c.r = vec(c.B * c.T * c.C, 1, 42);
   att_loss(&c);
   float *dqkv = zeros(c.B * c.T * 3 * c.C), *scratch = zeros(n_att);
-  layer_attention_backward(dqkv, scratch, c.r, c.qkv, c.att, c.attd, c.p, c.key, c.B, c.T, c.C,
+  layer_attention_backward(dqkv, scratch, c.r, c.qkv, c.att, c.attd, c.p, c.B, c.T, c.C,
                            c.NH);
   expect_close("attention dqkv", gradcheck_rel_error(att_loss, &c, c.qkv, dqkv, c.B * c.T * 3 * c.C, 240, 1e-3f, 1e-6));
   /* Padding keys get probability exactly zero. */
