@@ -797,7 +797,9 @@ const float *bert_mlm_probs(const bert_model *m, size_t *P) {
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
 
 /* Encoder layer l backward: m->dx holds d(layer output) (nkeep rows in the
- * pruned last layer) and leaves with d(layer input), (N, C). */
+ * pruned last layer) and leaves with d(layer input), (N, C). Every
+ * activation gradient is written before it is read (layers.h, 2): no
+ * zeroing. */
 static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
   const bert_config *cfg = &m->cfg;
   const float *w = m->p->data;
@@ -813,47 +815,37 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
   size_t n = prune ? m->nkeep : N;
   const size_t *rows = prune ? m->keep_rows : NULL;
 
-  zero(m->dr, n * C);
   layer_layernorm_backward(m->dr, g + lo->ln2w, g + lo->ln2b, m->dx, a->r2, w + lo->ln2w, a->mean2,
                            a->rstd2, n, C);
-  zero(m->df, n * C);
   layer_dropout_rows_backward(m->df, m->dr, rows, n, C, ph, site_key(m, site + SITE_FFN_OUT));
-  zero(m->dgelu, n * I);
   layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, n, I, C);
-  zero(m->dfc, n * I);
   layer_gelu_backward(m->dfc, m->dgelu, a->fc, n * I);
   /* dr, d(ln1) through the residual, also receives the FFN's input gradient. */
-  layer_linear_backward(m->dr, g + lo->fcw, g + lo->fcb, m->dfc, a->ln1, w + lo->fcw, n, C, I);
-  zero(m->dx, n * C);
+  layer_linear_backward_ld(m->dr, 1, g + lo->fcw, g + lo->fcb, m->dfc, I, a->ln1, w + lo->fcw, n,
+                           C, I);
   layer_layernorm_backward(m->dx, g + lo->ln1w, g + lo->ln1b, m->dr, a->r1, w + lo->ln1w, a->mean1,
                            a->rstd1, n, C);
-  zero(m->df, n * C);
   layer_dropout_rows_backward(m->df, m->dx, rows, n, C, ph, site_key(m, site + SITE_ATT_OUT));
-  zero(m->dctx, n * C);
   layer_linear_backward(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx, w + lo->aow, n, C, C);
-  zero(m->dqkv, N * 3 * C);
   if (!prune) {
     layer_attention_backward(m->dqkv, m->datt, m->dctx, a->qkv, a->att, pa > 0.0f ? a->attd : NULL,
                              pa, B, L, C, NH);
     /* dx, d(x) through the residual, also receives the projection's. */
-    layer_linear_backward(m->dx, g + lo->qkvw, g + lo->qkvb, m->dqkv, x, w + lo->qkvw, N, C,
-                          3 * C);
+    layer_linear_backward_ld(m->dx, 1, g + lo->qkvw, g + lo->qkvb, m->dqkv, 3 * C, x,
+                             w + lo->qkvw, N, C, 3 * C);
     return;
   }
   /* d(queries) of the kept rows in df (free again); d(keys), d(values) of
    * every row in dqkv's key and value columns. */
   layer_queries qs = {m->keep_first, m->keep_pos};
   float *dq = m->df, *dxq = m->dctx;
-  zero(dq, n * C);
   layer_attention_backward_q(dq, m->dqkv + C, m->datt, m->dctx, m->q, C, a->qkv + C, 3 * C, &qs,
                              a->att, pa > 0.0f ? a->attd : NULL, pa, B, L, C, NH);
-  /* d(x): the residual's share and the queries' at the kept rows, the keys'
-   * and values' at every row. Built in dr, then moved to dx. */
-  zero(m->dr, N * C);
+  /* d(x): the keys' and values' share at every row, then the residual's and
+   * the queries' at the kept rows. Built in dr, then moved to dx. */
+  layer_linear_backward_ld(m->dr, 0, g + lo->qkvw + C * C, g + lo->qkvb + C, m->dqkv + C, 3 * C,
+                           x, w + lo->qkvw + C * C, N, C, 2 * C);
   layer_gather_backward(m->dr, m->dx, rows, n, C);
-  layer_linear_backward_ld(m->dr, g + lo->qkvw + C * C, g + lo->qkvb + C, m->dqkv + C, 3 * C, x,
-                           w + lo->qkvw + C * C, N, C, 2 * C);
-  zero(dxq, n * C); /* dctx is spent */
   layer_linear_backward(dxq, g + lo->qkvw, g + lo->qkvb, dq, m->xq, w + lo->qkvw, n, C, C);
   layer_gather_backward(m->dr, dxq, rows, n, C);
   memcpy(m->dx, m->dr, N * C * sizeof *m->dx);
@@ -871,15 +863,12 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
   float mlm_dloss = scale ? scale->mlm * (float)P : 1.0f;
   float nsp_dloss = scale ? scale->nsp * (float)B : 1.0f;
 
-  /* dx: d(last layer output), over the rows it computed. */
+  /* dx: d(last layer output), over the rows it computed; the heads add
+   * into their rows. */
   zero(m->dx, m->nkeep * C);
   if (P > 0) {
     /* Head scratch reuses the (N, C) buffers: P <= N. */
     float *du = m->dr, *dg = m->df, *dt = m->dctx, *dh = m->dqkv;
-    zero(du, P * C);
-    zero(dg, P * C);
-    zero(dt, P * C);
-    zero(dh, P * C);
     layer_crossentropy_backward_inplace(m->logits, m->mlm_targets, P, V, mlm_dloss);
     layer_linear_backward(du, g + o->wte, g + o->mbias, m->logits, m->mu, w + o->wte, P, C, V);
     layer_layernorm_backward(dg, g + o->mln_w, g + o->mln_b, du, m->mg, w + o->mln_w, m->m_mean,
@@ -891,9 +880,6 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
   if (cfg->nsp) {
     /* Free again once the MLM head is done: B <= N. */
     float *dpt = m->dr, *dpd = m->df, *dph = m->dctx;
-    zero(dpt, B * C);
-    zero(dpd, B * C);
-    zero(dph, B * C);
     layer_crossentropy_backward_inplace(m->nl, batch->nsp_labels, B, 2, nsp_dloss);
     layer_linear_backward(dpt, g + o->nsp_w, g + o->nsp_b, m->nl, m->pt, w + o->nsp_w, B, C, 2);
     layer_tanh_backward(dpd, dpt, m->pt, B * C);
@@ -909,9 +895,7 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
     grads_ready_from(m, m->loff[l].qkvw);
   }
 
-  zero(m->dr, N * C);
   layer_dropout_backward(m->dr, m->dx, N * C, rate(m, cfg->hidden_dropout), site_key(m, SITE_EMB));
-  zero(m->df, N * C);
   layer_layernorm_backward(m->df, g + o->eln_w, g + o->eln_b, m->dr, m->emb, w + o->eln_w,
                            m->emb_mean, m->emb_rstd, N, C);
   layer_embeddings_backward(g + o->wte, g + o->wpe, g + o->wtt, m->df, batch->input_ids,

@@ -137,16 +137,19 @@ static void column_sums_add(float *dst, const float *src, size_t ld, size_t N, s
   }
 }
 
-void layer_linear_backward_ld(float *dinp, float *dw, float *db, const float *dout, size_t ldd,
-                              const float *inp, const float *w, size_t N, size_t C, size_t OC) {
-  if (dinp) gemm_split(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, ldd, w, C, 1.0f, dinp, C);
+void layer_linear_backward_ld(float *dinp, int add, float *dw, float *db, const float *dout,
+                              size_t ldd, const float *inp, const float *w, size_t N, size_t C,
+                              size_t OC) {
+  if (dinp)
+    gemm_split(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, ldd, w, C, add ? 1.0f : 0.0f, dinp,
+               C);
   gemm_split(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
   if (db) column_sums_add(db, dout, ldd, N, OC);
 }
 
 void layer_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, size_t N, size_t C, size_t OC) {
-  layer_linear_backward_ld(dinp, dw, db, dout, OC, inp, w, N, C, OC);
+  layer_linear_backward_ld(dinp, 0, dw, db, dout, OC, inp, w, N, C, OC);
 }
 
 VECTOR_CLONES static void layernorm_row_forward(float *o, float *mean, float *rstd,
@@ -187,7 +190,7 @@ VECTOR_CLONES static void layernorm_row_backward(float *di, const float *d, cons
 #pragma omp simd
   for (size_t c = 0; c < C; c++) {
     float xh = (x[c] - m) * r;
-    di[c] += (w[c] * d[c] - dnorm_mean - xh * dnorm_dot) * r;
+    di[c] = (w[c] * d[c] - dnorm_mean - xh * dnorm_dot) * r;
   }
 }
 
@@ -275,7 +278,7 @@ VECTOR_CLONES static void gelu_backward_range(float *dinp, const float *dout, co
     float x = inp[i];
     float cdf = 0.5f * (1.0f + fast_erff(x * (float)M_SQRT1_2));
     float pdf = inv_sqrt_2pi * fast_expf(-0.5f * x * x);
-    dinp[i] += dout[i] * (cdf + x * pdf);
+    dinp[i] = dout[i] * (cdf + x * pdf);
   }
 }
 
@@ -302,7 +305,7 @@ void layer_tanh_forward(float *out, const float *inp, size_t n) {
 }
 
 void layer_tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
-  for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+  for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
 }
 
 void layer_add_forward(float *out, const float *a, const float *b, size_t n) {
@@ -363,16 +366,11 @@ VECTOR_CLONES static void dropout_mask(uint8_t *keep, size_t i0, size_t i1, floa
   }
 }
 
-/* out[i] = keep[i] ? inp[i] * scale : 0 (accumulate: out[i] += ...). */
+/* out[i] = keep[i] ? inp[i] * scale : 0. */
 VECTOR_CLONES static void dropout_apply(float *out, const float *inp, const uint8_t *keep,
-                                        size_t n, float scale, int accumulate) {
-  if (accumulate) {
+                                        size_t n, float scale) {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) out[i] += keep[i] ? inp[i] * scale : 0.0f;
-  } else {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
-  }
+  for (size_t i = 0; i < n; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
 }
 
 /* keep[k] for words i0 + k, k < n, at any alignment: the mask is generated
@@ -391,9 +389,9 @@ static void dropout_span(uint8_t *keep, size_t i0, size_t n, float p, layer_rng 
 }
 
 /* Row r of (n, C) in out/inp is element row of the site, its words
- * rows[r] * C + c (rows NULL: row r). accumulate as dropout_apply. */
+ * rows[r] * C + c (rows NULL: row r). */
 static void dropout_rows(float *out, const float *inp, const size_t *rows, size_t n, size_t C,
-                         float p, layer_rng key, int accumulate) {
+                         float p, layer_rng key) {
   float scale = p == 0.0f ? 1.0f : 1.0f / (1.0f - p);
   if (!rows) {
     size_t total = n * C, nchunks = (total + DROP_CHUNK - 1) / DROP_CHUNK;
@@ -405,7 +403,7 @@ static void dropout_rows(float *out, const float *inp, const size_t *rows, size_
         memset(keep, 1, i1 - i0);
       else
         dropout_mask(keep, i0, i1, p, key);
-      dropout_apply(out + i0, inp + i0, keep, i1 - i0, scale, accumulate);
+      dropout_apply(out + i0, inp + i0, keep, i1 - i0, scale);
     }
     return;
   }
@@ -418,7 +416,7 @@ static void dropout_rows(float *out, const float *inp, const size_t *rows, size_
         memset(keep, 1, len);
       else
         dropout_span(keep, rows[r] * C + c0, len, p, key);
-      dropout_apply(out + r * C + c0, inp + r * C + c0, keep, len, scale, accumulate);
+      dropout_apply(out + r * C + c0, inp + r * C + c0, keep, len, scale);
     }
   }
 }
@@ -438,13 +436,13 @@ void layer_dropout_rows_forward(float *out, const float *inp, const size_t *rows
     if (out != inp) memmove(out, inp, n * C * sizeof(float));
     return;
   }
-  dropout_rows(out, inp, rows, n, C, p, key, 0);
+  dropout_rows(out, inp, rows, n, C, p, key);
 }
 
 void layer_dropout_rows_backward(float *dinp, const float *dout, const size_t *rows, size_t n,
                                  size_t C, float p, layer_rng key) {
   assert(p >= 0.0f && p < 1.0f);
-  dropout_rows(dinp, dout, rows, n, C, p, key, 1);
+  dropout_rows(dinp, dout, rows, n, C, p, key);
 }
 
 /* Softmax of one row of scores over the keys whose mask is set; padding
@@ -484,7 +482,7 @@ static void att_dropout_row(float *out, const float *inp, size_t bh, size_t i, s
     size_t len = T - j0 < DROP_CHUNK ? T - j0 : DROP_CHUNK;
     uint8_t keep[DROP_CHUNK];
     dropout_span(keep, (bh * T + i) * T + j0, len, p, key);
-    dropout_apply(out + j0, inp + j0, keep, len, scale, 0);
+    dropout_apply(out + j0, inp + j0, keep, len, scale);
   }
 }
 
@@ -528,18 +526,27 @@ void layer_attention_backward_q(float *dq, float *dkv, float *scratch, const flo
 #pragma omp parallel for schedule(static, 1) if (B * NH > 1)
   for (size_t bh = 0; bh < B * NH; bh++) {
     size_t b = bh / NH, h = bh % NH, first = q_first(qs, b, T), nq = q_count(qs, b, T);
-    if (nq == 0) continue;
+    if (nq == 0) {
+      /* No query of this sequence is computed: its keys and values had no
+       * effect. */
+      float *dk = dkv + b * T * ldkv + h * hs;
+      for (size_t t = 0; t < T; t++) {
+        memset(dk + t * ldkv, 0, hs * sizeof(float));
+        memset(dk + t * ldkv + C, 0, hs * sizeof(float));
+      }
+      continue;
+    }
     size_t blk = (first * NH + h * nq) * T;
     const float *a = att + blk, *probs = p > 0.0f ? attd + blk : a;
     const float *k = kv + b * T * ldkv + h * hs, *v = k + C, *qb = q + first * ldq + h * hs;
     const float *d = dout + first * C + h * hs;
     float *dk = dkv + b * T * ldkv + h * hs, *dv = dk + C, *dqb = dq + first * ldq + h * hs;
     float *ds = scratch + blk;
-    /* d(probs) = dout v^T; dv += probs^T dout. */
+    /* d(probs) = dout v^T; dv = probs^T dout. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)T, (int)hs, 1.0f, d,
                 (int)C, v, (int)ldkv, 0.0f, ds, (int)T);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)nq, 1.0f, probs,
-                (int)T, d, (int)C, 1.0f, dv, (int)ldkv);
+                (int)T, d, (int)C, 0.0f, dv, (int)ldkv);
     for (size_t i = 0; i < nq; i++) {
       float *dsi = ds + i * T;
       /* Through the dropout: d(att) in place. The mask is read off attd: a
@@ -559,9 +566,9 @@ void layer_attention_backward_q(float *dq, float *dkv, float *scratch, const flo
       for (size_t j = 0; j < T; j++) dsi[j] = scale * ai[j] * (dsi[j] - dot);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs, (int)T, 1.0f, ds,
-                (int)T, k, (int)ldkv, 1.0f, dqb, (int)ldq);
+                (int)T, k, (int)ldkv, 0.0f, dqb, (int)ldq);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)nq, 1.0f, ds,
-                (int)T, qb, (int)ldq, 1.0f, dk, (int)ldkv);
+                (int)T, qb, (int)ldq, 0.0f, dk, (int)ldkv);
   }
 }
 

@@ -4,9 +4,12 @@
  *  1. Outputs (or gradients) first, then const inputs and weights, then sizes.
  *     Every pointer's comment gives its shape; N is the number of rows
  *     (tokens), C the row width.
- *  2. Backward functions accumulate (+=) into every gradient they receive;
- *     zeroing is the caller's separate step. A NULL input gradient means it is
- *     not needed and is not computed.
+ *  2. Backward functions add (+=) into parameter gradients (zeroing them is
+ *     the caller's step, so micro-batches accumulate) and write (=) the input
+ *     gradient, so activation gradients need no zeroing. Where branches meet
+ *     (a residual), layer_linear_backward_ld adds into its input gradient
+ *     instead, and layer_gather_backward always adds (a scatter). A NULL
+ *     input gradient means it is not needed and is not computed.
  *  3. Results do not depend on the number of threads: every reduction runs in
  *     a fixed order (rows split among threads, each column summed by one).
  *  4. Dropout masks are not stored: element i of a dropout site keeps or drops
@@ -59,10 +62,12 @@ void layer_linear_backward(float *dinp,       /* (N, C) or NULL */
                            const float *w,    /* (OC, C) */
                            size_t N, size_t C, size_t OC);
 /* The same with the rows of out / dout ldo / ldd >= OC floats apart: part
- * of a wider row, as the key and value columns of a fused QKV projection. */
+ * of a wider row, as the key and value columns of a fused QKV projection;
+ * the input gradient is written or, with add, added to. */
 void layer_linear_forward_ld(float *out, size_t ldo, const float *inp, const float *w,
                              const float *b, size_t N, size_t C, size_t OC);
-void layer_linear_backward_ld(float *dinp, float *dw, float *db, const float *dout, size_t ldd,
+void layer_linear_backward_ld(float *dinp, int add, /* add != 0: dinp += instead of = */
+                              float *dw, float *db, const float *dout, size_t ldd,
                               const float *inp, const float *w, size_t N, size_t C, size_t OC);
 
 void layer_layernorm_forward(float *out,       /* (N, C) */
@@ -154,7 +159,8 @@ void layer_attention_backward_q(float *dq,          /* (NQ, ldq) */
                                 const layer_queries *qs, const float *att, const float *attd,
                                 float p, size_t B, size_t T, size_t C, size_t NH);
 
-/* out[i] = inp[rows[i]]: the rows the MLM and NSP heads work on. */
+/* out[i] = inp[rows[i]]: the rows the MLM and NSP heads work on. Backward
+ * adds dout[i] into dinp[rows[i]]. */
 void layer_gather_forward(float *out,         /* (P, C) */
                           const float *inp,   /* (N, C) */
                           const size_t *rows, /* (P) */

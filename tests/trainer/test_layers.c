@@ -21,6 +21,14 @@ static float *vec(size_t n, float scale, uint32_t stream) {
 
 static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
 
+/* Input gradients are written, not added to (layers.h, 2): they start as
+ * NaN, which any addition would keep. */
+static float *stale(size_t n) {
+  float *x = malloc(n * sizeof *x);
+  for (size_t i = 0; i < n; i++) x[i] = NAN;
+  return x;
+}
+
 static void expect_close(const char *what, double rel) {
   if (rel >= GRADCHECK_TOL) printf("\n  %s: relative error %.3g\n", what, rel);
   CU_ASSERT(rel < GRADCHECK_TOL);
@@ -42,15 +50,19 @@ static void test_linear_backward_matches_finite_differences(void) {
   linear_ctx c = {.N = 6, .C = 5, .OC = 7};
   c.inp = vec(c.N * c.C, 1, 1), c.w = vec(c.OC * c.C, 1, 2), c.b = vec(c.OC, 1, 3);
   c.out = zeros(c.N * c.OC), c.r = vec(c.N * c.OC, 1, 4);
-  float *dinp = zeros(c.N * c.C), *dw = zeros(c.OC * c.C), *db = zeros(c.OC);
+  float *dinp = stale(c.N * c.C), *dw = zeros(c.OC * c.C), *db = zeros(c.OC);
   layer_linear_backward(dinp, dw, db, c.r, c.inp, c.w, c.N, c.C, c.OC);
   expect_close("dinp", gradcheck_rel_error(linear_loss, &c, c.inp, dinp, c.N * c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
   expect_close("dw", gradcheck_rel_error(linear_loss, &c, c.w, dw, c.OC * c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
   expect_close("db", gradcheck_rel_error(linear_loss, &c, c.b, db, c.OC, SAMPLES, GRADCHECK_EPS, 1e-6));
-  /* Backward accumulates: a second call doubles the gradients. */
-  float before = dw[3];
-  layer_linear_backward(dinp, dw, db, c.r, c.inp, c.w, c.N, c.C, c.OC);
+  /* Parameter gradients accumulate: a second call doubles them. The _ld
+   * form with add adds into the input gradient (a residual branch). */
+  float before = dw[3], *dsum = malloc(c.N * c.C * sizeof *dsum);
+  for (size_t i = 0; i < c.N * c.C; i++) dsum[i] = 1.0f;
+  layer_linear_backward_ld(dsum, 1, dw, db, c.r, c.OC, c.inp, c.w, c.N, c.C, c.OC);
   CU_ASSERT_DOUBLE_EQUAL(dw[3], 2.0 * before, 1e-5 * fabs(before) + 1e-7);
+  for (size_t i = 0; i < c.N * c.C; i++) CU_ASSERT_DOUBLE_EQUAL(dsum[i], 1.0 + dinp[i], 1e-5);
+  free(dsum);
   free(c.inp), free(c.w), free(c.b), free(c.out), free(c.r), free(dinp), free(dw), free(db);
 }
 
@@ -72,7 +84,7 @@ static void test_layernorm_backward_matches_finite_differences(void) {
   c.inp = vec(c.N * c.C, 2, 11), c.w = vec(c.C, 1, 12), c.b = vec(c.C, 1, 13);
   c.out = zeros(c.N * c.C), c.mean = zeros(c.N), c.rstd = zeros(c.N), c.r = vec(c.N * c.C, 1, 14);
   ln_loss(&c);
-  float *dinp = zeros(c.N * c.C), *dw = zeros(c.C), *db = zeros(c.C);
+  float *dinp = stale(c.N * c.C), *dw = zeros(c.C), *db = zeros(c.C);
   layer_layernorm_backward(dinp, dw, db, c.r, c.inp, c.w, c.mean, c.rstd, c.N, c.C);
   expect_close("dinp", gradcheck_rel_error(ln_loss, &c, c.inp, dinp, c.N * c.C, SAMPLES, 1e-3f, 1e-6));
   expect_close("dw", gradcheck_rel_error(ln_loss, &c, c.w, dw, c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
@@ -101,7 +113,7 @@ static void test_gelu_and_tanh_backward_match_finite_differences(void) {
   for (int t = 0; t < 2; t++) {
     ew_ctx c = {.n = 64, .tanh = t};
     c.inp = vec(c.n, 3, 21), c.out = zeros(c.n), c.r = vec(c.n, 1, 22);
-    float *dinp = zeros(c.n);
+    float *dinp = stale(c.n);
     ew_loss(&c);
     if (t)
       layer_tanh_backward(dinp, c.r, c.out, c.n);
@@ -150,7 +162,7 @@ static double drop_loss(void *p) {
 static void test_dropout_backward_regenerates_the_forward_mask(void) {
   drop_ctx c = {.n = 10000, .p = 0.25f, .key = {7, 1, 2, 3}};
   c.inp = vec(c.n, 1, 31), c.out = zeros(c.n), c.r = vec(c.n, 1, 32);
-  float *dinp = zeros(c.n);
+  float *dinp = stale(c.n);
   drop_loss(&c);
   layer_dropout_backward(dinp, c.r, c.n, c.p, c.key);
   expect_close("dropout", gradcheck_rel_error(drop_loss, &c, c.inp, dinp, c.n, SAMPLES, GRADCHECK_EPS, 1e-6));
@@ -221,7 +233,7 @@ static void check_attention(float p) {
   c.qkv = vec(c.B * c.T * 3 * c.C, 1.5f, 41), c.out = zeros(c.B * c.T * c.C);
   c.att = zeros(n_att), c.attd = p > 0 ? zeros(n_att) : NULL, c.r = vec(c.B * c.T * c.C, 1, 42);
   att_loss(&c);
-  float *dqkv = zeros(c.B * c.T * 3 * c.C), *scratch = zeros(n_att);
+  float *dqkv = stale(c.B * c.T * 3 * c.C), *scratch = stale(n_att);
   layer_attention_backward(dqkv, scratch, c.r, c.qkv, c.att, c.attd, c.p, c.B, c.T, c.C,
                            c.NH);
   expect_close("attention dqkv", gradcheck_rel_error(att_loss, &c, c.qkv, dqkv, c.B * c.T * 3 * c.C, 240, 1e-3f, 1e-6));
