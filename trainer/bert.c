@@ -819,7 +819,7 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
                            a->rstd2, n, C);
   layer_dropout_rows_backward(m->df, m->dr, rows, n, C, ph, site_key(m, site + SITE_FFN_OUT));
   layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, n, I, C);
-  layer_gelu_backward(m->dfc, m->dgelu, a->fc, n * I);
+  layer_gelu_backward(m->dfc, m->dgelu, a->fc, a->gelu, n * I);
   /* dr, d(ln1) through the residual, also receives the FFN's input gradient. */
   layer_linear_backward_ld(m->dr, 1, g + lo->fcw, g + lo->fcb, m->dfc, I, a->ln1, w + lo->fcw, n,
                            C, I);
@@ -873,7 +873,7 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
     layer_linear_backward(du, g + o->wte, g + o->mbias, m->logits, m->mu, w + o->wte, P, C, V);
     layer_layernorm_backward(dg, g + o->mln_w, g + o->mln_b, du, m->mg, w + o->mln_w, m->m_mean,
                              m->m_rstd, P, C);
-    layer_gelu_backward(dt, dg, m->mt, P * C);
+    layer_gelu_backward(dt, dg, m->mt, m->mg, P * C);
     layer_linear_backward(dh, g + o->mt_w, g + o->mt_b, dt, m->mh, w + o->mt_w, P, C, C);
     layer_gather_backward(m->dx, dh, m->mlm_local, P, C);
   }

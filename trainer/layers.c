@@ -270,13 +270,17 @@ VECTOR_CLONES static void gelu_forward_range(float *out, const float *inp, size_
   for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + fast_erff(inp[i] * (float)M_SQRT1_2));
 }
 
+/* d gelu / dx = Phi(x) + x phi(x). Phi(x) is read back from the forward
+ * output, gelu(x) / x (to a few ulp: gelu was computed as x/2 (1 + erf)), so
+ * only phi's exp is computed; near 0, where the division would lose
+ * precision, Phi is 1/2 to float precision anyway. */
 VECTOR_CLONES static void gelu_backward_range(float *dinp, const float *dout, const float *inp,
-                                              size_t n) {
+                                              const float *out, size_t n) {
   const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
-    float cdf = 0.5f * (1.0f + fast_erff(x * (float)M_SQRT1_2));
+    float cdf = fabsf(x) > 1e-20f ? out[i] / x : 0.5f;
     float pdf = inv_sqrt_2pi * fast_expf(-0.5f * x * x);
     dinp[i] = dout[i] * (cdf + x * pdf);
   }
@@ -291,12 +295,13 @@ void layer_gelu_forward(float *out, const float *inp, size_t n) {
   }
 }
 
-void layer_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+void layer_gelu_backward(float *dinp, const float *dout, const float *inp, const float *out,
+                         size_t n) {
   size_t nchunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
 #pragma omp parallel for if (n >= PAR_MIN)
   for (size_t ch = 0; ch < nchunks; ch++) {
     size_t i0 = ch * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
-    gelu_backward_range(dinp + i0, dout + i0, inp + i0, len);
+    gelu_backward_range(dinp + i0, dout + i0, inp + i0, out + i0, len);
   }
 }
 

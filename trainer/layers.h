@@ -89,7 +89,9 @@ void layer_layernorm_backward(float *dinp,       /* (N, C) */
 
 /* GELU, exact erf form: x/2 (1 + erf(x/sqrt 2)). */
 void layer_gelu_forward(float *out, const float *inp, size_t n);
-void layer_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* Uses the forward input and output (Phi(x) = out / x). */
+void layer_gelu_backward(float *dinp, const float *dout, const float *inp, const float *out,
+                         size_t n);
 
 void layer_tanh_forward(float *out, const float *inp, size_t n);
 /* Uses the forward output: d tanh = 1 - out^2. */

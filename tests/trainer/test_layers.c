@@ -118,7 +118,7 @@ static void test_gelu_and_tanh_backward_match_finite_differences(void) {
     if (t)
       layer_tanh_backward(dinp, c.r, c.out, c.n);
     else
-      layer_gelu_backward(dinp, c.r, c.inp, c.n);
+      layer_gelu_backward(dinp, c.r, c.inp, c.out, c.n);
     expect_close(t ? "tanh" : "gelu", gradcheck_rel_error(ew_loss, &c, c.inp, dinp, c.n, SAMPLES, 1e-3f, 1e-6));
     free(c.inp), free(c.out), free(c.r), free(dinp);
   }
@@ -142,6 +142,18 @@ static void test_gelu_is_the_erf_form(void) {
     double ref = 0.5 * xs[i] * (1.0 + erf(xs[i] / sqrt(2.0)));
     worst = fmax(worst, fabs(ys[i] - ref) / fmax(1.0, fabs(xs[i])));
   }
+  CU_ASSERT(worst < 5e-7);
+  /* The derivative Phi(x) + x phi(x) against libm's double erf and exp. */
+  float ones[K], d[K];
+  for (int i = 0; i < K; i++) ones[i] = 1.0f;
+  layer_gelu_backward(d, ones, xs, ys, K);
+  worst = 0;
+  for (int i = 0; i < K; i++) {
+    double x = xs[i];
+    double ref = 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+    worst = fmax(worst, fabs(d[i] - ref));
+  }
+  printf(" (derivative within %.2g) ", worst);
   CU_ASSERT(worst < 5e-7);
 }
 
