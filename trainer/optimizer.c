@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "trainer/simd.h"
 
@@ -87,8 +88,10 @@ VECTOR_CLONES static void adamw_range(float *w, const float *g, float *m, float 
   }
 }
 
-static void adamw_update(float *w, const float *g, float *m, float *v, size_t n, float gscale,
-                         float lr, float wd, const optim_config *c, uint64_t step) {
+/* With zero, each chunk's gradients are cleared right after their update,
+ * while they are still in cache: no separate pass before the next step. */
+static void adamw_update(float *w, float *g, float *m, float *v, size_t n, float gscale,
+                         float lr, float wd, const optim_config *c, uint64_t step, int zero) {
   adamw_coef k = {.b1 = c->beta1, .b2 = c->beta2, .eps = c->eps, .c1 = 1.0f, .c2 = 1.0f,
                   .gscale = gscale, .lr = lr, .wd = wd};
   if (c->bias_correction) {
@@ -100,6 +103,7 @@ static void adamw_update(float *w, const float *g, float *m, float *v, size_t n,
   for (size_t ch = 0; ch < nchunks; ch++) {
     size_t i0 = ch * OPT_CHUNK, len = n - i0 < OPT_CHUNK ? n - i0 : OPT_CHUNK;
     adamw_range(w + i0, g + i0, m + i0, v + i0, len, k);
+    if (zero) memset(g + i0, 0, len * sizeof *g);
   }
 }
 
@@ -115,28 +119,35 @@ VECTOR_CLONES static void sgd_range(float *w, const float *g, float *buf, size_t
   }
 }
 
-static void sgd_update(float *w, const float *g, float *buf, size_t n, float gscale, float lr, float wd,
-                       float mu) {
+static void sgd_update(float *w, float *g, float *buf, size_t n, float gscale, float lr, float wd,
+                       float mu, int zero) {
   size_t nchunks = (n + OPT_CHUNK - 1) / OPT_CHUNK;
 #pragma omp parallel for if (n >= 2 * OPT_CHUNK)
   for (size_t ch = 0; ch < nchunks; ch++) {
     size_t i0 = ch * OPT_CHUNK, len = n - i0 < OPT_CHUNK ? n - i0 : OPT_CHUNK;
     sgd_range(w + i0, g + i0, buf + i0, len, gscale, lr, wd, mu);
+    if (zero) memset(g + i0, 0, len * sizeof *g);
   }
 }
 
-void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm) {
+void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm,
+                unsigned flags) {
+  int zero = (flags & OPTIM_ZERO_GRAD) != 0;
   float gscale = 1.0f;
   if (c->clip_norm > 0 && grad_norm > c->clip_norm) gscale = (float)(c->clip_norm / grad_norm);
   for (size_t e = 0; e < p->count; e++) {
     const params_entry *en = &p->entries[e];
-    if (!(en->flags & PARAMS_TRAINABLE)) continue;
-    float wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
     size_t o = en->offset;
+    if (!(en->flags & PARAMS_TRAINABLE)) {
+      if (zero) memset(p->grad + o, 0, en->count * sizeof *p->grad);
+      continue;
+    }
+    float wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
     if (c->kind == OPTIM_ADAMW)
-      adamw_update(p->data + o, p->grad + o, p->m + o, p->v + o, en->count, gscale, lr, wd, c, step);
+      adamw_update(p->data + o, p->grad + o, p->m + o, p->v + o, en->count, gscale, lr, wd, c, step,
+                   zero);
     else
-      sgd_update(p->data + o, p->grad + o, p->m + o, en->count, gscale, lr, wd, c->momentum);
+      sgd_update(p->data + o, p->grad + o, p->m + o, en->count, gscale, lr, wd, c->momentum, zero);
   }
 }
 

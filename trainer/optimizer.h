@@ -35,11 +35,18 @@ optim_config optim_config_default(void);
 /* L2 norm of the gradients of all trainable entries. */
 double optim_grad_norm(const params *p);
 
+/* optim_step flags. OPTIM_ZERO_GRAD: clear every gradient (frozen entries'
+ * too) as the update goes, each chunk right after its update while it is
+ * still in cache, so the next step needs no params_zero_grad (a pass over
+ * the whole gradient arena less per step). */
+enum { OPTIM_ZERO_GRAD = 1u };
+
 /* Applies one update with learning rate lr. grad_norm is the (global) norm
  * from optim_grad_norm; when it exceeds clip_norm every gradient is scaled
- * by clip_norm / grad_norm first (in the update, the gradient arena is left
- * as it is). */
-void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm);
+ * by clip_norm / grad_norm first (in the update: without OPTIM_ZERO_GRAD the
+ * gradient arena is left as it is). */
+void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm,
+                unsigned flags);
 
 /* Counts non-finite steps. max_consecutive > 0. */
 typedef struct optim_guard {

@@ -45,6 +45,7 @@ typedef struct trainer {
   FILE *samples; /* [log] samples: which samples this rank read, per step */
   ckpt_writer *writer;
   optim_guard guard;
+  int grads_clear; /* the last update cleared the gradients */
   uint64_t step, total_steps, tokens_seen;
   double started, interval_start;
   uint64_t interval_tokens;
@@ -463,7 +464,9 @@ static int train_step(trainer *t, step_result *r, char **err) {
   if ((rc = comm_allreduce_sum_f64(counts, 3, err))) return rc;
   if (t->samples) log_samples(t, t->step + 1);
 
-  params_zero_grad(t->p);
+  /* An applied update left the gradients at zero (OPTIM_ZERO_GRAD). */
+  if (!t->grads_clear) params_zero_grad(t->p);
+  t->grads_clear = 0;
   comm_reducer_begin(t->reducer);
   /* Each token's (sequence's) loss weighs 1 / its count over all ranks and
    * micro-batches: the sum over ranks is the mean over the global batch. */
@@ -499,8 +502,10 @@ static int train_step(trainer *t, step_result *r, char **err) {
                       "lower [optim] lr or check the corpus",
                       t->guard.consecutive, (unsigned long long)t->step + 1, r->loss, r->grad_norm);
   r->applied = v == GUARD_APPLY;
-  if (r->applied) optim_step(&t->cfg.optim, t->p, (float)r->lr, t->step + 1, r->grad_norm);
-  else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
+  if (r->applied) {
+    optim_step(&t->cfg.optim, t->p, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
+    t->grads_clear = 1;
+  } else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
                 (unsigned long long)t->step + 1, r->loss, r->grad_norm, (unsigned long long)t->guard.skipped);
   return ST_OK;
 }

@@ -41,7 +41,7 @@ static void test_adamw_matches_hand_computed_two_steps(void) {
   p->data[3] = 7.0f;
   for (int step = 1; step <= 2; step++) {
     for (int i = 0; i < 4; i++) p->grad[i] = g[step - 1];
-    optim_step(&c, p, 0.1f, (uint64_t)step, optim_grad_norm(p));
+    optim_step(&c, p, 0.1f, (uint64_t)step, optim_grad_norm(p), 0);
   }
   CU_ASSERT_DOUBLE_EQUAL(p->data[0], 0.5689335, 1e-5);
   CU_ASSERT_DOUBLE_EQUAL(p->data[1], 0.5689335, 1e-5);
@@ -67,7 +67,7 @@ static void test_bias_corrected_adamw_matches_torch(void) {
   for (int step = 1; step <= 2; step++) {
     p->grad[0] = g[step - 1][0];
     p->grad[1] = g[step - 1][1];
-    optim_step(&c, p, 0.1f, (uint64_t)step, 0);
+    optim_step(&c, p, 0.1f, (uint64_t)step, 0, 0);
   }
   CU_ASSERT_DOUBLE_EQUAL(p->data[0], 0.8714675903, 1e-6);
   CU_ASSERT_DOUBLE_EQUAL(p->data[1], -2.1359238625, 1e-6);
@@ -89,15 +89,33 @@ static void test_clipping_scales_by_global_norm(void) {
   p->grad[3] = 100;
   double norm = optim_grad_norm(p);
   CU_ASSERT_DOUBLE_EQUAL(norm, 5.0, 1e-12);
-  optim_step(&c, p, 1.0f, 1, norm);
+  optim_step(&c, p, 1.0f, 1, norm, 0);
   CU_ASSERT_DOUBLE_EQUAL(p->data[0], -0.6, 1e-7);
   CU_ASSERT_DOUBLE_EQUAL(p->data[1], -0.8, 1e-7);
   CU_ASSERT_EQUAL(p->grad[0], 3.0f); /* the gradient arena is not modified */
   /* Under the threshold nothing is scaled. */
   c.clip_norm = 10.0f;
-  optim_step(&c, p, 1.0f, 2, norm);
+  optim_step(&c, p, 1.0f, 2, norm, 0);
   CU_ASSERT_DOUBLE_EQUAL(p->data[0], -3.6, 1e-6);
   params_free(p);
+}
+
+/* OPTIM_ZERO_GRAD leaves the whole gradient arena at zero, the frozen
+ * entry's too, and updates as without it. */
+static void test_zero_grad_flag_clears_every_gradient(void) {
+  for (int kind = 0; kind < 2; kind++) {
+    params *a = tiny_params(), *b = tiny_params();
+    optim_config c = optim_config_default();
+    c.kind = kind ? OPTIM_SGD : OPTIM_ADAMW;
+    for (int i = 0; i < 4; i++) a->grad[i] = b->grad[i] = 0.5f + (float)i;
+    optim_step(&c, a, 0.1f, 1, optim_grad_norm(a), 0);
+    optim_step(&c, b, 0.1f, 1, optim_grad_norm(b), OPTIM_ZERO_GRAD);
+    CU_ASSERT_EQUAL(memcmp(a->data, b->data, 4 * sizeof(float)), 0);
+    for (int i = 0; i < 4; i++) CU_ASSERT_EQUAL(b->grad[i], 0.0f);
+    CU_ASSERT_EQUAL(a->grad[3], 3.5f);
+    params_free(a);
+    params_free(b);
+  }
 }
 
 /* SGD momentum 0.5, lr 1: buf = 1, w = -1; buf = 1.5, w = -2.5. */
@@ -110,7 +128,7 @@ static void test_sgd_momentum_accumulates(void) {
   c.clip_norm = 0;
   for (int step = 1; step <= 2; step++) {
     p->grad[0] = 1;
-    optim_step(&c, p, 1.0f, (uint64_t)step, 1);
+    optim_step(&c, p, 1.0f, (uint64_t)step, 1, 0);
   }
   CU_ASSERT_DOUBLE_EQUAL(p->data[0], -2.5, 1e-7);
   params_free(p);
@@ -256,12 +274,19 @@ static void test_adamw_vector_update_equals_scalar_formula_bitwise(void) {
       volatile float delta = lr * step;
       w[i] = w[i] - delta;
     }
+    /* The second run also clears the gradients as it goes: same update. */
+    size_t nonzero_before = 0;
+    for (size_t i = 0; i < n; i++) nonzero_before += p->grad[i] != 0.0f;
+    CU_ASSERT(nonzero_before > n / 2);
     blas_set_threads(t);
-    optim_step(&c, p, lr, 3, norm);
+    optim_step(&c, p, lr, 3, norm, t == 2 ? OPTIM_ZERO_GRAD : 0);
     blas_set_threads(1);
     CU_ASSERT_EQUAL(memcmp(w, p->data, n * sizeof *w), 0);
     CU_ASSERT_EQUAL(memcmp(m, p->m, n * sizeof *m), 0);
     CU_ASSERT_EQUAL(memcmp(v, p->v, n * sizeof *v), 0);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i++) nonzero += p->grad[i] != 0.0f;
+    CU_ASSERT_EQUAL(nonzero, t == 2 ? 0 : nonzero_before);
     free(w);
     free(m);
     free(v);
@@ -274,6 +299,7 @@ static const harness_test tests[] = {
     {"test_bias_corrected_adamw_matches_torch", test_bias_corrected_adamw_matches_torch},
     {"test_clipping_scales_by_global_norm", test_clipping_scales_by_global_norm},
     {"test_sgd_momentum_accumulates", test_sgd_momentum_accumulates},
+    {"test_zero_grad_flag_clears_every_gradient", test_zero_grad_flag_clears_every_gradient},
     {"test_grad_norm_exact_and_independent_of_threads", test_grad_norm_exact_and_independent_of_threads},
     {"test_adamw_vector_update_equals_scalar_formula_bitwise", test_adamw_vector_update_equals_scalar_formula_bitwise},
     {"test_guard_skips_then_stops_after_consecutive_bad_steps", test_guard_skips_then_stops_after_consecutive_bad_steps},
