@@ -284,6 +284,7 @@ typedef struct layer_acts {
   float *r2;         /* (N, C) input of the output LayerNorm */
   float *ln2;        /* (N, C) the layer's output */
   float *mean2, *rstd2; /* (N) */
+  uint8_t *keep1, *keep2; /* (N, C) dropout masks before the two residual joins */
 } layer_acts;
 
 struct bert_model {
@@ -342,6 +343,9 @@ struct bert_model {
 
 size_t bert_default_max_predictions(size_t L) { return (L + 4) / 5; }
 
+/* Floats that hold a dropout mask of n bytes. */
+static size_t mask_floats(size_t n) { return (n + sizeof(float) - 1) / sizeof(float); }
+
 /* Floats of the activation arena and of the backward scratch for
  * (B, L, max_pred); carve() hands them out in the same amounts. */
 static void sizes(const bert_config *cfg, size_t B, size_t L, size_t max_pred, size_t *act,
@@ -349,7 +353,7 @@ static void sizes(const bert_config *cfg, size_t B, size_t L, size_t max_pred, s
   size_t N = B * L, C = cfg->hidden, I = cfg->intermediate, NH = cfg->heads;
   size_t P = B * max_pred, att = B * NH * L * L;
   size_t per_layer = N * (3 * C) + att + (cfg->attention_dropout > 0.0f ? att : 0) + 5 * N * C +
-                     4 * N + 2 * N * I;
+                     4 * N + 2 * N * I + 2 * mask_floats(N * C);
   size_t heads = 4 * P * C + 2 * P + P * cfg->vocab_size;
   if (cfg->nsp) heads += 3 * B * C + 2 * B;
   *act = 2 * N * C + 2 * N + cfg->layers * per_layer + heads + 2 * N * C;
@@ -471,6 +475,8 @@ static void carve(bert_model *m) {
     a->ln2 = take(&c, N * C);
     a->mean2 = take(&c, N);
     a->rstd2 = take(&c, N);
+    a->keep1 = (uint8_t *)take(&c, mask_floats(N * C));
+    a->keep2 = (uint8_t *)take(&c, mask_floats(N * C));
   }
   m->mh = take(&c, P * C);
   m->mt = take(&c, P * C);
@@ -715,15 +721,15 @@ static void encoder_forward(bert_model *m, size_t l, const bert_batch *batch, co
                             cfg->heads);
   }
   layer_linear_forward(a->r1, a->ctx, w + lo->aow, w + lo->aob, n, C, C);
-  layer_dropout_rows_forward(a->r1, a->r1, rows, n, C, ph, site_key(m, site + SITE_ATT_OUT));
-  layer_add_forward(a->r1, a->r1, xres, n * C);
+  layer_dropout_add_forward(a->r1, a->r1, xres, a->keep1, rows, n, C, ph,
+                            site_key(m, site + SITE_ATT_OUT));
   layer_layernorm_forward(a->ln1, a->mean1, a->rstd1, a->r1, w + lo->ln1w, w + lo->ln1b, n, C,
                           cfg->ln_eps);
   layer_linear_forward(a->fc, a->ln1, w + lo->fcw, w + lo->fcb, n, C, I);
   layer_gelu_forward(a->gelu, a->fc, n * I);
   layer_linear_forward(a->r2, a->gelu, w + lo->fow, w + lo->fob, n, I, C);
-  layer_dropout_rows_forward(a->r2, a->r2, rows, n, C, ph, site_key(m, site + SITE_FFN_OUT));
-  layer_add_forward(a->r2, a->r2, a->ln1, n * C);
+  layer_dropout_add_forward(a->r2, a->r2, a->ln1, a->keep2, rows, n, C, ph,
+                            site_key(m, site + SITE_FFN_OUT));
   layer_layernorm_forward(a->ln2, a->mean2, a->rstd2, a->r2, w + lo->ln2w, w + lo->ln2b, n, C,
                           cfg->ln_eps);
 }
@@ -809,7 +815,6 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
   const float *x = l ? m->acts[l - 1].ln2 : m->x0;
   size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, I = cfg->intermediate;
   size_t NH = cfg->heads;
-  uint32_t site = (uint32_t)l * 4;
   float pa = rate(m, cfg->attention_dropout), ph = rate(m, cfg->hidden_dropout);
   int prune = m->pruned && l + 1 == cfg->layers;
   size_t n = prune ? m->nkeep : N;
@@ -817,7 +822,7 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
 
   layer_layernorm_backward(m->dr, g + lo->ln2w, g + lo->ln2b, m->dx, a->r2, w + lo->ln2w, a->mean2,
                            a->rstd2, n, C);
-  layer_dropout_rows_backward(m->df, m->dr, rows, n, C, ph, site_key(m, site + SITE_FFN_OUT));
+  layer_dropout_mask_backward(m->df, m->dr, a->keep2, n * C, ph);
   layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, n, I, C);
   layer_gelu_backward(m->dfc, m->dgelu, a->fc, a->gelu, n * I);
   /* dr, d(ln1) through the residual, also receives the FFN's input gradient. */
@@ -825,7 +830,7 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
                            C, I);
   layer_layernorm_backward(m->dx, g + lo->ln1w, g + lo->ln1b, m->dr, a->r1, w + lo->ln1w, a->mean1,
                            a->rstd1, n, C);
-  layer_dropout_rows_backward(m->df, m->dx, rows, n, C, ph, site_key(m, site + SITE_ATT_OUT));
+  layer_dropout_mask_backward(m->df, m->dx, a->keep1, n * C, ph);
   layer_linear_backward(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx, w + lo->aow, n, C, C);
   if (!prune) {
     layer_attention_backward(m->dqkv, m->datt, m->dctx, a->qkv, a->att, pa > 0.0f ? a->attd : NULL,

@@ -330,11 +330,6 @@ void layer_tanh_backward(float *dinp, const float *dout, const float *out, size_
   for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
 }
 
-void layer_add_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for if (n >= PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
-
 /* Elements are processed in chunks of DROP_CHUNK, each from its own seek
  * into the stream, so threads draw exactly the words a single thread would. */
 #define DROP_CHUNK 4096
@@ -388,11 +383,16 @@ VECTOR_CLONES static void dropout_mask(uint8_t *keep, size_t i0, size_t i1, floa
   }
 }
 
-/* out[i] = keep[i] ? inp[i] * scale : 0. */
-VECTOR_CLONES static void dropout_apply(float *out, const float *inp, const uint8_t *keep,
-                                        size_t n, float scale) {
+/* out[i] = (keep[i] ? inp[i] * scale : 0) (+ res[i] when res). */
+VECTOR_CLONES static void dropout_apply(float *out, const float *inp, const float *res,
+                                        const uint8_t *keep, size_t n, float scale) {
+  if (res) {
 #pragma omp simd
-  for (size_t i = 0; i < n; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
+    for (size_t i = 0; i < n; i++) out[i] = (keep[i] ? inp[i] * scale : 0.0f) + res[i];
+  } else {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
+  }
 }
 
 /* keep[k] for words i0 + k, k < n, at any alignment: the mask is generated
@@ -410,61 +410,65 @@ static void dropout_span(uint8_t *keep, size_t i0, size_t n, float p, layer_rng 
   if (n > first) dropout_mask(keep + first, i0 + first, i0 + n, p, key);
 }
 
-/* Row r of (n, C) in out/inp is element row of the site, its words
- * rows[r] * C + c (rows NULL: row r). */
-static void dropout_rows(float *out, const float *inp, const size_t *rows, size_t n, size_t C,
-                         float p, layer_rng key) {
+/* Row r of (n, C) in out/inp (and res) is row rows[r] of the site, its
+ * words rows[r] * C + c (rows NULL: row r). out = dropout(inp) (+ res);
+ * with mask, the keep bytes are recorded there, (n, C). */
+static void dropout_rows(float *out, const float *inp, const float *res, uint8_t *mask,
+                         const size_t *rows, size_t n, size_t C, float p, layer_rng key) {
   float scale = p == 0.0f ? 1.0f : 1.0f / (1.0f - p);
-  if (!rows) {
-    size_t total = n * C, nchunks = (total + DROP_CHUNK - 1) / DROP_CHUNK;
+  size_t total = n * C;
+  size_t per = rows ? C : DROP_CHUNK, nchunks = rows ? n : (total + DROP_CHUNK - 1) / DROP_CHUNK;
 #pragma omp parallel for if (total >= PAR_MIN)
-    for (size_t ch = 0; ch < nchunks; ch++) {
-      size_t i0 = ch * DROP_CHUNK, i1 = i0 + DROP_CHUNK < total ? i0 + DROP_CHUNK : total;
-      uint8_t keep[DROP_CHUNK];
-      if (p == 0.0f)
-        memset(keep, 1, i1 - i0);
-      else
-        dropout_mask(keep, i0, i1, p, key);
-      dropout_apply(out + i0, inp + i0, keep, i1 - i0, scale);
-    }
-    return;
-  }
-#pragma omp parallel for if (n * C >= PAR_MIN)
-  for (size_t r = 0; r < n; r++) {
-    for (size_t c0 = 0; c0 < C; c0 += DROP_CHUNK) {
-      size_t len = C - c0 < DROP_CHUNK ? C - c0 : DROP_CHUNK;
-      uint8_t keep[DROP_CHUNK];
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * per, i1 = i0 + per < total ? i0 + per : total;
+    for (size_t j0 = i0; j0 < i1; j0 += DROP_CHUNK) {
+      size_t len = i1 - j0 < DROP_CHUNK ? i1 - j0 : DROP_CHUNK;
+      uint8_t buf[DROP_CHUNK], *keep = mask ? mask + j0 : buf;
       if (p == 0.0f)
         memset(keep, 1, len);
+      else if (rows)
+        dropout_span(keep, rows[ch] * C + (j0 - i0), len, p, key);
       else
-        dropout_span(keep, rows[r] * C + c0, len, p, key);
-      dropout_apply(out + r * C + c0, inp + r * C + c0, keep, len, scale);
+        dropout_mask(keep, j0, j0 + len, p, key);
+      dropout_apply(out + j0, inp + j0, res ? res + j0 : NULL, keep, len, scale);
     }
   }
 }
 
 void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key) {
-  layer_dropout_rows_forward(out, inp, NULL, n, 1, p, key);
+  assert(p >= 0.0f && p < 1.0f);
+  if (p == 0.0f) {
+    if (out != inp) memmove(out, inp, n * sizeof(float));
+    return;
+  }
+  dropout_rows(out, inp, NULL, NULL, NULL, n, 1, p, key);
 }
 
 void layer_dropout_backward(float *dinp, const float *dout, size_t n, float p, layer_rng key) {
-  layer_dropout_rows_backward(dinp, dout, NULL, n, 1, p, key);
+  assert(p >= 0.0f && p < 1.0f);
+  dropout_rows(dinp, dout, NULL, NULL, NULL, n, 1, p, key);
 }
 
-void layer_dropout_rows_forward(float *out, const float *inp, const size_t *rows, size_t n,
-                                size_t C, float p, layer_rng key) {
+void layer_dropout_add_forward(float *out, const float *inp, const float *res, uint8_t *mask,
+                               const size_t *rows, size_t n, size_t C, float p, layer_rng key) {
+  assert(p >= 0.0f && p < 1.0f);
+  dropout_rows(out, inp, res, p > 0.0f ? mask : NULL, rows, n, C, p, key);
+}
+
+void layer_dropout_mask_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n,
+                                 float p) {
   assert(p >= 0.0f && p < 1.0f);
   if (p == 0.0f) {
-    if (out != inp) memmove(out, inp, n * C * sizeof(float));
+    memcpy(dinp, dout, n * sizeof(float));
     return;
   }
-  dropout_rows(out, inp, rows, n, C, p, key);
-}
-
-void layer_dropout_rows_backward(float *dinp, const float *dout, const size_t *rows, size_t n,
-                                 size_t C, float p, layer_rng key) {
-  assert(p >= 0.0f && p < 1.0f);
-  dropout_rows(dinp, dout, rows, n, C, p, key);
+  float scale = 1.0f / (1.0f - p);
+  size_t nchunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
+#pragma omp parallel for if (n >= PAR_MIN)
+  for (size_t ch = 0; ch < nchunks; ch++) {
+    size_t i0 = ch * DROP_CHUNK, len = n - i0 < DROP_CHUNK ? n - i0 : DROP_CHUNK;
+    dropout_apply(dinp + i0, dout + i0, NULL, mask + i0, len, scale);
+  }
 }
 
 /* Softmax of one row of scores over the keys whose mask is set; padding
@@ -504,7 +508,7 @@ static void att_dropout_row(float *out, const float *inp, size_t bh, size_t i, s
     size_t len = T - j0 < DROP_CHUNK ? T - j0 : DROP_CHUNK;
     uint8_t keep[DROP_CHUNK];
     dropout_span(keep, (bh * T + i) * T + j0, len, p, key);
-    dropout_apply(out + j0, inp + j0, keep, len, scale);
+    dropout_apply(out + j0, inp + j0, NULL, keep, len, scale);
   }
 }
 

@@ -12,12 +12,13 @@
  *     input gradient means it is not needed and is not computed.
  *  3. Results do not depend on the number of threads: every reduction runs in
  *     a fixed order (rows split among threads, each column summed by one).
- *  4. Dropout masks are not stored: element i of a dropout site keeps or drops
- *     by word i of a Philox stream keyed by layer_rng, so backward regenerates
- *     the same mask and a step is reproducible (attention backward reads its
- *     mask off the dropped-out probabilities instead). Computing only some
- *     rows of a site (the _rows and _q variants) gives those rows the same
- *     masks.
+ *  4. Element i of a dropout site keeps or drops by word i of a Philox
+ *     stream keyed by layer_rng, so a step is reproducible. Backward draws
+ *     the same words again (layer_dropout_backward), reads a mask recorded
+ *     by forward (the dropouts before a residual join, one byte per
+ *     element), or reads it off the dropped-out values (attention).
+ *     Computing only some rows of a site (the rows and _q variants) gives
+ *     those rows the same masks.
  */
 #ifndef DDPT_TRAINER_LAYERS_H
 #define DDPT_TRAINER_LAYERS_H
@@ -97,20 +98,21 @@ void layer_tanh_forward(float *out, const float *inp, size_t n);
 /* Uses the forward output: d tanh = 1 - out^2. */
 void layer_tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
 
-/* out = a + b; out may alias a or b. */
-void layer_add_forward(float *out, const float *a, const float *b, size_t n);
 
 /* Inverted dropout with rate p in [0, 1): kept values are scaled by 1/(1-p).
  * out may alias inp. p == 0 copies. */
 void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key);
 void layer_dropout_backward(float *dinp, const float *dout, size_t n, float p, layer_rng key);
-/* Dropout of some rows of an (N, C) site: row r of the (n, C) buffers is
- * row rows[r] of the site and keeps or drops as layer_dropout_forward over
- * the whole site would (rows NULL: rows 0 .. n-1). */
-void layer_dropout_rows_forward(float *out, const float *inp, const size_t *rows, size_t n,
-                                size_t C, float p, layer_rng key);
-void layer_dropout_rows_backward(float *dinp, const float *dout, const size_t *rows, size_t n,
-                                 size_t C, float p, layer_rng key);
+/* out = dropout(inp) + res over some rows of an (N, C) site (the dropout
+ * before a residual join): row r of the (n, C) buffers is row rows[r] of
+ * the site and keeps or drops as layer_dropout_forward over the whole site
+ * would (rows NULL: rows 0 .. n-1). out may alias inp or res. When p > 0
+ * the keep bytes go to mask (n, C), for layer_dropout_mask_backward. */
+void layer_dropout_add_forward(float *out, const float *inp, const float *res, uint8_t *mask,
+                               const size_t *rows, size_t n, size_t C, float p, layer_rng key);
+/* dinp = d(dropout) from the recorded mask (unused when p == 0). */
+void layer_dropout_mask_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n,
+                                 float p);
 
 /* Multi-head self-attention over a fused QKV projection (q, k, v side by side
  * in each row). Keys where mask is 0 (padding) get probability exactly 0.

@@ -330,12 +330,46 @@ static void test_crossentropy_of_uniform_logits_is_log_classes(void) {
   CU_ASSERT_DOUBLE_EQUAL(layer_crossentropy_forward(logits, targets, 2, 10), log(10.0), 1e-6);
 }
 
+/* The dropout before a residual join, on all rows and on chosen rows,
+ * against layer_dropout_forward plus the residual, and its recorded mask
+ * against the mask drawn again: all bit for bit. C = 48 puts rows at
+ * unaligned words of the stream. */
+static void test_dropout_add_and_recorded_mask_match_the_plain_dropout(void) {
+  size_t N = 40, C = 48, n = N * C;
+  layer_rng key = {11, 2, 3, 4};
+  float *inp = vec(n, 1, 51), *res = vec(n, 1, 52), *plain = malloc(n * sizeof(float));
+  float *fused = malloc(n * sizeof(float)), *dout = vec(n, 1, 53);
+  float *d1 = stale(n), *d2 = stale(n);
+  uint8_t *mask = malloc(n);
+  layer_dropout_forward(plain, inp, n, 0.2f, key);
+  for (size_t i = 0; i < n; i++) plain[i] += res[i];
+  layer_dropout_add_forward(fused, inp, res, mask, NULL, N, C, 0.2f, key);
+  CU_ASSERT_EQUAL(memcmp(plain, fused, n * sizeof(float)), 0);
+  layer_dropout_backward(d1, dout, n, 0.2f, key);
+  layer_dropout_mask_backward(d2, dout, mask, n, 0.2f);
+  CU_ASSERT_EQUAL(memcmp(d1, d2, n * sizeof(float)), 0);
+  /* Rows 3, 17 and 39 alone, compact. */
+  size_t rows[3] = {3, 17, 39};
+  float *sub_in = malloc(3 * C * sizeof(float)), *sub_res = malloc(3 * C * sizeof(float));
+  float *sub_out = malloc(3 * C * sizeof(float));
+  for (size_t r = 0; r < 3; r++) {
+    memcpy(sub_in + r * C, inp + rows[r] * C, C * sizeof(float));
+    memcpy(sub_res + r * C, res + rows[r] * C, C * sizeof(float));
+  }
+  layer_dropout_add_forward(sub_out, sub_in, sub_res, mask, rows, 3, C, 0.2f, key);
+  for (size_t r = 0; r < 3; r++)
+    CU_ASSERT_EQUAL(memcmp(sub_out + r * C, plain + rows[r] * C, C * sizeof(float)), 0);
+  free(inp), free(res), free(plain), free(fused), free(dout), free(d1), free(d2), free(mask);
+  free(sub_in), free(sub_res), free(sub_out);
+}
+
 static const harness_test tests[] = {
     {"test_linear_backward_matches_finite_differences", test_linear_backward_matches_finite_differences},
     {"test_layernorm_backward_matches_finite_differences", test_layernorm_backward_matches_finite_differences},
     {"test_gelu_and_tanh_backward_match_finite_differences", test_gelu_and_tanh_backward_match_finite_differences},
     {"test_gelu_is_the_erf_form", test_gelu_is_the_erf_form},
     {"test_dropout_backward_regenerates_the_forward_mask", test_dropout_backward_regenerates_the_forward_mask},
+    {"test_dropout_add_and_recorded_mask_match_the_plain_dropout", test_dropout_add_and_recorded_mask_match_the_plain_dropout},
     {"test_dropout_mask_depends_only_on_key_and_position", test_dropout_mask_depends_only_on_key_and_position},
     {"test_dropout_keeps_element_i_by_word_i_of_its_rng_stream", test_dropout_keeps_element_i_by_word_i_of_its_rng_stream},
     {"test_attention_backward_matches_finite_differences_with_padding", test_attention_backward_matches_finite_differences_with_padding},
