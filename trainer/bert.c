@@ -309,7 +309,6 @@ struct bert_model {
   float *m_mean, *m_rstd; /* (P) */
   float *logits;       /* (P, V) logits, then probabilities, then their gradient */
   /* NSP head. */
-  size_t *cls_rows;    /* (B) */
   float *ph;           /* (B, C) encoder output at [CLS] */
   float *pd;           /* (B, C) pooler dense */
   float *pt;           /* (B, C) tanh */
@@ -520,13 +519,12 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
   m->acts = calloc(cfg->layers, sizeof *m->acts);
   m->mlm_rows = malloc(B * max_pred * sizeof *m->mlm_rows);
   m->mlm_targets = malloc(B * max_pred * sizeof *m->mlm_targets);
-  m->cls_rows = malloc(B * sizeof *m->cls_rows);
   m->keep_rows = malloc(B * L * sizeof *m->keep_rows);
   m->keep_first = malloc((B + 1) * sizeof *m->keep_first);
   m->keep_pos = malloc(B * L * sizeof *m->keep_pos);
   m->mlm_local = malloc(B * max_pred * sizeof *m->mlm_local);
   m->cls_local = malloc(B * sizeof *m->cls_local);
-  if (!m->p || !m->loff || !m->acts || !m->mlm_rows || !m->mlm_targets || !m->cls_rows ||
+  if (!m->p || !m->loff || !m->acts || !m->mlm_rows || !m->mlm_targets ||
       !m->keep_rows || !m->keep_first || !m->keep_pos || !m->mlm_local || !m->cls_local) {
     rc = status_set(err, ST_NOMEM, "out of memory");
     goto fail;
@@ -557,7 +555,6 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
                     (double)m->arena_floats * sizeof(float) / (1 << 20), B, L);
     goto fail;
   }
-  for (size_t b = 0; b < B; b++) m->cls_rows[b] = b * L;
   set_offsets(m);
   carve(m);
   *out = m;
@@ -574,7 +571,6 @@ void bert_model_free(bert_model *m) {
   free(m->acts);
   free(m->mlm_rows);
   free(m->mlm_targets);
-  free(m->cls_rows);
   free(m->keep_rows);
   free(m->keep_first);
   free(m->keep_pos);

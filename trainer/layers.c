@@ -252,7 +252,7 @@ static inline float fast_expf(float x) {
  * +-1 beyond (where erf is within 4.3e-8 of it). p is a degree-16 weighted
  * least-squares Chebyshev fit of erf(x) / x made for ddpt (numpy), here in
  * monomial form: evaluated in float, |error| < 2e-7 for all x. No division
- * and no exp: 17 multiply-adds. */
+ * and no exp: a Horner chain of 16 multiply-add steps. */
 static inline float fast_erff(float x) {
   float ax = fabsf(x);
   float s = ax * ax * 0.1301541f - 1.0f;
@@ -410,28 +410,34 @@ static void dropout_span(uint8_t *keep, size_t i0, size_t n, float p, layer_rng 
   if (n > first) dropout_mask(keep + first, i0 + first, i0 + n, p, key);
 }
 
-/* Row r of (n, C) in out/inp (and res) is row rows[r] of the site, its
- * words rows[r] * C + c (rows NULL: row r). out = dropout(inp) (+ res);
- * with mask, the keep bytes are recorded there, (n, C). */
+/* out[k] = dropout(inp[k]) (+ res[k]) for words word0 + k of the site, k < n;
+ * with mask, the keep bytes are recorded there. */
+static void dropout_words(float *out, const float *inp, const float *res, uint8_t *mask,
+                          size_t word0, size_t n, float p, layer_rng key) {
+  float scale = p == 0.0f ? 1.0f : 1.0f / (1.0f - p);
+  for (size_t j = 0; j < n; j += DROP_CHUNK) {
+    size_t len = n - j < DROP_CHUNK ? n - j : DROP_CHUNK;
+    uint8_t buf[DROP_CHUNK], *keep = mask ? mask + j : buf;
+    if (p == 0.0f)
+      memset(keep, 1, len);
+    else
+      dropout_span(keep, word0 + j, len, p, key);
+    dropout_apply(out + j, inp + j, res ? res + j : NULL, keep, len, scale);
+  }
+}
+
+/* Row r of (n, C) in out/inp (and res, mask) is row rows[r] of the site, its
+ * words rows[r] * C + c (rows NULL: row r, and the site is split in chunks
+ * instead of rows). */
 static void dropout_rows(float *out, const float *inp, const float *res, uint8_t *mask,
                          const size_t *rows, size_t n, size_t C, float p, layer_rng key) {
-  float scale = p == 0.0f ? 1.0f : 1.0f / (1.0f - p);
   size_t total = n * C;
   size_t per = rows ? C : DROP_CHUNK, nchunks = rows ? n : (total + DROP_CHUNK - 1) / DROP_CHUNK;
 #pragma omp parallel for if (total >= PAR_MIN)
   for (size_t ch = 0; ch < nchunks; ch++) {
-    size_t i0 = ch * per, i1 = i0 + per < total ? i0 + per : total;
-    for (size_t j0 = i0; j0 < i1; j0 += DROP_CHUNK) {
-      size_t len = i1 - j0 < DROP_CHUNK ? i1 - j0 : DROP_CHUNK;
-      uint8_t buf[DROP_CHUNK], *keep = mask ? mask + j0 : buf;
-      if (p == 0.0f)
-        memset(keep, 1, len);
-      else if (rows)
-        dropout_span(keep, rows[ch] * C + (j0 - i0), len, p, key);
-      else
-        dropout_mask(keep, j0, j0 + len, p, key);
-      dropout_apply(out + j0, inp + j0, res ? res + j0 : NULL, keep, len, scale);
-    }
+    size_t i0 = ch * per, len = total - i0 < per ? total - i0 : per;
+    dropout_words(out + i0, inp + i0, res ? res + i0 : NULL, mask ? mask + i0 : NULL,
+                  rows ? rows[ch] * C : i0, len, p, key);
   }
 }
 
@@ -499,19 +505,6 @@ static size_t q_count(const layer_queries *qs, size_t b, size_t T) {
 }
 static size_t q_pos(const layer_queries *qs, size_t row, size_t T) { return qs ? qs->pos[row] : row % T; }
 
-/* Dropout word of score (b, h, query at position i, key j) is that of the
- * full (B, NH, T, T) layout, whichever queries are computed. */
-static void att_dropout_row(float *out, const float *inp, size_t bh, size_t i, size_t T, float p,
-                            layer_rng key) {
-  float scale = 1.0f / (1.0f - p);
-  for (size_t j0 = 0; j0 < T; j0 += DROP_CHUNK) {
-    size_t len = T - j0 < DROP_CHUNK ? T - j0 : DROP_CHUNK;
-    uint8_t keep[DROP_CHUNK];
-    dropout_span(keep, (bh * T + i) * T + j0, len, p, key);
-    dropout_apply(out + j0, inp + j0, NULL, keep, len, scale);
-  }
-}
-
 /* The per-head GEMMs are small (count x T x hs): heads are split among
  * threads, each GEMM runs on one. */
 void layer_attention_forward_q(float *out, float *att, float *attd, const float *q, size_t ldq,
@@ -533,8 +526,11 @@ void layer_attention_forward_q(float *out, float *att, float *attd, const float 
     const float *probs = a;
     if (p > 0.0f) {
       float *ad = attd + (first * NH + h * nq) * T;
+      /* Score (b, h, query at position i, key j) is word (bh T + i) T + j
+       * of the site: the full layout's, whichever queries are computed. */
       for (size_t i = 0; i < nq; i++)
-        att_dropout_row(ad + i * T, a + i * T, bh, q_pos(qs, first + i, T), T, p, key);
+        dropout_words(ad + i * T, a + i * T, NULL, NULL, (bh * T + q_pos(qs, first + i, T)) * T,
+                      T, p, key);
       probs = ad;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs, (int)T, 1.0f, probs,

@@ -68,14 +68,16 @@ double optim_grad_norm(const params *p) {
   return sqrt(sum);
 }
 
-typedef struct adamw_coef {
-  float b1, b2, eps, c1, c2, gscale, lr, wd;
-} adamw_coef;
+/* The update's scalars: AdamW's betas, eps and bias corrections c1, c2; SGD's
+ * momentum mu; both: the clipping scale, lr and the entry's decay. */
+typedef struct update_coef {
+  float b1, b2, eps, c1, c2, mu, gscale, lr, wd;
+} update_coef;
 
 /* w, g, m, v: (n). BERT's update: m, v moments; u = m / (sqrt(v) + eps)
  * (with bias correction: m/(1-b1^t), v/(1-b2^t)); w -= lr * (u + wd * w). */
 VECTOR_CLONES static void adamw_range(float *w, const float *g, float *m, float *v, size_t n,
-                                      adamw_coef k) {
+                                      update_coef k) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
     float gi = g[i] * k.gscale;
@@ -88,44 +90,31 @@ VECTOR_CLONES static void adamw_range(float *w, const float *g, float *m, float 
   }
 }
 
-/* With zero, each chunk's gradients are cleared right after their update,
- * while they are still in cache: no separate pass before the next step. */
-static void adamw_update(float *w, float *g, float *m, float *v, size_t n, float gscale,
-                         float lr, float wd, const optim_config *c, uint64_t step, int zero) {
-  adamw_coef k = {.b1 = c->beta1, .b2 = c->beta2, .eps = c->eps, .c1 = 1.0f, .c2 = 1.0f,
-                  .gscale = gscale, .lr = lr, .wd = wd};
-  if (c->bias_correction) {
-    k.c1 = (float)(1.0 / (1.0 - pow(c->beta1, (double)step)));
-    k.c2 = (float)(1.0 / (1.0 - pow(c->beta2, (double)step)));
-  }
-  size_t nchunks = (n + OPT_CHUNK - 1) / OPT_CHUNK;
-#pragma omp parallel for if (n >= 2 * OPT_CHUNK)
-  for (size_t ch = 0; ch < nchunks; ch++) {
-    size_t i0 = ch * OPT_CHUNK, len = n - i0 < OPT_CHUNK ? n - i0 : OPT_CHUNK;
-    adamw_range(w + i0, g + i0, m + i0, v + i0, len, k);
-    if (zero) memset(g + i0, 0, len * sizeof *g);
-  }
-}
-
 /* PyTorch SGD semantics with decoupled decay: buf = mu * buf + g;
  * w -= lr * (buf + wd * w). The momentum buffer is the m arena. */
-VECTOR_CLONES static void sgd_range(float *w, const float *g, float *buf, size_t n, float gscale,
-                                    float lr, float wd, float mu) {
+VECTOR_CLONES static void sgd_range(float *w, const float *g, float *buf, size_t n,
+                                    update_coef k) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
-    float b = mu * buf[i] + g[i] * gscale;
+    float b = k.mu * buf[i] + g[i] * k.gscale;
     buf[i] = b;
-    w[i] -= lr * (b + wd * w[i]);
+    w[i] -= k.lr * (b + k.wd * w[i]);
   }
 }
 
-static void sgd_update(float *w, float *g, float *buf, size_t n, float gscale, float lr, float wd,
-                       float mu, int zero) {
+/* One entry, in chunks split among the threads. With zero, each chunk's
+ * gradients are cleared right after their update, while they are still in
+ * cache: no separate pass before the next step. */
+static void update_entry(optim_kind kind, update_coef k, float *w, float *g, float *m, float *v,
+                         size_t n, int zero) {
   size_t nchunks = (n + OPT_CHUNK - 1) / OPT_CHUNK;
 #pragma omp parallel for if (n >= 2 * OPT_CHUNK)
   for (size_t ch = 0; ch < nchunks; ch++) {
     size_t i0 = ch * OPT_CHUNK, len = n - i0 < OPT_CHUNK ? n - i0 : OPT_CHUNK;
-    sgd_range(w + i0, g + i0, buf + i0, len, gscale, lr, wd, mu);
+    if (kind == OPTIM_ADAMW)
+      adamw_range(w + i0, g + i0, m + i0, v + i0, len, k);
+    else
+      sgd_range(w + i0, g + i0, m + i0, len, k);
     if (zero) memset(g + i0, 0, len * sizeof *g);
   }
 }
@@ -133,8 +122,13 @@ static void sgd_update(float *w, float *g, float *buf, size_t n, float gscale, f
 void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm,
                 unsigned flags) {
   int zero = (flags & OPTIM_ZERO_GRAD) != 0;
-  float gscale = 1.0f;
-  if (c->clip_norm > 0 && grad_norm > c->clip_norm) gscale = (float)(c->clip_norm / grad_norm);
+  update_coef k = {.b1 = c->beta1, .b2 = c->beta2, .eps = c->eps, .c1 = 1.0f, .c2 = 1.0f,
+                   .mu = c->momentum, .gscale = 1.0f, .lr = lr};
+  if (c->clip_norm > 0 && grad_norm > c->clip_norm) k.gscale = (float)(c->clip_norm / grad_norm);
+  if (c->bias_correction) {
+    k.c1 = (float)(1.0 / (1.0 - pow(c->beta1, (double)step)));
+    k.c2 = (float)(1.0 / (1.0 - pow(c->beta2, (double)step)));
+  }
   for (size_t e = 0; e < p->count; e++) {
     const params_entry *en = &p->entries[e];
     size_t o = en->offset;
@@ -142,12 +136,8 @@ void optim_step(const optim_config *c, params *p, float lr, uint64_t step, doubl
       if (zero) memset(p->grad + o, 0, en->count * sizeof *p->grad);
       continue;
     }
-    float wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
-    if (c->kind == OPTIM_ADAMW)
-      adamw_update(p->data + o, p->grad + o, p->m + o, p->v + o, en->count, gscale, lr, wd, c, step,
-                   zero);
-    else
-      sgd_update(p->data + o, p->grad + o, p->m + o, en->count, gscale, lr, wd, c->momentum, zero);
+    k.wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
+    update_entry(c->kind, k, p->data + o, p->grad + o, p->m + o, p->v + o, en->count, zero);
   }
 }
 

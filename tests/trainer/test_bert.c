@@ -144,6 +144,18 @@ static double toy_loss(void *ctx) {
   return loss.total;
 }
 
+/* Zeroed gradients, then one forward and backward: a malloc'd copy. */
+static float *toy_grads(toy *t) {
+  params *p = bert_model_params(t->m);
+  params_zero_grad(p);
+  toy_loss(t);
+  bert_backward(t->m, &t->batch, NULL);
+  float *g = malloc(p->total * sizeof(float));
+  CU_ASSERT_FATAL(g != NULL);
+  memcpy(g, p->grad, p->total * sizeof(float));
+  return g;
+}
+
 /* The query and key gradients are small (about 1e-3) next to the float
  * rounding of a loss near 3, so the step is larger than for single layers:
  * at 1e-2 the rounding noise alone is about 1%, at 5e-2 the total error
@@ -155,11 +167,7 @@ static void test_whole_model_gradient_matches_finite_differences(void) {
   toy t;
   toy_init(&t, &c);
   params *p = bert_model_params(t.m);
-  params_zero_grad(p);
-  toy_loss(&t);
-  bert_backward(t.m, &t.batch, NULL);
-  float *analytic = malloc(p->total * sizeof(float));
-  memcpy(analytic, p->grad, p->total * sizeof(float));
+  float *analytic = toy_grads(&t);
   double worst = 0;
   for (size_t i = 0; i < p->count; i++) {
     const params_entry *e = &p->entries[i];
@@ -179,11 +187,7 @@ static void test_backward_accumulates_over_micro_batches(void) {
   toy t;
   toy_init(&t, &c);
   params *p = bert_model_params(t.m);
-  params_zero_grad(p);
-  toy_loss(&t);
-  bert_backward(t.m, &t.batch, NULL);
-  float *once = malloc(p->total * sizeof(float));
-  memcpy(once, p->grad, p->total * sizeof(float));
+  float *once = toy_grads(&t);
   toy_loss(&t);
   bert_backward(t.m, &t.batch, NULL);
   double d = 0, n = 0;
