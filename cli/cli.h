@@ -4,6 +4,9 @@
 #ifndef DDPT_CLI_CLI_H
 #define DDPT_CLI_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 enum {
   CLI_EXIT_OK = 0,
   CLI_EXIT_FAILURE = 1,     /* the command ran and failed: bad data, I/O, a rank */
@@ -30,5 +33,15 @@ int cli_fail(const char *cmd, char *msg);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* For getopt_long's '?' and ':' returns: names the offending option. */
 int cli_bad_option(const char *cmd, int argc, char **argv);
+
+/* Option values. Each parses a whole decimal argument (no sign, no
+ * trailing text, no overflow) into [lo, hi]; on failure it prints
+ * "ddpt <cmd>: <opt>: '<arg>' is not an integer in lo..hi" and the usage,
+ * and returns CLI_EXIT_USAGE; CLI_EXIT_OK otherwise. */
+int cli_parse_u64(const char *cmd, const char *opt, const char *arg, uint64_t lo, uint64_t hi, uint64_t *out);
+int cli_parse_size(const char *cmd, const char *opt, const char *arg, size_t lo, size_t hi, size_t *out);
+int cli_parse_int(const char *cmd, const char *opt, const char *arg, int lo, int hi, int *out);
+/* A finite decimal or exponent number in [lo, hi]. */
+int cli_parse_double(const char *cmd, const char *opt, const char *arg, double lo, double hi, double *out);
 
 #endif

@@ -653,15 +653,6 @@ static int feed_file(feeder *f, const char *path, char **err) {
   return rc;
 }
 
-static int find_special(const tok_vocab *v, const char *vocab_path, const char *name, int32_t *id,
-                        char **err) {
-  *id = tok_vocab_find(v, name, strlen(name));
-  if (*id < 0)
-    return status_set(err, ST_INVALID, "vocab %s has no %s token: BERT needs [CLS], [SEP], "
-                      "[MASK], [PAD] and [UNK]; rebuild it with ddpt vocab", vocab_path, name);
-  return ST_OK;
-}
-
 static void utc_now(char *buf, size_t size) {
   time_t t = time(NULL);
   struct tm tm;
@@ -709,11 +700,11 @@ int shard_writer_run(const shard_options *opt, shard_progress *summary, char **e
   r.prog.bytes_total = inputs.total_bytes;
   if ((rc = tok_vocab_load(opt->vocab_path, &vocab, err))) goto fail;
   size_t vsize = tok_vocab_size(vocab);
-  if ((rc = find_special(vocab, opt->vocab_path, "[CLS]", &m.cls_id, err)) ||
-      (rc = find_special(vocab, opt->vocab_path, "[SEP]", &m.sep_id, err)) ||
-      (rc = find_special(vocab, opt->vocab_path, "[MASK]", &m.mask_id, err)) ||
-      (rc = find_special(vocab, opt->vocab_path, "[PAD]", &m.pad_id, err)) ||
-      (rc = find_special(vocab, opt->vocab_path, "[UNK]", &m.unk_id, err)))
+  if ((rc = tok_vocab_special(vocab, opt->vocab_path, "[CLS]", &m.cls_id, err)) ||
+      (rc = tok_vocab_special(vocab, opt->vocab_path, "[SEP]", &m.sep_id, err)) ||
+      (rc = tok_vocab_special(vocab, opt->vocab_path, "[MASK]", &m.mask_id, err)) ||
+      (rc = tok_vocab_special(vocab, opt->vocab_path, "[PAD]", &m.pad_id, err)) ||
+      (rc = tok_vocab_special(vocab, opt->vocab_path, "[UNK]", &m.unk_id, err)))
     goto fail;
   m.id_bytes = vsize <= 65536 ? 2 : 4;
   if ((rc = prepare_out_dir(opt->out_dir, opt->overwrite, &out_created, err))) goto fail;

@@ -80,6 +80,14 @@ int32_t tok_vocab_find(const tok_vocab *v, const char *token, size_t len) {
   return vocab_table_find(v, &v->plain, token, len, 0);
 }
 
+int tok_vocab_special(const tok_vocab *v, const char *path, const char *token, int32_t *id, char **err) {
+  *id = tok_vocab_find(v, token, strlen(token));
+  if (*id < 0)
+    return status_set(err, ST_INVALID, "vocab %s has no %s token: BERT needs [CLS], [SEP], [MASK], [PAD] and [UNK]; "
+                      "rebuild it with ddpt vocab", path, token);
+  return ST_OK;
+}
+
 int32_t tok_vocab_find_cont(const tok_vocab *v, const char *piece, size_t len) {
   assert(v && (piece || len == 0));
   return vocab_table_find(v, &v->cont, piece, len, 2);

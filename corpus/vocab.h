@@ -33,6 +33,10 @@ size_t tok_vocab_size(const tok_vocab *v);
 /* The id of the len bytes at token, or -1 if the vocab lacks them. */
 int32_t tok_vocab_find(const tok_vocab *v, const char *token, size_t len);
 
+/* The id of a special token BERT needs ("[CLS]", "[MASK]", ...) in *id;
+ * ST_INVALID naming the vocab file (path) when the vocab lacks it. */
+int tok_vocab_special(const tok_vocab *v, const char *path, const char *token, int32_t *id, char **err);
+
 /* The id of "##" followed by the len bytes at piece, or -1: the lookup of
  * WordPiece continuation pieces, without building the prefixed string. */
 int32_t tok_vocab_find_cont(const tok_vocab *v, const char *piece, size_t len);

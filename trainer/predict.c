@@ -63,12 +63,6 @@ done:
   return rc;
 }
 
-static int find_special(const tok_vocab *v, const char *path, const char *token, int32_t *id, char **err) {
-  *id = tok_vocab_find(v, token, strlen(token));
-  if (*id < 0) return status_set(err, ST_INVALID, "vocab %s has no %s token", path, token);
-  return ST_OK;
-}
-
 static int open_vocab(predict_model *pm, const char *ckpt_path, const char *path, int lowercase, char **err) {
   int rc = tok_vocab_load(path, &pm->vocab, err);
   if (rc) return rc;
@@ -78,9 +72,9 @@ static int open_vocab(predict_model *pm, const char *ckpt_path, const char *path
                       "vocab %s has %zu tokens but checkpoint %s was trained with vocab_size %zu: use the "
                       "vocab.txt of the corpus the run trained on",
                       path, size, ckpt_path, pm->cfg.vocab_size);
-  if ((rc = find_special(pm->vocab, path, "[CLS]", &pm->cls_id, err)) ||
-      (rc = find_special(pm->vocab, path, "[SEP]", &pm->sep_id, err)) ||
-      (rc = find_special(pm->vocab, path, MASK_TEXT, &pm->mask_id, err)))
+  if ((rc = tok_vocab_special(pm->vocab, path, "[CLS]", &pm->cls_id, err)) ||
+      (rc = tok_vocab_special(pm->vocab, path, "[SEP]", &pm->sep_id, err)) ||
+      (rc = tok_vocab_special(pm->vocab, path, MASK_TEXT, &pm->mask_id, err)))
     return rc;
   return tok_create(pm->vocab, lowercase, &pm->tok, err);
 }
