@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "corpus/corpus.h"
 #include "trainer/bert.h"
 #include "trainer/blas.h"
 #include "trainer/optimizer.h"
@@ -119,7 +120,7 @@ static int bench_train(int argc, char **argv) {
   bert_config cfg;
   if (bert_config_resolve(&cfg, preset, json, sets, nsets, &err) != ST_OK) return cli_fail("bench", err);
   blas_set_threads((int)threads);
-  size_t max_pred = bert_default_max_predictions(L);
+  size_t max_pred = corpus_default_max_predictions(0.15, L);
   bert_memory mem;
   if (bert_memory_estimate(&cfg, B, L, max_pred, &mem, &err) != ST_OK) return cli_fail("bench", err);
   bert_model *m;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "corpus/corpus.h"
 #include "trainer/bert.h"
 #include "util/status.h"
 
@@ -54,7 +55,7 @@ int cmd_model(int argc, char **argv) {
     }
   }
   if (optind < argc) return cli_usage_error("model", "unexpected argument '%s'", argv[optind]);
-  if (!max_pred) max_pred = bert_default_max_predictions(L);
+  if (!max_pred) max_pred = corpus_default_max_predictions(0.15, L);
 
   char *err = NULL;
   bert_config cfg;

@@ -74,7 +74,8 @@ const cli_command cli_commands[] = {
      "                       [--batch B] [--seq-len L] [--max-predictions P]\n"
      "Prints the parameter count and the memory of parameters, gradients, Adam\n"
      "state and activations for batches of B x L (default 8 x 128) with up to P\n"
-     "predicted tokens per sequence (default L/5). --preset: bert-tiny, bert-mini,\n"
+     "predicted tokens per sequence (default ceil(0.15 L), as ddpt train sizes\n"
+     "it). --preset: bert-tiny, bert-mini,\n"
      "bert-small, bert-medium, bert-base (default). --config reads a HuggingFace\n"
      "config.json; --set overrides one field by its config.json key\n"
      "(num_hidden_layers=6, hidden_dropout_prob=0, nsp=false, ...).\n",

@@ -28,16 +28,21 @@ typedef struct corpus_options {
   size_t batch_size;
   uint64_t seed;          /* the order of every epoch and every mask */
   double mask_prob;       /* 0.15 */
-  size_t max_predictions; /* per sample; 20 at seq_len 128 */
+  size_t max_predictions; /* per sample; 0: corpus_default_max_predictions */
   int whole_word;         /* mask whole words (needs the corpus's vocab.txt) */
   /* Optional: the vocab the caller will use. Its SHA-256 must equal the
    * corpus's, or opening fails with ST_MISMATCH naming both. */
   const char *vocab_path;
 } corpus_options;
 
-/* batch_size 32, seed 0, mask_prob 0.15, max_predictions 20, no whole-word
- * masking, no vocab check. */
+/* batch_size 32, seed 0, mask_prob 0.15, max_predictions 0 (the default
+ * below, from the corpus's seq_len), no whole-word masking, no vocab check. */
 void corpus_options_default(corpus_options *opt);
+
+/* The one default masking budget: ceil(mask_prob * seq_len) predictions per
+ * sequence (BERT's 20 at 128 with 0.15), at least 1 and at most seq_len.
+ * ddpt train, model info and bench all size the model with it. */
+size_t corpus_default_max_predictions(double mask_prob, size_t seq_len);
 
 typedef struct corpus_sample {
   uint32_t shard, epoch;

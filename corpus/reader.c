@@ -2,6 +2,7 @@
  * permutations, rows taken from the least-advanced owned shard, masks
  * drawn at read time from (seed, shard, epoch, index). */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,12 @@ void corpus_options_default(corpus_options *opt) {
   memset(opt, 0, sizeof *opt);
   opt->batch_size = 32;
   opt->mask_prob = 0.15;
-  opt->max_predictions = 20;
+}
+
+size_t corpus_default_max_predictions(double mask_prob, size_t seq_len) {
+  size_t p = (size_t)ceil(mask_prob * (double)seq_len);
+  if (p > seq_len) p = seq_len;
+  return p < 1 ? 1 : p;
 }
 
 int corpus_batch_alloc(size_t batch_size, size_t seq_len, corpus_batch **out, char **err) {
@@ -129,13 +135,13 @@ static int common_init(reader_common *rc, const char *dir, const corpus_options 
   rc->opt = *opt;
   rc->dir = strdup(dir);
   if (!rc->dir) return status_set(err, ST_NOMEM, "out of memory opening corpus %s", dir);
-  if (opt->batch_size == 0 || !(opt->mask_prob > 0 && opt->mask_prob < 1) ||
-      opt->max_predictions == 0)
-    return status_set(err, ST_INVALID, "batch size %zu, mask probability %g, max predictions "
-                      "%zu: each must be positive (and the probability below 1)",
-                      opt->batch_size, opt->mask_prob, opt->max_predictions);
+  if (opt->batch_size == 0 || !(opt->mask_prob > 0 && opt->mask_prob < 1))
+    return status_set(err, ST_INVALID, "batch size %zu, mask probability %g: each must be positive (and the "
+                      "probability below 1)", opt->batch_size, opt->mask_prob);
   int st = manifest_read(dir, &rc->m, err);
   if (st) return st;
+  if (rc->opt.max_predictions == 0)
+    rc->opt.max_predictions = corpus_default_max_predictions(opt->mask_prob, rc->m->seq_len);
   if ((st = check_vocab(rc, err))) return st;
   if (opt->whole_word && (st = load_continuation(rc, err))) return st;
   rc->ids = malloc(rc->m->seq_len * sizeof *rc->ids);
@@ -143,7 +149,7 @@ static int common_init(reader_common *rc, const char *dir, const corpus_options 
   if (!rc->ids || !rc->scratch) return status_set(err, ST_NOMEM, "out of memory opening %s", dir);
   rc->mask = (mask_config){
       .prob = opt->mask_prob,
-      .max_predictions = opt->max_predictions,
+      .max_predictions = rc->opt.max_predictions,
       .whole_word = opt->whole_word,
       .cls_id = rc->m->cls_id,
       .sep_id = rc->m->sep_id,

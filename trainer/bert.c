@@ -340,8 +340,6 @@ struct bert_model {
   bert_dropout drop;
 };
 
-size_t bert_default_max_predictions(size_t L) { return (L + 4) / 5; }
-
 /* Floats that hold a dropout mask of n bytes. */
 static size_t mask_floats(size_t n) { return (n + sizeof(float) - 1) / sizeof(float); }
 

@@ -93,8 +93,6 @@ typedef struct bert_memory {
   size_t param_count;
 } bert_memory;
 
-/* Default predictions per sequence: 20% of L (masking draws 15%), rounded up. */
-size_t bert_default_max_predictions(size_t L);
 /* Sizes without allocating. */
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
                          bert_memory *mem, char **err);

@@ -34,7 +34,7 @@ typedef struct run_config {
   bert_config model; /* vocab_size 0 means "take it from the corpus" */
   /* [data] */
   char corpus[RUN_CONFIG_PATH_MAX];
-  size_t max_predictions; /* 0: 20% of seq_len */
+  size_t max_predictions; /* 0: corpus_default_max_predictions */
   double mask_prob;
   int whole_word_mask;
   size_t eval_batches;

@@ -160,9 +160,8 @@ static int open_corpus(trainer *t, char **err) {
   t->L = man->seq_len;
   manifest_free(man);
   t->max_pred = t->cfg.max_predictions ? t->cfg.max_predictions
-                                       : (size_t)ceil(t->cfg.mask_prob * (double)t->L);
+                                       : corpus_default_max_predictions(t->cfg.mask_prob, t->L);
   if (t->max_pred > t->L) t->max_pred = t->L;
-  if (t->max_pred < 1) t->max_pred = 1;
   opt.max_predictions = t->max_pred;
   if ((rc = corpus_open(t->cfg.corpus, t->rank, t->world, &opt, &t->data, err))) return rc;
   t->man = corpus_manifest(t->data);
