@@ -10,6 +10,17 @@
 
 #include "util/status.h"
 
+char *file_path_join(const char *dir, const char *name) {
+  size_t dlen = strlen(dir), nlen = strlen(name);
+  int slash = dlen > 0 && dir[dlen - 1] != '/';
+  char *path = malloc(dlen + (size_t)slash + nlen + 1);
+  if (!path) return NULL;
+  memcpy(path, dir, dlen);
+  if (slash) path[dlen] = '/';
+  memcpy(path + dlen + slash, name, nlen + 1);
+  return path;
+}
+
 int file_fsync_dir(const char *dir, char **err) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return status_set(err, ST_IO, "%s: cannot open directory to fsync: %s", dir, strerror(errno));

@@ -12,6 +12,11 @@
  * is removed, path is untouched, and *err names the step that failed. */
 int file_write_atomic(const char *path, const void *data, size_t len, char **err);
 
+/* "dir/name" in a malloc'd string the caller frees (one slash between the
+ * two, whatever dir ends with); NULL when out of memory. Paths are never
+ * cut to fit a fixed buffer. */
+char *file_path_join(const char *dir, const char *name);
+
 /* Makes renames in dir durable. */
 int file_fsync_dir(const char *dir, char **err);
 

@@ -1,5 +1,6 @@
 /* util/file: atomic replacement leaves no temporary behind and replaces the
- * whole file; line filtering keeps exactly the chosen lines. */
+ * whole file; line filtering keeps exactly the chosen lines; joined paths
+ * are never cut short. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +61,33 @@ static void test_filter_lines_keeps_chosen_lines_and_ignores_missing_file(void) 
   free(dir);
 }
 
+static void test_path_join_puts_one_slash_and_never_truncates(void) {
+  char *p = file_path_join("corpus", "manifest.json");
+  CU_ASSERT_STRING_EQUAL(p, "corpus/manifest.json");
+  free(p);
+  p = file_path_join("corpus/", "vocab.txt");
+  CU_ASSERT_STRING_EQUAL(p, "corpus/vocab.txt");
+  free(p);
+  p = file_path_join("/", "tmp");
+  CU_ASSERT_STRING_EQUAL(p, "/tmp");
+  free(p);
+  /* Longer than PATH_MAX and any fixed buffer: every byte is kept. */
+  char dir[10001];
+  memset(dir, 'd', sizeof dir - 1);
+  dir[sizeof dir - 1] = '\0';
+  p = file_path_join(dir, "shard-00000");
+  CU_ASSERT_EQUAL_FATAL(strlen(p), 10000 + 1 + 11);
+  CU_ASSERT_STRING_EQUAL(p + 10000, "/shard-00000");
+  free(p);
+}
+
 static const harness_test tests[] = {
     {"test_write_atomic_replaces_whole_file_and_leaves_no_temporary",
      test_write_atomic_replaces_whole_file_and_leaves_no_temporary},
     {"test_filter_lines_keeps_chosen_lines_and_ignores_missing_file",
      test_filter_lines_keeps_chosen_lines_and_ignores_missing_file},
+    {"test_path_join_puts_one_slash_and_never_truncates",
+     test_path_join_puts_one_slash_and_never_truncates},
     {NULL, NULL},
 };
 const harness_suite util_file_suite = {"file", tests};
