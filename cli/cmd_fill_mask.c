@@ -3,7 +3,6 @@
  * The prediction is trainer/predict's; this file parses and prints. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -100,14 +99,9 @@ int cmd_fill_mask(int argc, char **argv) {
     switch (c) {
     case 'c': ckpt = optarg; break;
     case 'v': vocab = optarg; break;
-    case 'k': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (*end || end == optarg || v < 1 || v > 1000000)
-        return cli_usage_error("fill-mask", "--top-k '%s': expected a number from 1 to 1000000", optarg);
-      k = (size_t)v;
+    case 'k':
+      if (cli_parse_size("fill-mask", "--top-k", optarg, 1, 1000000, &k) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
       break;
-    }
     case 'j': json = 1; break;
     case 'C': lowercase = 0; break;
     default: return cli_bad_option("fill-mask", argc, argv);

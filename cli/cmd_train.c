@@ -48,16 +48,12 @@ int cmd_train(int argc, char **argv) {
       req.run_dir = optarg;
       req.resume = 1;
       break;
-    case 't': {
-      char *end;
-      long t = strtol(optarg, &end, 10);
-      if (*end || t < 1 || t > 1024) {
+    case 't':
+      if (cli_parse_int("train", "--threads", optarg, 1, 1024, &req.threads) != CLI_EXIT_OK) {
         free(overrides);
-        return cli_usage_error("train", "--threads '%s': expected a number of threads from 1 to 1024", optarg);
+        return CLI_EXIT_USAGE;
       }
-      req.threads = (int)t;
       break;
-    }
     default: free(overrides); return cli_bad_option("train", argc, argv);
     }
   }

@@ -96,6 +96,6 @@ with open(sys.argv[1], "r+b") as f:
 PY
 expect 1 "damaged.h5" "damaged checkpoint" --ckpt "$dir/damaged.h5" $v "the [MASK]"
 expect 2 "give --ckpt" "no checkpoint" $v "the [MASK]"
-expect 2 "top-k '0'" "bad top-k" --ckpt "$ckpt" $v --top-k 0 "the [MASK]"
+expect 2 "top-k: '0'" "bad top-k" --ckpt "$ckpt" $v --top-k 0 "the [MASK]"
 expect 2 "give the text" "no text" --ckpt "$ckpt" $v
 echo "fill_mask: ok"
