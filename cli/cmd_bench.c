@@ -208,14 +208,7 @@ int cmd_bench(int argc, char **argv) {
     return cli_usage_error("bench", argc < 2 ? "missing subcommand%s" : "unknown subcommand '%s'",
                            argc < 2 ? "" : argv[1]);
   /* Before any thread exists: may restart ddpt with a better OpenBLAS kernel. */
-  char **full = malloc((size_t)(argc + 2) * sizeof *full);
-  if (!full) return cli_fail("bench", strdup("out of memory"));
-  full[0] = "ddpt";
-  for (int i = 0; i < argc; i++) full[i + 1] = argv[i];
-  full[argc + 1] = NULL;
   char *err = NULL;
-  int rc = blas_kernel_ensure(full, &err);
-  free(full);
-  if (rc != ST_OK) return cli_fail("bench", err);
+  if (blas_kernel_ensure(argc, argv, &err) != ST_OK) return cli_fail("bench", err);
   return bench_train(argc - 1, argv + 1);
 }

@@ -114,7 +114,7 @@ int cmd_fill_mask(int argc, char **argv) {
     return cli_usage_error("fill-mask", "expected one text argument (quote it), got %d", argc - optind);
   char *err = NULL;
   /* Before any thread exists: may restart ddpt with a better OpenBLAS kernel. */
-  if (blas_kernel_ensure(argv - 1, &err)) return cli_fail("fill-mask", err);
+  if (blas_kernel_ensure(argc, argv, &err)) return cli_fail("fill-mask", err);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   blas_set_threads(cores > 0 ? (int)cores : 1);
   return fill_mask(ckpt, vocab, lowercase, k, json, argv[optind]);

@@ -72,7 +72,7 @@ int cmd_train(int argc, char **argv) {
   char *err = NULL;
   /* Before MPI starts: this may re-execute the process with a better
    * OpenBLAS kernel. */
-  if (blas_kernel_ensure(argv - 1, &err)) {
+  if (blas_kernel_ensure(argc, argv, &err)) {
     free(overrides);
     return cli_fail("train", err);
   }

@@ -146,7 +146,7 @@ double blas_sgemm_gflops(int n, int reps) {
   return best;
 }
 
-int blas_kernel_ensure(char **argv, char **err) {
+int blas_kernel_ensure(int cmd_argc, char *const *cmd_argv, char **err) {
   const char *picked = getenv(REEXEC_ENV);
   if (picked) {
     char was[64];
@@ -175,6 +175,11 @@ int blas_kernel_ensure(char **argv, char **err) {
     return ST_OK;
   }
   if (!choice) return ST_OK;
+  char **argv = malloc(((size_t)cmd_argc + 2) * sizeof *argv);
+  if (!argv) return status_set(err, ST_NOMEM, "out of memory restarting ddpt with OpenBLAS kernel %s", choice);
+  argv[0] = "ddpt";
+  for (int i = 0; i < cmd_argc; i++) argv[i + 1] = cmd_argv[i];
+  argv[cmd_argc + 1] = NULL;
   char current[64];
   snprintf(current, sizeof current, "%s", blas_corename());
   setenv("OPENBLAS_CORETYPE", choice, 1);
@@ -182,6 +187,7 @@ int blas_kernel_ensure(char **argv, char **err) {
   fflush(NULL);
   execv("/proc/self/exe", argv);
   /* Still here: carry on with the weaker kernel rather than fail. */
+  free(argv);
   unsetenv("OPENBLAS_CORETYPE");
   unsetenv(REEXEC_ENV);
   log_warn("OpenBLAS picked kernel %s though this CPU supports %s; restarting with "

@@ -45,10 +45,13 @@ double blas_sgemm_check(void);
 /* Makes OpenBLAS use the best kernel this CPU supports. Call first thing in
  * a command, before MPI starts and before any thread is created: when
  * OpenBLAS picked a weaker kernel and OPENBLAS_CORETYPE is not set, it sets
- * the variable and re-executes the program with argv (argv[0] unused; the
- * running binary is /proc/self/exe); the re-executed process verifies an
- * sgemm and logs what was done. A user's OPENBLAS_CORETYPE is never changed.
- * Fails (ST_MISMATCH) only if the selected kernel computes wrong results. */
-int blas_kernel_ensure(char **argv, char **err);
+ * the variable and re-executes the running binary (/proc/self/exe) as
+ * `ddpt cmd_argv[0] .. cmd_argv[cmd_argc - 1]`, where cmd_argv is the
+ * command's own argument vector (cmd_argv[0] is the command's name); the
+ * re-executed process verifies an sgemm and logs what was done. A user's
+ * OPENBLAS_CORETYPE is never changed. Fails with ST_MISMATCH if the selected
+ * kernel computes wrong results, ST_NOMEM if the new argument vector cannot
+ * be allocated. */
+int blas_kernel_ensure(int cmd_argc, char *const *cmd_argv, char **err);
 
 #endif
