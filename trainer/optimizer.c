@@ -6,15 +6,19 @@
 #include "trainer/optimizer.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "trainer/simd.h"
 
+const char *optim_kind_name(int kind) {
+  static const char *const names[] = {"adamw", "sgd"};
+  return kind >= 0 && kind < (int)(sizeof names / sizeof names[0]) ? names[kind] : NULL;
+}
+
 optim_config optim_config_default(void) {
   optim_config c = {
-      .kind = OPTIM_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-6f,
-      .weight_decay = 0.01f, .bias_correction = 0, .momentum = 0.9f, .clip_norm = 1.0f,
+      .kind = OPTIM_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+      .weight_decay = 0.01f, .bias_correction = 1, .momentum = 0.9f, .clip_norm = 1.0f,
   };
   return c;
 }
@@ -26,6 +30,10 @@ optim_config optim_config_default(void) {
 /* Independent accumulators of a chunk's sum: a fixed number, so the order of
  * additions is the same whatever vector width the clone runs with. */
 #define NORM_LANES 16
+/* Chunk sums held at once: added in arena order a block at a time, they
+ * need no allocation, so the norm cannot fail (nor abort) for lack of
+ * memory whatever the model's size. */
+#define NORM_BLOCK 256
 
 /* A float squared is exact in double, so a fused multiply-add gives the
  * same bits as a multiply and an add: the sum is the same on every CPU. */
@@ -43,28 +51,23 @@ VECTOR_CLONES static double sum_squares(const float *g, size_t n) {
 }
 
 double optim_grad_norm(const params *p) {
-  size_t nchunks = 0;
-  for (size_t e = 0; e < p->count; e++)
-    if (p->entries[e].flags & PARAMS_TRAINABLE)
-      nchunks += (p->entries[e].count + OPT_CHUNK - 1) / OPT_CHUNK;
-  double *part = malloc((nchunks ? nchunks : 1) * sizeof *part);
-  if (!part) abort();
-  size_t k = 0;
+  double sum = 0;
   for (size_t e = 0; e < p->count; e++) {
     const params_entry *en = &p->entries[e];
     if (!(en->flags & PARAMS_TRAINABLE)) continue;
     const float *g = p->grad + en->offset;
     size_t n = (en->count + OPT_CHUNK - 1) / OPT_CHUNK;
+    for (size_t c0 = 0; c0 < n; c0 += NORM_BLOCK) {
+      double part[NORM_BLOCK];
+      size_t nb = n - c0 < NORM_BLOCK ? n - c0 : NORM_BLOCK;
 #pragma omp parallel for if (en->count >= 2 * OPT_CHUNK)
-    for (size_t c = 0; c < n; c++) {
-      size_t i0 = c * OPT_CHUNK, len = en->count - i0 < OPT_CHUNK ? en->count - i0 : OPT_CHUNK;
-      part[k + c] = sum_squares(g + i0, len);
+      for (size_t c = 0; c < nb; c++) {
+        size_t i0 = (c0 + c) * OPT_CHUNK, len = en->count - i0 < OPT_CHUNK ? en->count - i0 : OPT_CHUNK;
+        part[c] = sum_squares(g + i0, len);
+      }
+      for (size_t c = 0; c < nb; c++) sum += part[c];
     }
-    k += n;
   }
-  double sum = 0;
-  for (size_t c = 0; c < nchunks; c++) sum += part[c];
-  free(part);
   return sqrt(sum);
 }
 

@@ -1,4 +1,4 @@
-/* The optimizer step over the parameter arena: AdamW as BERT uses it, or
+/* The optimizer step over the parameter arena: AdamW as PyTorch's (or as Google BERT's), or
  * SGD with momentum; global-norm gradient clipping; the non-finite guard.
  *
  * Conventions:
@@ -21,15 +21,22 @@ typedef enum { OPTIM_ADAMW = 0, OPTIM_SGD } optim_kind;
 
 typedef struct optim_config {
   optim_kind kind;
-  float beta1, beta2, eps; /* AdamW: BERT's 0.9, 0.999, 1e-6 */
-  float weight_decay;      /* 0.01 as BERT */
-  int bias_correction;     /* 0 as BERT's own optimizer; 1 as PyTorch AdamW */
+  float beta1, beta2, eps; /* AdamW: torch.optim.AdamW's 0.9, 0.999, 1e-8 */
+  float weight_decay;      /* 0.01, torch.optim.AdamW's and BERT's */
+  int bias_correction;     /* 1 as torch.optim.AdamW; 0 as Google BERT's
+                            * AdamWeightDecayOptimizer (with eps 1e-6) */
   float momentum;          /* SGD */
   float clip_norm;         /* global-norm clipping threshold; <= 0 turns it off */
 } optim_config;
 
-/* BERT's defaults: AdamW, 0.9/0.999/1e-6, decay 0.01, no bias correction,
- * clip 1.0. */
+/* "adamw", "sgd" for the optim_kind values; NULL past the last. */
+const char *optim_kind_name(int kind);
+
+/* torch.optim.AdamW's defaults (as HuggingFace's Trainer uses it): betas
+ * 0.9/0.999, eps 1e-8, decay 0.01 (here only on PARAMS_DECAY entries: not
+ * biases nor LayerNorm, as BERT and HF's run_mlm), bias correction on;
+ * global-norm clipping at 1.0 (HF's max_grad_norm). docs/model.md says why
+ * each is what it is. */
 optim_config optim_config_default(void);
 
 /* L2 norm of the gradients of all trainable entries. */

@@ -123,13 +123,9 @@ void params_init_entry(params *p, const params_entry *e, uint64_t seed) {
     for (size_t i = 0; i < e->count; i++) x[i] = (float)(std * rng_next_normal(&s));
     return;
   }
-  /* TensorFlow BERT's truncated_normal: redraw values beyond two std. */
-  for (size_t i = 0; i < e->count; i++) {
-    double z;
-    do z = rng_next_normal(&s);
-    while (fabs(z) > 2.0);
-    x[i] = (float)(0.02 * z);
-  }
+  /* HuggingFace's _init_weights: normal(0, initializer_range = 0.02), not
+   * TensorFlow BERT's truncated normal (whose std is 0.88 of that). */
+  for (size_t i = 0; i < e->count; i++) x[i] = (float)(0.02 * rng_next_normal(&s));
 }
 
 void params_init(params *p, uint64_t seed) {

@@ -12,6 +12,7 @@
 
 #include <ini.h>
 
+#include "util/log.h"
 #include "util/status.h"
 
 typedef enum { K_SIZE, K_U64, K_UINT, K_INT, K_DOUBLE, K_FLOAT, K_BOOL, K_STR, K_ENUM, K_POINTS } key_kind;
@@ -22,12 +23,11 @@ typedef struct key_def {
   size_t offset, size;       /* size: buffer size for K_STR */
   double lo, hi;             /* allowed range for numbers */
   int lo_open;               /* 1: lo itself is not allowed */
-  const char *const *names;  /* K_ENUM: NULL-terminated */
+  /* K_ENUM: the owning module's name of value i, NULL past the last one
+   * (the names are written once, where the enum is). */
+  const char *(*name_of)(int i);
 } key_def;
 
-static const char *const k_optim_names[] = {"adamw", "sgd", NULL};
-static const char *const k_sched_names[] = {"linear", "cosine", "constant", "piecewise", NULL};
-static const char *const k_level_names[] = {"error", "warn", "info", "debug", NULL};
 
 #define OFF(field) offsetof(run_config, field)
 #define STR(field) OFF(field), sizeof(((run_config *)0)->field)
@@ -37,7 +37,7 @@ static const key_def k_keys[] = {
     {"data", "mask_prob", K_DOUBLE, OFF(mask_prob), 0, 0, 1, 1, NULL},
     {"data", "whole_word_mask", K_BOOL, OFF(whole_word_mask), 0, 0, 1, 0, NULL},
     {"data", "eval_batches", K_SIZE, OFF(eval_batches), 0, 0, 1e6, 0, NULL},
-    {"optim", "name", K_ENUM, OFF(optim.kind), 0, 0, 0, 0, k_optim_names},
+    {"optim", "name", K_ENUM, OFF(optim.kind), 0, 0, 0, 0, optim_kind_name},
     {"optim", "lr", K_DOUBLE, OFF(lr), 0, 0, 10, 1, NULL},
     {"optim", "beta1", K_FLOAT, OFF(optim.beta1), 0, 0, 0.999999, 0, NULL},
     {"optim", "beta2", K_FLOAT, OFF(optim.beta2), 0, 0, 0.999999, 0, NULL},
@@ -47,7 +47,7 @@ static const key_def k_keys[] = {
     {"optim", "momentum", K_FLOAT, OFF(optim.momentum), 0, 0, 0.999999, 0, NULL},
     {"optim", "clip_norm", K_FLOAT, OFF(optim.clip_norm), 0, 0, 1e6, 0, NULL},
     {"optim", "max_nonfinite", K_UINT, OFF(max_nonfinite), 0, 1, 1e6, 0, NULL},
-    {"schedule", "kind", K_ENUM, OFF(sched.kind), 0, 0, 0, 0, k_sched_names},
+    {"schedule", "kind", K_ENUM, OFF(sched.kind), 0, 0, 0, 0, schedule_kind_name},
     {"schedule", "warmup_steps", K_U64, OFF(sched.warmup), 0, 0, 1e12, 0, NULL},
     {"schedule", "warmup_ratio", K_DOUBLE, OFF(warmup_ratio), 0, 0, 0.999999, 0, NULL},
     {"schedule", "points", K_POINTS, OFF(sched), 0, 0, 0, 0, NULL},
@@ -55,7 +55,7 @@ static const key_def k_keys[] = {
     {"train", "accumulation", K_SIZE, OFF(accumulation), 0, 1, 65536, 0, NULL},
     {"train", "steps", K_U64, OFF(steps), 0, 0, 1e12, 0, NULL},
     {"train", "tokens", K_U64, OFF(tokens), 0, 0, 1e18, 0, NULL},
-    {"train", "seed", K_U64, OFF(seed), 0, 0, 1.8e19, 0, NULL},
+    {"train", "seed", K_U64, OFF(seed), 0, 0, 18446744073709551616.0, 0, NULL},
     {"train", "threads", K_INT, OFF(threads), 0, 0, 1024, 0, NULL},
     {"train", "bucket_mb", K_DOUBLE, OFF(bucket_mb), 0, 0, 4096, 1, NULL},
     {"train", "hash_every", K_U64, OFF(hash_every), 0, 0, 1e12, 0, NULL},
@@ -63,7 +63,7 @@ static const key_def k_keys[] = {
     {"checkpoint", "keep", K_UINT, OFF(ckpt_keep), 0, 0, 1e6, 0, NULL},
     {"log", "every", K_U64, OFF(log_every), 0, 1, 1e12, 0, NULL},
     {"log", "eval_every", K_U64, OFF(eval_every), 0, 0, 1e12, 0, NULL},
-    {"log", "level", K_ENUM, OFF(log_level), 0, 0, 0, 0, k_level_names},
+    {"log", "level", K_ENUM, OFF(log_level), 0, 0, 0, 0, log_level_name},
     {"log", "samples", K_BOOL, OFF(log_samples), 0, 0, 1, 0, NULL},
 };
 #undef STR
@@ -99,7 +99,7 @@ void run_config_defaults(run_config *c) {
   c->ckpt_keep = 3;
   c->log_every = 10;
   c->eval_every = 500;
-  snprintf(c->log_level, sizeof c->log_level, "info");
+  c->log_level = LOG_INFO;
 }
 
 static const key_def *find_key(const char *section, const char *key) {
@@ -123,8 +123,8 @@ static int known_section(const char *section) {
 static void describe_range(const key_def *d, char *buf, size_t size) {
   if (d->kind == K_ENUM) {
     size_t used = (size_t)snprintf(buf, size, "one of");
-    for (const char *const *n = d->names; *n && used < size; n++)
-      used += (size_t)snprintf(buf + used, size - used, " %s", *n);
+    for (int i = 0; d->name_of(i) && used < size; i++)
+      used += (size_t)snprintf(buf + used, size - used, " %s", d->name_of(i));
   } else if (d->kind == K_BOOL) {
     snprintf(buf, size, "true or false");
   } else if (d->kind == K_STR || d->kind == K_POINTS) {
@@ -134,15 +134,33 @@ static void describe_range(const key_def *d, char *buf, size_t size) {
   }
 }
 
+static int is_integral(key_kind k) { return k == K_SIZE || k == K_U64 || k == K_UINT || k == K_INT; }
+
 static int parse_number(const key_def *d, const char *value, double *out) {
   char *end;
   errno = 0;
   double v = strtod(value, &end);
   while (*end == ' ') end++;
   if (end == value || *end || errno || !isfinite(v)) return -1;
-  int integral = d->kind == K_SIZE || d->kind == K_U64 || d->kind == K_UINT || d->kind == K_INT;
-  if (integral && v != floor(v)) return -1;
   if (v < d->lo || (d->lo_open && v == d->lo) || v > d->hi) return -1;
+  *out = v;
+  return 0;
+}
+
+/* Integers are read as integers: a double holds only 53 bits, so a 64-bit
+ * seed read through strtod would silently change. Plain decimal digits
+ * (none of the integer keys is negative). */
+static int parse_integer(const key_def *d, const char *value, uint64_t *out) {
+  const char *p = value;
+  if (*p < '0' || *p > '9') return -1;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(p, &end, 10);
+  while (*end == ' ') end++;
+  if (*end || errno) return -1;
+  /* The bounds are whole numbers; hi at or above 2^64 means "any". */
+  if ((double)v < d->lo || (d->lo_open && (double)v == d->lo)) return -1;
+  if (d->hi < 18446744073709551616.0 && v > (unsigned long long)d->hi) return -1;
   *out = v;
   return 0;
 }
@@ -193,6 +211,7 @@ int run_config_set(run_config *c, const char *section, const char *key, const ch
   char range[128];
   describe_range(d, range, sizeof range);
   double v = 0;
+  uint64_t u = 0;
   switch (d->kind) {
   case K_STR:
     if (strlen(value) >= d->size)
@@ -213,22 +232,21 @@ int run_config_set(run_config *c, const char *section, const char *key, const ch
     return ST_OK;
   }
   case K_ENUM:
-    for (int i = 0; d->names[i]; i++)
-      if (strcmp(d->names[i], value) == 0) {
-        if (d->names == k_level_names) snprintf(at, sizeof c->log_level, "%s", value);
-        else *(int *)at = i;
+    for (int i = 0; d->name_of(i); i++)
+      if (strcmp(d->name_of(i), value) == 0) {
+        *(int *)at = i;
         return ST_OK;
       }
     return status_set(err, ST_INVALID, "[%s] %s = '%s': allowed: %s", section, key, value, range);
   default:
-    if (parse_number(d, value, &v))
+    if (is_integral(d->kind) ? parse_integer(d, value, &u) : parse_number(d, value, &v))
       return status_set(err, ST_INVALID, "[%s] %s = '%s': allowed: %s%s", section, key, value,
-                        d->kind == K_DOUBLE || d->kind == K_FLOAT ? "a number " : "an integer ", range);
+                        is_integral(d->kind) ? "an integer " : "a number ", range);
     switch (d->kind) {
-    case K_SIZE: *(size_t *)at = (size_t)v; break;
-    case K_U64: *(uint64_t *)at = (uint64_t)v; break;
-    case K_UINT: *(unsigned *)at = (unsigned)v; break;
-    case K_INT: *(int *)at = (int)v; break;
+    case K_SIZE: *(size_t *)at = (size_t)u; break;
+    case K_U64: *(uint64_t *)at = u; break;
+    case K_UINT: *(unsigned *)at = (unsigned)u; break;
+    case K_INT: *(int *)at = (int)u; break;
     case K_DOUBLE: *(double *)at = v; break;
     default: *(float *)at = (float)v; break;
     }
@@ -456,7 +474,7 @@ char *run_config_format(const run_config *c) {
     case K_BOOL: append(&buf, &len, &cap, "%s = %s\n", d->key, *(const int *)at ? "true" : "false"); break;
     case K_ENUM:
       append(&buf, &len, &cap, "%s = %s\n", d->key,
-             d->names == k_level_names ? at : d->names[*(const int *)at]);
+             d->name_of(*(const int *)at));
       break;
     case K_SIZE: append(&buf, &len, &cap, "%s = %zu\n", d->key, *(const size_t *)at); break;
     case K_U64: append(&buf, &len, &cap, "%s = %llu\n", d->key, (unsigned long long)*(const uint64_t *)at); break;

@@ -60,7 +60,7 @@ typedef struct run_config {
   /* [log] */
   uint64_t log_every;
   uint64_t eval_every;    /* 0: no evaluation */
-  char log_level[16];
+  int log_level;          /* a log_level (util/log.h) */
   int log_samples;        /* each rank writes RUN_DIR/samples/rank-R.txt */
 } run_config;
 

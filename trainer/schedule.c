@@ -9,15 +9,10 @@
 
 #include "util/status.h"
 
-static const char *const k_names[] = {"linear", "cosine", "constant", "piecewise"};
-
-int schedule_kind_parse(const char *name) {
-  for (int i = 0; i < 4; i++)
-    if (strcmp(name, k_names[i]) == 0) return i;
-  return -1;
+const char *schedule_kind_name(int kind) {
+  static const char *const names[] = {"linear", "cosine", "constant", "piecewise"};
+  return kind >= 0 && kind < (int)(sizeof names / sizeof names[0]) ? names[kind] : NULL;
 }
-
-const char *schedule_kind_name(schedule_kind kind) { return k_names[kind]; }
 
 int schedule_points_parse(schedule *s, const char *text, char **err) {
   s->npoints = 0;

@@ -29,9 +29,9 @@ typedef struct schedule {
   double mult[SCHEDULE_POINTS_MAX];
 } schedule;
 
-/* "linear" | "cosine" | "constant" | "piecewise"; -1 if none. */
-int schedule_kind_parse(const char *name);
-const char *schedule_kind_name(schedule_kind kind);
+/* "linear", "cosine", "constant", "piecewise" for the schedule_kind values;
+ * NULL past the last (so a caller can list them). */
+const char *schedule_kind_name(int kind);
 
 /* Parses "1000:1, 20000:0.1" (steps strictly increasing, multipliers >= 0)
  * into s's points. ST_INVALID naming the offending item. */

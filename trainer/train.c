@@ -600,7 +600,7 @@ static int run(trainer *t, char **err) {
     if (rc) return rc;
   }
   if ((rc = load_config(t, req->resume ? header.config : NULL, err))) goto done;
-  if (!getenv("DDPT_LOG")) log_set_level((log_level)log_level_parse(t->cfg.log_level));
+  if (!getenv("DDPT_LOG")) log_set_level((log_level)t->cfg.log_level);
   blas_set_threads(choose_threads(t));
 
   if ((rc = open_corpus(t, err)) || (rc = fit_model_to_corpus(t, err))) goto done;

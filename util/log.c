@@ -13,6 +13,8 @@ static FILE *g_stream = NULL;
 
 static const char *const k_names[] = {"error", "warn", "info", "debug"};
 
+const char *log_level_name(int level) { return level >= 0 && level < 4 ? k_names[level] : NULL; }
+
 int log_level_parse(const char *name) {
   if (!name) return -1;
   for (int i = 0; i < 4; i++)

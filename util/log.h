@@ -18,6 +18,8 @@ void log_set_level(log_level level);
 log_level log_get_level(void);
 /* Parses "error"/"warn"/"info"/"debug"; returns -1 for anything else. */
 int log_level_parse(const char *name);
+/* "error", "warn", "info", "debug" for the log_level values; NULL past the last. */
+const char *log_level_name(int level);
 
 /* Redirects log output (tests); NULL restores stderr. */
 void log_set_stream(FILE *stream);

@@ -24,7 +24,7 @@ static params *tiny_params(void) {
   return p;
 }
 
-/* lr 0.1, BERT's betas/eps, decay 0.01, no bias correction, w0 = 1:
+/* lr 0.1, Google BERT's betas/eps, decay 0.01, no bias correction, w0 = 1:
  *  g1 = 0.5:  m = 0.05, v = 0.00025, u = 0.05 / (0.0158114 + 1e-6) = 3.162078
  *             w = 1 - 0.1 (3.162078 + 0.01)              = 0.6827922
  *  g2 = -0.25: m = 0.02, v = 0.00031225, u = 0.02 / (0.0176706 + 1e-6) = 1.131773
@@ -32,10 +32,12 @@ static params *tiny_params(void) {
  * The non-decayed entry gets the same moments without the decay term.
  * Tolerances are float32 ones: 1 - 0.999f is 0.00099998713 in float, a
  * relative error of 1.3e-5 that reaches v and, halved, the update. */
-static void test_adamw_matches_hand_computed_two_steps(void) {
+static void test_google_adamw_matches_hand_computed_two_steps(void) {
   params *p = tiny_params();
   optim_config c = optim_config_default();
   c.clip_norm = 0;
+  c.bias_correction = 0; /* Google BERT's AdamWeightDecayOptimizer */
+  c.eps = 1e-6f;
   const float g[2] = {0.5f, -0.25f};
   for (int i = 0; i < 3; i++) p->data[i] = 1.0f;
   p->data[3] = 7.0f;
@@ -60,7 +62,7 @@ static void test_bias_corrected_adamw_matches_torch(void) {
   params *p = tiny_params();
   optim_config c = optim_config_default();
   c.clip_norm = 0;
-  c.bias_correction = 1;
+  c.eps = 1e-6f;
   p->data[0] = 1.0f;
   p->data[1] = -2.0f;
   const float g[2][2] = {{0.5f, 3.0f}, {-0.25f, -1.0f}};
@@ -71,6 +73,30 @@ static void test_bias_corrected_adamw_matches_torch(void) {
   }
   CU_ASSERT_DOUBLE_EQUAL(p->data[0], 0.8714675903, 1e-6);
   CU_ASSERT_DOUBLE_EQUAL(p->data[1], -2.1359238625, 1e-6);
+  params_free(p);
+}
+
+/* The defaults are torch.optim.AdamW's (lr aside): betas (0.9, 0.999), eps
+ * 1e-8, weight_decay 0.01, with bias correction; clipping at HF Trainer's
+ * max_grad_norm 1.0. With them, the first update of every coordinate is
+ * lr * sign(g) (bias-corrected m/sqrt(v) = g/|g|) plus the decay term. */
+static void test_defaults_are_torch_adamw(void) {
+  optim_config c = optim_config_default();
+  CU_ASSERT_EQUAL(c.kind, OPTIM_ADAMW);
+  CU_ASSERT_EQUAL(c.beta1, 0.9f);
+  CU_ASSERT_EQUAL(c.beta2, 0.999f);
+  CU_ASSERT_EQUAL(c.eps, 1e-8f);
+  CU_ASSERT_EQUAL(c.weight_decay, 0.01f);
+  CU_ASSERT_EQUAL(c.bias_correction, 1);
+  CU_ASSERT_EQUAL(c.clip_norm, 1.0f);
+  params *p = tiny_params();
+  c.clip_norm = 0;
+  for (int i = 0; i < 3; i++) p->data[i] = 1.0f;
+  p->grad[0] = 0.5f, p->grad[1] = -3.0f, p->grad[2] = 1e-3f;
+  optim_step(&c, p, 0.1f, 1, 0, 0);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[0], 1.0 - 0.1 * 0.01 - 0.1, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[1], 1.0 - 0.1 * 0.01 + 0.1, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[2], 1.0 - 0.1 * 1e-3 / (1e-3 + 1e-8), 1e-6); /* no decay on "b" */
   params_free(p);
 }
 
@@ -295,7 +321,8 @@ static void test_adamw_vector_update_equals_scalar_formula_bitwise(void) {
 }
 
 static const harness_test tests[] = {
-    {"test_adamw_matches_hand_computed_two_steps", test_adamw_matches_hand_computed_two_steps},
+    {"test_google_adamw_matches_hand_computed_two_steps", test_google_adamw_matches_hand_computed_two_steps},
+    {"test_defaults_are_torch_adamw", test_defaults_are_torch_adamw},
     {"test_bias_corrected_adamw_matches_torch", test_bias_corrected_adamw_matches_torch},
     {"test_clipping_scales_by_global_norm", test_clipping_scales_by_global_norm},
     {"test_sgd_momentum_accumulates", test_sgd_momentum_accumulates},

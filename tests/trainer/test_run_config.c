@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "trainer/run_config.h"
+#include "util/log.h"
 #include "util/status.h"
 
 static char *write_config(const char *dir, const char *text) {
@@ -126,12 +127,41 @@ static void test_format_round_trips(void) {
   free(text2);
 }
 
+/* Integer keys are read as integers: a seed above 2^53 survives exactly
+ * (through strtod it would round to a neighbour), and signs, fractions and
+ * exponents are refused. Enumerations take their names from their modules. */
+static void test_integers_are_exact_and_enums_round_trip(void) {
+  run_config c;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(load_text(&c, "[train]\nseed = 18446744073709551557\n[log]\nlevel = debug\n"
+                                      "[schedule]\nkind = cosine\n[optim]\nname = sgd\n", NULL, 0, &err), ST_OK);
+  CU_ASSERT_EQUAL(c.seed, 18446744073709551557ull);
+  CU_ASSERT_EQUAL(c.log_level, LOG_DEBUG);
+  CU_ASSERT_EQUAL(c.sched.kind, SCHED_COSINE);
+  CU_ASSERT_EQUAL(c.optim.kind, OPTIM_SGD);
+  char *text = run_config_format(&c);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "seed = 18446744073709551557\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "level = debug\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "kind = cosine\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "name = sgd\n"));
+  free(text);
+  CU_ASSERT_EQUAL(load_text(&c, "[train]\nseed = 9007199254740993\n", NULL, 0, &err), ST_OK);
+  CU_ASSERT_EQUAL(c.seed, 9007199254740993ull);
+  const char *bad[] = {"[train]\nseed = -1\n", "[train]\nsteps = 1e3\n", "[train]\nseed = 18446744073709551616\n",
+                       "[train]\nbatch_size = +4\n", "[log]\nlevel = verbose\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CU_ASSERT_EQUAL(load_text(&c, bad[i], NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "one of error warn info debug"));
+  free(err);
+}
+
 static const harness_test tests[] = {
     {"test_settings_and_overrides_apply_with_model_preset_first", test_settings_and_overrides_apply_with_model_preset_first},
     {"test_unknown_key_and_section_are_named", test_unknown_key_and_section_are_named},
     {"test_out_of_range_values_name_the_range", test_out_of_range_values_name_the_range},
     {"test_bad_override_and_unreadable_file_fail_clearly", test_bad_override_and_unreadable_file_fail_clearly},
     {"test_format_round_trips", test_format_round_trips},
+    {"test_integers_are_exact_and_enums_round_trip", test_integers_are_exact_and_enums_round_trip},
     {NULL, NULL},
 };
 const harness_suite trainer_run_config_suite = {"run_config", tests};
