@@ -1,78 +1,20 @@
 /* `ddpt vocab`: trains a WordPiece vocab.txt from raw text files and
  * directories, writes it via a temporary name, reloads it as a tokenizer
  * would and reports the [UNK] rate it gives on the training text. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "corpus/inputs.h"
 #include "corpus/tok_lines.h"
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "corpus/vocab_train.h"
 #include "util/status.h"
-
-typedef struct path_list {
-  char **paths;
-  size_t n, cap;
-} path_list;
-
-static void path_list_free(path_list *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->paths[i]);
-  free(l->paths);
-}
-
-static int path_list_push(path_list *l, const char *path, char **err) {
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    char **p = realloc(l->paths, cap * sizeof *p);
-    if (!p) return status_set(err, ST_NOMEM, "out of memory listing input files");
-    l->paths = p;
-    l->cap = cap;
-  }
-  l->paths[l->n] = strdup(path);
-  if (!l->paths[l->n]) return status_set(err, ST_NOMEM, "out of memory listing input files");
-  l->n++;
-  return ST_OK;
-}
-
-static int name_cmp(const struct dirent **a, const struct dirent **b) {
-  return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-/* Adds path if it is a file, or the files under it (sorted by name, hidden
- * entries skipped) if it is a directory, so the vocab does not depend on
- * the order a file system lists them in. */
-static int collect_inputs(const char *path, path_list *out, char **err) {
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return status_set(err, ST_IO, "cannot read input '%s': %s", path, strerror(errno));
-  if (!S_ISDIR(st.st_mode)) return path_list_push(out, path, err);
-  struct dirent **entries;
-  int n = scandir(path, &entries, NULL, name_cmp);
-  if (n < 0) return status_set(err, ST_IO, "cannot list directory '%s': %s", path, strerror(errno));
-  int rc = ST_OK;
-  for (int i = 0; i < n; i++) {
-    if (rc == ST_OK && entries[i]->d_name[0] != '.') {
-      size_t len = strlen(path) + strlen(entries[i]->d_name) + 2;
-      char *child = malloc(len);
-      if (!child) rc = status_set(err, ST_NOMEM, "out of memory listing '%s'", path);
-      else {
-        snprintf(child, len, "%s/%s", path, entries[i]->d_name);
-        rc = collect_inputs(child, out, err);
-        free(child);
-      }
-    }
-    free(entries[i]);
-  }
-  free(entries);
-  return rc;
-}
 
 static int count_file(tok_vocab_trainer *tr, const char *path, char **err) {
   tok_lines *lines;
@@ -128,7 +70,7 @@ static int write_tokens(const char *tmp, const char *const *tokens, size_t n, ch
 
 /* Reloads the written file exactly as `ddpt tokenize` will and measures the
  * share of [UNK] on the training text. */
-static int check_vocab(const char *tmp, const path_list *inputs, int lowercase, tok_stats *stats,
+static int check_vocab(const char *tmp, const corpus_inputs *inputs, int lowercase, tok_stats *stats,
                        char **err) {
   tok_vocab *v = NULL;
   tokenizer *t = NULL;
@@ -182,13 +124,11 @@ int cmd_vocab(int argc, char **argv) {
   if (optind >= argc) return cli_usage_error("vocab", "give at least one input FILE or DIR");
 
   char *err = NULL, *tmp = NULL;
-  path_list inputs = {0};
+  corpus_inputs inputs = {0};
   tok_vocab_trainer *tr = NULL;
   tok_stats stats = {0};
-  int rc = ST_OK;
-  for (int i = optind; rc == ST_OK && i < argc; i++) rc = collect_inputs(argv[i], &inputs, &err);
-  if (rc == ST_OK && inputs.n == 0)
-    rc = status_set(&err, ST_INVALID, "no input files under '%s'", argv[optind]);
+  int rc = corpus_inputs_list(&inputs, (const char *const *)(argv + optind), (size_t)(argc - optind),
+                              0, out_path, &err);
   if (rc == ST_OK) rc = tok_vocab_trainer_create(!cased, &tr, &err);
   for (size_t i = 0; rc == ST_OK && i < inputs.n; i++) rc = count_file(tr, inputs.paths[i], &err);
 
@@ -218,6 +158,6 @@ int cmd_vocab(int argc, char **argv) {
   }
   free(tmp);
   tok_vocab_trainer_free(tr);
-  path_list_free(&inputs);
+  corpus_inputs_free(&inputs);
   return rc == ST_OK ? CLI_EXIT_OK : cli_fail("vocab", err);
 }

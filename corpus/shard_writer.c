@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "corpus/inputs.h"
 #include "corpus/manifest.h"
 #include "corpus/packing.h"
 #include "corpus/record.h"
@@ -62,83 +63,31 @@ void shard_options_default(shard_options *opt) {
   opt->chunk_bytes = 1u << 20;
 }
 
-/* ---------------------------------------------------------------- inputs */
+/* ------------------------------------------------------------ output dir */
 
-typedef struct input_list {
-  char **paths; /* "-" is stdin */
+typedef struct name_list {
+  char **names;
   size_t n, cap;
-  uint64_t total_bytes;
-} input_list;
+} name_list;
 
-static void input_list_free(input_list *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->paths[i]);
-  free(l->paths);
+static void name_list_free(name_list *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->names[i]);
+  free(l->names);
 }
 
-static int input_push(input_list *l, const char *path, char **err) {
+static int name_list_push(name_list *l, const char *name, char **err) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 16;
-    char **np = realloc(l->paths, cap * sizeof *np);
-    if (!np) return status_set(err, ST_NOMEM, "out of memory listing inputs");
-    l->paths = np;
+    char **nn = realloc(l->names, cap * sizeof *nn);
+    if (!nn) return status_set(err, ST_NOMEM, "out of memory listing the output directory");
+    l->names = nn;
     l->cap = cap;
   }
-  if (!(l->paths[l->n] = strdup(path))) return status_set(err, ST_NOMEM, "out of memory");
+  if (!(l->names[l->n] = strdup(name)))
+    return status_set(err, ST_NOMEM, "out of memory listing the output directory");
   l->n++;
   return ST_OK;
 }
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Files under a directory, in sorted order at every level, so that the
- * same tree always gives the same corpus. */
-static int input_add(input_list *l, const char *path, int top, const struct stat *out_st,
-                     char **err) {
-  if (top && strcmp(path, "-") == 0) return input_push(l, path, err);
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return status_set(err, ST_IO, "input %s: %s; check the path", path, strerror(errno));
-  /* A corpus inside its own input would be read back as text. */
-  if (out_st && st.st_dev == out_st->st_dev && st.st_ino == out_st->st_ino)
-    return status_set(err, ST_INVALID, "the output directory %s is among the inputs: choose an "
-                      "output outside them", path);
-  if (S_ISREG(st.st_mode)) {
-    l->total_bytes += (uint64_t)st.st_size;
-    return input_push(l, path, err);
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    if (top) return status_set(err, ST_INVALID, "input %s is not a file or directory", path);
-    return ST_OK;
-  }
-  DIR *d = opendir(path);
-  if (!d) return status_set(err, ST_IO, "cannot list input directory %s: %s", path, strerror(errno));
-  input_list names = {0};
-  int rc = ST_OK;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL && !rc) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    rc = input_push(&names, e->d_name, err);
-  }
-  closedir(d);
-  if (!rc) qsort(names.paths, names.n, sizeof *names.paths, cmp_str);
-  for (size_t i = 0; i < names.n && !rc; i++) {
-    size_t len = strlen(path) + strlen(names.paths[i]) + 2;
-    char *child = malloc(len);
-    if (!child) {
-      rc = status_set(err, ST_NOMEM, "out of memory listing inputs");
-      break;
-    }
-    snprintf(child, len, "%s/%s", path, names.paths[i]);
-    rc = input_add(l, child, 0, out_st, err);
-    free(child);
-  }
-  input_list_free(&names);
-  return rc;
-}
-
-/* ------------------------------------------------------------ output dir */
 
 static int is_ours(const char *name) {
   unsigned n;
@@ -150,14 +99,14 @@ static int is_ours(const char *name) {
 }
 
 /* Lists dir's entries other than . and .. into names. */
-static int list_dir(const char *dir, input_list *names, char **err) {
+static int list_dir(const char *dir, name_list *names, char **err) {
   DIR *d = opendir(dir);
   if (!d) return status_set(err, ST_IO, "cannot list directory %s: %s", dir, strerror(errno));
   int rc = ST_OK;
   struct dirent *e;
   while ((e = readdir(d)) != NULL && !rc) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    rc = input_push(names, e->d_name, err);
+    rc = name_list_push(names, e->d_name, err);
   }
   closedir(d);
   return rc;
@@ -166,20 +115,20 @@ static int list_dir(const char *dir, input_list *names, char **err) {
 /* Removes the corpus in dir, manifest first so that a crash midway leaves
  * it incomplete rather than wrong. Refuses if dir holds anything else. */
 static int remove_corpus(const char *dir, char **err) {
-  input_list names = {0};
+  name_list names = {0};
   int rc = list_dir(dir, &names, err);
   for (size_t i = 0; i < names.n && !rc; i++)
-    if (!is_ours(names.paths[i]))
+    if (!is_ours(names.names[i]))
       rc = status_set(err, ST_INVALID, "output directory %s holds %s, which ddpt shard did not "
                       "write: --overwrite replaces only a corpus; remove it or choose another "
-                      "directory", dir, names.paths[i]);
+                      "directory", dir, names.names[i]);
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
   if (!rc && unlink(path) != 0 && errno != ENOENT)
     rc = status_set(err, ST_IO, "cannot remove %s: %s", path, strerror(errno));
   for (size_t i = 0; i < names.n && !rc; i++) {
-    snprintf(path, sizeof path, "%s/%s", dir, names.paths[i]);
-    if (strncmp(names.paths[i], "shard-", 6) == 0 || strncmp(names.paths[i], "valid-", 6) == 0) {
+    snprintf(path, sizeof path, "%s/%s", dir, names.names[i]);
+    if (strncmp(names.names[i], "shard-", 6) == 0 || strncmp(names.names[i], "valid-", 6) == 0) {
       char *lerr = NULL;
       leveldb_options_t *o = leveldb_options_create();
       leveldb_destroy_db(o, path, &lerr);
@@ -193,7 +142,7 @@ static int remove_corpus(const char *dir, char **err) {
       rc = status_set(err, ST_IO, "cannot remove %s: %s", path, strerror(errno));
     }
   }
-  input_list_free(&names);
+  name_list_free(&names);
   return rc;
 }
 
@@ -210,12 +159,12 @@ static int prepare_out_dir(const char *dir, int overwrite, int *created, char **
   }
   if (!S_ISDIR(st.st_mode))
     return status_set(err, ST_INVALID, "output %s exists and is not a directory", dir);
-  input_list names = {0};
+  name_list names = {0};
   int rc = list_dir(dir, &names, err);
   if (!rc && names.n > 0 && !overwrite)
     rc = status_set(err, ST_INVALID, "output directory %s is not empty: choose an empty one, or "
                     "pass --overwrite to replace the corpus in it", dir);
-  input_list_free(&names);
+  name_list_free(&names);
   return rc ? rc : remove_corpus(dir, err);
 }
 
@@ -677,7 +626,7 @@ int shard_writer_run(const shard_options *opt, shard_progress *summary, char **e
   if (opt->num_inputs == 0) return status_set(err, ST_INVALID, "no input given: name files, "
                                               "directories or - for standard input");
 
-  input_list inputs = {0};
+  corpus_inputs inputs = {0};
   tok_vocab *vocab = NULL;
   manifest m = {0};
   run r = {.opt = opt};
@@ -687,16 +636,8 @@ int shard_writer_run(const shard_options *opt, shard_progress *summary, char **e
   pthread_t *threads = NULL;
   int nthreads = 0, mu_init = 0, shards_open = 0, out_created = 0, out_touched = 0;
 
-  struct stat out_st;
-  const struct stat *out_exists = stat(opt->out_dir, &out_st) == 0 ? &out_st : NULL;
-  for (size_t i = 0; i < opt->num_inputs && !rc; i++)
-    rc = input_add(&inputs, opt->inputs[i], 1, out_exists, err);
-  if (rc) goto fail;
-  if (inputs.n == 0) {
-    rc = status_set(err, ST_INVALID, "no input files found in %s%s", opt->inputs[0],
-                    opt->num_inputs > 1 ? " and the other inputs" : "");
+  if ((rc = corpus_inputs_list(&inputs, opt->inputs, opt->num_inputs, 1, opt->out_dir, err)))
     goto fail;
-  }
   r.prog.bytes_total = inputs.total_bytes;
   if ((rc = tok_vocab_load(opt->vocab_path, &vocab, err))) goto fail;
   size_t vsize = tok_vocab_size(vocab);
@@ -881,6 +822,6 @@ cleanup:
   free(r.train.shards);
   free(r.valid.shards);
   tok_vocab_free(vocab);
-  input_list_free(&inputs);
+  corpus_inputs_free(&inputs);
   return rc;
 }

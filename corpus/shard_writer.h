@@ -32,7 +32,7 @@ typedef struct shard_progress {
 typedef struct shard_options {
   const char *vocab_path;
   const char *out_dir;
-  const char *const *inputs; /* files, directories (recursed, sorted) or "-" for stdin */
+  const char *const *inputs; /* files, directories or "-" for stdin: corpus/inputs.h */
   size_t num_inputs;
   size_t num_shards;
   size_t seq_len;

@@ -10,3 +10,7 @@ add_test(NAME corpus_plyvel_records
          COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/corpus/plyvel_records.py
                  $<TARGET_FILE:ddpt_cli>)
 set_tests_properties(corpus_plyvel_records PROPERTIES LABELS "e2e" TIMEOUT 60)
+add_test(NAME corpus_e2e_inputs
+         COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/corpus/e2e_inputs.py
+                 $<TARGET_FILE:ddpt_cli>)
+set_tests_properties(corpus_e2e_inputs PROPERTIES LABELS "e2e" TIMEOUT 60)
