@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/ckpt.h"
 #include "util/rng.h"
 #include "util/status.h"
 
@@ -141,3 +142,17 @@ void params_zero_grad(params *p) {
 }
 
 size_t params_bytes(const params *p) { return p->total * sizeof(float); }
+
+ckpt_tensor *params_ckpt_tensors(const params *p, float *arena) {
+  _Static_assert((int)PARAMS_NDIM_MAX <= (int)CKPT_NDIM_MAX, "a parameter's shape must fit a checkpoint tensor's");
+  ckpt_tensor *ts = calloc(p->count ? p->count : 1, sizeof *ts);
+  if (!ts) return NULL;
+  for (size_t i = 0; i < p->count; i++) {
+    const params_entry *e = &p->entries[i];
+    ts[i].name = e->name;
+    ts[i].ndim = e->ndim;
+    for (int d = 0; d < e->ndim; d++) ts[i].shape[d] = e->shape[d];
+    ts[i].data = arena + e->offset;
+  }
+  return ts;
+}

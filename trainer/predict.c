@@ -112,15 +112,8 @@ const char *predict_model_token(const predict_model *pm, int32_t id) {
 /* Reads /params into p by name, strictly: every parameter of the model and
  * nothing else. */
 static int load_params(predict_model *pm, params *p, char **err) {
-  ckpt_tensor *ts = calloc(p->count, sizeof *ts);
+  ckpt_tensor *ts = params_ckpt_tensors(p, p->data);
   if (!ts) return status_set(err, ST_NOMEM, "out of memory");
-  for (size_t i = 0; i < p->count; i++) {
-    const params_entry *e = &p->entries[i];
-    ts[i].name = e->name;
-    ts[i].ndim = e->ndim;
-    for (int d = 0; d < e->ndim; d++) ts[i].shape[d] = e->shape[d];
-    ts[i].data = p->data + e->offset;
-  }
   int rc = ckpt_file_load(pm->file, "params", ts, p->count, 1, NULL, err);
   free(ts);
   return rc;

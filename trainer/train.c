@@ -218,20 +218,6 @@ static int create_model(trainer *t, char **err) {
 
 /* ------------------------------------------------------- checkpoints */
 
-/* Tensors named as the parameter table, over one of the arenas. */
-static ckpt_tensor *tensors_over(const params *p, float *arena) {
-  ckpt_tensor *ts = calloc(p->count ? p->count : 1, sizeof *ts);
-  if (!ts) return NULL;
-  for (size_t i = 0; i < p->count; i++) {
-    const params_entry *e = &p->entries[i];
-    ts[i].name = e->name;
-    ts[i].ndim = e->ndim;
-    for (int d = 0; d < e->ndim; d++) ts[i].shape[d] = e->shape[d];
-    ts[i].data = arena + e->offset;
-  }
-  return ts;
-}
-
 /* The data position of the whole job: each shard's cursor as its owner
  * has it (the others hold zeros, so a sum collects them). */
 static int gather_cursors(trainer *t, int64_t **rows, char **err) {
@@ -285,9 +271,9 @@ static int checkpoint(trainer *t, char **err) {
       return rc;
     }
   }
-  ckpt_tensor *pt = tensors_over(t->p, t->p->data);
-  ckpt_tensor *mt = tensors_over(t->p, t->p->m);
-  ckpt_tensor *vt = tensors_over(t->p, t->p->v);
+  ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
+  ckpt_tensor *mt = params_ckpt_tensors(t->p, t->p->m);
+  ckpt_tensor *vt = params_ckpt_tensors(t->p, t->p->v);
   int64_t rng[2] = {(int64_t)t->cfg.seed, (int64_t)t->step};
   ckpt_array arrays[2] = {
       {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data), 3}, .data = rows},
@@ -322,9 +308,9 @@ static int finish_checkpoints(trainer *t, char **err) {
 
 /* Restores parameters, moments, step, tokens and data cursors from f. */
 static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
-  ckpt_tensor *pt = tensors_over(t->p, t->p->data);
-  ckpt_tensor *mt = tensors_over(t->p, t->p->m);
-  ckpt_tensor *vt = tensors_over(t->p, t->p->v);
+  ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
+  ckpt_tensor *mt = params_ckpt_tensors(t->p, t->p->m);
+  ckpt_tensor *vt = params_ckpt_tensors(t->p, t->p->v);
   size_t n = corpus_num_shards(t->data);
   int64_t *rows = malloc(3 * n * sizeof *rows);
   corpus_cursor *cur = malloc(n * sizeof *cur);
