@@ -2,6 +2,9 @@
 # Checks the dependency direction of docs/design.md: MPI, HDF5 and LevelDB
 # headers appear only in comm/, storage/ and corpus/, and modules include
 # only the modules below them (cli -> trainer -> {comm, storage, corpus} -> util).
+# For MPI and HDF5 the build enforces the first rule as well (test
+# layering_build, tests/layering.cmake); LevelDB's and utf8proc's headers sit
+# in /usr/include, where only this check sees them.
 set -u
 root=${1:-.}
 cd "$root" || exit 2
