@@ -1,12 +1,11 @@
 /* `ddpt vocab`: trains a WordPiece vocab.txt from raw text files and
- * directories, writes it via a temporary name, reloads it as a tokenizer
- * would and reports the [UNK] rate it gives on the training text. */
+ * directories, loads it as a tokenizer would and measures the [UNK] rate it
+ * gives on the training text, then writes it atomically (util/file.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "corpus/inputs.h"
@@ -14,6 +13,7 @@
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "corpus/vocab_train.h"
+#include "util/file.h"
 #include "util/status.h"
 
 static int count_file(tok_vocab_trainer *tr, const char *path, char **err) {
@@ -51,30 +51,26 @@ static int unk_rate_file(tokenizer *t, const char *path, tok_stats *stats, char 
   return rc;
 }
 
-static int write_tokens(const char *tmp, const char *const *tokens, size_t n, char **err) {
-  FILE *f = fopen(tmp, "wb");
-  if (!f)
-    return status_set(err, ST_IO, "cannot create '%s': %s; check the --out directory", tmp,
-                      strerror(errno));
+/* The file's bytes: one token per line. *text is malloc'd. */
+static int format_tokens(const char *const *tokens, size_t n, char **text, size_t *len, char **err) {
+  FILE *f = open_memstream(text, len);
+  if (!f) return status_set(err, ST_NOMEM, "out of memory formatting the vocab");
   for (size_t i = 0; i < n; i++) {
     fputs(tokens[i], f);
     putc('\n', f);
   }
-  int rc = ST_OK;
-  if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-    rc = status_set(err, ST_IO, "cannot write '%s': %s", tmp, strerror(errno));
-  if (fclose(f) != 0 && rc == ST_OK)
-    rc = status_set(err, ST_IO, "cannot write '%s': %s", tmp, strerror(errno));
-  return rc;
+  if (fclose(f) != 0) return status_set(err, ST_NOMEM, "out of memory formatting the vocab");
+  return ST_OK;
 }
 
-/* Reloads the written file exactly as `ddpt tokenize` will and measures the
- * share of [UNK] on the training text. */
-static int check_vocab(const char *tmp, const corpus_inputs *inputs, int lowercase, tok_stats *stats,
-                       char **err) {
+/* Loads the file's bytes exactly as `ddpt tokenize` will load the file, and
+ * measures the share of [UNK] on the training text, before anything is
+ * written: a vocab that would not load never replaces out_path. */
+static int check_vocab(const char *out_path, const char *text, size_t len, const corpus_inputs *inputs,
+                       int lowercase, tok_stats *stats, char **err) {
   tok_vocab *v = NULL;
   tokenizer *t = NULL;
-  int rc = tok_vocab_load(tmp, &v, err);
+  int rc = tok_vocab_parse(out_path, text, len, &v, err);
   if (rc == ST_OK) rc = tok_create(v, lowercase, &t, err);
   for (size_t i = 0; rc == ST_OK && i < inputs->n; i++)
     rc = unk_rate_file(t, inputs->paths[i], stats, err);
@@ -123,7 +119,7 @@ int cmd_vocab(int argc, char **argv) {
   if (!have_size) return cli_usage_error("vocab", "--size N is required");
   if (optind >= argc) return cli_usage_error("vocab", "give at least one input FILE or DIR");
 
-  char *err = NULL, *tmp = NULL;
+  char *err = NULL, *text = NULL;
   corpus_inputs inputs = {0};
   tok_vocab_trainer *tr = NULL;
   tok_stats stats = {0};
@@ -136,17 +132,10 @@ int cmd_vocab(int argc, char **argv) {
   size_t ntokens = 0;
   tok_vocab_summary sum = {0};
   if (rc == ST_OK) rc = tok_vocab_trainer_train(tr, size, min_freq, &tokens, &ntokens, &sum, &err);
-  if (rc == ST_OK) {
-    size_t len = strlen(out_path) + 32;
-    tmp = malloc(len);
-    if (!tmp) rc = status_set(&err, ST_NOMEM, "out of memory");
-    else snprintf(tmp, len, "%s.tmp.%ld", out_path, (long)getpid());
-  }
-  if (rc == ST_OK) rc = write_tokens(tmp, tokens, ntokens, &err);
-  if (rc == ST_OK) rc = check_vocab(tmp, &inputs, !cased, &stats, &err);
-  if (rc == ST_OK && rename(tmp, out_path) != 0)
-    rc = status_set(&err, ST_IO, "cannot rename '%s' to '%s': %s", tmp, out_path, strerror(errno));
-  if (rc != ST_OK && tmp) remove(tmp);
+  size_t len = 0;
+  if (rc == ST_OK) rc = format_tokens(tokens, ntokens, &text, &len, &err);
+  if (rc == ST_OK) rc = check_vocab(out_path, text, len, &inputs, !cased, &stats, &err);
+  if (rc == ST_OK) rc = file_write_atomic(out_path, text, len, &err);
   if (rc == ST_OK) {
     printf("wrote %s: %zu tokens (%zu special, %zu characters, %zu ## characters, %zu merged "
            "pieces) from %llu words (%zu distinct) in %zu files; [UNK] is %.4f%% of %llu tokens "
@@ -156,7 +145,7 @@ int cmd_vocab(int argc, char **argv) {
            stats.tokens ? 100.0 * (double)stats.unk / (double)stats.tokens : 0.0,
            (unsigned long long)stats.tokens);
   }
-  free(tmp);
+  free(text);
   tok_vocab_trainer_free(tr);
   corpus_inputs_free(&inputs);
   return rc == ST_OK ? CLI_EXIT_OK : cli_fail("vocab", err);

@@ -39,8 +39,9 @@ const cli_command cli_commands[] = {
      "max(K, 2) times). Directories are read recursively, in byte order of names,\n"
      "skipping entries whose name starts with '.' (the files ddpt shard reads).\n"
      "Lowercases and strips accents unless --cased (use the same option with\n"
-     "ddpt tokenize). Writes --out (default vocab.txt) via a temporary name and\n"
-     "reports the [UNK] rate the vocab gives on the training text.\n",
+     "ddpt tokenize). Loads the vocab as ddpt tokenize will, reports the [UNK]\n"
+     "rate it gives on the training text, and only then writes --out (default\n"
+     "vocab.txt), atomically.\n",
      cmd_vocab},
     {"shard", "tokenize text into a LevelDB corpus of packed sequences",
      "usage: ddpt shard --vocab FILE --out DIR --shards N --seq-len L [--format lines|docs|fortune]\n"

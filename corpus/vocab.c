@@ -209,7 +209,14 @@ int tok_vocab_load(const char *path, tok_vocab **out, char **err) {
   size_t size = 0;
   int rc = vocab_read_file(path, &data, &size, err);
   if (rc != ST_OK) return rc;
+  rc = tok_vocab_parse(path, data, size, out, err);
+  free(data);
+  return rc;
+}
 
+int tok_vocab_parse(const char *path, const char *data, size_t size, tok_vocab **out, char **err) {
+  assert(path && (data || size == 0) && out);
+  int rc = ST_OK;
   tok_vocab *v = calloc(1, sizeof *v);
   if (!v) goto nomem;
   uint8_t digest[32];
@@ -276,7 +283,6 @@ int tok_vocab_load(const char *path, tok_vocab **out, char **err) {
                     path);
     goto fail;
   }
-  free(data);
   *out = v;
   return ST_OK;
 
@@ -284,6 +290,5 @@ nomem:
   rc = status_set(err, ST_NOMEM, "out of memory loading vocab '%s'", path);
 fail:
   tok_vocab_free(v);
-  free(data);
   return rc;
 }

@@ -23,6 +23,11 @@ typedef struct tok_vocab tok_vocab;
  * free it with tok_vocab_free. */
 int tok_vocab_load(const char *path, tok_vocab **out, char **err);
 
+/* The same from size bytes of vocab.txt held in memory, with the same checks
+ * and messages (path names the file they will be written to): how ddpt
+ * vocab checks a vocab before writing it. */
+int tok_vocab_parse(const char *path, const char *data, size_t size, tok_vocab **out, char **err);
+
 /* Longest token line accepted, in bytes. */
 #define TOK_VOCAB_MAX_TOKEN 1024
 

@@ -314,6 +314,20 @@ static void test_vocab_command_writes_a_loadable_vocab_and_fails_cleanly(void) {
   CU_ASSERT_EQUAL(tok_vocab_load(out_path, &v, NULL), ST_OK);
   if (v) CU_ASSERT_STRING_EQUAL(tok_vocab_token(v, 4), "[MASK]");
   tok_vocab_free(v);
+  /* A failed run leaves the old vocab as it was, and no temporary beside it. */
+  char *before = NULL, *after = NULL, ls[4096];
+  snprintf(ls, sizeof ls, "cat %s", out_path);
+  CU_ASSERT_EQUAL(harness_run_capture(ls, 0, &before), 0);
+  snprintf(args, sizeof args, "vocab --size 8 --out %s %s", out_path, sub);
+  CU_ASSERT_EQUAL(run_ddpt(args, &out), 1);
+  free(out);
+  CU_ASSERT_EQUAL(harness_run_capture(ls, 0, &after), 0);
+  CU_ASSERT_STRING_EQUAL(before, after);
+  free(before), free(after);
+  snprintf(ls, sizeof ls, "ls -A %s", dir);
+  CU_ASSERT_EQUAL(harness_run_capture(ls, 0, &out), 0);
+  CU_ASSERT_STRING_EQUAL(out, "texts\nvocab.txt\n");
+  free(out);
   remove(out_path);
   /* Too small for the alphabet, and an unreadable input: no file. */
   snprintf(args, sizeof args, "vocab --size 8 --out %s %s", out_path, sub);
