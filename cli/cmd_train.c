@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "comm/comm.h"
 #include "trainer/blas.h"
+#include "trainer/metrics.h"
 #include "trainer/train.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -24,6 +25,42 @@ static void on_stop_signal(int sig) {
   static const char msg[] = "\nddpt train: stopping after this step (checkpoint follows); signal again to abort now\n";
   ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
   (void)ignored;
+}
+
+/* Rank 0's output: the plan, then a progress line per step (redrawn in
+ * place on a terminal), then the summary. */
+typedef struct progress {
+  int live;      /* redraw one line on a terminal */
+  int line_open; /* a live line is drawn and not yet ended */
+} progress;
+
+static void print_plan(void *ctx, const train_plan *p) {
+  (void)ctx;
+  printf("# resolved config (also in %s/config.ini)\n%s\n", p->run_dir, p->config_text);
+  printf("model: %s, %zu parameters\n", p->model, p->param_count);
+  printf("world: %d rank(s) x %d thread(s), %zu x %zu x %zu sequences per step (rank x accumulation x batch) "
+         "of %zu tokens\n",
+         p->world, p->threads, (size_t)p->world, p->accumulation, p->batch_size, p->seq_len);
+  fflush(stdout);
+}
+
+static void end_live_line(progress *pr) {
+  if (pr->line_open) metrics_progress_end(stdout, 1);
+  pr->line_open = 0;
+}
+
+static void print_step(void *ctx, const metrics_step *m, int logged, int final) {
+  progress *pr = ctx;
+  if (pr->live || logged) metrics_progress(stdout, pr->live, m);
+  pr->line_open = pr->live;
+  if (final) end_live_line(pr);
+}
+
+static void print_summary(const train_summary *s) {
+  printf("done: %llu steps, %llu tokens, %.1f s; %llu steps skipped; last step waited %.3f s on %zu gradient "
+         "bucket(s)\n",
+         (unsigned long long)s->steps, (unsigned long long)s->tokens, s->seconds, (unsigned long long)s->skipped,
+         s->comm_wait_s, s->buckets);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -88,8 +125,14 @@ int cmd_train(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
-  int rc = train_run(&req, &err);
+  /* Open MPI hands ranks a pseudo-terminal even when mpirun's output goes to
+   * a file, so under mpirun the progress is plain lines. */
+  progress pr = {.live = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE")};
+  if (comm_rank() == 0) req.observer = (train_observer){.ctx = &pr, .planned = print_plan, .stepped = print_step};
+  train_summary summary;
+  int rc = train_run(&req, &summary, &err);
   free(overrides);
+  end_live_line(&pr);
   if (rc == ST_INTERRUPTED) {
     if (comm_rank() == 0) fprintf(stderr, "ddpt train: %s\n", err);
     free(err);
@@ -107,6 +150,7 @@ int cmd_train(int argc, char **argv) {
     comm_finalize();
     return cli_fail("train", err);
   }
+  if (comm_rank() == 0) print_summary(&summary);
   comm_finalize();
   return CLI_EXIT_OK;
 }

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,7 +30,6 @@
 typedef struct trainer {
   const train_request *req;
   int rank, world;
-  FILE *out;
   run_config cfg;
   char *cfg_text;
   corpus *data;
@@ -627,22 +627,18 @@ static int run(trainer *t, char **err) {
     rc = file_write_atomic(path, t->cfg_text, strlen(t->cfg_text), err);
     free(path);
     if (rc || (rc = metrics_log_open(req->run_dir, 1, t->step, &t->metrics, err))) goto done;
-    bert_memory mem;
-    char line[256];
-    bert_config_describe(&t->cfg.model, line, sizeof line);
-    bert_memory_estimate(&t->cfg.model, t->B, t->L, t->max_pred, &mem, NULL);
-    fprintf(t->out, "# resolved config (also in %s/config.ini)\n%s\n", req->run_dir, t->cfg_text);
-    fprintf(t->out, "model: %s, %zu parameters\n", line, mem.param_count);
-    fprintf(t->out, "world: %d rank(s) x %d thread(s), %zu x %zu x %zu sequences per step (rank x accumulation x batch) of %zu tokens\n",
-            t->world, choose_threads(t), (size_t)t->world, t->A, t->B, t->L);
-    fflush(t->out);
+    const train_observer *o = &req->observer;
+    if (o->planned) {
+      train_plan plan = {.run_dir = req->run_dir, .config_text = t->cfg_text, .param_count = t->p->total,
+                         .world = t->world, .threads = choose_threads(t), .accumulation = t->A,
+                         .batch_size = t->B, .seq_len = t->L};
+      bert_config_describe(&t->cfg.model, plan.model, sizeof plan.model);
+      o->planned(o->ctx, &plan);
+    }
   }
 
   if (t->cfg.log_samples && (rc = open_sample_log(t, err))) goto done;
 
-  /* Open MPI hands ranks a pseudo-terminal even when mpirun's output goes to
-   * a file, so under mpirun the progress is plain lines. */
-  int live = t->rank == 0 && isatty(fileno(t->out)) && !getenv("OMPI_COMM_WORLD_SIZE");
   t->started = t->interval_start = timer_now();
   uint64_t first_step = t->step;
   int stop = 0;
@@ -672,7 +668,7 @@ static int run(trainer *t, char **err) {
       m.comm_s = cs.total_seconds;
       m.tokens_per_s = (double)t->interval_tokens / (now - t->interval_start);
       if (logged && (rc = metrics_log_write(t->metrics, &m, err))) goto done;
-      if (live || logged) metrics_progress(t->out, live, &m);
+      if (req->observer.stepped) req->observer.stepped(req->observer.ctx, &m, logged, last || stop);
     }
     if (logged) {
       t->interval_start = now;
@@ -684,18 +680,11 @@ static int run(trainer *t, char **err) {
     }
     if (stop) break;
   }
-  if (t->rank == 0) metrics_progress_end(t->out, live);
   if ((rc = finish_checkpoints(t, err))) goto done;
   if (stop) {
     rc = status_set(err, ST_INTERRUPTED, "stopped on request after step %llu; checkpoint written; continue with --resume %s",
                     (unsigned long long)t->step, req->run_dir);
     goto done;
-  }
-  if (t->rank == 0) {
-    comm_reducer_stats cs = comm_reducer_get_stats(t->reducer);
-    fprintf(t->out, "done: %llu steps, %llu tokens, %.1f s; %llu steps skipped; last step waited %.3f s on %zu gradient bucket(s)\n",
-            (unsigned long long)t->step, (unsigned long long)t->tokens_seen, timer_now() - t->started,
-            (unsigned long long)t->guard.skipped, cs.wait_seconds, cs.buckets);
   }
 done:
   if (rc && t->writer) {
@@ -709,9 +698,16 @@ done:
   return rc;
 }
 
-int train_run(const train_request *req, char **err) {
-  trainer t = {.req = req, .rank = comm_rank(), .world = comm_world_size(), .out = req->out ? req->out : stdout};
+int train_run(const train_request *req, train_summary *summary, char **err) {
+  trainer t = {.req = req, .rank = comm_rank(), .world = comm_world_size()};
   int rc = run(&t, err);
+  *summary = (train_summary){.steps = t.step, .tokens = t.tokens_seen, .skipped = t.guard.skipped,
+                             .seconds = t.started > 0 ? timer_now() - t.started : 0};
+  if (t.reducer) {
+    comm_reducer_stats cs = comm_reducer_get_stats(t.reducer);
+    summary->comm_wait_s = cs.wait_seconds;
+    summary->buckets = cs.buckets;
+  }
   ckpt_writer_free(t.writer);
   metrics_log_close(t.metrics);
   if (t.samples) fclose(t.samples);

@@ -14,7 +14,31 @@
 
 #include <signal.h>
 #include <stddef.h>
-#include <stdio.h>
+#include <stdint.h>
+
+#include "trainer/metrics.h"
+
+/* What a run is about to do: rank 0 hands it to the observer once set-up
+ * is done, before the first step. */
+typedef struct train_plan {
+  const char *run_dir;
+  const char *config_text; /* the resolved config (INI), as in RUN_DIR/config.ini */
+  char model[256];         /* bert_config_describe of the model */
+  size_t param_count;
+  int world, threads;      /* ranks; threads per rank */
+  size_t accumulation, batch_size, seq_len; /* per rank */
+} train_plan;
+
+/* Rank 0's view of a run as it goes, for the CLI to show; the library
+ * prints nothing itself. Either callback may be NULL. */
+typedef struct train_observer {
+  void *ctx;
+  void (*planned)(void *ctx, const train_plan *plan);
+  /* After every step. logged: the step went to metrics.jsonl (every
+   * [log] every steps, the first, the last, evaluations, a stop). final: no
+   * step follows (the last one, or a stop). */
+  void (*stepped)(void *ctx, const metrics_step *m, int logged, int final);
+} train_observer;
 
 typedef struct train_request {
   const char *config_path;   /* INI file; NULL on resume uses the checkpoint's config */
@@ -26,11 +50,20 @@ typedef struct train_request {
   /* Set (by a signal handler) to ask for a checkpoint and a clean stop at
    * the end of the current step. */
   volatile sig_atomic_t *stop_requested;
-  FILE *out;                 /* rank 0's progress and summary; NULL: stdout */
+  train_observer observer;   /* rank 0 only */
 } train_request;
+
+/* How far a run got; filled on every return of train_run. */
+typedef struct train_summary {
+  uint64_t steps, tokens; /* tokens over all ranks */
+  uint64_t skipped;       /* steps whose update was skipped (non-finite) */
+  double seconds;         /* from the first step of this process */
+  double comm_wait_s;     /* the last step: rank 0 blocked on gradient buckets */
+  size_t buckets;         /* gradient buckets per step */
+} train_summary;
 
 /* ST_OK when the run reached its last step; ST_INTERRUPTED when
  * stop_requested ended it after a checkpoint; otherwise the failure. */
-int train_run(const train_request *req, char **err);
+int train_run(const train_request *req, train_summary *summary, char **err);
 
 #endif
