@@ -293,8 +293,7 @@ struct bert_model {
   size_t B, L, max_pred;
   model_offsets off;
   layer_offsets *loff; /* (layers) */
-  float *arena;        /* activations */
-  size_t arena_floats;
+  float *arena;        /* activations and backward scratch (arena_layout) */
   float *emb;          /* (N, C) embedding sum, input of its LayerNorm */
   float *emb_mean, *emb_rstd; /* (N) */
   float *x0;           /* (N, C) embeddings after LayerNorm and dropout */
@@ -343,18 +342,78 @@ struct bert_model {
 /* Floats that hold a dropout mask of n bytes. */
 static size_t mask_floats(size_t n) { return (n + sizeof(float) - 1) / sizeof(float); }
 
-/* Floats of the activation arena and of the backward scratch for
- * (B, L, max_pred); carve() hands them out in the same amounts. */
-static void sizes(const bert_config *cfg, size_t B, size_t L, size_t max_pred, size_t *act,
-                  size_t *scratch) {
-  size_t N = B * L, C = cfg->hidden, I = cfg->intermediate, NH = cfg->heads;
-  size_t P = B * max_pred, att = B * NH * L * L;
-  size_t per_layer = N * (3 * C) + att + (cfg->attention_dropout > 0.0f ? att : 0) + 5 * N * C +
-                     4 * N + 2 * N * I + 2 * mask_floats(N * C);
-  size_t heads = 4 * P * C + 2 * P + P * cfg->vocab_size;
-  if (cfg->nsp) heads += 3 * B * C + 2 * B;
-  *act = 2 * N * C + 2 * N + cfg->layers * per_layer + heads + 2 * N * C;
-  *scratch = 4 * N * C + N * 3 * C + 2 * N * I + att;
+/* Hands out consecutive pieces of the arena; with no arena (base NULL) it
+ * only counts. */
+typedef struct arena_cursor {
+  float *base;
+  size_t used; /* floats */
+} arena_cursor;
+
+static float *take(arena_cursor *c, size_t n) {
+  float *at = c->base ? c->base + c->used : NULL;
+  c->used += n;
+  return at;
+}
+
+/* The one description of the activation arena for (m->B, m->L,
+ * m->max_pred): every buffer once, with its size, in arena order — the
+ * forward activations backward reads, then the backward scratch. With
+ * m->arena set it points m's buffers into it; with m->arena NULL it only
+ * counts, which is how bert_memory_estimate sizes the arena that
+ * bert_model_create then carves. *act and *scratch: floats of each part. */
+static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
+  const bert_config *cfg = &m->cfg;
+  size_t B = m->B, N = m->B * m->L, C = cfg->hidden, I = cfg->intermediate;
+  size_t P = B * m->max_pred, att = B * cfg->heads * m->L * m->L;
+  arena_cursor c = {m->arena, 0};
+  m->emb = take(&c, N * C);
+  m->emb_mean = take(&c, N);
+  m->emb_rstd = take(&c, N);
+  m->x0 = take(&c, N * C);
+  for (size_t l = 0; l < cfg->layers; l++) {
+    layer_acts counted, *a = m->acts ? &m->acts[l] : &counted;
+    a->qkv = take(&c, N * 3 * C);
+    a->att = take(&c, att);
+    a->attd = cfg->attention_dropout > 0.0f ? take(&c, att) : NULL;
+    a->ctx = take(&c, N * C);
+    a->r1 = take(&c, N * C);
+    a->ln1 = take(&c, N * C);
+    a->mean1 = take(&c, N);
+    a->rstd1 = take(&c, N);
+    a->fc = take(&c, N * I);
+    a->gelu = take(&c, N * I);
+    a->r2 = take(&c, N * C);
+    a->ln2 = take(&c, N * C);
+    a->mean2 = take(&c, N);
+    a->rstd2 = take(&c, N);
+    a->keep1 = (uint8_t *)take(&c, mask_floats(N * C));
+    a->keep2 = (uint8_t *)take(&c, mask_floats(N * C));
+  }
+  m->mh = take(&c, P * C);
+  m->mt = take(&c, P * C);
+  m->mg = take(&c, P * C);
+  m->mu = take(&c, P * C);
+  m->m_mean = take(&c, P);
+  m->m_rstd = take(&c, P);
+  m->logits = take(&c, P * cfg->vocab_size);
+  if (cfg->nsp) {
+    m->ph = take(&c, B * C);
+    m->pd = take(&c, B * C);
+    m->pt = take(&c, B * C);
+    m->nl = take(&c, B * 2);
+  }
+  m->xq = take(&c, N * C);
+  m->q = take(&c, N * C);
+  *act = c.used;
+  m->dx = take(&c, N * C);
+  m->dr = take(&c, N * C);
+  m->df = take(&c, N * C);
+  m->dctx = take(&c, N * C);
+  m->dqkv = take(&c, N * 3 * C);
+  m->dgelu = take(&c, N * I);
+  m->dfc = take(&c, N * I);
+  m->datt = take(&c, att);
+  *scratch = c.used - *act;
 }
 
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
@@ -372,8 +431,10 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
   size_t count = p->total;
   params_free(p);
   if (rc != ST_OK) return rc;
+  /* A model that is never allocated: the layout only counts. */
+  bert_model counting = {.cfg = *cfg, .B = B, .L = L, .max_pred = max_pred};
   size_t act, scratch;
-  sizes(cfg, B, L, max_pred, &act, &scratch);
+  arena_layout(&counting, &act, &scratch);
   *mem = (bert_memory){
       .params = count * sizeof(float),
       .grads = count * sizeof(float),
@@ -440,67 +501,6 @@ static void set_offsets(bert_model *m) {
   }
 }
 
-/* Hands out consecutive pieces of the arena. */
-static float *take(float **cursor, size_t n) {
-  float *at = *cursor;
-  *cursor += n;
-  return at;
-}
-
-static void carve(bert_model *m) {
-  const bert_config *cfg = &m->cfg;
-  size_t B = m->B, N = m->B * m->L, C = cfg->hidden, I = cfg->intermediate;
-  size_t P = B * m->max_pred, att = B * cfg->heads * m->L * m->L;
-  float *c = m->arena;
-  m->emb = take(&c, N * C);
-  m->emb_mean = take(&c, N);
-  m->emb_rstd = take(&c, N);
-  m->x0 = take(&c, N * C);
-  for (size_t l = 0; l < cfg->layers; l++) {
-    layer_acts *a = &m->acts[l];
-    a->qkv = take(&c, N * 3 * C);
-    a->att = take(&c, att);
-    a->attd = cfg->attention_dropout > 0.0f ? take(&c, att) : NULL;
-    a->ctx = take(&c, N * C);
-    a->r1 = take(&c, N * C);
-    a->ln1 = take(&c, N * C);
-    a->mean1 = take(&c, N);
-    a->rstd1 = take(&c, N);
-    a->fc = take(&c, N * I);
-    a->gelu = take(&c, N * I);
-    a->r2 = take(&c, N * C);
-    a->ln2 = take(&c, N * C);
-    a->mean2 = take(&c, N);
-    a->rstd2 = take(&c, N);
-    a->keep1 = (uint8_t *)take(&c, mask_floats(N * C));
-    a->keep2 = (uint8_t *)take(&c, mask_floats(N * C));
-  }
-  m->mh = take(&c, P * C);
-  m->mt = take(&c, P * C);
-  m->mg = take(&c, P * C);
-  m->mu = take(&c, P * C);
-  m->m_mean = take(&c, P);
-  m->m_rstd = take(&c, P);
-  m->logits = take(&c, P * cfg->vocab_size);
-  if (cfg->nsp) {
-    m->ph = take(&c, B * C);
-    m->pd = take(&c, B * C);
-    m->pt = take(&c, B * C);
-    m->nl = take(&c, B * 2);
-  }
-  m->xq = take(&c, N * C);
-  m->q = take(&c, N * C);
-  m->dx = take(&c, N * C);
-  m->dr = take(&c, N * C);
-  m->df = take(&c, N * C);
-  m->dctx = take(&c, N * C);
-  m->dqkv = take(&c, N * 3 * C);
-  m->dgelu = take(&c, N * I);
-  m->dfc = take(&c, N * I);
-  m->datt = take(&c, att);
-  assert((size_t)(c - m->arena) == m->arena_floats);
-}
-
 int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t L,
                       size_t max_pred, char **err) {
   bert_memory mem;
@@ -528,9 +528,6 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
     goto fail;
   }
   if ((rc = bert_params_add(m->p, cfg, err)) != ST_OK) goto fail;
-  size_t act, scratch;
-  sizes(cfg, B, L, max_pred, &act, &scratch);
-  m->arena_floats = act + scratch;
   /* Linux overcommits: a malloc larger than the machine succeeds and the
    * process dies later, at first touch. Refuse it here with the figures. */
   double need = (double)(mem.params + mem.grads + mem.adam + mem.activations + mem.scratch);
@@ -545,16 +542,18 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
     goto fail;
   }
   if ((rc = params_alloc(m->p, err)) != ST_OK) goto fail;
-  m->arena = malloc(m->arena_floats * sizeof(float));
+  size_t arena_bytes = mem.activations + mem.scratch;
+  m->arena = malloc(arena_bytes);
   if (!m->arena) {
     rc = status_set(err, ST_NOMEM,
                     "cannot allocate %.1f MiB of activations for batch %zu x seq_len %zu: "
                     "reduce the batch size or the sequence length",
-                    (double)m->arena_floats * sizeof(float) / (1 << 20), B, L);
+                    (double)arena_bytes / (1 << 20), B, L);
     goto fail;
   }
   set_offsets(m);
-  carve(m);
+  size_t act, scratch;
+  arena_layout(m, &act, &scratch);
   *out = m;
   return ST_OK;
 fail:
