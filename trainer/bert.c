@@ -187,68 +187,6 @@ void bert_config_describe(const bert_config *cfg, char *buf, size_t size) {
 
 /* ------------------------------------------------------------- parameters */
 
-static int add(params *p, const char *name, size_t d0, size_t d1, char **err) {
-  size_t shape[2] = {d0, d1};
-  int is_bias = d1 == 0;
-  int is_norm = strstr(name, "LayerNorm") != NULL;
-  unsigned flags = PARAMS_TRAINABLE | (is_bias || is_norm ? 0 : PARAMS_DECAY);
-  params_init_kind init = is_norm && strstr(name, ".weight") ? PARAMS_INIT_ONES
-                          : is_bias || is_norm              ? PARAMS_INIT_ZEROS
-                                                            : PARAMS_INIT_NORMAL;
-  return params_add(p, name, is_bias ? 1 : 2, shape, flags, init, err);
-}
-
-int bert_params_add(params *p, const bert_config *cfg, char **err) {
-  size_t C = cfg->hidden, I = cfg->intermediate;
-  char name[PARAMS_NAME_MAX];
-  int rc = ST_OK;
-#define ADD(d0, d1, ...)                                   \
-  do {                                                     \
-    snprintf(name, sizeof name, __VA_ARGS__);              \
-    if ((rc = add(p, name, d0, d1, err)) != ST_OK) return rc; \
-  } while (0)
-  ADD(cfg->vocab_size, C, "bert.embeddings.word_embeddings.weight");
-  ADD(cfg->max_positions, C, "bert.embeddings.position_embeddings.weight");
-  ADD(cfg->type_vocab, C, "bert.embeddings.token_type_embeddings.weight");
-  ADD(C, 0, "bert.embeddings.LayerNorm.weight");
-  ADD(C, 0, "bert.embeddings.LayerNorm.bias");
-  for (size_t l = 0; l < cfg->layers; l++) {
-    /* query, key, value weights then biases back to back: one [3C, C]
-     * matrix and one [3C] vector for the fused projection. */
-    ADD(C, C, "bert.encoder.layer.%zu.attention.self.query.weight", l);
-    ADD(C, C, "bert.encoder.layer.%zu.attention.self.key.weight", l);
-    ADD(C, C, "bert.encoder.layer.%zu.attention.self.value.weight", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.attention.self.query.bias", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.attention.self.key.bias", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.attention.self.value.bias", l);
-    ADD(C, C, "bert.encoder.layer.%zu.attention.output.dense.weight", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.attention.output.dense.bias", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.attention.output.LayerNorm.weight", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.attention.output.LayerNorm.bias", l);
-    ADD(I, C, "bert.encoder.layer.%zu.intermediate.dense.weight", l);
-    ADD(I, 0, "bert.encoder.layer.%zu.intermediate.dense.bias", l);
-    ADD(C, I, "bert.encoder.layer.%zu.output.dense.weight", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.output.dense.bias", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.output.LayerNorm.weight", l);
-    ADD(C, 0, "bert.encoder.layer.%zu.output.LayerNorm.bias", l);
-  }
-  if (cfg->nsp) {
-    ADD(C, C, "bert.pooler.dense.weight");
-    ADD(C, 0, "bert.pooler.dense.bias");
-  }
-  ADD(C, C, "cls.predictions.transform.dense.weight");
-  ADD(C, 0, "cls.predictions.transform.dense.bias");
-  ADD(C, 0, "cls.predictions.transform.LayerNorm.weight");
-  ADD(C, 0, "cls.predictions.transform.LayerNorm.bias");
-  ADD(cfg->vocab_size, 0, "cls.predictions.bias");
-  if (cfg->nsp) {
-    ADD(2, C, "cls.seq_relationship.weight");
-    ADD(2, 0, "cls.seq_relationship.bias");
-  }
-#undef ADD
-  return ST_OK;
-}
-
 /* Offsets (in floats) of one encoder layer's parameters, valid in every arena. */
 typedef struct layer_offsets {
   size_t qkvw; /* (3C, C) */
@@ -269,6 +207,81 @@ typedef struct model_offsets {
   size_t mt_w, mt_b, mln_w, mln_b, mbias;
   size_t nsp_w, nsp_b;
 } model_offsets;
+
+static int add(params *p, const char *name, size_t d0, size_t d1, size_t *offset, char **err) {
+  size_t shape[2] = {d0, d1};
+  int is_bias = d1 == 0;
+  int is_norm = strstr(name, "LayerNorm") != NULL;
+  unsigned flags = PARAMS_TRAINABLE | (is_bias || is_norm ? 0 : PARAMS_DECAY);
+  params_init_kind init = is_norm && strstr(name, ".weight") ? PARAMS_INIT_ONES
+                          : is_bias || is_norm              ? PARAMS_INIT_ZEROS
+                                                            : PARAMS_INIT_NORMAL;
+  int rc = params_add(p, name, is_bias ? 1 : 2, shape, flags, init, err);
+  if (rc == ST_OK && offset) *offset = p->entries[p->count - 1].offset;
+  return rc;
+}
+
+/* The parameter table, written once: adds the entries in layout order and
+ * records in o and lo (one per layer) where each entry the passes read
+ * starts. o and lo NULL: the entries only. */
+static int add_params(params *p, const bert_config *cfg, model_offsets *o, layer_offsets *lo,
+                      char **err) {
+  size_t C = cfg->hidden, I = cfg->intermediate;
+  model_offsets unused_o;
+  if (!o) o = &unused_o;
+  char name[PARAMS_NAME_MAX];
+  int rc = ST_OK;
+#define ADD(offset, d0, d1, ...)                                      \
+  do {                                                                \
+    snprintf(name, sizeof name, __VA_ARGS__);                         \
+    if ((rc = add(p, name, d0, d1, offset, err)) != ST_OK) return rc; \
+  } while (0)
+  ADD(&o->wte, cfg->vocab_size, C, "bert.embeddings.word_embeddings.weight");
+  ADD(&o->wpe, cfg->max_positions, C, "bert.embeddings.position_embeddings.weight");
+  ADD(&o->wtt, cfg->type_vocab, C, "bert.embeddings.token_type_embeddings.weight");
+  ADD(&o->eln_w, C, 0, "bert.embeddings.LayerNorm.weight");
+  ADD(&o->eln_b, C, 0, "bert.embeddings.LayerNorm.bias");
+  for (size_t l = 0; l < cfg->layers; l++) {
+    layer_offsets unused_l, *y = lo ? &lo[l] : &unused_l;
+    /* query, key, value weights then biases back to back: one [3C, C]
+     * matrix and one [3C] vector for the fused projection (params.h, 1). */
+    ADD(&y->qkvw, C, C, "bert.encoder.layer.%zu.attention.self.query.weight", l);
+    ADD(NULL, C, C, "bert.encoder.layer.%zu.attention.self.key.weight", l);
+    ADD(NULL, C, C, "bert.encoder.layer.%zu.attention.self.value.weight", l);
+    ADD(&y->qkvb, C, 0, "bert.encoder.layer.%zu.attention.self.query.bias", l);
+    ADD(NULL, C, 0, "bert.encoder.layer.%zu.attention.self.key.bias", l);
+    ADD(NULL, C, 0, "bert.encoder.layer.%zu.attention.self.value.bias", l);
+    ADD(&y->aow, C, C, "bert.encoder.layer.%zu.attention.output.dense.weight", l);
+    ADD(&y->aob, C, 0, "bert.encoder.layer.%zu.attention.output.dense.bias", l);
+    ADD(&y->ln1w, C, 0, "bert.encoder.layer.%zu.attention.output.LayerNorm.weight", l);
+    ADD(&y->ln1b, C, 0, "bert.encoder.layer.%zu.attention.output.LayerNorm.bias", l);
+    ADD(&y->fcw, I, C, "bert.encoder.layer.%zu.intermediate.dense.weight", l);
+    ADD(&y->fcb, I, 0, "bert.encoder.layer.%zu.intermediate.dense.bias", l);
+    ADD(&y->fow, C, I, "bert.encoder.layer.%zu.output.dense.weight", l);
+    ADD(&y->fob, C, 0, "bert.encoder.layer.%zu.output.dense.bias", l);
+    ADD(&y->ln2w, C, 0, "bert.encoder.layer.%zu.output.LayerNorm.weight", l);
+    ADD(&y->ln2b, C, 0, "bert.encoder.layer.%zu.output.LayerNorm.bias", l);
+  }
+  if (cfg->nsp) {
+    ADD(&o->pool_w, C, C, "bert.pooler.dense.weight");
+    ADD(&o->pool_b, C, 0, "bert.pooler.dense.bias");
+  }
+  ADD(&o->mt_w, C, C, "cls.predictions.transform.dense.weight");
+  ADD(&o->mt_b, C, 0, "cls.predictions.transform.dense.bias");
+  ADD(&o->mln_w, C, 0, "cls.predictions.transform.LayerNorm.weight");
+  ADD(&o->mln_b, C, 0, "cls.predictions.transform.LayerNorm.bias");
+  ADD(&o->mbias, cfg->vocab_size, 0, "cls.predictions.bias");
+  if (cfg->nsp) {
+    ADD(&o->nsp_w, 2, C, "cls.seq_relationship.weight");
+    ADD(&o->nsp_b, 2, 0, "cls.seq_relationship.bias");
+  }
+#undef ADD
+  return ST_OK;
+}
+
+int bert_params_add(params *p, const bert_config *cfg, char **err) {
+  return add_params(p, cfg, NULL, NULL, err);
+}
 
 /* One encoder layer's activations, kept from forward for backward. */
 typedef struct layer_acts {
@@ -446,61 +459,6 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
   return ST_OK;
 }
 
-static size_t off(const params *p, const char *fmt, size_t l) {
-  char name[PARAMS_NAME_MAX];
-  snprintf(name, sizeof name, fmt, l);
-  const params_entry *e = params_find(p, name);
-  assert(e);
-  return e->offset;
-}
-
-static void set_offsets(bert_model *m) {
-  const params *p = m->p;
-  model_offsets *o = &m->off;
-  o->wte = off(p, "bert.embeddings.word_embeddings.weight", 0);
-  o->wpe = off(p, "bert.embeddings.position_embeddings.weight", 0);
-  o->wtt = off(p, "bert.embeddings.token_type_embeddings.weight", 0);
-  o->eln_w = off(p, "bert.embeddings.LayerNorm.weight", 0);
-  o->eln_b = off(p, "bert.embeddings.LayerNorm.bias", 0);
-  o->mt_w = off(p, "cls.predictions.transform.dense.weight", 0);
-  o->mt_b = off(p, "cls.predictions.transform.dense.bias", 0);
-  o->mln_w = off(p, "cls.predictions.transform.LayerNorm.weight", 0);
-  o->mln_b = off(p, "cls.predictions.transform.LayerNorm.bias", 0);
-  o->mbias = off(p, "cls.predictions.bias", 0);
-  if (m->cfg.nsp) {
-    o->pool_w = off(p, "bert.pooler.dense.weight", 0);
-    o->pool_b = off(p, "bert.pooler.dense.bias", 0);
-    o->nsp_w = off(p, "cls.seq_relationship.weight", 0);
-    o->nsp_b = off(p, "cls.seq_relationship.bias", 0);
-  }
-  for (size_t l = 0; l < m->cfg.layers; l++) {
-    layer_offsets *lo = &m->loff[l];
-    const char *pre = "bert.encoder.layer.%zu.";
-    char f[160];
-#define OFF(field, suffix)                          \
-  snprintf(f, sizeof f, "%s%s", pre, suffix);       \
-  lo->field = off(p, f, l)
-    OFF(qkvw, "attention.self.query.weight");
-    OFF(qkvb, "attention.self.query.bias");
-    OFF(aow, "attention.output.dense.weight");
-    OFF(aob, "attention.output.dense.bias");
-    OFF(ln1w, "attention.output.LayerNorm.weight");
-    OFF(ln1b, "attention.output.LayerNorm.bias");
-    OFF(fcw, "intermediate.dense.weight");
-    OFF(fcb, "intermediate.dense.bias");
-    OFF(fow, "output.dense.weight");
-    OFF(fob, "output.dense.bias");
-    OFF(ln2w, "output.LayerNorm.weight");
-    OFF(ln2b, "output.LayerNorm.bias");
-#undef OFF
-    /* The fused projection relies on key and value following query. */
-    assert(off(p, "bert.encoder.layer.%zu.attention.self.value.weight", l) ==
-           lo->qkvw + 2 * m->cfg.hidden * m->cfg.hidden);
-    assert(off(p, "bert.encoder.layer.%zu.attention.self.value.bias", l) ==
-           lo->qkvb + 2 * m->cfg.hidden);
-  }
-}
-
 int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t L,
                       size_t max_pred, char **err) {
   bert_memory mem;
@@ -527,7 +485,7 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
     rc = status_set(err, ST_NOMEM, "out of memory");
     goto fail;
   }
-  if ((rc = bert_params_add(m->p, cfg, err)) != ST_OK) goto fail;
+  if ((rc = add_params(m->p, cfg, &m->off, m->loff, err)) != ST_OK) goto fail;
   /* Linux overcommits: a malloc larger than the machine succeeds and the
    * process dies later, at first touch. Refuse it here with the figures. */
   double need = (double)(mem.params + mem.grads + mem.adam + mem.activations + mem.scratch);
@@ -551,7 +509,6 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
                     (double)arena_bytes / (1 << 20), B, L);
     goto fail;
   }
-  set_offsets(m);
   size_t act, scratch;
   arena_layout(m, &act, &scratch);
   *out = m;
