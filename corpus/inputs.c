@@ -29,7 +29,8 @@ static int walk_push(walk *w, const char *path, uint64_t bytes, char **err) {
     in->paths = np;
     w->cap = cap;
   }
-  if (!(in->paths[in->n] = strdup(path))) return status_set(err, ST_NOMEM, "out of memory listing inputs");
+  if (!(in->paths[in->n] = strdup(path)))
+    return status_set(err, ST_NOMEM, "out of memory listing inputs");
   in->n++;
   in->total_bytes += bytes;
   return ST_OK;
@@ -46,7 +47,8 @@ static int walk_path(walk *w, const char *path, int named, char **err);
 static int walk_dir(walk *w, const char *dir, char **err) {
   struct dirent **entries = NULL;
   int n = scandir(dir, &entries, not_hidden, by_name);
-  if (n < 0) return status_set(err, ST_IO, "cannot list input directory %s: %s", dir, strerror(errno));
+  if (n < 0)
+    return status_set(err, ST_IO, "cannot list input directory %s: %s", dir, strerror(errno));
   int rc = ST_OK;
   for (int i = 0; i < n; i++) {
     if (!rc) {
@@ -73,8 +75,8 @@ static int walk_path(walk *w, const char *path, int named, char **err) {
   if (stat(path, &st) != 0)
     return status_set(err, ST_IO, "input %s: %s; check the path", path, strerror(errno));
   if (w->output_exists && st.st_dev == w->output_st.st_dev && st.st_ino == w->output_st.st_ino)
-    return status_set(err, ST_INVALID, "the output %s is among the inputs (as %s): choose an output "
-                      "outside them", w->output, path);
+    return status_set(err, ST_INVALID, "the output %s is among the inputs (as %s): choose an "
+                      "output outside them", w->output, path);
   if (S_ISREG(st.st_mode)) return walk_push(w, path, (uint64_t)st.st_size, err);
   if (S_ISDIR(st.st_mode)) return walk_dir(w, path, err);
   if (!named) return ST_OK;
@@ -91,8 +93,9 @@ int corpus_inputs_list(corpus_inputs *out, const char *const *paths, size_t num_
   int rc = ST_OK;
   for (size_t i = 0; i < num_paths && !rc; i++) rc = walk_path(&w, paths[i], 1, err);
   if (!rc && out->n == 0)
-    rc = status_set(err, ST_INVALID, "no input files in %s%s (names starting with '.' are skipped)",
-                    num_paths ? paths[0] : "the inputs", num_paths > 1 ? " and the other inputs" : "");
+    rc = status_set(err, ST_INVALID, "no input files in %s%s (names starting with '.' are "
+                    "skipped)", num_paths ? paths[0] : "the inputs",
+                    num_paths > 1 ? " and the other inputs" : "");
   return rc;
 }
 

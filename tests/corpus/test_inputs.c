@@ -38,7 +38,8 @@ static char *make_tree(void) {
                             {"Z.txt", "zzz\n"},          {".hidden.txt", "hidden\n"},
                             {".git/config", "[core]\n"}, {"sub/c.txt", "cccc\n"},
                             {"sub/.c.swp", "swap\n"},    {"sub/.dot/d.txt", "d\n"}};
-  for (size_t i = 0; i < sizeof files / sizeof *files; i++) free(put(root, files[i][0], files[i][1]));
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+    free(put(root, files[i][0], files[i][1]));
   char *pipe = file_path_join(root, "pipe");
   CU_ASSERT_EQUAL_FATAL(mkfifo(pipe, 0644), 0);
   free(pipe);
@@ -56,7 +57,8 @@ static int list(const char *root, const char *const *paths, size_t n, int stream
     for (; want[k]; k++) {
       char *path = strcmp(want[k], "-") == 0 ? strdup("-") : file_path_join(root, want[k]);
       CU_ASSERT_FATAL(k < in.n);
-      if (strcmp(in.paths[k], path) != 0) fprintf(stderr, "input %zu: %s, want %s\n", k, in.paths[k], path);
+      if (strcmp(in.paths[k], path) != 0)
+        fprintf(stderr, "input %zu: %s, want %s\n", k, in.paths[k], path);
       CU_ASSERT_STRING_EQUAL(in.paths[k], path);
       free(path);
     }
@@ -146,7 +148,8 @@ static const harness_test tests[] = {
     {"test_inputs_are_sorted_by_byte_and_skip_dot_entries_in_directories",
      test_inputs_are_sorted_by_byte_and_skip_dot_entries_in_directories},
     {"test_named_dot_paths_are_read", test_named_dot_paths_are_read},
-    {"test_streams_only_where_each_input_is_read_once", test_streams_only_where_each_input_is_read_once},
+    {"test_streams_only_where_each_input_is_read_once",
+     test_streams_only_where_each_input_is_read_once},
     {"test_output_among_inputs_missing_and_empty_are_refused",
      test_output_among_inputs_missing_and_empty_are_refused},
     {NULL, NULL},
