@@ -13,20 +13,12 @@
 #include "corpus/corpus.h"
 #include "corpus/manifest.h"
 #include "corpus/shard_reader.h"
+#include "corpus/shard_writer.h"
 #include "util/sha256.h"
 #include "util/file.h"
 #include "util/status.h"
 
 #define STATE_MAGIC "ddpt-corpus-state"
-
-static int parse_u64(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-') return -1;
-  *out = v;
-  return 0;
-}
 
 static void print_shards(const char *what, const manifest_shard *s, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -200,42 +192,45 @@ static int corpus_sample_cmd(int argc, char **argv) {
   };
   corpus_options opt;
   corpus_options_default(&opt);
-  uint64_t world = 1, rank = 0, steps = 1, v;
+  uint64_t steps = 1;
+  int world = 1, rank = 0, masks = 0, c, usage = CLI_EXIT_OK;
   const char *state = NULL;
-  int masks = 0, c;
   opterr = 0;
   optind = 0;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    uint64_t *dst = NULL;
+  while (!usage && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
-    case OPT_WORLD: dst = &world; break;
-    case OPT_RANK: dst = &rank; break;
-    case OPT_STEPS: dst = &steps; break;
-    case OPT_SEED: dst = &opt.seed; break;
+    case OPT_WORLD: usage = cli_parse_int("corpus", "--world", optarg, 1, 65536, &world); break;
+    case OPT_RANK: usage = cli_parse_int("corpus", "--rank", optarg, 0, 65535, &rank); break;
+    case OPT_STEPS:
+      usage = cli_parse_u64("corpus", "--steps", optarg, 0, UINT64_MAX, &steps);
+      break;
+    case OPT_SEED:
+      usage = cli_parse_u64("corpus", "--seed", optarg, 0, UINT64_MAX, &opt.seed);
+      break;
     case OPT_BATCH:
-    case OPT_MAXPRED: dst = &v; break;
-    case OPT_STATE: state = optarg; continue;
-    case OPT_MASKS: masks = 1; continue;
-    case OPT_WHOLE: opt.whole_word = 1; continue;
-    case OPT_VOCAB: opt.vocab_path = optarg; continue;
+      usage = cli_parse_size("corpus", "--batch", optarg, 1, 65536, &opt.batch_size);
+      break;
+    case OPT_MAXPRED:
+      /* 0: the default budget; a sequence never holds more than SHARD_MAX_SEQ_LEN. */
+      usage = cli_parse_size("corpus", "--max-predictions", optarg, 0, SHARD_MAX_SEQ_LEN,
+                             &opt.max_predictions);
+      break;
+    case OPT_STATE: state = optarg; break;
+    case OPT_MASKS: masks = 1; break;
+    case OPT_WHOLE: opt.whole_word = 1; break;
+    case OPT_VOCAB: opt.vocab_path = optarg; break;
     default: return cli_bad_option("corpus", argc, argv);
     }
-    if (parse_u64(optarg, dst))
-      return cli_usage_error("corpus", "%s must be a non-negative integer, got '%s'",
-                             argv[optind - 1], optarg);
-    if (c == OPT_BATCH) opt.batch_size = (size_t)v;
-    if (c == OPT_MAXPRED) opt.max_predictions = (size_t)v;
   }
+  if (usage) return usage;
   if (optind + 1 != argc) return cli_usage_error("corpus", "sample takes one corpus directory");
-  if (world < 1 || world > 65536 || rank >= world)
-    return cli_usage_error("corpus", "--rank must be below --world (got rank %llu, world %llu)",
-                           (unsigned long long)rank, (unsigned long long)world);
-  if (opt.batch_size == 0 || opt.batch_size > 65536)
-    return cli_usage_error("corpus", "--batch must be 1 to 65536");
+  if (rank >= world)
+    return cli_usage_error("corpus", "--rank must be below --world (got rank %d, world %d)", rank,
+                           world);
   corpus *cp = NULL;
   corpus_batch *b = NULL;
   char *err = NULL;
-  int rc = corpus_open(argv[optind], (int)rank, (int)world, &opt, &cp, &err);
+  int rc = corpus_open(argv[optind], rank, world, &opt, &cp, &err);
   if (!rc && state) rc = state_load(state, cp, &err);
   if (!rc) rc = corpus_batch_alloc(opt.batch_size, corpus_manifest(cp)->seq_len, &b, &err);
   for (uint64_t step = 0; !rc && step < steps; step++) {

@@ -1,7 +1,6 @@
 /* `ddpt shard`: text files -> a LevelDB corpus (manifest.json + shards).
  * Parses options, shows progress on a terminal, prints the summary, and
  * turns Ctrl-C into a clean stop that leaves no manifest behind. */
-#include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
@@ -45,15 +44,6 @@ static int add_size(const char *path, const struct stat *st, int flag, struct FT
   return 0;
 }
 
-static int parse_size(const char *s, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-') return -1;
-  *out = (size_t)v;
-  return 0;
-}
-
 int cmd_shard(int argc, char **argv) {
   enum { OPT_VOCAB = 256, OPT_OUT, OPT_SHARDS, OPT_SEQ_LEN, OPT_FORMAT, OPT_NSP, OPT_VALID,
          OPT_SEED, OPT_CASED, OPT_THREADS, OPT_OVERWRITE };
@@ -73,9 +63,7 @@ int cmd_shard(int argc, char **argv) {
   };
   shard_options opt;
   shard_options_default(&opt);
-  int have_shards = 0, have_seq_len = 0, c;
-  size_t v;
-  char *end;
+  int have_shards = 0, have_seq_len = 0, c, usage;
   opterr = 0;
   optind = 0;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -83,13 +71,14 @@ int cmd_shard(int argc, char **argv) {
     case OPT_VOCAB: opt.vocab_path = optarg; break;
     case OPT_OUT: opt.out_dir = optarg; break;
     case OPT_SHARDS:
-      if (parse_size(optarg, &opt.num_shards) || opt.num_shards == 0)
-        return cli_usage_error("shard", "--shards must be a positive integer, got '%s'", optarg);
+      if ((usage = cli_parse_size("shard", "--shards", optarg, 1, SHARD_MAX_SHARDS, &opt.num_shards)))
+        return usage;
       have_shards = 1;
       break;
     case OPT_SEQ_LEN:
-      if (parse_size(optarg, &opt.seq_len))
-        return cli_usage_error("shard", "--seq-len must be an integer, got '%s'", optarg);
+      usage = cli_parse_size("shard", "--seq-len", optarg, SHARD_MIN_SEQ_LEN, SHARD_MAX_SEQ_LEN,
+                             &opt.seq_len);
+      if (usage) return usage;
       have_seq_len = 1;
       break;
     case OPT_FORMAT: {
@@ -101,21 +90,17 @@ int cmd_shard(int argc, char **argv) {
     }
     case OPT_NSP: opt.nsp = 1; break;
     case OPT_VALID:
-      errno = 0;
-      opt.valid_fraction = strtod(optarg, &end);
-      if (errno || end == optarg || *end)
-        return cli_usage_error("shard", "--valid-fraction must be a number, got '%s'", optarg);
+      /* 1 itself is refused by shard_writer_run: no training text would be left. */
+      if ((usage = cli_parse_double("shard", "--valid-fraction", optarg, 0, 1, &opt.valid_fraction)))
+        return usage;
       break;
     case OPT_SEED:
-      if (parse_size(optarg, &v))
-        return cli_usage_error("shard", "--seed must be a non-negative integer, got '%s'", optarg);
-      opt.seed = v;
+      if ((usage = cli_parse_u64("shard", "--seed", optarg, 0, UINT64_MAX, &opt.seed))) return usage;
       break;
     case OPT_CASED: opt.lowercase = 0; break;
     case OPT_THREADS:
-      if (parse_size(optarg, &v) || v == 0 || v > 256)
-        return cli_usage_error("shard", "--threads must be 1 to 256, got '%s'", optarg);
-      opt.threads = (int)v;
+      if ((usage = cli_parse_int("shard", "--threads", optarg, 1, SHARD_MAX_THREADS, &opt.threads)))
+        return usage;
       break;
     case OPT_OVERWRITE: opt.overwrite = 1; break;
     default: return cli_bad_option("shard", argc, argv);

@@ -1,8 +1,8 @@
 /* `ddpt vocab`: trains a WordPiece vocab.txt from raw text files and
  * directories, loads it as a tokenizer would and measures the [UNK] rate it
  * gives on the training text, then writes it atomically (util/file.h). */
-#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +52,8 @@ static int unk_rate_file(tokenizer *t, const char *path, tok_stats *stats, char 
 }
 
 /* The file's bytes: one token per line. *text is malloc'd. */
-static int format_tokens(const char *const *tokens, size_t n, char **text, size_t *len, char **err) {
+static int format_tokens(const char *const *tokens, size_t n, char **text, size_t *len,
+                         char **err) {
   FILE *f = open_memstream(text, len);
   if (!f) return status_set(err, ST_NOMEM, "out of memory formatting the vocab");
   for (size_t i = 0; i < n; i++) {
@@ -66,8 +67,8 @@ static int format_tokens(const char *const *tokens, size_t n, char **text, size_
 /* Loads the file's bytes exactly as `ddpt tokenize` will load the file, and
  * measures the share of [UNK] on the training text, before anything is
  * written: a vocab that would not load never replaces out_path. */
-static int check_vocab(const char *out_path, const char *text, size_t len, const corpus_inputs *inputs,
-                       int lowercase, tok_stats *stats, char **err) {
+static int check_vocab(const char *out_path, const char *text, size_t len,
+                       const corpus_inputs *inputs, int lowercase, tok_stats *stats, char **err) {
   tok_vocab *v = NULL;
   tokenizer *t = NULL;
   int rc = tok_vocab_parse(out_path, text, len, &v, err);
@@ -79,14 +80,6 @@ static int check_vocab(const char *out_path, const char *text, size_t len, const
   return rc;
 }
 
-static int parse_count(const char *s, unsigned long long *out) {
-  char *end;
-  errno = 0;
-  if (!s[0] || s[0] == '-') return 0;
-  *out = strtoull(s, &end, 10);
-  return errno == 0 && *end == '\0';
-}
-
 int cmd_vocab(int argc, char **argv) {
   static const struct option opts[] = {
       {"size", required_argument, NULL, 's'}, {"min-frequency", required_argument, NULL, 'k'},
@@ -94,22 +87,21 @@ int cmd_vocab(int argc, char **argv) {
       {NULL, 0, NULL, 0},
   };
   const char *out_path = "vocab.txt";
-  unsigned long long size = 0, min_freq = 1;
-  int cased = 0, have_size = 0, opt;
+  size_t size = 0;
+  uint64_t min_freq = 1;
+  int cased = 0, have_size = 0, opt, usage;
   opterr = 0;
   optind = 0;
   while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     switch (opt) {
     case 's':
-      if (!parse_count(optarg, &size) || size < 6 || size > INT32_MAX)
-        return cli_usage_error("vocab", "--size must be a whole number from 6 to %d, got '%s'",
-                               INT32_MAX, optarg);
+      /* The five specials and one character at least; ids are int32. */
+      if ((usage = cli_parse_size("vocab", "--size", optarg, 6, INT32_MAX, &size))) return usage;
       have_size = 1;
       break;
     case 'k':
-      if (!parse_count(optarg, &min_freq) || min_freq < 1)
-        return cli_usage_error("vocab", "--min-frequency must be a whole number >= 1, got '%s'",
-                               optarg);
+      usage = cli_parse_u64("vocab", "--min-frequency", optarg, 1, UINT64_MAX, &min_freq);
+      if (usage) return usage;
       break;
     case 'c': cased = 1; break;
     case 'o': out_path = optarg; break;
@@ -123,8 +115,8 @@ int cmd_vocab(int argc, char **argv) {
   corpus_inputs inputs = {0};
   tok_vocab_trainer *tr = NULL;
   tok_stats stats = {0};
-  int rc = corpus_inputs_list(&inputs, (const char *const *)(argv + optind), (size_t)(argc - optind),
-                              0, out_path, &err);
+  int rc = corpus_inputs_list(&inputs, (const char *const *)(argv + optind),
+                              (size_t)(argc - optind), 0, out_path, &err);
   if (rc == ST_OK) rc = tok_vocab_trainer_create(!cased, &tr, &err);
   for (size_t i = 0; rc == ST_OK && i < inputs.n; i++) rc = count_file(tr, inputs.paths[i], &err);
 

@@ -614,14 +614,15 @@ int shard_writer_run(const shard_options *opt, shard_progress *summary, char **e
   if (opt->seq_len < SHARD_MIN_SEQ_LEN || opt->seq_len > SHARD_MAX_SEQ_LEN)
     return status_set(err, ST_INVALID, "--seq-len %zu is out of range: use %d to %d (BERT's "
                       "position limit)", opt->seq_len, SHARD_MIN_SEQ_LEN, SHARD_MAX_SEQ_LEN);
-  if (opt->num_shards < 1 || opt->num_shards > 99999)
-    return status_set(err, ST_INVALID, "--shards %zu is out of range: use 1 to 99999",
-                      opt->num_shards);
+  if (opt->num_shards < 1 || opt->num_shards > SHARD_MAX_SHARDS)
+    return status_set(err, ST_INVALID, "--shards %zu is out of range: use 1 to %d", opt->num_shards,
+                      SHARD_MAX_SHARDS);
   if (!(opt->valid_fraction >= 0 && opt->valid_fraction < 1))
     return status_set(err, ST_INVALID, "--valid-fraction %g is out of range: use 0 to below 1",
                       opt->valid_fraction);
-  if (opt->threads < 1 || opt->threads > 256)
-    return status_set(err, ST_INVALID, "--threads %d is out of range: use 1 to 256", opt->threads);
+  if (opt->threads < 1 || opt->threads > SHARD_MAX_THREADS)
+    return status_set(err, ST_INVALID, "--threads %d is out of range: use 1 to %d", opt->threads,
+                      SHARD_MAX_THREADS);
   if (opt->chunk_bytes == 0) return status_set(err, ST_INVALID, "chunk size must be positive");
   if (opt->num_inputs == 0) return status_set(err, ST_INVALID, "no input given: name files, "
                                               "directories or - for standard input");

@@ -10,6 +10,8 @@
 
 #define SHARD_MAX_SEQ_LEN 512 /* BERT's position embeddings */
 #define SHARD_MIN_SEQ_LEN 8
+#define SHARD_MAX_SHARDS 99999 /* shard-NNNNN */
+#define SHARD_MAX_THREADS 256
 
 typedef enum {
   SHARD_FORMAT_LINES,   /* one document per line */

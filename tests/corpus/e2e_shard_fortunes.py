@@ -43,6 +43,15 @@ def expect_error(args, code, needle, what):
     return p
 
 
+def expect_usage(args, needle, what):
+    """A usage error: exit 2, the message first, then the command's usage."""
+    p = run(*args, ok=False)
+    lines = p.stderr.strip().splitlines()
+    check(p.returncode == 2, f"{what}: exit {p.returncode}, want 2: {p.stderr.strip()}")
+    check(lines and needle in lines[0], f"{what}: first line lacks '{needle}': {p.stderr.strip()}")
+    check(any(l.startswith(f"usage: ddpt {args[0]}") for l in lines), f"{what}: no usage")
+
+
 def sample(corpus, world, rank, batch, steps, *extra):
     out = run("corpus", "sample", corpus, "--world", str(world), "--rank", str(rank),
               "--batch", str(batch), "--steps", str(steps), *extra).stdout
@@ -143,8 +152,20 @@ def bad_inputs(root, src, vocab, corpus):
     base = ["shard", "--vocab", vocab, "--out", out, "--shards", "2", "--seq-len", "64"]
     expect_error(base + [os.path.join(root, "missing.txt")], 1, "missing.txt", "missing input")
     check(not os.path.exists(out), "missing input creates nothing")
-    expect_error(base[:-1] + ["7", src], 1, "--seq-len 7", "seq-len under 8")
-    expect_error(base[:-1] + ["513", src], 1, "--seq-len 513", "seq-len over 512")
+    expect_usage(base[:-1] + ["7", src], "--seq-len: '7' is not an integer in 8..512",
+                 "seq-len under 8")
+    expect_usage(base[:-1] + ["513", src], "--seq-len: '513'", "seq-len over 512")
+    expect_usage(["shard", "--vocab", vocab, "--out", out, "--shards", "0", "--seq-len", "64", src],
+                 "--shards: '0' is not an integer in 1..99999", "no shards")
+    expect_usage(base + ["--threads", "-1", src], "--threads: '-1'", "negative threads")
+    expect_usage(base + ["--valid-fraction", "x", src], "--valid-fraction: 'x' is not a number",
+                 "valid-fraction not a number")
+    expect_usage(["vocab", "--size", "12abc", src], "--size: '12abc' is not an integer",
+                 "vocab size with trailing text")
+    expect_usage(["corpus", "sample", "--rank", "2", "--world", "2", corpus],
+                 "--rank must be below --world", "rank not below world")
+    expect_usage(["corpus", "sample", "--steps", "-1", corpus], "--steps: '-1'", "negative steps")
+    check(not os.path.exists(out), "a usage error creates nothing")
     blank = os.path.join(root, "blank.txt")
     open(blank, "w").write("\n  \n\n")
     expect_error(base + [blank], 1, "no documents", "zero documents")
