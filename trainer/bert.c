@@ -535,7 +535,6 @@ void bert_model_free(bert_model *m) {
 }
 
 params *bert_model_params(bert_model *m) { return m->p; }
-const bert_config *bert_model_config(const bert_model *m) { return &m->cfg; }
 
 /* ----------------------------------------------------------------- passes */
 

@@ -108,7 +108,6 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
 void bert_model_free(bert_model *m);
 
 params *bert_model_params(bert_model *m);
-const bert_config *bert_model_config(const bert_model *m);
 
 /* Forward over a batch. drop NULL means no dropout (evaluation). Fails with
  * ST_INVALID when the batch does not fit the model or holds an id out of
