@@ -140,15 +140,19 @@ int cmd_train(int argc, char **argv) {
     return CLI_EXIT_INTERRUPTED;
   }
   if (rc) {
-    /* One rank's failure must end every rank: the others may be waiting
-     * for it inside a collective. */
-    if (comm_world_size() > 1) {
-      fprintf(stderr, "ddpt train: rank %d: %s\n", comm_rank(), err);
-      free(err);
-      comm_abort(CLI_EXIT_FAILURE);
+    int rank = comm_rank(), world = comm_world_size();
+    if (world == 1) {
+      comm_finalize();
+      return cli_fail("train", err);
     }
+    /* A failure every rank returned together is reported once, by rank 0.
+     * Any other must end every rank: the others may be waiting for this
+     * one inside a collective. */
+    if (!summary.failed_together || rank == 0) fprintf(stderr, "ddpt train: rank %d: %s\n", rank, err);
+    free(err);
+    if (!summary.failed_together) comm_abort(CLI_EXIT_FAILURE);
     comm_finalize();
-    return cli_fail("train", err);
+    return CLI_EXIT_FAILURE;
   }
   if (comm_rank() == 0) print_summary(&summary);
   comm_finalize();

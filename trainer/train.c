@@ -49,7 +49,39 @@ typedef struct trainer {
   uint64_t step, total_steps, tokens_seen;
   double started, interval_start;
   uint64_t interval_tokens;
+  int failed_together; /* the failure being returned is every rank's, at the same point */
 } trainer;
+
+/* ---------------------------------------------------- agreed failures */
+
+/* After a step only rank 0 performs: every rank learns whether it failed;
+ * rank 0 returns its own status and message, the others that what failed
+ * on rank 0. The failure is then every rank's at once: none is left waiting
+ * in a collective, so the job can end without being aborted. Collective. */
+static int agree_with_rank0(trainer *t, int rc, const char *what, char **err) {
+  double failed = rc != ST_OK;
+  char *comm_err = NULL;
+  int crc = comm_allreduce_max_f64(&failed, 1, &comm_err);
+  if (crc) {
+    if (rc) {
+      free(comm_err);
+      return rc;
+    }
+    *err = comm_err;
+    return crc;
+  }
+  if (failed == 0) return ST_OK;
+  t->failed_together = 1;
+  if (rc) return status_wrap(err, rc, "%s", what);
+  return status_set(err, ST_COMM, "%s failed on rank 0 (rank 0 says why)", what);
+}
+
+/* comm_check_same_digest, whose mismatch every rank returns together. */
+static int check_same_digest(trainer *t, const uint8_t d[32], const char *what, char **err) {
+  int rc = comm_check_same_digest(d, what, err);
+  if (rc == ST_MISMATCH) t->failed_together = 1;
+  return rc;
+}
 
 /* ------------------------------------------------------------ set-up */
 
@@ -127,7 +159,7 @@ static void log_config_changes(const char *before, const char *after) {
 static int check_ranks_agree(trainer *t, char **err) {
   uint8_t d[32];
   sha256(t->cfg_text, strlen(t->cfg_text), d);
-  int rc = comm_check_same_digest(d, "the resolved config", err);
+  int rc = check_same_digest(t, d, "the resolved config", err);
   if (rc) return rc;
   size_t n = strlen(t->cfg.corpus) + 32;
   char *path = malloc(n);
@@ -136,7 +168,7 @@ static int check_ranks_agree(trainer *t, char **err) {
   rc = sha256_file(path, d, err);
   free(path);
   if (rc) return rc;
-  return comm_check_same_digest(d, "the corpus manifest", err);
+  return check_same_digest(t, d, "the corpus manifest", err);
 }
 
 static int open_corpus(trainer *t, char **err) {
@@ -384,10 +416,7 @@ static int open_sample_log(trainer *t, char **err) {
     }
   }
   /* Every rank learns whether rank 0 got the directory ready. */
-  double failed = rc != ST_OK;
-  int crc = comm_allreduce_max_f64(&failed, 1, err);
-  if (rc == ST_OK && crc) rc = crc;
-  if (rc == ST_OK && failed > 0) rc = status_set(err, ST_IO, "rank 0 could not prepare %s", path);
+  rc = agree_with_rank0(t, rc, "preparing the sample logs", err);
   if (rc == ST_OK) {
     snprintf(path, n, "%s/samples/rank-%d.txt", t->req->run_dir, t->rank);
     t->samples = fopen(path, t->req->resume ? "a" : "w");
@@ -481,6 +510,8 @@ static int train_step(trainer *t, step_result *r, char **err) {
   r->grad_norm = optim_grad_norm(t->p);
   r->lr = t->cfg.lr * schedule_multiplier(&t->cfg.sched, t->step + 1);
   optim_guard_verdict v = optim_guard_check(&t->guard, r->loss, r->grad_norm);
+  /* The loss and the norm are the same on every rank: all stop together. */
+  t->failed_together = v == GUARD_STOP;
   if (v == GUARD_STOP)
     return status_set(err, ST_INVALID,
                       "%u steps in a row had a non-finite loss or gradient norm (last: step %llu, loss %g, norm %g); "
@@ -495,32 +526,39 @@ static int train_step(trainer *t, step_result *r, char **err) {
   return ST_OK;
 }
 
-/* Rank 0 evaluates on the validation shards (a fixed set of sequences with
- * fixed masks, no dropout); every rank receives the figures. */
-static int evaluate(trainer *t, metrics_step *m, char **err) {
-  double sums[5] = {0, 0, 0, 0, 0}; /* loss sum, predicted, correct, nsp correct, nsp seqs */
-  int rc = ST_OK;
-  if (t->rank == 0) {
-    uint64_t n = corpus_valid_size(t->valid);
-    uint64_t limit = t->cfg.eval_batches * t->B;
-    if (limit && limit < n) n = limit;
-    for (uint64_t start = 0; start < n; start += t->B) {
-      if ((rc = corpus_valid_batch(t->valid, start, t->eval_batch, err))) break;
-      bert_batch x = as_bert_batch(t->eval_batch);
-      x.B = t->eval_batch->count; /* the last batch may be short */
-      bert_loss loss;
-      if ((rc = bert_forward(t->model, &x, NULL, &loss, err))) break;
-      sums[0] += loss.mlm * (double)loss.predicted;
-      sums[1] += (double)loss.predicted;
-      sums[2] += (double)loss.mlm_correct;
-      sums[3] += (double)loss.nsp_correct;
-      sums[4] += (double)loss.nsp_count;
-    }
+/* Rank 0's evaluation on the validation shards (a fixed set of sequences
+ * with fixed masks, no dropout): sums[5] = loss sum, predicted tokens,
+ * correct predictions, correct NSP labels, NSP sequences. */
+static int evaluate_on_rank0(trainer *t, double sums[5], char **err) {
+  uint64_t n = corpus_valid_size(t->valid);
+  uint64_t limit = t->cfg.eval_batches * t->B;
+  if (limit && limit < n) n = limit;
+  for (uint64_t start = 0; start < n; start += t->B) {
+    int rc = corpus_valid_batch(t->valid, start, t->eval_batch, err);
+    if (rc) return rc;
+    bert_batch x = as_bert_batch(t->eval_batch);
+    x.B = t->eval_batch->count; /* the last batch may be short */
+    bert_loss loss;
+    if ((rc = bert_forward(t->model, &x, NULL, &loss, err)))
+      return status_wrap(err, rc, "validation sequences %llu-%llu of corpus %s", (unsigned long long)start,
+                         (unsigned long long)(start + x.B - 1), t->cfg.corpus);
+    sums[0] += loss.mlm * (double)loss.predicted;
+    sums[1] += (double)loss.predicted;
+    sums[2] += (double)loss.mlm_correct;
+    sums[3] += (double)loss.nsp_correct;
+    sums[4] += (double)loss.nsp_count;
   }
-  double ok = rc == ST_OK;
-  if (comm_allreduce_max_f64(&ok, 1, err) == ST_OK && ok) rc = comm_broadcast(sums, sizeof sums, 0, err);
-  if (rc) return rc;
-  if (!ok) return status_set(err, ST_CORRUPT, "evaluation failed on rank 0");
+  return ST_OK;
+}
+
+/* Every rank receives rank 0's figures, or its failure: a failed evaluation
+ * never reaches the metrics. Collective. */
+static int evaluate(trainer *t, metrics_step *m, char **err) {
+  double sums[5] = {0, 0, 0, 0, 0};
+  int rc = t->rank == 0 ? evaluate_on_rank0(t, sums, err) : ST_OK;
+  char what[64];
+  snprintf(what, sizeof what, "evaluation after step %llu", (unsigned long long)t->step);
+  if ((rc = agree_with_rank0(t, rc, what, err)) || (rc = comm_broadcast(sums, sizeof sums, 0, err))) return rc;
   m->has_eval = sums[1] > 0;
   m->eval_loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
   m->eval_accuracy = sums[1] > 0 ? sums[2] / sums[1] : NAN;
@@ -535,7 +573,7 @@ static int check_parameter_hashes(trainer *t, char **err) {
   sha256(t->p->data, params_bytes(t->p), d);
   char what[96];
   snprintf(what, sizeof what, "the parameters after step %llu", (unsigned long long)t->step);
-  int rc = comm_check_same_digest(d, what, err);
+  int rc = check_same_digest(t, d, what, err);
   if (rc == ST_MISMATCH) status_wrap(err, rc, "ranks diverged");
   return rc;
 }
@@ -702,7 +740,8 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   trainer t = {.req = req, .rank = comm_rank(), .world = comm_world_size()};
   int rc = run(&t, err);
   *summary = (train_summary){.steps = t.step, .tokens = t.tokens_seen, .skipped = t.guard.skipped,
-                             .seconds = t.started > 0 ? timer_now() - t.started : 0};
+                             .seconds = t.started > 0 ? timer_now() - t.started : 0,
+                             .failed_together = rc != ST_OK && t.failed_together};
   if (t.reducer) {
     comm_reducer_stats cs = comm_reducer_get_stats(t.reducer);
     summary->comm_wait_s = cs.wait_seconds;

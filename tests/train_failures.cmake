@@ -1,0 +1,7 @@
+# ddpt train's failure paths (tests/train_failures.sh): rank 0's evaluation
+# failing under mpirun, a corpus rank 0 cannot open, a damaged record on rank
+# 1, a checkpoint that cannot be committed; each ends the run non-zero with
+# one line and leaves no figures or files from the failed step.
+add_test(NAME train_failures
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/train_failures.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(train_failures PROPERTIES LABELS "mpi" TIMEOUT 600)
