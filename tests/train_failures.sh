@@ -13,6 +13,7 @@
 #  4. a checkpoint cannot be committed (its final name is taken by a
 #     directory): exit 1, one line naming the file, LATEST unchanged and no
 #     temporary file left.
+#  5. a run measured in [train] tokens, not steps, runs (it once crashed).
 set -eu
 ddpt=$1 mpirun=$2
 py=/usr/bin/python3
@@ -117,4 +118,13 @@ one_line "$dir/ckpt.out" "ddpt train:" "ckpt-00000002.h5" "checkpoint that canno
 [ "$(cat "$dir/ckpt/LATEST")" = ckpt-00000001.h5 ] || fail "LATEST changed to $(cat "$dir/ckpt/LATEST")"
 ! ls -a "$dir/ckpt" | grep -q '\.tmp-' || fail "a temporary checkpoint was left: $(ls -a "$dir/ckpt")"
 echo "train_failures: a checkpoint that cannot be committed: exit 1, one line, LATEST unchanged"
+# 5. [train] tokens instead of steps: ceil(1000 / (4 x 32)) = 8 steps (the
+# step count was once divided by a batch size not yet set)
+rc=0
+# shellcheck disable=SC2086
+"$ddpt" train "$dir/tiny.ini" --run-dir "$dir/tokens" $common --set data.corpus="$dir/eval/corpus" \
+  --set train.steps=0 --set train.tokens=1000 --set log.eval_every=0 >"$dir/tokens.out" 2>&1 || rc=$?
+[ $rc = 0 ] || { cat "$dir/tokens.out"; fail "a run of [train] tokens = 1000: exit $rc"; }
+grep -q "^done: 8 steps" "$dir/tokens.out" || { cat "$dir/tokens.out"; fail "[train] tokens = 1000 did not run 8 steps"; }
+echo "train_failures: [train] tokens = 1000 runs 8 steps"
 echo "train_failures: ok"

@@ -628,7 +628,8 @@ static int run(trainer *t, char **err) {
   blas_set_threads(choose_threads(t));
 
   if ((rc = open_corpus(t, err)) || (rc = fit_model_to_corpus(t, err))) goto done;
-  uint64_t seqs_per_step = (uint64_t)t->B * t->A * (uint64_t)t->world;
+  /* From the config: t->B and t->A are set only with the model. */
+  uint64_t seqs_per_step = (uint64_t)t->cfg.batch_size * t->cfg.accumulation * (uint64_t)t->world;
   t->total_steps = t->cfg.steps ? t->cfg.steps
                                 : (t->cfg.tokens + seqs_per_step * t->L - 1) / (seqs_per_step * t->L);
   if (t->total_steps == 0) {
