@@ -158,25 +158,13 @@ static int bench_train(int argc, char **argv) {
   qsort(times, steps, sizeof *times, cmp_double);
   double median = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
   double tokens = (double)(B * L);
-  /* The issue's definition: 6 N per token (N: all parameters) plus
-   * attention's QK^T and PV, 12 * layers * L * hidden per token (fwd+bwd). */
-  double attn = 12.0 * (double)cfg.layers * (double)L * (double)cfg.hidden * tokens;
-  double model_flops = 6.0 * (double)mem.param_count * tokens + attn;
-  /* What a step has to compute: encoder weights for every token except in
-   * the last layer, which computes keys and values for every token and the
-   * rest for the rows the heads read (predicted tokens and [CLS]); the MLM
-   * head only at predicted tokens (its decoder is the word embeddings), the
-   * NSP head per sequence; lookups count nothing. */
-  double C = (double)cfg.hidden, I = (double)cfg.intermediate, V = (double)cfg.vocab_size;
-  double layers = (double)cfg.layers, L_ = (double)L;
-  double rows = (double)predicted + (cfg.nsp ? (double)B : 0.0);
-  if (rows > tokens) rows = tokens;
-  double per_token = 4 * C * C + 2 * C * I;
-  double last = 2 * C * C * tokens + (2 * C * C + 2 * C * I) * rows;
-  double work_flops = 6.0 * ((layers - 1) * per_token * tokens + last) +
-                      12.0 * L_ * C * ((layers - 1) * tokens + rows) +
-                      6.0 * (C * C + V * C) * (double)predicted +
-                      (cfg.nsp ? 6.0 * (C * C + 2 * C) * (double)B : 0.0);
+  bert_flops flops;
+  if (bert_flops_per_step(&cfg, B, L, predicted, &flops, &err) != ST_OK) {
+    synth_free(&s);
+    bert_model_free(m);
+    return cli_fail("bench", err);
+  }
+  double model_flops = flops.model, work_flops = flops.work;
   /* Peak RSS before the sgemm measurement, whose matrices are not the model's. */
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);

@@ -429,6 +429,16 @@ static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
   *scratch = c.used - *act;
 }
 
+/* Floats of the parameter table, counted by building it. */
+static int count_params(const bert_config *cfg, size_t *count, char **err) {
+  params *p = params_create();
+  if (!p) return status_set(err, ST_NOMEM, "out of memory");
+  int rc = add_params(p, cfg, NULL, NULL, err);
+  *count = p->total;
+  params_free(p);
+  return rc;
+}
+
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
                          bert_memory *mem, char **err) {
   int rc = bert_config_validate(cfg, err);
@@ -438,12 +448,8 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
                       "batch %zu x seq_len %zu (max %zu predictions per sequence) does not fit "
                       "a model with %zu positions",
                       B, L, max_pred, cfg->max_positions);
-  params *p = params_create();
-  if (!p) return status_set(err, ST_NOMEM, "out of memory");
-  rc = bert_params_add(p, cfg, err);
-  size_t count = p->total;
-  params_free(p);
-  if (rc != ST_OK) return rc;
+  size_t count;
+  if ((rc = count_params(cfg, &count, err)) != ST_OK) return rc;
   /* A model that is never allocated: the layout only counts. */
   bert_model counting = {.cfg = *cfg, .B = B, .L = L, .max_pred = max_pred};
   size_t act, scratch;
@@ -456,6 +462,35 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
       .scratch = scratch * sizeof(float),
       .param_count = count,
   };
+  return ST_OK;
+}
+
+int bert_flops_per_step(const bert_config *cfg, size_t B, size_t L, size_t predicted,
+                        bert_flops *out, char **err) {
+  int rc = bert_config_validate(cfg, err);
+  if (rc != ST_OK) return rc;
+  if (!B || !L || L > cfg->max_positions || predicted > B * L)
+    return status_set(err, ST_INVALID,
+                      "batch %zu x seq_len %zu with %zu predicted tokens does not fit a model "
+                      "with %zu positions",
+                      B, L, predicted, cfg->max_positions);
+  size_t count;
+  if ((rc = count_params(cfg, &count, err)) != ST_OK) return rc;
+  double tokens = (double)(B * L);
+  double attn = 12.0 * (double)cfg->layers * (double)L * (double)cfg->hidden * tokens;
+  out->model = 6.0 * (double)count * tokens + attn;
+  /* The rows the pruned last layer computes (plan_last_layer): the
+   * predicted tokens and each [CLS]; all of them when that is none. */
+  double C = (double)cfg->hidden, I = (double)cfg->intermediate, V = (double)cfg->vocab_size;
+  double layers = (double)cfg->layers, L_ = (double)L;
+  double rows = (double)predicted + (cfg->nsp ? (double)B : 0.0);
+  if (rows == 0.0 || rows > tokens) rows = tokens;
+  double per_token = 4 * C * C + 2 * C * I;
+  double last = 2 * C * C * tokens + (2 * C * C + 2 * C * I) * rows;
+  out->work = 6.0 * ((layers - 1) * per_token * tokens + last) +
+              12.0 * L_ * C * ((layers - 1) * tokens + rows) +
+              6.0 * (C * C + V * C) * (double)predicted +
+              (cfg->nsp ? 6.0 * (C * C + 2 * C) * (double)B : 0.0);
   return ST_OK;
 }
 

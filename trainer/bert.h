@@ -97,6 +97,28 @@ typedef struct bert_memory {
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
                          bert_memory *mem, char **err);
 
+/* Floating-point operations of one training step, forward and backward, of
+ * B sequences of L tokens with `predicted` predicted tokens among them. A
+ * multiply-add counts two, and backward twice forward (input and weight
+ * gradients); element-wise work and lookups count nothing. */
+typedef struct bert_flops {
+  /* The common yardstick, comparable across implementations: 6 per
+   * parameter per token plus attention's QK^T and PV, 12 * layers * L *
+   * hidden per token. */
+  double model;
+  /* What ddpt computes: the encoder for every token except in the last
+   * layer, which computes keys and values for every token and the rest for
+   * the rows the heads read (predicted tokens and [CLS]); the MLM head at the
+   * predicted tokens only (its decoder is the word embeddings), the NSP head
+   * once per sequence. */
+  double work;
+} bert_flops;
+
+/* Counts without allocating a model. Fails with ST_INVALID on a config or
+ * batch that bert_model_create would refuse. */
+int bert_flops_per_step(const bert_config *cfg, size_t B, size_t L, size_t predicted,
+                        bert_flops *out, char **err);
+
 typedef struct bert_model bert_model;
 
 /* Creates the parameter dictionary (uninitialised: call params_init or load

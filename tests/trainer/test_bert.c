@@ -48,6 +48,50 @@ static void test_bert_base_has_huggingface_parameter_counts(void) {
   CU_ASSERT_EQUAL(mem.param_count, 109514298);
 }
 
+/* A config small enough to count by hand: V = 10, C = 4, I = 8, 2 layers of
+ * 2 heads (head size 2), 8 positions, NSP; a batch of B = 2 sequences of
+ * L = 4 tokens (8 tokens) with 2 predicted tokens.
+ *
+ * Parameters: embeddings 10*4 + 8*4 + 2*4 + LayerNorm 2*4 = 88; each layer
+ * QKV 3*4*4 + 12, output 16 + 4, LayerNorm 8, FFN in 32 + 8, out 32 + 4,
+ * LayerNorm 8 = 172, two 344; pooler 16 + 4 = 20; MLM transform 16 + 4 +
+ * LayerNorm 8 + decoder bias 10 = 38; NSP 8 + 2 = 10. Total 500.
+ * model = 6 * 500 * 8 tokens + 12 * 2 layers * L 4 * C 4 * 8 tokens
+ *       = 24000 + 3072 = 27072.
+ *
+ * work, in multiply-adds (MACs) of each matmul, rows x in x out:
+ *  layer 0, all 8 tokens: QKV 8x4x12 = 384, output 8x4x4 = 128, FFN in
+ *    8x4x8 = 256, FFN out 8x8x4 = 256: 1024. Attention per sequence and
+ *    head QK^T 4x2x4 = 32 and PV 4x4x2 = 32: 2 sequences * 2 heads * 64 =
+ *    256.
+ *  layer 1 computes only the 4 rows the heads read (2 predicted + 2 [CLS]):
+ *    keys and values for all 8 tokens 8x4x8 = 256, queries 4x4x4 = 64,
+ *    output 64, FFN in 4x4x8 = 128, FFN out 4x8x4 = 128: 640. Attention
+ *    of each of the 4 rows over its sequence's 4 keys, per head QK^T 4x2 = 8
+ *    and PV 8: 4 rows * 2 heads * 16 = 128.
+ *  MLM at 2 tokens: transform 2x4x4 = 32, decoder 2x4x10 = 80: 112.
+ *  NSP per sequence: pooler 2x4x4 = 32, classifier 2x4x2 = 16: 48.
+ * Sum 1024 + 256 + 640 + 128 + 112 + 48 = 2208 MACs, forward 2 FLOPs
+ * each and backward twice forward: 6 * 2208 = 13248.
+ * Without NSP and with no predicted token, the last layer computes every
+ * row: 2 * (1024 + 256) MACs, 6 * 2560 = 15360. */
+static void test_flops_per_step_match_a_hand_count(void) {
+  bert_config c = {.vocab_size = 10, .hidden = 4, .layers = 2, .heads = 2, .intermediate = 8,
+                   .max_positions = 8, .type_vocab = 2, .hidden_dropout = 0.1f,
+                   .attention_dropout = 0.1f, .ln_eps = 1e-12f, .nsp = 1};
+  bert_flops f;
+  CU_ASSERT_EQUAL_FATAL(bert_flops_per_step(&c, 2, 4, 2, &f, NULL), ST_OK);
+  CU_ASSERT_EQUAL(f.model, 27072.0);
+  CU_ASSERT_EQUAL(f.work, 13248.0);
+  c.nsp = 0;
+  CU_ASSERT_EQUAL_FATAL(bert_flops_per_step(&c, 2, 4, 0, &f, NULL), ST_OK);
+  CU_ASSERT_EQUAL(f.work, 15360.0);
+  char *err = NULL;
+  CU_ASSERT_EQUAL(bert_flops_per_step(&c, 2, 4, 9, &f, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "9 predicted") : NULL);
+  free(err);
+}
+
 static void test_table_uses_huggingface_names_with_late_layers_last(void) {
   bert_config c;
   bert_config_preset(&c, "bert-tiny", NULL);
@@ -384,6 +428,7 @@ static void test_impossible_size_fails_at_creation_with_the_figure(void) {
 static const harness_test tests[] = {
     {"test_presets_have_the_published_shapes", test_presets_have_the_published_shapes},
     {"test_bert_base_has_huggingface_parameter_counts", test_bert_base_has_huggingface_parameter_counts},
+    {"test_flops_per_step_match_a_hand_count", test_flops_per_step_match_a_hand_count},
     {"test_table_uses_huggingface_names_with_late_layers_last", test_table_uses_huggingface_names_with_late_layers_last},
     {"test_config_overrides_and_reads_huggingface_json", test_config_overrides_and_reads_huggingface_json},
     {"test_whole_model_gradient_matches_finite_differences", test_whole_model_gradient_matches_finite_differences},
