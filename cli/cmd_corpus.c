@@ -54,21 +54,22 @@ static int corpus_info(const char *dir) {
 
 static int verify_list(const char *dir, const manifest *m, const manifest_shard *s, size_t n,
                        uint64_t *total, char **err) {
-  for (size_t i = 0; i < n; i++) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, s[i].name);
+  int rc = ST_OK;
+  for (size_t i = 0; i < n && !rc; i++) {
+    char *path = file_path_join(dir, s[i].name);
+    if (!path) return status_set(err, ST_NOMEM, "out of memory verifying %s", dir);
     shard_reader *r = NULL;
     uint64_t tokens = 0;
-    int rc = shard_reader_open(path, s[i].sequences, m->seq_len, m->id_bytes, &r, err);
+    rc = shard_reader_open(path, s[i].sequences, m->seq_len, m->id_bytes, &r, err);
     if (!rc) rc = shard_reader_verify(r, m->vocab_size, &tokens, err);
     shard_reader_close(r);
-    if (rc) return rc;
-    if (tokens != s[i].tokens)
-      return status_set(err, ST_CORRUPT, "shard %s holds %llu tokens, the manifest says %llu",
-                        path, (unsigned long long)tokens, (unsigned long long)s[i].tokens);
+    if (!rc && tokens != s[i].tokens)
+      rc = status_set(err, ST_CORRUPT, "shard %s holds %llu tokens, the manifest says %llu", path,
+                      (unsigned long long)tokens, (unsigned long long)s[i].tokens);
+    free(path);
     *total += tokens;
   }
-  return ST_OK;
+  return rc;
 }
 
 static int check_hash(const char *path, const char *want, const char *what, char **err) {
@@ -87,10 +88,12 @@ static int check_hash(const char *path, const char *want, const char *what, char
 
 static int corpus_verify(const char *dir, const char *vocab) {
   manifest *m = NULL;
-  char *err = NULL, path[4096];
+  char *err = NULL;
   if (manifest_read(dir, &m, &err)) return cli_fail("corpus", err);
-  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_VOCAB_FILE);
-  int rc = check_hash(path, m->vocab_sha256, "corpus vocab", &err);
+  char *path = file_path_join(dir, MANIFEST_VOCAB_FILE);
+  int rc = path ? check_hash(path, m->vocab_sha256, "corpus vocab", &err)
+                : status_set(&err, ST_NOMEM, "out of memory verifying %s", dir);
+  free(path);
   if (!rc && vocab) rc = check_hash(vocab, m->vocab_sha256, "vocab", &err);
   uint64_t tokens = 0, seqs = 0;
   if (!rc) rc = verify_list(dir, m, m->shards, m->num_shards, &tokens, &err);

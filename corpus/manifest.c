@@ -74,19 +74,19 @@ static char *manifest_to_json(const manifest *m) {
 }
 
 int manifest_write(const char *dir, const manifest *m, char **err) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
-  char *text = manifest_to_json(m);
-  if (!text) return status_set(err, ST_NOMEM, "out of memory formatting %s", path);
-  size_t len = strlen(text);
-  char *line = realloc(text, len + 2);
+  char *path = file_path_join(dir, MANIFEST_FILE), *text = path ? manifest_to_json(m) : NULL;
+  size_t len = text ? strlen(text) : 0;
+  char *line = text ? realloc(text, len + 2) : NULL;
+  int rc;
   if (!line) {
-    free(text);
-    return status_set(err, ST_NOMEM, "out of memory formatting %s", path);
+    free(text); /* realloc failed, or text is NULL */
+    rc = status_set(err, ST_NOMEM, "out of memory formatting %s/%s", dir, MANIFEST_FILE);
+  } else {
+    line[len] = '\n';
+    rc = file_write_atomic(path, line, len + 1, err);
+    free(line);
   }
-  line[len] = '\n';
-  int rc = file_write_atomic(path, line, len + 1, err);
-  free(line);
+  free(path);
   return rc;
 }
 
@@ -154,12 +154,8 @@ static manifest_shard *read_shards(reader_ctx *c, const cJSON *root, const char 
   return s;
 }
 
-int manifest_read(const char *dir, manifest **out, char **err) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
-  struct stat st;
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-    return status_set(err, ST_IO, "corpus directory %s does not exist", dir);
+/* Reads path, dir's manifest.json. */
+static int read_manifest_file(const char *path, const char *dir, manifest **out, char **err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     if (errno == ENOENT)
@@ -258,6 +254,17 @@ fail:
   free(text);
   fclose(f);
   manifest_free(m);
+  return rc;
+}
+
+int manifest_read(const char *dir, manifest **out, char **err) {
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    return status_set(err, ST_IO, "corpus directory %s does not exist", dir);
+  char *path = file_path_join(dir, MANIFEST_FILE);
+  if (!path) return status_set(err, ST_NOMEM, "out of memory reading corpus %s", dir);
+  int rc = read_manifest_file(path, dir, out, err);
+  free(path);
   return rc;
 }
 

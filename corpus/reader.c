@@ -12,6 +12,7 @@
 #include "corpus/shard_reader.h"
 #include "corpus/shuffle.h"
 #include "corpus/vocab.h"
+#include "util/file.h"
 #include "util/sha256.h"
 #include "util/status.h"
 
@@ -106,28 +107,32 @@ static int check_vocab(reader_common *rc, char **err) {
 /* Whole-word masking needs to know which ids continue a word ("##..."):
  * read from the vocab copied into the corpus, checked against its hash. */
 static int load_continuation(reader_common *rc, char **err) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", rc->dir, MANIFEST_VOCAB_FILE);
+  char *path = file_path_join(rc->dir, MANIFEST_VOCAB_FILE);
+  if (!path) return status_set(err, ST_NOMEM, "out of memory opening corpus %s", rc->dir);
   tok_vocab *v = NULL;
   int st = tok_vocab_load(path, &v, err);
-  if (st) return status_wrap(err, st, "whole-word masking needs the corpus's vocab");
+  if (st) {
+    status_wrap(err, st, "whole-word masking needs the corpus's vocab");
+    goto done;
+  }
   if (strcmp(tok_vocab_sha256_hex(v), rc->m->vocab_sha256) != 0 ||
       (int64_t)tok_vocab_size(v) != rc->m->vocab_size) {
     st = status_set(err, ST_MISMATCH, "%s (SHA-256 %s) is not the vocab the manifest names "
                     "(SHA-256 %s): the corpus is damaged; reshard it", path,
                     tok_vocab_sha256_hex(v), rc->m->vocab_sha256);
-    tok_vocab_free(v);
-    return st;
+    goto done;
   }
   rc->continuation = calloc((size_t)rc->m->vocab_size, 1);
   if (!rc->continuation) {
-    tok_vocab_free(v);
-    return status_set(err, ST_NOMEM, "out of memory loading %s", path);
+    st = status_set(err, ST_NOMEM, "out of memory loading %s", path);
+    goto done;
   }
   for (int32_t id = 0; id < (int32_t)rc->m->vocab_size; id++)
     rc->continuation[id] = strncmp(tok_vocab_token(v, id), "##", 2) == 0;
+done:
   tok_vocab_free(v);
-  return ST_OK;
+  free(path);
+  return st;
 }
 
 static int common_init(reader_common *rc, const char *dir, const corpus_options *opt, char **err) {
@@ -163,9 +168,12 @@ static int common_init(reader_common *rc, const char *dir, const corpus_options 
 
 static int open_shard(const reader_common *rc, const manifest_shard *s, shard_reader **out,
                       char **err) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", rc->dir, s->name);
-  return shard_reader_open(path, s->sequences, rc->m->seq_len, rc->m->id_bytes, out, err);
+  char *path = file_path_join(rc->dir, s->name);
+  if (!path)
+    return status_set(err, ST_NOMEM, "out of memory opening shard %s of %s", s->name, rc->dir);
+  int st = shard_reader_open(path, s->sequences, rc->m->seq_len, rc->m->id_bytes, out, err);
+  free(path);
+  return st;
 }
 
 /* Writes row `row` of b from rec: masked ids, segments, attention, labels,

@@ -23,6 +23,7 @@
 #include "corpus/shard_reader.h"
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
+#include "util/file.h"
 #include "util/rng.h"
 #include "util/sha256.h"
 #include "util/status.h"
@@ -112,6 +113,28 @@ static int list_dir(const char *dir, name_list *names, char **err) {
   return rc;
 }
 
+/* Removes dir/name, a shard's database or a file; a missing file is fine. */
+static int remove_entry(const char *dir, const char *name, char **err) {
+  char *path = file_path_join(dir, name);
+  if (!path) return status_set(err, ST_NOMEM, "out of memory removing %s from %s", name, dir);
+  int rc = ST_OK;
+  if (strncmp(name, "shard-", 6) == 0 || strncmp(name, "valid-", 6) == 0) {
+    char *lerr = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_destroy_db(o, path, &lerr);
+    leveldb_options_destroy(o);
+    if (lerr) {
+      rc = status_set(err, ST_IO, "cannot remove old shard %s: %s", path, lerr);
+      leveldb_free(lerr);
+    }
+    rmdir(path);
+  } else if (unlink(path) != 0 && errno != ENOENT) {
+    rc = status_set(err, ST_IO, "cannot remove %s: %s", path, strerror(errno));
+  }
+  free(path);
+  return rc;
+}
+
 /* Removes the corpus in dir, manifest first so that a crash midway leaves
  * it incomplete rather than wrong. Refuses if dir holds anything else. */
 static int remove_corpus(const char *dir, char **err) {
@@ -122,26 +145,8 @@ static int remove_corpus(const char *dir, char **err) {
       rc = status_set(err, ST_INVALID, "output directory %s holds %s, which ddpt shard did not "
                       "write: --overwrite replaces only a corpus; remove it or choose another "
                       "directory", dir, names.names[i]);
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
-  if (!rc && unlink(path) != 0 && errno != ENOENT)
-    rc = status_set(err, ST_IO, "cannot remove %s: %s", path, strerror(errno));
-  for (size_t i = 0; i < names.n && !rc; i++) {
-    snprintf(path, sizeof path, "%s/%s", dir, names.names[i]);
-    if (strncmp(names.names[i], "shard-", 6) == 0 || strncmp(names.names[i], "valid-", 6) == 0) {
-      char *lerr = NULL;
-      leveldb_options_t *o = leveldb_options_create();
-      leveldb_destroy_db(o, path, &lerr);
-      leveldb_options_destroy(o);
-      if (lerr) {
-        rc = status_set(err, ST_IO, "cannot remove old shard %s: %s", path, lerr);
-        leveldb_free(lerr);
-      }
-      rmdir(path);
-    } else if (unlink(path) != 0 && errno != ENOENT) {
-      rc = status_set(err, ST_IO, "cannot remove %s: %s", path, strerror(errno));
-    }
-  }
+  if (!rc) rc = remove_entry(dir, MANIFEST_FILE, err);
+  for (size_t i = 0; i < names.n && !rc; i++) rc = remove_entry(dir, names.names[i], err);
   name_list_free(&names);
   return rc;
 }
@@ -168,15 +173,16 @@ static int prepare_out_dir(const char *dir, int overwrite, int *created, char **
   return rc ? rc : remove_corpus(dir, err);
 }
 
-static int copy_vocab(const char *from, const char *dir, const char *want_hex, char **err) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_VOCAB_FILE);
+/* Copies from to path, fsynced: the manifest, written after it, must never
+ * name a copy that a crash left short. */
+static int copy_file(const char *from, const char *path, char **err) {
   FILE *in = fopen(from, "rb");
   if (!in) return status_set(err, ST_IO, "cannot read vocab %s: %s", from, strerror(errno));
   FILE *out = fopen(path, "wb");
   if (!out) {
+    int e = errno;
     fclose(in);
-    return status_set(err, ST_IO, "cannot create %s: %s", path, strerror(errno));
+    return status_set(err, ST_IO, "cannot create %s: %s", path, strerror(e));
   }
   char buf[65536];
   size_t n;
@@ -184,16 +190,28 @@ static int copy_vocab(const char *from, const char *dir, const char *want_hex, c
   while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok &= fwrite(buf, 1, n, out) == n;
   ok &= !ferror(in);
   fclose(in);
+  ok &= fflush(out) == 0 && fsync(fileno(out)) == 0;
   ok &= fclose(out) == 0;
   if (!ok) return status_set(err, ST_IO, "cannot copy vocab %s to %s", from, path);
+  return ST_OK;
+}
+
+/* Copies the vocab into dir and checks the copy is the vocab that was
+ * loaded (want_hex). */
+static int copy_vocab(const char *from, const char *dir, const char *want_hex, char **err) {
+  char *path = file_path_join(dir, MANIFEST_VOCAB_FILE);
+  if (!path) return status_set(err, ST_NOMEM, "out of memory copying vocab %s", from);
   uint8_t digest[32];
   char hex[65];
-  int rc = sha256_file(path, digest, err);
-  if (rc) return rc;
-  sha256_hex(digest, hex);
-  if (strcmp(hex, want_hex) != 0)
-    return status_set(err, ST_IO, "vocab %s changed while it was copied to %s", from, path);
-  return ST_OK;
+  int rc = copy_file(from, path, err);
+  if (!rc) rc = sha256_file(path, digest, err);
+  if (!rc) {
+    sha256_hex(digest, hex);
+    if (strcmp(hex, want_hex) != 0)
+      rc = status_set(err, ST_IO, "vocab %s changed while it was copied to %s", from, path);
+  }
+  free(path);
+  return rc;
 }
 
 /* ---------------------------------------------------------------- shards */
@@ -253,16 +271,18 @@ static int shard_set_open(shard_set *s, const char *dir, const char *prefix, siz
 }
 
 static int shard_create(shard_set *s, out_shard *o, char **err) {
-  char path[4096], *lerr = NULL;
-  snprintf(path, sizeof path, "%s/%s", s->dir, o->info.name);
+  char *path = file_path_join(s->dir, o->info.name), *lerr = NULL;
+  if (!path) return status_set(err, ST_NOMEM, "out of memory creating shard %s", o->info.name);
+  int rc = ST_OK;
   o->db = leveldb_open(s->options, path, &lerr);
   if (lerr) {
-    int rc = status_set(err, ST_IO, "cannot create shard %s: %s", path, lerr);
+    rc = status_set(err, ST_IO, "cannot create shard %s: %s", path, lerr);
     leveldb_free(lerr);
-    return rc;
+  } else {
+    o->batch = leveldb_writebatch_create();
   }
-  o->batch = leveldb_writebatch_create();
-  return ST_OK;
+  free(path);
+  return rc;
 }
 
 static int shard_set_emit(void *ctx, const record *rec, char **err) {
@@ -624,6 +644,10 @@ int shard_writer_run(const shard_options *opt, shard_progress *summary, char **e
     return status_set(err, ST_INVALID, "--threads %d is out of range: use 1 to %d", opt->threads,
                       SHARD_MAX_THREADS);
   if (opt->chunk_bytes == 0) return status_set(err, ST_INVALID, "chunk size must be positive");
+  size_t tool_max = sizeof ((manifest *)NULL)->tool - 1;
+  if (opt->tool && strlen(opt->tool) > tool_max)
+    return status_set(err, ST_INVALID, "tool name \"%.32s...\" is longer than the manifest's %zu "
+                      "bytes: shorten it", opt->tool, tool_max);
   if (opt->num_inputs == 0) return status_set(err, ST_INVALID, "no input given: name files, "
                                               "directories or - for standard input");
 

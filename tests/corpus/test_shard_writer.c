@@ -261,6 +261,34 @@ static void test_shard_verify_names_a_damaged_shard(void) {
   fixture_free(&f);
 }
 
+/* A corpus directory whose manifest path is past PATH_MAX: reading fails
+ * naming the whole path, rather than opening a name cut to fit a buffer
+ * (which reported "incomplete corpus" for a file it never looked at). */
+static void test_manifest_path_past_path_max_is_named_whole(void) {
+  char *root = harness_tmpdir("longpath");
+  size_t cap = 4200, len = strlen(root);
+  char *dir = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+  memcpy(dir, root, len + 1);
+  while (len < 4085) { /* each level a legal name, the whole under 4096 */
+    size_t step = 4085 - len > 201 ? 200 : 4085 - len - 1;
+    dir[len] = '/';
+    memset(dir + len + 1, 'd', step);
+    len += 1 + step;
+    dir[len] = '\0';
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+  }
+  manifest *m = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(manifest_read(dir, &m, &err), ST_IO);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "manifest.json: File name too long"));
+  CU_ASSERT_PTR_NULL(err && strstr(err, "incomplete"));
+  free(err);
+  free(dir);
+  harness_rmtree(root);
+  free(root);
+}
+
 static const harness_test tests[] = {
     {"test_shard_output_is_identical_with_1_and_2_threads",
      test_shard_output_is_identical_with_1_and_2_threads},
@@ -270,6 +298,8 @@ static const harness_test tests[] = {
     {"test_corpus_open_names_both_hashes_on_vocab_mismatch",
      test_corpus_open_names_both_hashes_on_vocab_mismatch},
     {"test_shard_verify_names_a_damaged_shard", test_shard_verify_names_a_damaged_shard},
+    {"test_manifest_path_past_path_max_is_named_whole",
+     test_manifest_path_past_path_max_is_named_whole},
     {NULL, NULL},
 };
 const harness_suite corpus_shard_writer_suite = {"shard_writer", tests};
