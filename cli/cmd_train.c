@@ -63,16 +63,15 @@ static void print_summary(const train_summary *s) {
          s->comm_wait_s, s->buckets);
 }
 
-int cmd_train(int argc, char **argv) {
+/* Fills req from the command line, the --set values into overrides (argc
+ * slots). CLI_EXIT_OK, or the code of the usage error it printed. */
+static int parse_args(int argc, char **argv, train_request *req, char **overrides) {
   static const struct option opts[] = {
       {"set", required_argument, NULL, 's'},     {"run-dir", required_argument, NULL, 'r'},
       {"resume", required_argument, NULL, 'R'},  {"threads", required_argument, NULL, 't'},
       {NULL, 0, NULL, 0},
   };
-  char **overrides = calloc((size_t)argc, sizeof *overrides);
-  if (!overrides) return cli_fail("train", strdup("out of memory"));
   size_t n_over = 0;
-  train_request req = {.run_dir = "run", .stop_requested = &g_stop};
   opterr = 0;
   optind = 0;
   int c;
@@ -80,51 +79,76 @@ int cmd_train(int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
     case 's': overrides[n_over++] = optarg; break;
-    case 'r': req.run_dir = optarg; break;
+    case 'r': req->run_dir = optarg; break;
     case 'R':
-      req.run_dir = optarg;
-      req.resume = 1;
+      req->run_dir = optarg;
+      req->resume = 1;
       break;
     case 't':
-      if (cli_parse_int("train", "--threads", optarg, 1, 1024, &req.threads) != CLI_EXIT_OK) {
-        free(overrides);
-        return CLI_EXIT_USAGE;
-      }
+      if (cli_parse_int("train", "--threads", optarg, 1, 1024, &req->threads) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
       break;
-    default: free(overrides); return cli_bad_option("train", argc, argv);
+    default: return cli_bad_option("train", argc, argv);
     }
   }
-  if (optind < argc) req.config_path = argv[optind++];
-  if (optind < argc) {
-    free(overrides);
-    return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-  }
-  if (!req.config_path && !req.resume) {
-    free(overrides);
+  if (optind < argc) req->config_path = argv[optind++];
+  if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+  if (!req->config_path && !req->resume)
     return cli_usage_error("train", "give a CONFIG file (e.g. configs/bert-tiny.ini) or --resume RUN_DIR");
-  }
-  req.overrides = overrides;
-  req.n_overrides = n_over;
+  req->overrides = overrides;
+  req->n_overrides = n_over;
+  return CLI_EXIT_OK;
+}
 
-  char *err = NULL;
-  /* Before MPI starts: this may re-execute the process with a better
-   * OpenBLAS kernel. */
-  if (blas_kernel_ensure(argc, argv, &err)) {
-    free(overrides);
-    return cli_fail("train", err);
-  }
-  if (comm_init(&argc, &argv, &err)) {
-    free(overrides);
-    return cli_fail("train", err);
-  }
-  log_init(comm_rank(), comm_world_size());
+static void catch_stop_signals(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+}
 
+/* Reports how train_run ended (rc, err: its status and message, freed
+ * here), ends this rank's part of the job and returns the exit code. */
+static int finish(int rc, const train_summary *s, char *err) {
+  int rank = comm_rank(), world = comm_world_size();
+  if (rc == ST_OK || rc == ST_INTERRUPTED) {
+    if (rank == 0 && rc == ST_OK) print_summary(s);
+    if (rank == 0 && rc == ST_INTERRUPTED) fprintf(stderr, "ddpt train: %s\n", err);
+    free(err);
+    comm_finalize();
+    return rc == ST_OK ? CLI_EXIT_OK : CLI_EXIT_INTERRUPTED;
+  }
+  if (world == 1) {
+    comm_finalize();
+    return cli_fail("train", err);
+  }
+  /* A failure every rank returned together is reported once, by rank 0.
+   * Any other must end every rank: the others may be waiting for this one
+   * inside a collective. */
+  if (!s->failed_together || rank == 0) fprintf(stderr, "ddpt train: rank %d: %s\n", rank, err);
+  free(err);
+  if (!s->failed_together) comm_abort(CLI_EXIT_FAILURE);
+  comm_finalize();
+  return CLI_EXIT_FAILURE;
+}
+
+int cmd_train(int argc, char **argv) {
+  char **overrides = calloc((size_t)argc, sizeof *overrides);
+  if (!overrides) return cli_fail("train", strdup("out of memory"));
+  train_request req = {.run_dir = "run", .stop_requested = &g_stop};
+  int code = parse_args(argc, argv, &req, overrides);
+  char *err = NULL;
+  /* Before MPI starts: this may re-execute the process with a better
+   * OpenBLAS kernel. */
+  if (code == CLI_EXIT_OK && (blas_kernel_ensure(argc, argv, &err) || comm_init(&argc, &argv, &err)))
+    code = cli_fail("train", err);
+  if (code != CLI_EXIT_OK) {
+    free(overrides);
+    return code;
+  }
+  log_init(comm_rank(), comm_world_size());
+  catch_stop_signals();
   /* Open MPI hands ranks a pseudo-terminal even when mpirun's output goes to
    * a file, so under mpirun the progress is plain lines. */
   progress pr = {.live = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE")};
@@ -133,28 +157,5 @@ int cmd_train(int argc, char **argv) {
   int rc = train_run(&req, &summary, &err);
   free(overrides);
   end_live_line(&pr);
-  if (rc == ST_INTERRUPTED) {
-    if (comm_rank() == 0) fprintf(stderr, "ddpt train: %s\n", err);
-    free(err);
-    comm_finalize();
-    return CLI_EXIT_INTERRUPTED;
-  }
-  if (rc) {
-    int rank = comm_rank(), world = comm_world_size();
-    if (world == 1) {
-      comm_finalize();
-      return cli_fail("train", err);
-    }
-    /* A failure every rank returned together is reported once, by rank 0.
-     * Any other must end every rank: the others may be waiting for this
-     * one inside a collective. */
-    if (!summary.failed_together || rank == 0) fprintf(stderr, "ddpt train: rank %d: %s\n", rank, err);
-    free(err);
-    if (!summary.failed_together) comm_abort(CLI_EXIT_FAILURE);
-    comm_finalize();
-    return CLI_EXIT_FAILURE;
-  }
-  if (comm_rank() == 0) print_summary(&summary);
-  comm_finalize();
-  return CLI_EXIT_OK;
+  return finish(rc, &summary, err);
 }

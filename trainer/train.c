@@ -462,12 +462,13 @@ typedef struct step_result {
   int applied;
 } step_result;
 
-static int train_step(trainer *t, step_result *r, char **err) {
-  int rc;
-  double counts[3] = {0, 0, 0}; /* predicted tokens, NSP sequences, tokens */
+/* Reads this rank's A micro-batches; counts (predicted tokens, NSP
+ * sequences, tokens) become the step's totals over all ranks. */
+static int read_micro_batches(trainer *t, double counts[3], char **err) {
   for (size_t a = 0; a < t->A; a++) {
     corpus_batch *b = t->micro[a];
-    if ((rc = corpus_next_batch(t->data, b, err))) return rc;
+    int rc = corpus_next_batch(t->data, b, err);
+    if (rc) return rc;
     for (size_t i = 0; i < t->B * t->L; i++) {
       counts[0] += b->mlm_labels[i] >= 0;
       counts[2] += b->attention_mask[i] != 0;
@@ -475,9 +476,14 @@ static int train_step(trainer *t, step_result *r, char **err) {
     if (t->cfg.model.nsp)
       for (size_t i = 0; i < t->B; i++) counts[1] += b->nsp_labels[i] >= 0;
   }
-  if ((rc = comm_allreduce_sum_f64(counts, 3, err))) return rc;
-  if (t->samples) log_samples(t, t->step + 1);
+  int rc = comm_allreduce_sum_f64(counts, 3, err);
+  if (rc == ST_OK && t->samples) log_samples(t, t->step + 1);
+  return rc;
+}
 
+/* Forward and backward over the micro-batches, the gradients summed over
+ * ranks; means: the step's MLM and NSP losses over the global batch. */
+static int forward_backward(trainer *t, const double counts[3], double means[2], char **err) {
   /* An applied update left the gradients at zero (OPTIM_ZERO_GRAD). */
   if (!t->grads_clear) params_zero_grad(t->p);
   t->grads_clear = 0;
@@ -486,27 +492,27 @@ static int train_step(trainer *t, step_result *r, char **err) {
    * micro-batches: the sum over ranks is the mean over the global batch. */
   bert_grad_scale scale = {counts[0] > 0 ? (float)(1.0 / counts[0]) : 0.0f,
                            counts[1] > 0 ? (float)(1.0 / counts[1]) : 0.0f};
-  double local[2] = {0, 0}; /* this rank's share of the global mlm and nsp means */
   for (size_t a = 0; a < t->A; a++) {
     bert_batch x = as_bert_batch(t->micro[a]);
     bert_dropout drop = {.seed = t->cfg.seed, .step = (uint32_t)t->step,
                          .micro = (uint32_t)((size_t)t->rank * t->A + a)};
     bert_loss loss;
-    if ((rc = bert_forward(t->model, &x, &drop, &loss, err))) return rc;
-    if (counts[0] > 0) local[0] += loss.mlm * (double)loss.predicted / counts[0];
-    if (counts[1] > 0) local[1] += loss.nsp * (double)loss.nsp_count / counts[1];
+    int rc = bert_forward(t->model, &x, &drop, &loss, err);
+    if (rc) return rc;
+    if (counts[0] > 0) means[0] += loss.mlm * (double)loss.predicted / counts[0];
+    if (counts[1] > 0) means[1] += loss.nsp * (double)loss.nsp_count / counts[1];
     /* Gradient accumulation reduces only once, during the last backward. */
     bert_set_grad_ready(t->model, a + 1 == t->A ? on_grads_ready : NULL, t);
     bert_backward(t->model, &x, &scale);
   }
   bert_set_grad_ready(t->model, NULL, NULL);
-  if ((rc = comm_reducer_finish(t->reducer, 1.0f, err))) return rc;
-  if ((rc = comm_allreduce_sum_f64(local, 2, err))) return rc;
+  int rc = comm_reducer_finish(t->reducer, 1.0f, err);
+  return rc ? rc : comm_allreduce_sum_f64(means, 2, err);
+}
 
-  r->mlm = local[0];
-  r->nsp = local[1];
-  r->loss = local[0] + local[1];
-  r->tokens = (uint64_t)counts[2];
+/* Clipping, the non-finite guard and the optimizer step at the schedule's
+ * learning rate. */
+static int update(trainer *t, step_result *r, char **err) {
   r->grad_norm = optim_grad_norm(t->p);
   r->lr = t->cfg.lr * schedule_multiplier(&t->cfg.sched, t->step + 1);
   optim_guard_verdict v = optim_guard_check(&t->guard, r->loss, r->grad_norm);
@@ -524,6 +530,18 @@ static int train_step(trainer *t, step_result *r, char **err) {
   } else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
                 (unsigned long long)t->step + 1, r->loss, r->grad_norm, (unsigned long long)t->guard.skipped);
   return ST_OK;
+}
+
+static int train_step(trainer *t, step_result *r, char **err) {
+  double counts[3] = {0, 0, 0}; /* predicted tokens, NSP sequences, tokens */
+  double means[2] = {0, 0};     /* MLM and NSP loss */
+  int rc = read_micro_batches(t, counts, err);
+  if (rc || (rc = forward_backward(t, counts, means, err))) return rc;
+  r->mlm = means[0];
+  r->nsp = means[1];
+  r->loss = means[0] + means[1];
+  r->tokens = (uint64_t)counts[2];
+  return update(t, r, err);
 }
 
 /* Rank 0's evaluation on the validation shards (a fixed set of sequences
@@ -587,153 +605,189 @@ static int stop_requested_anywhere(trainer *t, int *stop, char **err) {
 
 /* ------------------------------------------------------------- the run */
 
-static int run(trainer *t, char **err) {
-  const train_request *req = t->req;
-  int rc = ST_OK;
-  char *ckpt_path = NULL, *note = NULL;
-  ckpt_file *resume_from = NULL;
-  ckpt_header header = {0};
+/* The checkpoint a resumed run starts from. */
+typedef struct resume_point {
+  char *path; /* NULL: a fresh run */
+  ckpt_file *file;
+  ckpt_header header;
+} resume_point;
 
-  if (req->resume) {
-    if ((rc = ckpt_dir_find_latest_valid(req->run_dir, &ckpt_path, &note, err))) return rc;
-    if (!ckpt_path)
-      return status_set(err, ST_INVALID, "nothing to resume in %s: no checkpoint there; start without --resume",
-                        req->run_dir);
-    if (note && t->rank == 0) log_warn("%s", note);
-    free(note);
-    rc = ckpt_file_open(ckpt_path, &resume_from, err);
-    if (!rc) rc = ckpt_file_read_header(resume_from, &header, err);
-    if (rc) goto done;
-  } else if (!req->config_path) {
-    return status_set(err, ST_INVALID, "no config: give CONFIG (see configs/) or --resume RUN_DIR");
-  } else {
-    /* A fresh run never overwrites another run's checkpoints. */
-    struct stat st;
-    if (stat(req->run_dir, &st) == 0 &&
-        (rc = ckpt_dir_find_latest_valid(req->run_dir, &ckpt_path, &note, err)) == ST_OK && ckpt_path)
-      rc = status_set(err, ST_INVALID, "%s already holds checkpoints (%s): continue it with --resume %s, or "
-                      "choose another --run-dir", req->run_dir, ckpt_path, req->run_dir);
-    free(note);
-    free(ckpt_path);
-    note = ckpt_path = NULL;
-    if (rc == ST_CORRUPT) {
-      free(*err);
-      *err = NULL;
-      rc = status_set(err, ST_INVALID, "%s holds damaged checkpoints only: choose another --run-dir", req->run_dir);
-    }
-    if (rc) return rc;
-  }
-  if ((rc = load_config(t, req->resume ? header.config : NULL, err))) goto done;
-  if (!getenv("DDPT_LOG")) log_set_level((log_level)t->cfg.log_level);
-  blas_set_threads(choose_threads(t));
+static void resume_point_clear(resume_point *rp) {
+  ckpt_header_clear(&rp->header);
+  ckpt_file_close(rp->file);
+  free(rp->path);
+}
 
-  if ((rc = open_corpus(t, err)) || (rc = fit_model_to_corpus(t, err))) goto done;
+/* --resume: RUN_DIR's newest valid checkpoint, opened, its header read. */
+static int open_resume_point(trainer *t, resume_point *rp, char **err) {
+  const char *dir = t->req->run_dir;
+  char *note = NULL;
+  int rc = ckpt_dir_find_latest_valid(dir, &rp->path, &note, err);
+  if (rc) return rc;
+  if (!rp->path)
+    return status_set(err, ST_INVALID, "nothing to resume in %s: no checkpoint there; start without --resume", dir);
+  if (note && t->rank == 0) log_warn("%s", note);
+  free(note);
+  if ((rc = ckpt_file_open(rp->path, &rp->file, err))) return rc;
+  return ckpt_file_read_header(rp->file, &rp->header, err);
+}
+
+/* A fresh run never overwrites another run's checkpoints. */
+static int refuse_used_run_dir(const train_request *req, char **err) {
+  if (!req->config_path) return status_set(err, ST_INVALID, "no config: give CONFIG (see configs/) or --resume RUN_DIR");
+  struct stat st;
+  if (stat(req->run_dir, &st) != 0) return ST_OK;
+  char *path = NULL, *note = NULL;
+  int rc = ckpt_dir_find_latest_valid(req->run_dir, &path, &note, err);
+  if (rc == ST_OK && path)
+    rc = status_set(err, ST_INVALID, "%s already holds checkpoints (%s): continue it with --resume %s, or "
+                    "choose another --run-dir", req->run_dir, path, req->run_dir);
+  else if (rc == ST_CORRUPT)
+    rc = status_set(err, ST_INVALID, "%s holds damaged checkpoints only: choose another --run-dir", req->run_dir);
+  free(note);
+  free(path);
+  return rc;
+}
+
+/* The run's length, and the schedule and guard that depend on it. */
+static int plan_steps(trainer *t, char **err) {
   /* From the config: t->B and t->A are set only with the model. */
   uint64_t seqs_per_step = (uint64_t)t->cfg.batch_size * t->cfg.accumulation * (uint64_t)t->world;
   t->total_steps = t->cfg.steps ? t->cfg.steps
                                 : (t->cfg.tokens + seqs_per_step * t->L - 1) / (seqs_per_step * t->L);
-  if (t->total_steps == 0) {
-    rc = status_set(err, ST_INVALID, "nothing to train: set [train] steps or tokens");
-    goto done;
-  }
+  if (t->total_steps == 0) return status_set(err, ST_INVALID, "nothing to train: set [train] steps or tokens");
   t->cfg.sched.total = t->total_steps;
   if (t->cfg.sched.warmup == 0) t->cfg.sched.warmup = (uint64_t)llround(t->cfg.warmup_ratio * (double)t->total_steps);
   t->guard.max_consecutive = t->cfg.max_nonfinite;
+  return ST_OK;
+}
 
-  if (!(t->cfg_text = run_config_format(&t->cfg))) {
-    rc = status_set(err, ST_NOMEM, "out of memory");
-    goto done;
-  }
-  if ((rc = check_ranks_agree(t, err)) || (rc = create_model(t, err))) goto done;
-  if (resume_from) {
-    if (t->rank == 0) log_config_changes(header.config, t->cfg_text);
-    if ((rc = restore(t, resume_from, &header, err))) goto done;
-    if (t->rank == 0) log_info("resumed from %s at step %llu", ckpt_path, (unsigned long long)t->step);
-  }
+/* Config, corpus, length, model and, on resume, the state to continue
+ * from: everything before the run directory is touched. */
+static int set_up(trainer *t, const resume_point *rp, char **err) {
+  int rc = load_config(t, rp->path ? rp->header.config : NULL, err);
+  if (rc) return rc;
+  if (!getenv("DDPT_LOG")) log_set_level((log_level)t->cfg.log_level);
+  blas_set_threads(choose_threads(t));
+  if ((rc = open_corpus(t, err)) || (rc = fit_model_to_corpus(t, err)) || (rc = plan_steps(t, err))) return rc;
+  if (!(t->cfg_text = run_config_format(&t->cfg))) return status_set(err, ST_NOMEM, "out of memory");
+  if ((rc = check_ranks_agree(t, err)) || (rc = create_model(t, err))) return rc;
+  if (!rp->path) return ST_OK;
+  if (t->rank == 0) log_config_changes(rp->header.config, t->cfg_text);
+  if ((rc = restore(t, rp->file, &rp->header, err))) return rc;
+  if (t->rank == 0) log_info("resumed from %s at step %llu", rp->path, (unsigned long long)t->step);
+  return ST_OK;
+}
 
+/* Rank 0's part of prepare_run_dir. */
+static int write_run_dir(trainer *t, char **err) {
+  const char *dir = t->req->run_dir;
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    return status_set(err, ST_IO, "cannot create run directory %s: %s", dir, strerror(errno));
+  char *path = file_path_join(dir, "config.ini");
+  if (!path) return status_set(err, ST_NOMEM, "out of memory");
+  int rc = file_write_atomic(path, t->cfg_text, strlen(t->cfg_text), err);
+  free(path);
+  if (rc) return rc;
+  return metrics_log_open(dir, 1, t->step, &t->metrics, err);
+}
+
+/* Rank 0 creates RUN_DIR, writes config.ini and opens metrics.jsonl there;
+ * every rank learns whether it could. Collective. */
+static int prepare_run_dir(trainer *t, char **err) {
+  int rc = t->rank == 0 ? write_run_dir(t, err) : ST_OK;
+  return agree_with_rank0(t, rc, "preparing the run directory", err);
+}
+
+/* Rank 0 tells the observer what the run is about to do. */
+static void announce_plan(const trainer *t) {
+  const train_observer *o = &t->req->observer;
+  if (t->rank != 0 || !o->planned) return;
+  train_plan plan = {.run_dir = t->req->run_dir, .config_text = t->cfg_text, .param_count = t->p->total,
+                     .world = t->world, .threads = choose_threads(t), .accumulation = t->A,
+                     .batch_size = t->B, .seq_len = t->L};
+  bert_config_describe(&t->cfg.model, plan.model, sizeof plan.model);
+  o->planned(o->ctx, &plan);
+}
+
+/* Timing, metrics.jsonl and the observer for the step just taken (rank 0
+ * writes and shows; every rank keeps the logging interval). final: no step
+ * follows. */
+static int report_step(trainer *t, metrics_step *m, uint64_t first_step, int final, char **err) {
+  double now = timer_now();
+  m->elapsed_s = now - t->started;
+  m->eta_s = m->elapsed_s / (double)(t->step - first_step) * (double)(t->total_steps - t->step);
+  /* The first step is always logged: its loss (about ln V for a new model)
+   * is where the curve starts. */
+  int logged = t->step % t->cfg.log_every == 0 || t->step == first_step + 1 || final || m->has_eval;
   if (t->rank == 0) {
-    if (mkdir(req->run_dir, 0777) != 0 && errno != EEXIST) {
-      rc = status_set(err, ST_IO, "cannot create run directory %s: %s", req->run_dir, strerror(errno));
-      goto done;
-    }
-    size_t n = strlen(req->run_dir) + 16;
-    char *path = malloc(n);
-    if (!path) {
-      rc = status_set(err, ST_NOMEM, "out of memory");
-      goto done;
-    }
-    snprintf(path, n, "%s/config.ini", req->run_dir);
-    rc = file_write_atomic(path, t->cfg_text, strlen(t->cfg_text), err);
-    free(path);
-    if (rc || (rc = metrics_log_open(req->run_dir, 1, t->step, &t->metrics, err))) goto done;
-    const train_observer *o = &req->observer;
-    if (o->planned) {
-      train_plan plan = {.run_dir = req->run_dir, .config_text = t->cfg_text, .param_count = t->p->total,
-                         .world = t->world, .threads = choose_threads(t), .accumulation = t->A,
-                         .batch_size = t->B, .seq_len = t->L};
-      bert_config_describe(&t->cfg.model, plan.model, sizeof plan.model);
-      o->planned(o->ctx, &plan);
-    }
+    comm_reducer_stats cs = comm_reducer_get_stats(t->reducer);
+    m->comm_wait_s = cs.wait_seconds;
+    m->comm_s = cs.total_seconds;
+    m->tokens_per_s = (double)t->interval_tokens / (now - t->interval_start);
+    int rc = logged ? metrics_log_write(t->metrics, m, err) : ST_OK;
+    if (rc) return rc;
+    const train_observer *o = &t->req->observer;
+    if (o->stepped) o->stepped(o->ctx, m, logged, final);
   }
+  if (logged) {
+    t->interval_start = now;
+    t->interval_tokens = 0;
+  }
+  return ST_OK;
+}
 
-  if (t->cfg.log_samples && (rc = open_sample_log(t, err))) goto done;
+/* One step and what follows it: parameter-hash check, evaluation, report,
+ * checkpoint. *stop: some rank was asked to stop (this step is then
+ * checkpointed and is the last). */
+static int step_once(trainer *t, uint64_t first_step, int *stop, char **err) {
+  step_result r;
+  int rc = train_step(t, &r, err);
+  if (rc) return rc;
+  t->step++;
+  t->tokens_seen += r.tokens;
+  t->interval_tokens += r.tokens;
+  int last = t->step == t->total_steps;
+  if (t->cfg.hash_every && t->step % t->cfg.hash_every == 0 && (rc = check_parameter_hashes(t, err))) return rc;
+  if ((rc = stop_requested_anywhere(t, stop, err))) return rc;
+  metrics_step m = {.step = t->step, .total_steps = t->total_steps, .tokens = t->tokens_seen, .loss = r.loss,
+                    .mlm_loss = r.mlm, .nsp_loss = r.nsp, .lr = r.lr, .grad_norm = r.grad_norm,
+                    .skipped = t->guard.skipped};
+  if (t->cfg.eval_every && (t->step % t->cfg.eval_every == 0 || last) && (rc = evaluate(t, &m, err))) return rc;
+  if ((rc = report_step(t, &m, first_step, last || *stop, err))) return rc;
+  if ((t->cfg.ckpt_every && t->step % t->cfg.ckpt_every == 0) || last || *stop) {
+    if (t->cfg.hash_every && (rc = check_parameter_hashes(t, err))) return rc;
+    rc = checkpoint(t, err);
+  }
+  return rc;
+}
 
+static int run_steps(trainer *t, int *stop, char **err) {
   t->started = t->interval_start = timer_now();
   uint64_t first_step = t->step;
-  int stop = 0;
-  while (t->step < t->total_steps) {
-    step_result r;
-    if ((rc = train_step(t, &r, err))) goto done;
-    t->step++;
-    t->tokens_seen += r.tokens;
-    t->interval_tokens += r.tokens;
-    int last = t->step == t->total_steps;
-    if (t->cfg.hash_every && t->step % t->cfg.hash_every == 0 && (rc = check_parameter_hashes(t, err))) goto done;
-    if ((rc = stop_requested_anywhere(t, &stop, err))) goto done;
+  int rc = ST_OK;
+  *stop = 0;
+  while (rc == ST_OK && !*stop && t->step < t->total_steps) rc = step_once(t, first_step, stop, err);
+  return rc;
+}
 
-    metrics_step m = {.step = t->step, .total_steps = t->total_steps, .tokens = t->tokens_seen, .loss = r.loss,
-                      .mlm_loss = r.mlm, .nsp_loss = r.nsp, .lr = r.lr, .grad_norm = r.grad_norm,
-                      .skipped = t->guard.skipped};
-    if (t->cfg.eval_every && (t->step % t->cfg.eval_every == 0 || last) && (rc = evaluate(t, &m, err))) goto done;
-    double now = timer_now();
-    m.elapsed_s = now - t->started;
-    m.eta_s = m.elapsed_s / (double)(t->step - first_step) * (double)(t->total_steps - t->step);
-    /* The first step is always logged: its loss (about ln V for a new model)
-     * is where the curve starts. */
-    int logged = t->step % t->cfg.log_every == 0 || t->step == first_step + 1 || last || m.has_eval || stop;
-    if (t->rank == 0) {
-      comm_reducer_stats cs = comm_reducer_get_stats(t->reducer);
-      m.comm_wait_s = cs.wait_seconds;
-      m.comm_s = cs.total_seconds;
-      m.tokens_per_s = (double)t->interval_tokens / (now - t->interval_start);
-      if (logged && (rc = metrics_log_write(t->metrics, &m, err))) goto done;
-      if (req->observer.stepped) req->observer.stepped(req->observer.ctx, &m, logged, last || stop);
-    }
-    if (logged) {
-      t->interval_start = now;
-      t->interval_tokens = 0;
-    }
-    if ((t->cfg.ckpt_every && t->step % t->cfg.ckpt_every == 0) || last || stop) {
-      if (t->cfg.hash_every && (rc = check_parameter_hashes(t, err))) goto done;
-      if ((rc = checkpoint(t, err))) goto done;
-    }
-    if (stop) break;
-  }
-  if ((rc = finish_checkpoints(t, err))) goto done;
-  if (stop) {
-    rc = status_set(err, ST_INTERRUPTED, "stopped on request after step %llu; checkpoint written; continue with --resume %s",
-                    (unsigned long long)t->step, req->run_dir);
-    goto done;
-  }
-done:
-  if (rc && t->writer) {
-    char *ignored = NULL;
-    ckpt_writer_wait(t->writer, NULL, &ignored);
-    free(ignored);
-  }
-  ckpt_header_clear(&header);
-  ckpt_file_close(resume_from);
-  free(ckpt_path);
+/* On failure a checkpoint still being written is left to finish: train_run
+ * frees the writer, which waits for it. */
+static int run(trainer *t, char **err) {
+  const train_request *req = t->req;
+  resume_point rp = {0};
+  int stop = 0;
+  int rc = req->resume ? open_resume_point(t, &rp, err) : refuse_used_run_dir(req, err);
+  if (rc == ST_OK) rc = set_up(t, &rp, err);
+  if (rc == ST_OK) rc = prepare_run_dir(t, err);
+  if (rc == ST_OK) announce_plan(t);
+  if (rc == ST_OK && t->cfg.log_samples) rc = open_sample_log(t, err);
+  if (rc == ST_OK) rc = run_steps(t, &stop, err);
+  if (rc == ST_OK) rc = finish_checkpoints(t, err);
+  if (rc == ST_OK && stop)
+    rc = status_set(err, ST_INTERRUPTED, "stopped on request after step %llu; checkpoint written; continue with "
+                    "--resume %s", (unsigned long long)t->step, req->run_dir);
+  resume_point_clear(&rp);
   return rc;
 }
 
