@@ -18,16 +18,16 @@
 #include "util/status.h"
 #include "util/timer.h"
 
-enum { MAX_SETS = 32, MAX_STEPS = 1000 };
-
-static int parse_size(const char *what, const char *arg, size_t *out) {
-  char *end;
-  unsigned long long v = strtoull(arg, &end, 10);
-  if (!*arg || *end || arg[0] == '-' || v == 0 || v > (1ull << 40))
-    return cli_usage_error("bench", "%s: '%s' is not a positive integer", what, arg);
-  *out = (size_t)v;
-  return CLI_EXIT_OK;
-}
+/* MAX_BATCH and MAX_SEQ_LEN lie beyond any machine's memory and keep the
+ * arena sizes far from overflowing; the memory estimate refuses what does not
+ * fit. */
+enum {
+  MAX_SETS = 32,
+  MAX_STEPS = 1000,
+  MAX_THREADS = 1024,
+  MAX_BATCH = 1 << 24,
+  MAX_SEQ_LEN = 1 << 20,
+};
 
 /* Random ids, two segments, no padding, round(15%) predicted positions per
  * sequence (distinct, [CLS] excluded), random NSP labels. */
@@ -86,7 +86,8 @@ static int bench_train(int argc, char **argv) {
       {"seed", required_argument, NULL, 'S'},    {NULL, 0, NULL, 0}};
   const char *preset = NULL, *json = NULL;
   char *sets[MAX_SETS];
-  size_t nsets = 0, B = 8, L = 128, threads = 0, steps = 5, warmup = 1, seed = 1;
+  size_t nsets = 0, B = 8, L = 128, threads = 0, steps = 5, warmup = 1;
+  uint64_t seed = 1;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   threads = ncpu > 0 ? (size_t)ncpu : 1;
   opterr = 0;
@@ -100,21 +101,29 @@ static int bench_train(int argc, char **argv) {
         if (nsets == MAX_SETS) return cli_usage_error("bench", "more than %d --set options", MAX_SETS);
         sets[nsets++] = optarg;
         break;
-      case 'b': if ((rc = parse_size("--batch", optarg, &B))) return rc; break;
-      case 'l': if ((rc = parse_size("--seq-len", optarg, &L))) return rc; break;
-      case 't': if ((rc = parse_size("--threads", optarg, &threads))) return rc; break;
-      case 'k': if ((rc = parse_size("--steps", optarg, &steps))) return rc; break;
-      case 'S': if ((rc = parse_size("--seed", optarg, &seed))) return rc; break;
+      case 'b':
+        if ((rc = cli_parse_size("bench", "--batch", optarg, 1, MAX_BATCH, &B))) return rc;
+        break;
+      case 'l':
+        if ((rc = cli_parse_size("bench", "--seq-len", optarg, 1, MAX_SEQ_LEN, &L))) return rc;
+        break;
+      case 't':
+        rc = cli_parse_size("bench", "--threads", optarg, 1, MAX_THREADS, &threads);
+        if (rc) return rc;
+        break;
+      case 'k':
+        if ((rc = cli_parse_size("bench", "--steps", optarg, 1, MAX_STEPS, &steps))) return rc;
+        break;
       case 'w':
-        if (strcmp(optarg, "0") == 0) warmup = 0;
-        else if ((rc = parse_size("--warmup", optarg, &warmup))) return rc;
+        if ((rc = cli_parse_size("bench", "--warmup", optarg, 0, MAX_STEPS, &warmup))) return rc;
+        break;
+      case 'S':
+        if ((rc = cli_parse_u64("bench", "--seed", optarg, 0, UINT64_MAX, &seed))) return rc;
         break;
       default: return cli_bad_option("bench", argc, argv);
     }
   }
   if (optind < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-  if (steps > MAX_STEPS) return cli_usage_error("bench", "--steps: at most %d", MAX_STEPS);
-  if (threads > 1024) return cli_usage_error("bench", "--threads: at most 1024");
 
   char *err = NULL;
   bert_config cfg;

@@ -11,18 +11,11 @@
 #include "trainer/bert.h"
 #include "util/status.h"
 
-enum { MAX_SETS = 32 };
+/* Beyond any machine's memory, and far from overflowing the arena sizes;
+ * the memory estimate refuses what does not fit the model. */
+enum { MAX_SETS = 32, MAX_BATCH = 1 << 24, MAX_SEQ_LEN = 1 << 20 };
 
 static double mib(size_t bytes) { return (double)bytes / (1 << 20); }
-
-static int parse_size(const char *cmd, const char *what, const char *arg, size_t *out) {
-  char *end;
-  unsigned long long v = strtoull(arg, &end, 10);
-  if (!*arg || *end || arg[0] == '-' || v == 0)
-    return cli_usage_error(cmd, "%s: '%s' is not a positive integer", what, arg);
-  *out = (size_t)v;
-  return CLI_EXIT_OK;
-}
 
 int cmd_model(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "info") != 0)
@@ -48,9 +41,16 @@ int cmd_model(int argc, char **argv) {
         if (nsets == MAX_SETS) return cli_usage_error("model", "more than %d --set options", MAX_SETS);
         sets[nsets++] = optarg;
         break;
-      case 'b': if ((rc = parse_size("model", "--batch", optarg, &B))) return rc; break;
-      case 'l': if ((rc = parse_size("model", "--seq-len", optarg, &L))) return rc; break;
-      case 'm': if ((rc = parse_size("model", "--max-predictions", optarg, &max_pred))) return rc; break;
+      case 'b':
+        if ((rc = cli_parse_size("model", "--batch", optarg, 1, MAX_BATCH, &B))) return rc;
+        break;
+      case 'l':
+        if ((rc = cli_parse_size("model", "--seq-len", optarg, 1, MAX_SEQ_LEN, &L))) return rc;
+        break;
+      case 'm':
+        rc = cli_parse_size("model", "--max-predictions", optarg, 1, MAX_SEQ_LEN, &max_pred);
+        if (rc) return rc;
+        break;
       default: return cli_bad_option("model", argc, argv);
     }
   }

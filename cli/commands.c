@@ -87,13 +87,14 @@ const cli_command cli_commands[] = {
      "usage: ddpt bench train [--preset NAME] [--config config.json] [--set KEY=VALUE]...\n"
      "                        [--batch B] [--seq-len L] [--threads T] [--steps K]\n"
      "                        [--warmup W] [--seed S]\n"
-     "Times K (default 5) training steps after W (default 1) warm-up steps:\n"
-     "forward, backward and an AdamW update, on synthetic batches of B x L\n"
-     "(default 8 x 128) with 15% of tokens predicted. Prints one JSON line:\n"
-     "config, parameter count, median step time, tokens/s, model FLOP/s, the\n"
-     "sgemm throughput measured on this machine, peak RSS against the predicted\n"
-     "memory, and the OpenBLAS kernel in use. --threads (default: all CPUs) sets\n"
-     "OpenBLAS and OpenMP threads.\n",
+     "Times K (default 5, at most 1000) training steps after W (default 1, at\n"
+     "most 1000) warm-up steps: forward, backward and an AdamW update, on\n"
+     "synthetic batches of B x L (default 8 x 128) with 15% of tokens\n"
+     "predicted. Prints one JSON line: config, parameter count, median step\n"
+     "time, tokens/s, model FLOP/s, the sgemm throughput measured on this\n"
+     "machine, peak RSS against the predicted memory, and the OpenBLAS kernel\n"
+     "in use. --threads (default: all CPUs, at most 1024) sets OpenBLAS and\n"
+     "OpenMP threads; --seed S (default 1) any 64-bit number.\n",
      cmd_bench},
     {"train", "pretrain a BERT model (under mpirun: data-parallel over the ranks)",
      "usage: ddpt train CONFIG [--set SECTION.KEY=VALUE]... [--run-dir DIR] [--threads N]\n"
