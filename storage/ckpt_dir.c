@@ -141,6 +141,21 @@ static int write_latest(const char *run_dir, const char *name, char **err) {
   return rc;
 }
 
+/* Test hook: tests/train_resume.sh must kill a process provably inside a
+ * checkpoint write. With DDPT_TEST_CKPT_HOLD=STEP:MARKER in the environment
+ * the commit of checkpoint STEP, its temporary file written and not yet
+ * renamed, creates the file MARKER and waits there until the process is
+ * killed. Without the variable it does nothing. */
+static void hold_commit_for_test(long long step) {
+  const char *hold = getenv("DDPT_TEST_CKPT_HOLD");
+  long long at;
+  int used = 0;
+  if (!hold || sscanf(hold, "%lld:%n", &at, &used) != 1 || used == 0 || at != step) return;
+  int fd = open(hold + used, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd >= 0) close(fd);
+  for (;;) pause();
+}
+
 int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char **written, char **err) {
   assert(run_dir && c);
   if (c->meta.step < 0) return status_set(err, ST_INVALID, "checkpoint step %lld is negative", (long long)c->meta.step);
@@ -157,6 +172,7 @@ int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char *
   }
   remove(tmp);
   if ((rc = ckpt_file_write(tmp, c, err))) goto fail;
+  hold_commit_for_test((long long)c->meta.step);
   if (rename(tmp, final) != 0) {
     rc = status_set(err, ST_IO, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
     remove(tmp);

@@ -9,8 +9,9 @@
 #     resumed from it ends bit-identical to the straight run.
 #  4. A truncated and a bit-flipped checkpoint: verify fails naming the
 #     dataset, resume falls back to the previous checkpoint naming both.
-#  5. kill -9 while checkpoints are being written: LATEST names a complete
-#     file that verifies.
+#  5. kill -9 inside a checkpoint write (held there by a test hook): LATEST
+#     names the previous checkpoint, which verifies, and resuming from it is
+#     bit-identical to a straight run.
 #  6. A resume whose config changes the model is refused, naming the change;
 #     a second SIGINT ends a run at once.
 set -eu
@@ -128,19 +129,35 @@ resume "$dir/flip" 2 6
 grep -q "ckpt-00000020.h5" "$dir/flip.out" || fail "resume did not fall back from a bit-flipped LATEST"
 echo "train_resume: truncated and bit-flipped checkpoints: verify names the dataset, resume falls back"
 
-# 5. kill -9 during checkpoint writes (one every step, of a bert-small)
-"$ddpt" train "$dir/tiny.ini" --run-dir "$dir/crash" --threads 1 --set data.corpus="$dir/corpus" \
-  --set model.preset=bert-small --set train.batch_size=2 --set train.steps=100000 --set checkpoint.every=1 \
-  --set checkpoint.keep=2 --set log.eval_every=0 >"$dir/crash.out" 2>&1 &
+# 5. kill -9 inside a checkpoint write. DDPT_TEST_CKPT_HOLD (storage/ckpt_dir.c)
+# holds the commit of checkpoint 3 once its temporary file is written, before
+# the rename, and creates a marker file; the kill lands there. LATEST still
+# names checkpoint 2, which verifies; the temporary file of 3 is there and 3
+# is not; resumed, the run ends bit-identical to a straight run and the dead
+# writer's temporary file is gone.
+train "$dir/straight6" 1 6 --set train.steps=6 --set checkpoint.every=1
+# shellcheck disable=SC2086
+DDPT_TEST_CKPT_HOLD="3:$dir/held" "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/crash" $common \
+  --set train.batch_size=6 --set train.steps=6 --set checkpoint.every=1 >"$dir/crash.out" 2>&1 &
 job=$!
 i=0
-until [ -f "$dir/crash/LATEST" ]; do i=$((i + 1)); [ $i -gt 600 ] && fail "no checkpoint written"; sleep 0.1; done
-sleep 3
+until [ -e "$dir/held" ]; do
+  kill -0 $job 2>/dev/null || { cat "$dir/crash.out"; fail "the run ended before checkpoint 3 was held"; }
+  i=$((i + 1)); [ $i -gt 1200 ] && fail "checkpoint 3 was not held within 120 s"; sleep 0.1
+done
 kill -9 $job
 wait $job 2>/dev/null || true
-latest="$dir/crash/$(cat "$dir/crash/LATEST")"
-"$ddpt" ckpt verify "$latest" >/dev/null || fail "after kill -9, LATEST names $latest, which does not verify"
-echo "train_resume: kill -9 during checkpoint writes: LATEST ($(cat "$dir/crash/LATEST")) verifies"
+[ "$(cat "$dir/crash/LATEST")" = ckpt-00000002.h5 ] ||
+  fail "killed inside checkpoint 3's write, LATEST names $(cat "$dir/crash/LATEST")"
+ls -a "$dir/crash" | grep -q '^\.ckpt-00000003\.h5\.tmp-' ||
+  fail "no temporary file of checkpoint 3 at the kill: $(ls -a "$dir/crash")"
+[ ! -e "$dir/crash/ckpt-00000003.h5" ] || fail "checkpoint 3 was committed before the kill"
+"$ddpt" ckpt verify "$dir/crash/ckpt-00000002.h5" >/dev/null || fail "after kill -9, LATEST's file does not verify"
+resume "$dir/crash" 1 6
+same_state "$dir/straight6/ckpt-00000006.h5" "$dir/crash/ckpt-00000006.h5" ||
+  fail "killed inside checkpoint 3's write and resumed: differs from the straight run"
+! ls -a "$dir/crash" | grep -q '\.tmp-' || fail "the killed writer's temporary file is still there: $(ls -a "$dir/crash")"
+echo "train_resume: kill -9 inside checkpoint 3's write: LATEST kept checkpoint 2, resume is bit-identical"
 # 6. a config that changes the model cannot resume; a second SIGINT aborts
 printf '[model]\npreset = bert-tiny\nhidden_size = 64\n' >"$dir/wider.ini"
 if "$ddpt" train --resume "$dir/straight" "$dir/wider.ini" --threads 1 >"$dir/wider.out" 2>&1; then
