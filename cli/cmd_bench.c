@@ -77,110 +77,113 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int bench_train(int argc, char **argv) {
+/* What `ddpt bench train` was asked for. */
+typedef struct bench_options {
+  const char *preset, *json; /* NULL: not given */
+  char *sets[MAX_SETS];      /* --set KEY=VALUE, in order */
+  size_t nsets, B, L, threads, steps, warmup;
+  uint64_t seed;
+} bench_options;
+
+static int bench_parse(bench_options *o, int argc, char **argv) {
   static const struct option opts[] = {
       {"preset", required_argument, NULL, 'p'},  {"config", required_argument, NULL, 'c'},
       {"set", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
       {"seq-len", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
       {"steps", required_argument, NULL, 'k'},   {"warmup", required_argument, NULL, 'w'},
       {"seed", required_argument, NULL, 'S'},    {NULL, 0, NULL, 0}};
-  const char *preset = NULL, *json = NULL;
-  char *sets[MAX_SETS];
-  size_t nsets = 0, B = 8, L = 128, threads = 0, steps = 5, warmup = 1;
-  uint64_t seed = 1;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  threads = ncpu > 0 ? (size_t)ncpu : 1;
+  *o = (bench_options){.B = 8, .L = 128, .steps = 5, .warmup = 1, .seed = 1,
+                       .threads = ncpu > 0 ? (size_t)ncpu : 1};
   opterr = 0;
   optind = 0;
   int c, rc;
   while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     switch (c) {
-      case 'p': preset = optarg; break;
-      case 'c': json = optarg; break;
+      case 'p': o->preset = optarg; break;
+      case 'c': o->json = optarg; break;
       case 's':
-        if (nsets == MAX_SETS) return cli_usage_error("bench", "more than %d --set options", MAX_SETS);
-        sets[nsets++] = optarg;
+        if (o->nsets == MAX_SETS)
+          return cli_usage_error("bench", "more than %d --set options", MAX_SETS);
+        o->sets[o->nsets++] = optarg;
         break;
       case 'b':
-        if ((rc = cli_parse_size("bench", "--batch", optarg, 1, MAX_BATCH, &B))) return rc;
+        if ((rc = cli_parse_size("bench", "--batch", optarg, 1, MAX_BATCH, &o->B))) return rc;
         break;
       case 'l':
-        if ((rc = cli_parse_size("bench", "--seq-len", optarg, 1, MAX_SEQ_LEN, &L))) return rc;
+        if ((rc = cli_parse_size("bench", "--seq-len", optarg, 1, MAX_SEQ_LEN, &o->L))) return rc;
         break;
       case 't':
-        rc = cli_parse_size("bench", "--threads", optarg, 1, MAX_THREADS, &threads);
+        rc = cli_parse_size("bench", "--threads", optarg, 1, MAX_THREADS, &o->threads);
         if (rc) return rc;
         break;
       case 'k':
-        if ((rc = cli_parse_size("bench", "--steps", optarg, 1, MAX_STEPS, &steps))) return rc;
+        if ((rc = cli_parse_size("bench", "--steps", optarg, 1, MAX_STEPS, &o->steps))) return rc;
         break;
       case 'w':
-        if ((rc = cli_parse_size("bench", "--warmup", optarg, 0, MAX_STEPS, &warmup))) return rc;
+        rc = cli_parse_size("bench", "--warmup", optarg, 0, MAX_STEPS, &o->warmup);
+        if (rc) return rc;
         break;
       case 'S':
-        if ((rc = cli_parse_u64("bench", "--seed", optarg, 0, UINT64_MAX, &seed))) return rc;
+        if ((rc = cli_parse_u64("bench", "--seed", optarg, 0, UINT64_MAX, &o->seed))) return rc;
         break;
       default: return cli_bad_option("bench", argc, argv);
     }
   }
   if (optind < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+  return CLI_EXIT_OK;
+}
 
-  char *err = NULL;
-  bert_config cfg;
-  if (bert_config_resolve(&cfg, preset, json, sets, nsets, &err) != ST_OK) return cli_fail("bench", err);
-  blas_set_threads((int)threads);
-  size_t max_pred = corpus_default_max_predictions(0.15, L);
-  bert_memory mem;
-  if (bert_memory_estimate(&cfg, B, L, max_pred, &mem, &err) != ST_OK) return cli_fail("bench", err);
-  bert_model *m;
-  if (bert_model_create(&m, &cfg, B, L, max_pred, &err) != ST_OK) return cli_fail("bench", err);
+/* What the timed steps measured. */
+typedef struct bench_result {
+  double times[MAX_STEPS]; /* seconds of each timed step, sorted */
+  double median;
+  double first_loss, last_loss; /* of the first step (warm-up included) and the last */
+  size_t predicted;             /* predicted tokens per batch */
+} bench_result;
+
+/* o->warmup steps then o->steps timed ones on the same batch, each as ddpt
+ * train runs it: forward, backward, gradient norm, AdamW update. */
+static int bench_run_steps(bench_result *r, bert_model *m, const bert_batch *batch,
+                           const bench_options *o, char **err) {
   params *p = bert_model_params(m);
-  params_init(p, seed);
-  synth s;
-  if (synth_make(&s, &cfg, B, L, max_pred, seed) != 0) {
-    bert_model_free(m);
-    return cli_fail("bench", strdup("out of memory for the synthetic batch"));
-  }
-  bert_batch batch = {B, L, s.ids, s.segs, s.mask, s.labels, s.nsp};
   optim_config oc = optim_config_default();
-  double times[MAX_STEPS], first_loss = 0, last_loss = 0;
-  size_t predicted = 0;
-  for (size_t step = 0; step < warmup + steps; step++) {
+  *r = (bench_result){0};
+  for (size_t step = 0; step < o->warmup + o->steps; step++) {
     double t0 = timer_now();
     /* As ddpt train: each update clears the gradients for the next step. */
     if (step == 0) params_zero_grad(p);
-    bert_dropout drop = {seed, (uint32_t)step, 0};
+    bert_dropout drop = {o->seed, (uint32_t)step, 0};
     bert_loss loss;
-    if (bert_forward(m, &batch, &drop, &loss, &err) != ST_OK) {
-      synth_free(&s);
-      bert_model_free(m);
-      return cli_fail("bench", err);
-    }
-    bert_backward(m, &batch, NULL);
+    int rc = bert_forward(m, batch, &drop, &loss, err);
+    if (rc != ST_OK) return rc;
+    bert_backward(m, batch, NULL);
     optim_step(&oc, p, 1e-4f, step + 1, optim_grad_norm(p), OPTIM_ZERO_GRAD);
     double dt = timer_now() - t0;
-    if (step == 0) first_loss = loss.total;
-    last_loss = loss.total;
-    predicted = loss.predicted;
-    if (step >= warmup) times[step - warmup] = dt;
+    if (step == 0) r->first_loss = loss.total;
+    r->last_loss = loss.total;
+    r->predicted = loss.predicted;
+    if (step >= o->warmup) r->times[step - o->warmup] = dt;
   }
-  qsort(times, steps, sizeof *times, cmp_double);
-  double median = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
-  double tokens = (double)(B * L);
-  bert_flops flops;
-  if (bert_flops_per_step(&cfg, B, L, predicted, &flops, &err) != ST_OK) {
-    synth_free(&s);
-    bert_model_free(m);
-    return cli_fail("bench", err);
-  }
-  double model_flops = flops.model, work_flops = flops.work;
+  size_t k = o->steps;
+  qsort(r->times, k, sizeof *r->times, cmp_double);
+  r->median = k % 2 ? r->times[k / 2] : 0.5 * (r->times[k / 2 - 1] + r->times[k / 2]);
+  return ST_OK;
+}
+
+/* Measures peak RSS and this machine's sgemm, then prints the JSON line. */
+static void bench_report(const bench_options *o, const bert_config *cfg, const bert_memory *mem,
+                         const bert_flops *flops, const bench_result *r) {
   /* Peak RSS before the sgemm measurement, whose matrices are not the model's. */
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double sgemm = blas_sgemm_gflops(2048, 3);
-  size_t predicted_bytes = mem.params + mem.grads + mem.adam + mem.activations + mem.scratch;
+  size_t predicted_bytes = mem->params + mem->grads + mem->adam + mem->activations + mem->scratch;
+  double tokens = (double)(o->B * o->L), median = r->median;
+  double model_flops = flops->model, work_flops = flops->work;
+  const char *coretype = getenv("OPENBLAS_CORETYPE");
   char desc[512];
-  bert_config_describe(&cfg, desc, sizeof desc);
+  bert_config_describe(cfg, desc, sizeof desc);
   printf("{\"bench\":\"train\",\"impl\":\"ddpt\",\"preset\":\"%s\",\"config\":\"%s\","
          "\"params\":%zu,\"batch\":%zu,\"seq_len\":%zu,\"threads\":%zu,\"steps\":%zu,"
          "\"predicted_tokens\":%zu,\"step_time_median_s\":%.4f,\"step_time_min_s\":%.4f,"
@@ -189,15 +192,49 @@ static int bench_train(int argc, char **argv) {
          "\"mfu_vs_sgemm\":%.3f,\"work_mfu_vs_sgemm\":%.3f,\"peak_rss_bytes\":%lld,"
          "\"predicted_bytes\":%zu,\"rss_over_predicted\":%.3f,\"loss_first\":%.5f,"
          "\"loss_last\":%.5f,\"blas_kernel\":\"%s\",\"openblas_coretype\":\"%s\"}\n",
-         preset ? preset : json ? json : "bert-base", desc, mem.param_count, B, L, threads, steps,
-         predicted, median, times[0], tokens / median, model_flops, model_flops / median / 1e9,
-         work_flops, work_flops / median / 1e9, sgemm, model_flops / median / 1e9 / sgemm,
-         work_flops / median / 1e9 / sgemm, (long long)ru.ru_maxrss * 1024, predicted_bytes,
-         (double)ru.ru_maxrss * 1024 / (double)predicted_bytes, first_loss, last_loss,
-         blas_corename(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "");
+         o->preset ? o->preset : o->json ? o->json : "bert-base", desc, mem->param_count, o->B,
+         o->L, o->threads, o->steps, r->predicted, median, r->times[0], tokens / median,
+         model_flops, model_flops / median / 1e9, work_flops, work_flops / median / 1e9, sgemm,
+         model_flops / median / 1e9 / sgemm, work_flops / median / 1e9 / sgemm,
+         (long long)ru.ru_maxrss * 1024, predicted_bytes,
+         (double)ru.ru_maxrss * 1024 / (double)predicted_bytes, r->first_loss, r->last_loss,
+         blas_corename(), coretype ? coretype : "");
+}
+
+static int bench_train(int argc, char **argv) {
+  bench_options o;
+  int rc = bench_parse(&o, argc, argv);
+  if (rc != CLI_EXIT_OK) return rc;
+  char *err = NULL;
+  bert_config cfg;
+  bert_memory mem;
+  bert_model *m = NULL;
+  synth s = {0};
+  bench_result r;
+  bert_flops flops;
+  size_t max_pred = corpus_default_max_predictions(0.15, o.L);
+  if (bert_config_resolve(&cfg, o.preset, o.json, o.sets, o.nsets, &err) != ST_OK) goto fail;
+  blas_set_threads((int)o.threads);
+  if (bert_memory_estimate(&cfg, o.B, o.L, max_pred, &mem, &err) != ST_OK ||
+      bert_model_create(&m, &cfg, o.B, o.L, max_pred, &err) != ST_OK)
+    goto fail;
+  params_init(bert_model_params(m), o.seed);
+  if (synth_make(&s, &cfg, o.B, o.L, max_pred, o.seed) != 0) {
+    err = strdup("out of memory for the synthetic batch");
+    goto fail;
+  }
+  bert_batch batch = {o.B, o.L, s.ids, s.segs, s.mask, s.labels, s.nsp};
+  if (bench_run_steps(&r, m, &batch, &o, &err) != ST_OK ||
+      bert_flops_per_step(&cfg, o.B, o.L, r.predicted, &flops, &err) != ST_OK)
+    goto fail;
+  bench_report(&o, &cfg, &mem, &flops, &r);
   synth_free(&s);
   bert_model_free(m);
   return CLI_EXIT_OK;
+fail:
+  synth_free(&s);
+  bert_model_free(m);
+  return cli_fail("bench", err);
 }
 
 int cmd_bench(int argc, char **argv) {
