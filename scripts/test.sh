@@ -1,9 +1,9 @@
 #!/bin/sh
 # The one test command (README; .ci/run calls it): installs dependencies,
 # builds, runs every ctest, then runs the unit tests again in an
-# AddressSanitizer + UndefinedBehaviorSanitizer build, then fuzzes the
-# tokenizer for a bounded time. Exits non-zero on any failure, sanitizer
-# report or fuzzer finding.
+# AddressSanitizer + UndefinedBehaviorSanitizer build (with the comm/ tests
+# under mpirun), then fuzzes the tokenizer for a bounded time. Exits non-zero
+# on any failure, sanitizer report or fuzzer finding.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,7 +21,7 @@ cmake --build build -j"$jobs"
 echo "== ctest (build/)"
 (cd build && ctest --output-on-failure -j"$jobs")
 
-echo "== sanitizers: ASan + UBSan unit tests (build-asan/)"
+echo "== sanitizers: ASan + UBSan unit tests and comm/ under mpirun (build-asan/)"
 cmake -S . -B build-asan -DDDPT_SANITIZE=ON -DDDPT_WERROR=$werror >/dev/null
 cmake --build build-asan -j"$jobs"
 # Full stacks (fast_unwind_on_malloc=0) let the suppressions recognise Open
@@ -31,7 +31,9 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0:use_tls=0
-(cd build-asan && ctest -L unit --output-on-failure -j"$jobs")
+# Label sanitize: the comm/ tests under mpirun (tests/comm_mpi.cmake), so the
+# collectives and the gradient reducer run under the sanitizers too.
+(cd build-asan && ctest -L "unit|sanitize" --output-on-failure -j"$jobs")
 
 echo "== fuzz: the tokenizer under libFuzzer + ASan/UBSan, 30 s (build-fuzz/)"
 CC=clang cmake -S . -B build-fuzz -DDDPT_FUZZ=ON -DDDPT_WERROR=$werror >/dev/null

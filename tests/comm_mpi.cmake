@@ -8,6 +8,11 @@ foreach(np 2 3 4)
 endforeach()
 add_test(NAME comm_mpi_tcp COMMAND ${DDPT_MPIRUN} --mca btl tcp,self -np 3 $<TARGET_FILE:test_comm>)
 set_tests_properties(comm_mpi_np2 comm_mpi_np3 comm_mpi_np4 comm_mpi_tcp PROPERTIES LABELS "mpi" TIMEOUT 120)
+# In a world of one comm/ makes no MPI call past MPI_Init, so the sanitizer
+# pass of scripts/test.sh (ctest -L "unit|sanitize") runs these too: the
+# collectives and the gradient reducer with 2 and 3 ranks, shared memory
+# and TCP.
+set_tests_properties(comm_mpi_np2 comm_mpi_np3 comm_mpi_tcp PROPERTIES LABELS "mpi;sanitize")
 
 add_executable(comm_soak ${CMAKE_SOURCE_DIR}/tests/mpi/comm_soak.c)
 target_link_libraries(comm_soak PRIVATE ddpt)
