@@ -2,7 +2,8 @@
 # The model commands end to end: `ddpt model info` prints BERT-base's
 # published parameter count, an impossible batch fails at start with the
 # figures, `ddpt bench train` prints its JSON line, and the OpenBLAS kernel
-# choice respects a user's OPENBLAS_CORETYPE and upgrades otherwise.
+# choice respects a user's OPENBLAS_CORETYPE and otherwise runs the class the
+# CPU flags in /proc/cpuinfo allow.
 set -u
 ddpt=$1
 status=0
@@ -22,11 +23,32 @@ err=$(cat /tmp/model_cli.$$); rm -f /tmp/model_cli.$$
 [ $rc = 0 ] || fail "bench train (Prescott): exit $rc: $err"
 echo "$out" | grep -q '"blas_kernel":"Prescott"' || fail "user OPENBLAS_CORETYPE=Prescott not respected: $out"
 echo "$out" | grep -q '"tokens_per_s":' || fail "bench train: no tokens_per_s: $out"
-if grep -q avx512bw /proc/cpuinfo && grep -q avx512vl /proc/cpuinfo && grep -q avx512dq /proc/cpuinfo; then
-  echo "$err" | grep -q "kept" || fail "no warning that the user's weaker kernel was kept: $err"
-  out=$(env -u OPENBLAS_CORETYPE "$ddpt" bench train $small 2>/dev/null)
-  echo "$out" | grep -Eq '"blas_kernel":"(SkylakeX|Cooperlake|SapphireRapids)"' \
-    || fail "AVX-512 CPU without OPENBLAS_CORETYPE does not run an AVX-512 kernel: $out"
+# The kernel class this CPU's flags allow, by ddpt's rule
+# (blas_kernel_for_cpu): without OPENBLAS_CORETYPE ddpt must run that class,
+# and a user's weaker Prescott must be kept with a warning. A CPU without AVX
+# deserves nothing better than what OpenBLAS picks: then no warning.
+flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has() { for f in "$@"; do case $flags in *" $f "*) ;; *) return 1 ;; esac; done; }
+if has avx512f avx512bw avx512vl avx512dq avx512cd; then
+  class=AVX-512 want='SkylakeX|Cooperlake|SapphireRapids'
+elif has avx2 fma; then
+  class=AVX2 want='Haswell|Zen'
+elif has avx; then
+  class=AVX want='Sandybridge|Bulldozer|Piledriver|Steamroller|Excavator'
+else
+  class="no AVX" want=
+fi
+out=$(env -u OPENBLAS_CORETYPE "$ddpt" bench train $small 2>/dev/null)
+kernel=$(echo "$out" | sed -n 's/.*"blas_kernel":"\([^"]*\)".*/\1/p')
+echo "model_cli: $class CPU, OpenBLAS kernel without OPENBLAS_CORETYPE: ${kernel:-none}"
+if [ -n "$want" ]; then
+  echo "$kernel" | grep -Eqx "$want" \
+    || fail "$class CPU without OPENBLAS_CORETYPE runs kernel '$kernel', not one of $want: $out"
+  echo "$err" | grep -q "OPENBLAS_CORETYPE=Prescott is set: kept" \
+    || fail "$class CPU: no warning that the user's weaker Prescott was kept: $err"
+else
+  [ -n "$kernel" ] || fail "bench train without OPENBLAS_CORETYPE reports no kernel: $out"
+  echo "$err" | grep -q "kept" && fail "CPU without AVX: warned about a faster kernel: $err"
 fi
 # The re-executed side: verifies sgemm and says what ddpt did.
 err=$(OPENBLAS_CORETYPE=Haswell DDPT_BLAS_REEXEC=Prescott "$ddpt" bench train $small 2>&1 >/dev/null)
