@@ -1,11 +1,11 @@
 /* `ddpt shard`: text files -> a LevelDB corpus (manifest.json + shards).
  * Parses options, shows progress on a terminal, prints the summary, and
  * turns Ctrl-C into a clean stop that leaves no manifest behind. */
+#include <assert.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,9 +44,42 @@ static int add_size(const char *path, const struct stat *st, int flag, struct FT
   return 0;
 }
 
-int cmd_shard(int argc, char **argv) {
-  enum { OPT_VOCAB = 256, OPT_OUT, OPT_SHARDS, OPT_SEQ_LEN, OPT_FORMAT, OPT_NSP, OPT_VALID,
-         OPT_SEED, OPT_CASED, OPT_THREADS, OPT_OVERWRITE };
+enum { OPT_VOCAB = 256, OPT_OUT, OPT_SHARDS, OPT_SEQ_LEN, OPT_FORMAT, OPT_NSP, OPT_VALID,
+       OPT_SEED, OPT_CASED, OPT_THREADS, OPT_OVERWRITE };
+
+/* Sets what option c with value arg asks for; CLI_EXIT_USAGE on a bad value. */
+static int parse_option(int c, const char *arg, shard_options *opt) {
+  switch (c) {
+  case OPT_VOCAB: opt->vocab_path = arg; return CLI_EXIT_OK;
+  case OPT_OUT: opt->out_dir = arg; return CLI_EXIT_OK;
+  case OPT_SHARDS:
+    return cli_parse_size("shard", "--shards", arg, 1, SHARD_MAX_SHARDS, &opt->num_shards);
+  case OPT_SEQ_LEN:
+    return cli_parse_size("shard", "--seq-len", arg, SHARD_MIN_SEQ_LEN, SHARD_MAX_SEQ_LEN,
+                          &opt->seq_len);
+  case OPT_FORMAT: {
+    int f = shard_format_parse(arg);
+    if (f < 0)
+      return cli_usage_error("shard", "--format must be lines, docs or fortune, got '%s'", arg);
+    opt->format = (shard_format)f;
+    return CLI_EXIT_OK;
+  }
+  case OPT_NSP: opt->nsp = 1; return CLI_EXIT_OK;
+  case OPT_VALID:
+    /* 1 itself is refused by shard_writer_run: no training text would be left. */
+    return cli_parse_double("shard", "--valid-fraction", arg, 0, 1, &opt->valid_fraction);
+  case OPT_SEED: return cli_parse_u64("shard", "--seed", arg, 0, UINT64_MAX, &opt->seed);
+  case OPT_CASED: opt->lowercase = 0; return CLI_EXIT_OK;
+  case OPT_THREADS:
+    return cli_parse_int("shard", "--threads", arg, 1, SHARD_MAX_THREADS, &opt->threads);
+  case OPT_OVERWRITE: opt->overwrite = 1; return CLI_EXIT_OK;
+  }
+  assert(!"an option in opts without a case here");
+  return CLI_EXIT_USAGE;
+}
+
+/* Fills opt from the command line: the options, then the inputs. */
+static int parse_args(int argc, char **argv, shard_options *opt) {
   static const struct option opts[] = {
       {"vocab", required_argument, NULL, OPT_VOCAB},
       {"out", required_argument, NULL, OPT_OUT},
@@ -61,102 +94,82 @@ int cmd_shard(int argc, char **argv) {
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {NULL, 0, NULL, 0},
   };
-  shard_options opt;
-  shard_options_default(&opt);
   int have_shards = 0, have_seq_len = 0, c, usage;
   opterr = 0;
   optind = 0;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (c) {
-    case OPT_VOCAB: opt.vocab_path = optarg; break;
-    case OPT_OUT: opt.out_dir = optarg; break;
-    case OPT_SHARDS:
-      if ((usage = cli_parse_size("shard", "--shards", optarg, 1, SHARD_MAX_SHARDS, &opt.num_shards)))
-        return usage;
-      have_shards = 1;
-      break;
-    case OPT_SEQ_LEN:
-      usage = cli_parse_size("shard", "--seq-len", optarg, SHARD_MIN_SEQ_LEN, SHARD_MAX_SEQ_LEN,
-                             &opt.seq_len);
-      if (usage) return usage;
-      have_seq_len = 1;
-      break;
-    case OPT_FORMAT: {
-      int f = shard_format_parse(optarg);
-      if (f < 0)
-        return cli_usage_error("shard", "--format must be lines, docs or fortune, got '%s'", optarg);
-      opt.format = (shard_format)f;
-      break;
-    }
-    case OPT_NSP: opt.nsp = 1; break;
-    case OPT_VALID:
-      /* 1 itself is refused by shard_writer_run: no training text would be left. */
-      if ((usage = cli_parse_double("shard", "--valid-fraction", optarg, 0, 1, &opt.valid_fraction)))
-        return usage;
-      break;
-    case OPT_SEED:
-      if ((usage = cli_parse_u64("shard", "--seed", optarg, 0, UINT64_MAX, &opt.seed))) return usage;
-      break;
-    case OPT_CASED: opt.lowercase = 0; break;
-    case OPT_THREADS:
-      if ((usage = cli_parse_int("shard", "--threads", optarg, 1, SHARD_MAX_THREADS, &opt.threads)))
-        return usage;
-      break;
-    case OPT_OVERWRITE: opt.overwrite = 1; break;
-    default: return cli_bad_option("shard", argc, argv);
-    }
+    if (c < OPT_VOCAB) return cli_bad_option("shard", argc, argv); /* '?' or ':' */
+    if ((usage = parse_option(c, optarg, opt))) return usage;
+    have_shards |= c == OPT_SHARDS;
+    have_seq_len |= c == OPT_SEQ_LEN;
   }
-  if (!opt.vocab_path) return cli_usage_error("shard", "--vocab FILE is required");
-  if (!opt.out_dir) return cli_usage_error("shard", "--out DIR is required");
+  if (!opt->vocab_path) return cli_usage_error("shard", "--vocab FILE is required");
+  if (!opt->out_dir) return cli_usage_error("shard", "--out DIR is required");
   if (!have_shards) return cli_usage_error("shard", "--shards N is required");
   if (!have_seq_len) return cli_usage_error("shard", "--seq-len L is required");
-  if (optind >= argc) return cli_usage_error("shard", "no input given: name files, directories or -");
-  opt.inputs = (const char *const *)(argv + optind);
-  opt.num_inputs = (size_t)(argc - optind);
-  opt.tool = "ddpt " DDPT_VERSION " (git " DDPT_GIT_REVISION ")";
-  opt.stop = &shard_stop;
-  int tty = isatty(STDERR_FILENO);
-  opt.progress = show_progress;
-  opt.progress_ctx = &tty;
+  if (optind >= argc)
+    return cli_usage_error("shard", "no input given: name files, directories or -");
+  opt->inputs = (const char *const *)(argv + optind);
+  opt->num_inputs = (size_t)(argc - optind);
+  return CLI_EXIT_OK;
+}
 
+/* Runs the writer with SIGINT and SIGTERM turned into a clean stop. */
+static int run_stoppable(const shard_options *opt, shard_progress *s, char **err) {
   struct sigaction sa, old_int, old_term;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
-  shard_progress s;
-  char *err = NULL;
-  int rc = shard_writer_run(&opt, &s, &err);
+  int rc = shard_writer_run(opt, s, err);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
+  return rc;
+}
+
+static void print_summary(const shard_options *opt, const shard_progress *s) {
+  disk_bytes = 0;
+  nftw(opt->out_dir, add_size, 16, FTW_PHYS);
+  double mb = (double)s->bytes_read / 1e6;
+  printf("ddpt shard: wrote corpus %s\n", opt->out_dir);
+  printf("  documents:  %llu training, %llu validation\n", (unsigned long long)s->documents,
+         (unsigned long long)s->valid_documents);
+  printf("  sequences:  %llu in %zu shards of seq_len %zu%s, %llu validation\n",
+         (unsigned long long)s->sequences, opt->num_shards, opt->seq_len,
+         opt->nsp ? " (NSP pairs)" : "", (unsigned long long)s->valid_sequences);
+  printf("  tokens:     %llu in training sequences; text gave %llu, [UNK] %.3f%%\n",
+         (unsigned long long)s->tokens, (unsigned long long)s->text_tokens,
+         s->text_tokens ? 100.0 * (double)s->unk / (double)s->text_tokens : 0.0);
+  printf("  invalid UTF-8: %llu bytes replaced\n", (unsigned long long)s->invalid_utf8_bytes);
+  printf("  input:      %.2f MB in %.2f s (%.2f MB/s, %d tokenizer threads)\n", mb, s->seconds,
+         s->seconds > 0 ? mb / s->seconds : 0.0, opt->threads);
+  printf("  on disk:    %.2f MB (%.2f bytes per text token)\n", (double)disk_bytes / 1e6,
+         s->text_tokens ? (double)disk_bytes / (double)s->text_tokens : 0.0);
+  if (opt->valid_fraction > 0 && s->valid_sequences == 0)
+    fprintf(stderr, "ddpt shard: warning: --valid-fraction %g selected no document; the corpus "
+            "has no validation shard\n", opt->valid_fraction);
+}
+
+int cmd_shard(int argc, char **argv) {
+  shard_options opt;
+  shard_options_default(&opt);
+  int usage = parse_args(argc, argv, &opt);
+  if (usage) return usage;
+  opt.tool = "ddpt " DDPT_VERSION " (git " DDPT_GIT_REVISION ")";
+  opt.stop = &shard_stop;
+  int tty = isatty(STDERR_FILENO);
+  opt.progress = show_progress;
+  opt.progress_ctx = &tty;
+  shard_progress s;
+  char *err = NULL;
+  int rc = run_stoppable(&opt, &s, &err);
   if (tty) fputc('\n', stderr);
   if (rc == ST_INTERRUPTED) {
     cli_fail("shard", err);
     return CLI_EXIT_INTERRUPTED;
   }
   if (rc) return cli_fail("shard", err);
-
-  disk_bytes = 0;
-  nftw(opt.out_dir, add_size, 16, FTW_PHYS);
-  uint64_t all_tokens = s.tokens;
-  double mb = (double)s.bytes_read / 1e6;
-  printf("ddpt shard: wrote corpus %s\n", opt.out_dir);
-  printf("  documents:  %llu training, %llu validation\n", (unsigned long long)s.documents,
-         (unsigned long long)s.valid_documents);
-  printf("  sequences:  %llu in %zu shards of seq_len %zu%s, %llu validation\n",
-         (unsigned long long)s.sequences, opt.num_shards, opt.seq_len, opt.nsp ? " (NSP pairs)" : "",
-         (unsigned long long)s.valid_sequences);
-  printf("  tokens:     %llu in training sequences; text gave %llu, [UNK] %.3f%%\n",
-         (unsigned long long)all_tokens, (unsigned long long)s.text_tokens,
-         s.text_tokens ? 100.0 * (double)s.unk / (double)s.text_tokens : 0.0);
-  printf("  invalid UTF-8: %llu bytes replaced\n", (unsigned long long)s.invalid_utf8_bytes);
-  printf("  input:      %.2f MB in %.2f s (%.2f MB/s, %d tokenizer threads)\n", mb, s.seconds,
-         s.seconds > 0 ? mb / s.seconds : 0.0, opt.threads);
-  printf("  on disk:    %.2f MB (%.2f bytes per text token)\n", (double)disk_bytes / 1e6,
-         s.text_tokens ? (double)disk_bytes / (double)s.text_tokens : 0.0);
-  if (opt.valid_fraction > 0 && s.valid_sequences == 0)
-    fprintf(stderr, "ddpt shard: warning: --valid-fraction %g selected no document; the corpus "
-            "has no validation shard\n", opt.valid_fraction);
+  print_summary(&opt, &s);
   return CLI_EXIT_OK;
 }

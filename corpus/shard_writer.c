@@ -310,8 +310,10 @@ static int shard_set_emit(void *ctx, const record *rec, char **err) {
   return o->batch_bytes >= BATCH_FLUSH_BYTES ? shard_set_flush(s, o, err) : ST_OK;
 }
 
-/* Flushes, compacts (so the data sit in sorted tables, not in a log that
- * the first reader would have to replay) and closes every shard. */
+/* With finish, flushes and compacts (so the data sit in sorted tables, not
+ * in a log that the first reader would have to replay); closes every shard.
+ * Closing again, or a set never opened, does nothing. The shards' infos
+ * stay for the manifest. */
 static int shard_set_close(shard_set *s, int finish, char **err) {
   int rc = ST_OK;
   for (size_t i = 0; s->shards && i < s->n; i++) {
@@ -322,10 +324,15 @@ static int shard_set_close(shard_set *s, int finish, char **err) {
     }
     if (o->db) leveldb_close(o->db);
     if (o->batch) leveldb_writebatch_destroy(o->batch);
+    o->db = NULL;
+    o->batch = NULL;
   }
   if (s->options) leveldb_options_destroy(s->options);
   if (s->write) leveldb_writeoptions_destroy(s->write);
   free(s->buf);
+  s->options = NULL;
+  s->write = NULL;
+  s->buf = NULL;
   return rc;
 }
 
@@ -629,8 +636,24 @@ static void utc_now(char *buf, size_t size) {
   strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int shard_writer_run(const shard_options *opt, shard_progress *summary, char **err) {
-  int rc = ST_OK;
+/* Everything one shard_writer_run holds, so that each step is a function
+ * and one cleanup (job_free) releases what the steps acquired. */
+typedef struct job {
+  run r;
+  pipeline p;
+  feeder f;
+  corpus_inputs inputs;
+  tok_vocab *vocab;
+  manifest m; /* special ids and id width from the vocab; the rest at the end */
+  worker_arg *workers; /* (opt->threads) */
+  pthread_t *threads;  /* (nthreads) started */
+  int nthreads;
+  int pipeline_init; /* p's mutex and conditions exist */
+  int out_created;   /* out_dir did not exist before */
+  int out_touched;   /* out_dir was emptied or created: a failure takes it back */
+} job;
+
+static int check_options(const shard_options *opt, char **err) {
   if (opt->seq_len < SHARD_MIN_SEQ_LEN || opt->seq_len > SHARD_MAX_SEQ_LEN)
     return status_set(err, ST_INVALID, "--seq-len %zu is out of range: use %d to %d (BERT's "
                       "position limit)", opt->seq_len, SHARD_MIN_SEQ_LEN, SHARD_MAX_SEQ_LEN);
@@ -648,205 +671,258 @@ int shard_writer_run(const shard_options *opt, shard_progress *summary, char **e
   if (opt->tool && strlen(opt->tool) > tool_max)
     return status_set(err, ST_INVALID, "tool name \"%.32s...\" is longer than the manifest's %zu "
                       "bytes: shorten it", opt->tool, tool_max);
-  if (opt->num_inputs == 0) return status_set(err, ST_INVALID, "no input given: name files, "
-                                              "directories or - for standard input");
+  if (opt->num_inputs == 0)
+    return status_set(err, ST_INVALID, "no input given: name files, directories or - for standard "
+                      "input");
+  return ST_OK;
+}
 
-  corpus_inputs inputs = {0};
-  tok_vocab *vocab = NULL;
-  manifest m = {0};
-  run r = {.opt = opt};
-  pipeline p = {.format = opt->format};
-  feeder f = {.r = &r, .p = &p};
-  worker_arg *workers = NULL;
-  pthread_t *threads = NULL;
-  int nthreads = 0, mu_init = 0, shards_open = 0, out_created = 0, out_touched = 0;
+/* The files to read, before anything is created (corpus/inputs.h). */
+static int list_inputs(job *j, char **err) {
+  const shard_options *opt = j->r.opt;
+  int rc = corpus_inputs_list(&j->inputs, opt->inputs, opt->num_inputs, 1, opt->out_dir, err);
+  j->r.prog.bytes_total = j->inputs.total_bytes;
+  return rc;
+}
 
-  if ((rc = corpus_inputs_list(&inputs, opt->inputs, opt->num_inputs, 1, opt->out_dir, err)))
-    goto fail;
-  r.prog.bytes_total = inputs.total_bytes;
-  if ((rc = tok_vocab_load(opt->vocab_path, &vocab, err))) goto fail;
-  size_t vsize = tok_vocab_size(vocab);
-  if ((rc = tok_vocab_special(vocab, opt->vocab_path, "[CLS]", &m.cls_id, err)) ||
-      (rc = tok_vocab_special(vocab, opt->vocab_path, "[SEP]", &m.sep_id, err)) ||
-      (rc = tok_vocab_special(vocab, opt->vocab_path, "[MASK]", &m.mask_id, err)) ||
-      (rc = tok_vocab_special(vocab, opt->vocab_path, "[PAD]", &m.pad_id, err)) ||
-      (rc = tok_vocab_special(vocab, opt->vocab_path, "[UNK]", &m.unk_id, err)))
-    goto fail;
-  m.id_bytes = vsize <= 65536 ? 2 : 4;
-  if ((rc = prepare_out_dir(opt->out_dir, opt->overwrite, &out_created, err))) goto fail;
-  out_touched = 1;
-  if ((rc = copy_vocab(opt->vocab_path, opt->out_dir, tok_vocab_sha256_hex(vocab), err)))
-    goto fail;
+/* Loads the vocab and takes from it what the manifest records: the special
+ * ids and the width of an id. */
+static int load_vocab(job *j, char **err) {
+  const char *path = j->r.opt->vocab_path;
+  manifest *m = &j->m;
+  int rc = tok_vocab_load(path, &j->vocab, err);
+  if (rc) return rc;
+  if ((rc = tok_vocab_special(j->vocab, path, "[CLS]", &m->cls_id, err)) ||
+      (rc = tok_vocab_special(j->vocab, path, "[SEP]", &m->sep_id, err)) ||
+      (rc = tok_vocab_special(j->vocab, path, "[MASK]", &m->mask_id, err)) ||
+      (rc = tok_vocab_special(j->vocab, path, "[PAD]", &m->pad_id, err)) ||
+      (rc = tok_vocab_special(j->vocab, path, "[UNK]", &m->unk_id, err)))
+    return rc;
+  m->id_bytes = tok_vocab_size(j->vocab) <= 65536 ? 2 : 4;
+  return ST_OK;
+}
 
-  shards_open = 1;
-  r.train.progress = r.valid.progress = &r.prog;
-  r.valid.valid = 1;
-  if ((rc = shard_set_open(&r.train, opt->out_dir, "shard", opt->num_shards, m.id_bytes,
-                           opt->seq_len, err)))
-    goto fail;
+/* Empties (or creates) out_dir, copies the vocab into it, and opens the
+ * training shards and packer, and the validation ones if asked for. */
+static int open_outputs(job *j, char **err) {
+  const shard_options *opt = j->r.opt;
+  run *r = &j->r;
+  int rc = prepare_out_dir(opt->out_dir, opt->overwrite, &j->out_created, err);
+  if (rc) return rc;
+  j->out_touched = 1;
+  if ((rc = copy_vocab(opt->vocab_path, opt->out_dir, tok_vocab_sha256_hex(j->vocab), err)))
+    return rc;
+  r->train.progress = r->valid.progress = &r->prog;
+  r->valid.valid = 1;
   pack_config pc = {
       .seq_len = opt->seq_len,
       .nsp = opt->nsp,
       .seed = opt->seed,
       .short_seq_prob = NSP_SHORT_SEQ_PROB,
       .window_docs = NSP_WINDOW_DOCS,
-      .cls_id = m.cls_id,
-      .sep_id = m.sep_id,
+      .cls_id = j->m.cls_id,
+      .sep_id = j->m.sep_id,
   };
-  if ((rc = packer_create(&pc, shard_set_emit, &r.train, &r.train_packer, err))) goto fail;
-  if (opt->valid_fraction > 0) {
-    if ((rc = shard_set_open(&r.valid, opt->out_dir, "valid", 1, m.id_bytes, opt->seq_len, err)))
-      goto fail;
-    pack_config vc = pc;
-    vc.seed = rng_mix64(opt->seed ^ VALID_SEED_TAG);
-    if ((rc = packer_create(&vc, shard_set_emit, &r.valid, &r.valid_packer, err))) goto fail;
-  }
+  rc = shard_set_open(&r->train, opt->out_dir, "shard", opt->num_shards, j->m.id_bytes,
+                      opt->seq_len, err);
+  if (!rc) rc = packer_create(&pc, shard_set_emit, &r->train, &r->train_packer, err);
+  if (rc || opt->valid_fraction <= 0) return rc;
+  pc.seed = rng_mix64(opt->seed ^ VALID_SEED_TAG);
+  rc = shard_set_open(&r->valid, opt->out_dir, "valid", 1, j->m.id_bytes, opt->seq_len, err);
+  if (!rc) rc = packer_create(&pc, shard_set_emit, &r->valid, &r->valid_packer, err);
+  return rc;
+}
 
-  p.nslots = 2 * (size_t)opt->threads + 2;
-  p.slots = calloc(p.nslots, sizeof *p.slots);
-  workers = calloc((size_t)opt->threads, sizeof *workers);
-  threads = calloc((size_t)opt->threads, sizeof *threads);
-  if (!p.slots || !workers || !threads) {
-    rc = status_set(err, ST_NOMEM, "out of memory starting %d tokenizer threads", opt->threads);
-    goto fail;
-  }
-  pthread_mutex_init(&p.mu, NULL);
-  pthread_cond_init(&p.work, NULL);
-  pthread_cond_init(&p.done, NULL);
-  mu_init = 1;
+/* Starts opt->threads tokenizer workers, each with its own tokenizer. */
+static int start_workers(job *j, char **err) {
+  const shard_options *opt = j->r.opt;
+  pipeline *p = &j->p;
+  p->format = opt->format;
+  p->nslots = 2 * (size_t)opt->threads + 2;
+  p->slots = calloc(p->nslots, sizeof *p->slots);
+  j->workers = calloc((size_t)opt->threads, sizeof *j->workers);
+  j->threads = calloc((size_t)opt->threads, sizeof *j->threads);
+  if (!p->slots || !j->workers || !j->threads)
+    return status_set(err, ST_NOMEM, "out of memory starting %d tokenizer threads", opt->threads);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->work, NULL);
+  pthread_cond_init(&p->done, NULL);
+  j->pipeline_init = 1;
   for (int i = 0; i < opt->threads; i++) {
-    workers[i].p = &p;
-    if ((rc = tok_create(vocab, opt->lowercase, &workers[i].tok, err))) goto fail;
-    if (pthread_create(&threads[i], NULL, worker_main, &workers[i]) != 0) {
-      rc = status_set(err, ST_NOMEM, "cannot start tokenizer thread %d", i);
-      goto fail;
-    }
-    nthreads++;
+    j->workers[i].p = p;
+    int rc = tok_create(j->vocab, opt->lowercase, &j->workers[i].tok, err);
+    if (rc) return rc;
+    if (pthread_create(&j->threads[i], NULL, worker_main, &j->workers[i]) != 0)
+      return status_set(err, ST_NOMEM, "cannot start tokenizer thread %d", i);
+    j->nthreads++;
   }
+  return ST_OK;
+}
 
-  r.t0 = r.last_report = timer_now();
-  for (size_t i = 0; i < inputs.n && !rc; i++) rc = feed_file(&f, inputs.paths[i], err);
-  /* Drain what is still in flight, oldest first. */
-  for (uint64_t s = f.seq >= p.nslots ? f.seq - p.nslots : 0; s < f.seq; s++) {
-    chunk *c = &p.slots[s % p.nslots];
-    if (slot_state(&p, c) == CHUNK_EMPTY) continue;
+/* Waits for the chunks still in flight, oldest first. After a failure (rc)
+ * they are only let finish, not packed. */
+static int drain_in_flight(job *j, int rc, char **err) {
+  pipeline *p = &j->p;
+  uint64_t end = j->f.seq;
+  for (uint64_t s = end >= p->nslots ? end - p->nslots : 0; s < end; s++) {
+    chunk *c = &p->slots[s % p->nslots];
+    if (slot_state(p, c) == CHUNK_EMPTY) continue;
     if (rc) {
-      pthread_mutex_lock(&p.mu);
-      while (c->state == CHUNK_RUNNING) pthread_cond_wait(&p.done, &p.mu);
+      pthread_mutex_lock(&p->mu);
+      while (c->state == CHUNK_RUNNING) pthread_cond_wait(&p->done, &p->mu);
       c->state = CHUNK_EMPTY;
-      pthread_mutex_unlock(&p.mu);
+      pthread_mutex_unlock(&p->mu);
       continue;
     }
-    rc = drain_slot(&r, &p, c, err);
+    rc = drain_slot(&j->r, p, c, err);
   }
-  if (rc == ST_INTERRUPTED || (!rc && stopped(opt))) {
-    rc = status_set(err, ST_INTERRUPTED, "interrupted: %s is incomplete (no %s); rerun ddpt "
-                    "shard with --overwrite", opt->out_dir, MANIFEST_FILE);
-    goto fail;
-  }
-  if (rc) goto fail;
-  if ((rc = packer_finish(r.train_packer, err))) goto fail;
-  if (r.valid_packer && (rc = packer_finish(r.valid_packer, err))) goto fail;
-  r.prog.documents = packer_documents(r.train_packer);
-  r.prog.valid_documents = r.valid_packer ? packer_documents(r.valid_packer) : 0;
-  report(&r, 1);
+  return rc;
+}
 
-  if (r.prog.documents + r.prog.valid_documents == 0) {
-    rc = status_set(err, ST_INVALID, "no documents in the input (%llu bytes read, none gave a "
-                    "token): check the inputs and --format", (unsigned long long)r.prog.bytes_read);
-    goto fail;
-  }
-  if (r.prog.sequences < opt->num_shards) {
-    rc = status_set(err, ST_INVALID, "%zu shards but only %llu training sequences: use --shards "
-                    "%llu or fewer, or add text", opt->num_shards,
-                    (unsigned long long)r.prog.sequences, (unsigned long long)r.prog.sequences);
-    goto fail;
-  }
-  shards_open = 0;
-  rc = shard_set_close(&r.train, 1, err);
-  if (!rc && r.valid_packer) rc = shard_set_close(&r.valid, 1, err);
-  if (rc) goto cleanup;
+/* Reads every input through the workers into the packers, in input order. */
+static int feed_inputs(job *j, char **err) {
+  const shard_options *opt = j->r.opt;
+  int rc = ST_OK;
+  j->r.t0 = j->r.last_report = timer_now();
+  for (size_t i = 0; i < j->inputs.n && !rc; i++) rc = feed_file(&j->f, j->inputs.paths[i], err);
+  rc = drain_in_flight(j, rc, err);
+  if (rc == ST_INTERRUPTED || (!rc && stopped(opt)))
+    return status_set(err, ST_INTERRUPTED, "interrupted: %s is incomplete (no %s); rerun ddpt "
+                      "shard with --overwrite", opt->out_dir, MANIFEST_FILE);
+  return rc;
+}
 
-  snprintf(m.tool, sizeof m.tool, "%s", opt->tool ? opt->tool : "ddpt");
-  utc_now(m.created, sizeof m.created);
-  m.seq_len = opt->seq_len;
-  m.nsp = opt->nsp;
-  m.lowercase = opt->lowercase;
-  snprintf(m.input_format, sizeof m.input_format, "%s", shard_format_name(opt->format));
-  m.seed = opt->seed;
-  m.valid_fraction = opt->valid_fraction;
-  m.vocab_size = (int64_t)vsize;
-  snprintf(m.vocab_sha256, sizeof m.vocab_sha256, "%s", tok_vocab_sha256_hex(vocab));
-  m.documents = r.prog.documents + r.prog.valid_documents;
-  m.sequences = r.prog.sequences + r.prog.valid_sequences;
-  m.tokens = r.prog.tokens;
-  m.unk_tokens = r.prog.unk;
-  m.bytes_in = r.prog.bytes_read;
-  m.invalid_utf8_bytes = r.prog.invalid_utf8_bytes;
-  m.num_shards = r.train.n;
-  m.shards = calloc(m.num_shards, sizeof *m.shards);
-  m.num_valid = r.valid.shards && r.valid.shards[0].info.sequences > 0 ? r.valid.n : 0;
-  m.valid = calloc(m.num_valid ? m.num_valid : 1, sizeof *m.valid);
-  if (!m.shards || !m.valid) {
-    rc = status_set(err, ST_NOMEM, "out of memory writing the manifest");
-    goto cleanup;
-  }
-  for (size_t i = 0; i < m.num_shards; i++) m.shards[i] = r.train.shards[i].info;
-  for (size_t i = 0; i < m.num_valid; i++) {
-    m.valid[i] = r.valid.shards[i].info;
-    m.tokens += m.valid[i].tokens;
-  }
-  if ((rc = manifest_write(opt->out_dir, &m, err))) goto cleanup;
-  r.prog.seconds = timer_now() - r.t0;
-  *summary = r.prog;
-  goto cleanup;
+/* Packs what the packers still hold, refuses a corpus that is empty or has
+ * fewer sequences than shards, and closes the shards, flushed and compacted. */
+static int finish_shards(job *j, char **err) {
+  run *r = &j->r;
+  int rc = packer_finish(r->train_packer, err);
+  if (!rc && r->valid_packer) rc = packer_finish(r->valid_packer, err);
+  if (rc) return rc;
+  r->prog.documents = packer_documents(r->train_packer);
+  r->prog.valid_documents = r->valid_packer ? packer_documents(r->valid_packer) : 0;
+  report(r, 1);
+  if (r->prog.documents + r->prog.valid_documents == 0)
+    return status_set(err, ST_INVALID, "no documents in the input (%llu bytes read, none gave a "
+                      "token): check the inputs and --format",
+                      (unsigned long long)r->prog.bytes_read);
+  if (r->prog.sequences < r->opt->num_shards)
+    return status_set(err, ST_INVALID, "%zu shards but only %llu training sequences: use --shards "
+                      "%llu or fewer, or add text", r->opt->num_shards,
+                      (unsigned long long)r->prog.sequences, (unsigned long long)r->prog.sequences);
+  rc = shard_set_close(&r->train, 1, err);
+  if (!rc && r->valid_packer) rc = shard_set_close(&r->valid, 1, err);
+  return rc;
+}
 
-fail:
-  if (shards_open) {
-    shard_set_close(&r.train, 0, NULL);
-    shard_set_close(&r.valid, 0, NULL);
+/* Writes manifest.json, the last step: from then on the corpus is complete. */
+static int write_manifest(job *j, char **err) {
+  const shard_options *opt = j->r.opt;
+  const run *r = &j->r;
+  manifest *m = &j->m;
+  snprintf(m->tool, sizeof m->tool, "%s", opt->tool ? opt->tool : "ddpt");
+  utc_now(m->created, sizeof m->created);
+  m->seq_len = opt->seq_len;
+  m->nsp = opt->nsp;
+  m->lowercase = opt->lowercase;
+  snprintf(m->input_format, sizeof m->input_format, "%s", shard_format_name(opt->format));
+  m->seed = opt->seed;
+  m->valid_fraction = opt->valid_fraction;
+  m->vocab_size = (int64_t)tok_vocab_size(j->vocab);
+  snprintf(m->vocab_sha256, sizeof m->vocab_sha256, "%s", tok_vocab_sha256_hex(j->vocab));
+  m->documents = r->prog.documents + r->prog.valid_documents;
+  m->sequences = r->prog.sequences + r->prog.valid_sequences;
+  m->tokens = r->prog.tokens;
+  m->unk_tokens = r->prog.unk;
+  m->bytes_in = r->prog.bytes_read;
+  m->invalid_utf8_bytes = r->prog.invalid_utf8_bytes;
+  m->num_shards = r->train.n;
+  m->shards = calloc(m->num_shards, sizeof *m->shards);
+  m->num_valid = r->valid.shards && r->valid.shards[0].info.sequences > 0 ? r->valid.n : 0;
+  m->valid = calloc(m->num_valid ? m->num_valid : 1, sizeof *m->valid);
+  if (!m->shards || !m->valid)
+    return status_set(err, ST_NOMEM, "out of memory writing the manifest");
+  for (size_t i = 0; i < m->num_shards; i++) m->shards[i] = r->train.shards[i].info;
+  for (size_t i = 0; i < m->num_valid; i++) {
+    m->valid[i] = r->valid.shards[i].info;
+    m->tokens += m->valid[i].tokens;
   }
-cleanup:
-  /* A failed run takes back what it wrote, except when interrupted: then the
-   * directory stays, without a manifest, and readers call it incomplete. */
-  if (rc && rc != ST_INTERRUPTED && out_touched) {
+  return manifest_write(opt->out_dir, m, err);
+}
+
+/* Stops the workers (they finish the chunk in hand) and frees the slots. */
+static void stop_workers(job *j) {
+  pipeline *p = &j->p;
+  if (j->pipeline_init) {
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+  }
+  for (int i = 0; i < j->nthreads; i++) pthread_join(j->threads[i], NULL);
+  for (int i = 0; j->workers && i < j->r.opt->threads; i++) tok_free(j->workers[i].tok);
+  for (size_t i = 0; p->slots && i < p->nslots; i++) {
+    free(p->slots[i].data);
+    tok_ids_free(&p->slots[i].ids);
+    free(p->slots[i].sent_end);
+    free(p->slots[i].doc_tok_start);
+    free(p->slots[i].doc_sent_end);
+    free(p->slots[i].err);
+  }
+  if (j->pipeline_init) {
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->done);
+  }
+  free(p->slots);
+  free(j->workers);
+  free(j->threads);
+}
+
+/* Releases everything the steps acquired. A failed run takes back what it
+ * wrote, except when interrupted: then the directory stays, without a
+ * manifest, and readers call it incomplete. */
+static void job_free(job *j, int rc) {
+  const shard_options *opt = j->r.opt;
+  shard_set_close(&j->r.train, 0, NULL);
+  shard_set_close(&j->r.valid, 0, NULL);
+  if (rc && rc != ST_INTERRUPTED && j->out_touched) {
     char *ignored = NULL;
     remove_corpus(opt->out_dir, &ignored);
     free(ignored);
-    if (out_created) rmdir(opt->out_dir);
+    if (j->out_created) rmdir(opt->out_dir);
   }
-  if (mu_init) {
-    pthread_mutex_lock(&p.mu);
-    p.quit = 1;
-    pthread_cond_broadcast(&p.work);
-    pthread_mutex_unlock(&p.mu);
+  stop_workers(j);
+  free(j->f.pending);
+  free(j->m.shards);
+  free(j->m.valid);
+  packer_free(j->r.train_packer);
+  packer_free(j->r.valid_packer);
+  free(j->r.train.shards);
+  free(j->r.valid.shards);
+  tok_vocab_free(j->vocab);
+  corpus_inputs_free(&j->inputs);
+}
+
+int shard_writer_run(const shard_options *opt, shard_progress *summary, char **err) {
+  int rc = check_options(opt, err);
+  if (rc) return rc;
+  job *j = calloc(1, sizeof *j);
+  if (!j) return status_set(err, ST_NOMEM, "out of memory starting ddpt shard");
+  j->r.opt = opt;
+  j->f = (feeder){.r = &j->r, .p = &j->p};
+  rc = list_inputs(j, err);
+  if (!rc) rc = load_vocab(j, err);
+  if (!rc) rc = open_outputs(j, err);
+  if (!rc) rc = start_workers(j, err);
+  if (!rc) rc = feed_inputs(j, err);
+  if (!rc) rc = finish_shards(j, err);
+  if (!rc) rc = write_manifest(j, err);
+  if (!rc) {
+    j->r.prog.seconds = timer_now() - j->r.t0;
+    *summary = j->r.prog;
   }
-  for (int i = 0; i < nthreads; i++) pthread_join(threads[i], NULL);
-  for (int i = 0; workers && i < opt->threads; i++) tok_free(workers[i].tok);
-  for (size_t i = 0; p.slots && i < p.nslots; i++) {
-    free(p.slots[i].data);
-    tok_ids_free(&p.slots[i].ids);
-    free(p.slots[i].sent_end);
-    free(p.slots[i].doc_tok_start);
-    free(p.slots[i].doc_sent_end);
-    free(p.slots[i].err);
-  }
-  if (mu_init) {
-    pthread_mutex_destroy(&p.mu);
-    pthread_cond_destroy(&p.work);
-    pthread_cond_destroy(&p.done);
-  }
-  free(p.slots);
-  free(workers);
-  free(threads);
-  free(f.pending);
-  free(m.shards);
-  free(m.valid);
-  packer_free(r.train_packer);
-  packer_free(r.valid_packer);
-  free(r.train.shards);
-  free(r.valid.shards);
-  tok_vocab_free(vocab);
-  corpus_inputs_free(&inputs);
+  job_free(j, rc);
+  free(j);
   return rc;
 }
