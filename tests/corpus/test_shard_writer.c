@@ -13,6 +13,7 @@
 #include "corpus/shard_reader.h"
 #include "harness.h"
 #include "test_shard_fixture.h"
+#include "util/file.h"
 #include "util/status.h"
 
 static manifest *read_manifest(const char *dir) {
@@ -25,24 +26,22 @@ static manifest *read_manifest(const char *dir) {
   return m;
 }
 
-/* Every record of every shard of a and b is the same. */
-static int same_records(const char *a, const char *b) {
-  manifest *ma = read_manifest(a), *mb = read_manifest(b);
-  int same = ma->num_shards == mb->num_shards && ma->sequences == mb->sequences &&
-             ma->tokens == mb->tokens;
+/* Shard lists sa (of corpus a) and sb (of b) hold the same records. */
+static int same_shards(const char *a, const manifest *ma, const manifest_shard *sa, size_t na,
+                       const char *b, const manifest *mb, const manifest_shard *sb, size_t nb) {
+  int same = na == nb;
   int32_t ia[512], ib[512];
-  for (size_t s = 0; same && s < ma->num_shards; s++) {
-    char pa[1024], pb[1024];
-    CU_ASSERT_FATAL(snprintf(pa, sizeof pa, "%s/%s", a, ma->shards[s].name) < (int)sizeof pa);
-    CU_ASSERT_FATAL(snprintf(pb, sizeof pb, "%s/%s", b, mb->shards[s].name) < (int)sizeof pb);
+  for (size_t s = 0; same && s < na; s++) {
+    char *pa = file_path_join(a, sa[s].name), *pb = file_path_join(b, sb[s].name);
     shard_reader *ra = NULL, *rb = NULL;
     char *err = NULL;
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pa, ma->shards[s].sequences, ma->seq_len,
-                                            ma->id_bytes, &ra, &err), ST_OK);
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pb, mb->shards[s].sequences, mb->seq_len,
-                                            mb->id_bytes, &rb, &err), ST_OK);
-    same = ma->shards[s].sequences == mb->shards[s].sequences;
-    for (uint64_t k = 0; same && k < ma->shards[s].sequences; k++) {
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pa, sa[s].sequences, ma->seq_len, ma->id_bytes, &ra,
+                                            &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pb, sb[s].sequences, mb->seq_len, mb->id_bytes, &rb,
+                                            &err), ST_OK);
+    same = strcmp(sa[s].name, sb[s].name) == 0 && sa[s].sequences == sb[s].sequences &&
+           sa[s].tokens == sb[s].tokens;
+    for (uint64_t k = 0; same && k < sa[s].sequences; k++) {
       record x, y;
       CU_ASSERT_EQUAL_FATAL(shard_reader_get(ra, k, ia, &x, &err), ST_OK);
       CU_ASSERT_EQUAL_FATAL(shard_reader_get(rb, k, ib, &y, &err), ST_OK);
@@ -51,7 +50,21 @@ static int same_records(const char *a, const char *b) {
     }
     shard_reader_close(ra);
     shard_reader_close(rb);
+    free(pa);
+    free(pb);
   }
+  return same;
+}
+
+/* Every record of every training and validation shard of a and b is the
+ * same, and a has validation shards to compare. */
+static int same_records(const char *a, const char *b) {
+  manifest *ma = read_manifest(a), *mb = read_manifest(b);
+  CU_ASSERT(ma->num_valid > 0 && ma->valid[0].sequences > 0);
+  int same = ma->sequences == mb->sequences && ma->tokens == mb->tokens &&
+             ma->documents == mb->documents &&
+             same_shards(a, ma, ma->shards, ma->num_shards, b, mb, mb->shards, mb->num_shards) &&
+             same_shards(a, ma, ma->valid, ma->num_valid, b, mb, mb->valid, mb->num_valid);
   manifest_free(ma);
   manifest_free(mb);
   return same;
