@@ -99,10 +99,10 @@ static int parse_args(int argc, char **argv, train_request *req, char **override
   return CLI_EXIT_OK;
 }
 
-static void catch_stop_signals(void) {
+static void set_stop_signals(void (*handler)(int)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
+  sa.sa_handler = handler;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
@@ -148,13 +148,16 @@ int cmd_train(int argc, char **argv) {
     return code;
   }
   log_init(comm_rank(), comm_world_size());
-  catch_stop_signals();
+  set_stop_signals(on_stop_signal);
   /* Open MPI hands ranks a pseudo-terminal even when mpirun's output goes to
    * a file, so under mpirun the progress is plain lines. */
   progress pr = {.live = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE")};
   if (comm_rank() == 0) req.observer = (train_observer){.ctx = &pr, .planned = print_plan, .stepped = print_step};
   train_summary summary;
   int rc = train_run(&req, &summary, &err);
+  /* The run is over: a signal now (Open MPI's SIGTERM to the rest of a job
+   * one of whose ranks exited non-zero) ends the process, not a step. */
+  set_stop_signals(SIG_DFL);
   free(overrides);
   end_live_line(&pr);
   return finish(rc, &summary, err);

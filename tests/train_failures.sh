@@ -3,8 +3,9 @@
 # sharding or a run directory that refuses a write:
 #  1. rank 0's evaluation fails (a validation record holds a token id outside
 #     the vocabulary, in the third evaluation batch) under mpirun -np 2: the
-#     job exits non-zero with one "ddpt train:" line naming the cause, and
-#     metrics.jsonl holds no evaluation figures (none from partial sums).
+#     job exits non-zero with one "ddpt train:" line naming the cause and
+#     no MPI_Abort (every rank fails together), and metrics.jsonl holds no
+#     evaluation figures (none from partial sums).
 #  2. rank 0 fails to open the corpus (a truncated validation record) while
 #     rank 1 waits in a collective: the job ends, non-zero, with one line
 #     naming the shard.
@@ -79,6 +80,7 @@ mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/eval/run" $common --set 
   --set train.steps=4 --set log.eval_every=2 --set data.eval_batches=4 >"$dir/eval.out" 2>&1 || rc=$?
 [ $rc -ne 0 ] || { cat "$dir/eval.out"; fail "a run whose evaluation failed on rank 0 exited 0"; }
 one_line "$dir/eval.out" "ddpt train:" "rank 0: .*outside the vocabulary" "failed evaluation"
+! grep -q MPI_ABORT "$dir/eval.out" || fail "an evaluation failure every rank saw was ended by MPI_Abort"
 grep -q '"step":2,' "$dir/eval/run/metrics.jsonl" 2>/dev/null && fail "step 2, whose evaluation failed, was logged"
 grep -q '"step":1,' "$dir/eval/run/metrics.jsonl" || fail "training did not reach the evaluation at step 2"
 grep -q 'eval_' "$dir/eval/run/metrics.jsonl" && fail "metrics.jsonl holds evaluation figures from partial sums"

@@ -60,20 +60,13 @@ typedef struct trainer {
  * in a collective, so the job can end without being aborted. Collective. */
 static int agree_with_rank0(trainer *t, int rc, const char *what, char **err) {
   double failed = rc != ST_OK;
-  char *comm_err = NULL;
-  int crc = comm_allreduce_max_f64(&failed, 1, &comm_err);
-  if (crc) {
-    if (rc) {
-      free(comm_err);
-      return rc;
-    }
-    *err = comm_err;
-    return crc;
-  }
-  if (failed == 0) return ST_OK;
-  t->failed_together = 1;
+  /* A rank that failed keeps its own message over the reduction's. */
+  int crc = comm_allreduce_max_f64(&failed, 1, rc ? NULL : err);
+  if (crc && !rc) return crc;
+  t->failed_together = crc == ST_OK && failed > 0;
   if (rc) return status_wrap(err, rc, "%s", what);
-  return status_set(err, ST_COMM, "%s failed on rank 0 (rank 0 says why)", what);
+  if (failed > 0) return status_set(err, ST_COMM, "%s failed on rank 0 (rank 0 says why)", what);
+  return ST_OK;
 }
 
 /* comm_check_same_digest, whose mismatch every rank returns together. */
