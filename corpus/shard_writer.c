@@ -7,7 +7,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <leveldb/c.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include "util/timer.h"
 
 #define READ_BYTES (1u << 20)          /* one read() from an input file */
+#define STOP_POLL_MS 100               /* longest wait for input before looking for a stop */
 #define BATCH_FLUSH_BYTES (1u << 20)   /* LevelDB write batch size per shard */
 #define WRITE_BUFFER_BYTES (8u << 20)  /* LevelDB memtable per shard */
 #define NSP_WINDOW_DOCS 100
@@ -585,17 +588,37 @@ static int feed(feeder *f, size_t cut, char **err) {
 
 static int stopped(const shard_options *opt) { return opt->stop && *opt->stop; }
 
+/* Reads up to n bytes of fd into buf; *got is 0 at the end of input. Waits
+ * for input at most STOP_POLL_MS at a time: a Ctrl-C taken by another
+ * thread, or one that came just before a read, interrupts no read, and a
+ * pipe that stays open must not hide it. */
+static int read_input(int fd, const char *name, const shard_options *opt, char *buf, size_t n,
+                      size_t *got, char **err) {
+  for (;;) {
+    if (stopped(opt)) return ST_INTERRUPTED;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ready = poll(&pfd, 1, STOP_POLL_MS);
+    if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+    ssize_t k = ready < 0 ? -1 : read(fd, buf, n);
+    if (k >= 0) {
+      *got = (size_t)k;
+      return ST_OK;
+    }
+    if (errno != EINTR && errno != EAGAIN)
+      return status_set(err, ST_IO, "cannot read %s: %s", name, strerror(errno));
+  }
+}
+
 static int feed_file(feeder *f, const char *path, char **err) {
   const shard_options *opt = f->r->opt;
-  FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-  if (!in) return status_set(err, ST_IO, "cannot open input %s: %s", path, strerror(errno));
-  const char *name = in == stdin ? "standard input" : path;
+  int is_stdin = strcmp(path, "-") == 0;
+  int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY);
+  if (fd < 0)
+    return stopped(opt) ? ST_INTERRUPTED
+                        : status_set(err, ST_IO, "cannot open input %s: %s", path, strerror(errno));
+  const char *name = is_stdin ? "standard input" : path;
   int rc = ST_OK;
   for (;;) {
-    if (stopped(opt)) {
-      rc = ST_INTERRUPTED;
-      break;
-    }
     if (f->pending_cap - f->pending_len < READ_BYTES) {
       size_t cap = f->pending_cap ? f->pending_cap * 2 : 2 * READ_BYTES;
       char *np = realloc(f->pending, cap);
@@ -606,24 +629,18 @@ static int feed_file(feeder *f, const char *path, char **err) {
       f->pending = np;
       f->pending_cap = cap;
     }
-    size_t got = fread(f->pending + f->pending_len, 1, READ_BYTES, in);
+    size_t got = 0;
+    rc = read_input(fd, name, opt, f->pending + f->pending_len, READ_BYTES, &got, err);
+    if (rc || got == 0) break;
     f->pending_len += got;
     f->r->prog.bytes_read += got;
-    if (got == 0) {
-      /* A signal that interrupts a read from a pipe is a stop, not an error. */
-      if (stopped(opt))
-        rc = ST_INTERRUPTED;
-      else if (ferror(in))
-        rc = status_set(err, ST_IO, "cannot read %s: %s", name, strerror(errno));
-      break;
-    }
     size_t cut;
     while (!rc && f->pending_len >= opt->chunk_bytes &&
            (cut = next_cut(opt->format, f->pending, f->pending_len, opt->chunk_bytes)) > 0)
       rc = feed(f, cut, err);
     if (rc) break;
   }
-  if (in != stdin) fclose(in);
+  if (!is_stdin) close(fd);
   /* The end of a file ends its last document. */
   if (!rc && f->pending_len > 0) rc = feed(f, f->pending_len, err);
   return rc;

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import json
 
 FORTUNES = "/usr/share/games/fortunes"
@@ -181,16 +180,28 @@ def bad_inputs(root, src, vocab, corpus):
     check(len(re.findall(r"[0-9a-f]{64}", p.stderr)) == 2, "vocab mismatch names both hashes")
 
     # Ctrl-C while sharding: exit 3, no manifest, readers say incomplete.
-    big = os.path.join(root, "big.txt")
-    with open(big, "wb") as f:
-        text = b"".join(open(os.path.join(src, n), "rb").read() for n in sorted(os.listdir(src)))
-        for _ in range(40):
-            f.write(text)
-    proc = subprocess.Popen([DDPT, *base, "--format", "fortune", big], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    # The text comes through a pipe that stays open until ddpt has exited,
+    # so sharding cannot finish before the signal, and the stop cannot be
+    # mistaken for the end of input. The write returns only once ddpt has
+    # read all but a pipe's capacity (64 KiB) of it, so ddpt is inside the
+    # writer, its handler installed, when the signal is sent.
+    text = b"".join(open(os.path.join(src, n), "rb").read() for n in sorted(os.listdir(src)))
+    text *= 2
+    assert len(text) > 1 << 20, len(text)
+    proc = subprocess.Popen([DDPT, *base, "--format", "fortune", "-"], stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    proc.stdin.write(text)
+    proc.stdin.flush()
+    check(proc.poll() is None, "Ctrl-C: ddpt waits for the rest of its input")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        check(False, "Ctrl-C: ddpt did not stop while its input stayed open")
+    err = proc.stderr.read().decode()
+    proc.stdin.close()
     check(proc.returncode == 3, f"Ctrl-C: exit {proc.returncode}, want 3: {err.strip()}")
     check("incomplete" in err, "Ctrl-C: says the corpus is incomplete")
     check(not os.path.exists(os.path.join(out, "manifest.json")), "Ctrl-C: no manifest")
