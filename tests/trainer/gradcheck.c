@@ -15,11 +15,13 @@ double gradcheck_rel_error(gradcheck_loss_fn loss, void *ctx, float *x, const fl
     size_t i = count == n ? k : rng_next_below(&s, (uint32_t)n);
     float saved = x[i];
     x[i] = saved + eps;
-    double up = loss(ctx);
+    double up = loss(ctx), x_up = x[i];
     x[i] = saved - eps;
-    double down = loss(ctx);
+    double down = loss(ctx), x_down = x[i];
     x[i] = saved;
-    double numeric = (up - down) / (2.0 * (double)eps);
+    /* Divide by the step the float coordinate actually took: saved + eps
+     * rounds to float, off from 2 * eps by up to one ulp of x. */
+    double numeric = (up - down) / (x_up - x_down);
     diff2 += (numeric - analytic[i]) * (numeric - analytic[i]);
     ref2 += (double)analytic[i] * analytic[i];
   }

@@ -11,7 +11,8 @@
 typedef double (*gradcheck_loss_fn)(void *ctx);
 
 /* Perturbs up to `samples` coordinates of x (chosen by a fixed stream) by
- * +-eps, and returns ||numeric - analytic|| / max(||analytic||, floor) over
+ * +-eps (central differences over the step the float coordinate actually
+ * took), and returns ||numeric - analytic|| / max(||analytic||, floor) over
  * them. x is restored. */
 double gradcheck_rel_error(gradcheck_loss_fn loss, void *ctx, float *x, const float *analytic,
                            size_t n, size_t samples, float eps, double floor);
@@ -22,11 +23,19 @@ void gradcheck_fill(float *x, size_t n, float scale, uint32_t stream);
 /* sum_i out[i] * r[i] in double: the loss whose d/d(out) is r. */
 double gradcheck_dot(const float *out, const float *r, size_t n);
 
-/* Relative error tolerance used by every check, and the step. The forward
- * passes run in float, so the difference quotient carries about
- * 1e-7 * |loss| / eps of rounding noise; eps = 1e-2 keeps it and the O(eps^2)
- * truncation error both under 1e-3 for the sizes tested. */
+/* The default step, and the relative error tolerances. The forward passes
+ * run in float, so the difference quotient carries about
+ * 1e-7 * |loss| / eps of rounding noise, against an O(eps^2) truncation
+ * error. Measured (gcc 12 -O2 and the ASan build, AVX2): the layer checks
+ * at eps = 1e-2 stay under 4e-6; those that need eps = 1e-3 (LayerNorm's
+ * input, GELU, tanh, attention, cross-entropy) under 8e-4, the worst being
+ * LayerNorm's input, where the error is rounding noise (it halves when eps
+ * doubles). The whole model (test_bert.c, step MODEL_EPS) reaches 5.2e-3
+ * (the embedding LayerNorm's weight; the small query and key gradients).
+ * Each tolerance is about 2.5x its worst case; a wrong gradient is off by
+ * far more. */
 #define GRADCHECK_EPS 1e-2f
-#define GRADCHECK_TOL 1e-2
+#define GRADCHECK_TOL 2e-3       /* single layers (test_layers.c) */
+#define GRADCHECK_MODEL_TOL 1e-2 /* the whole model (test_bert.c) */
 
 #endif
