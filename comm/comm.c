@@ -79,12 +79,6 @@ static int world_active(void) {
   return initialised && !finalized && g_size > 1;
 }
 
-int comm_barrier(char **err) {
-  if (!world_active()) return ST_OK;
-  int rc = MPI_Barrier(MPI_COMM_WORLD);
-  return rc == MPI_SUCCESS ? ST_OK : comm_mpi_error(err, rc, "MPI_Barrier");
-}
-
 int comm_broadcast(void *buf, size_t bytes, int root, char **err) {
   if (!world_active()) return ST_OK;
   /* MPI counts are int: send in pieces of at most 1 GiB. */

@@ -35,7 +35,6 @@ int comm_world_size(void);
  * plus the MPI standard version. Callable before comm_init. */
 void comm_library_version(char *buf, size_t size);
 
-int comm_barrier(char **err);
 /* Copies root's bytes into every rank's buf. */
 int comm_broadcast(void *buf, size_t bytes, int root, char **err);
 

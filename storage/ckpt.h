@@ -82,7 +82,6 @@ typedef struct ckpt_file ckpt_file;
  * on a missing, truncated or non-HDF5 file. */
 int ckpt_file_open(const char *path, ckpt_file **out, char **err);
 void ckpt_file_close(ckpt_file *f);
-const char *ckpt_file_path(const ckpt_file *f);
 
 /* Root attributes as read back. Strings are malloc'd; ckpt_header_clear
  * frees them. */

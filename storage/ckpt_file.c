@@ -360,8 +360,6 @@ void ckpt_file_close(ckpt_file *f) {
   free(f);
 }
 
-const char *ckpt_file_path(const ckpt_file *f) { return f->path; }
-
 static int read_attr(hid_t loc, const char *name, hid_t memtype, void *value, const char *file,
                      char **err) {
   char why[256];

@@ -40,7 +40,6 @@ log_level log_init(int rank, int world) {
 }
 
 void log_set_level(log_level level) { g_level = level; }
-log_level log_get_level(void) { return g_level; }
 void log_set_stream(FILE *stream) { g_stream = stream; }
 
 void log_msg(log_level level, const char *fmt, ...) {

@@ -15,7 +15,6 @@ log_level log_init(int rank, int world);
 
 /* Overrides the level (e.g. from a command-line flag). */
 void log_set_level(log_level level);
-log_level log_get_level(void);
 /* Parses "error"/"warn"/"info"/"debug"; returns -1 for anything else. */
 int log_level_parse(const char *name);
 /* "error", "warn", "info", "debug" for the log_level values; NULL past the last. */
