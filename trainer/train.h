@@ -60,10 +60,10 @@ typedef struct train_summary {
   double seconds;         /* from the first step of this process */
   double comm_wait_s;     /* the last step: rank 0 blocked on gradient buckets */
   size_t buckets;         /* gradient buckets per step */
-  /* On failure: every rank returned it at the same point (an evaluation or
-   * a sample-log directory that failed on rank 0, ranks that disagree, a
-   * run of non-finite steps), so none waits in a collective and the job can
-   * end without being aborted; rank 0's message says why. */
+  /* On failure: every rank returned it at the same point (rank 0 failed to
+   * evaluate or to prepare the run directory or sample logs, ranks
+   * disagree, a run of non-finite steps), so none waits in a collective and
+   * the job can end without being aborted; rank 0's message says why. */
   int failed_together;
 } train_summary;
 
