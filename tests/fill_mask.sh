@@ -30,7 +30,7 @@ PY
   --seed 1 "$dir/text.txt" >/dev/null || fail "ddpt shard failed"
 printf '[model]\npreset = bert-tiny\nmax_position_embeddings = 16\n' >"$dir/tiny.ini"
 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/run" --threads 2 --set data.corpus="$dir/corpus" \
-  --set train.steps=150 --set train.batch_size=32 --set optim.lr=1e-3 --set optim.clip_norm=1 \
+  --set train.steps=150 --set train.batch_size=32 --set optim.lr=3e-3 --set optim.clip_norm=1 \
   --set schedule.warmup_steps=10 --set data.mask_prob=0.4 --set log.every=50 --set log.eval_every=0 \
   --set checkpoint.every=0 --set model.hidden_dropout_prob=0 --set model.attention_probs_dropout_prob=0 >"$dir/train.out" 2>&1 || { cat "$dir/train.out"; fail "ddpt train failed"; }
 ckpt="$dir/run/$(cat "$dir/run/LATEST")"
