@@ -154,8 +154,9 @@ static manifest_shard *read_shards(reader_ctx *c, const cJSON *root, const char 
   return s;
 }
 
-/* Reads path, dir's manifest.json. */
-static int read_manifest_file(const char *path, const char *dir, manifest **out, char **err) {
+/* The whole of path (dir's manifest.json), NUL-terminated, in *text
+ * (malloc'd). */
+static int read_text(const char *path, const char *dir, char **text, char **err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     if (errno == ENOENT)
@@ -166,95 +167,117 @@ static int read_manifest_file(const char *path, const char *dir, manifest **out,
     return status_set(err, ST_IO, "cannot open %s: %s", path, strerror(errno));
   }
   int rc = ST_OK;
-  char *text = NULL;
-  cJSON *root = NULL;
-  manifest *m = calloc(1, sizeof *m);
-  if (fseek(f, 0, SEEK_END) != 0) goto io;
-  long size = ftell(f);
-  if (size < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
-  text = malloc((size_t)size + 1);
-  if (!m || !text) {
+  char *buf = NULL;
+  long size;
+  if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
+  if (!(buf = malloc((size_t)size + 1))) {
     rc = status_set(err, ST_NOMEM, "out of memory reading %s", path);
-    goto fail;
+    goto done;
   }
-  if (fread(text, 1, (size_t)size, f) != (size_t)size) goto io;
-  text[size] = '\0';
-  root = cJSON_Parse(text);
-  if (!root) {
-    rc = status_set(err, ST_CORRUPT, "%s is not valid JSON; the corpus is damaged: reshard it",
-                    path);
-    goto fail;
-  }
-  reader_ctx c = {path, err, ST_OK};
-  char format[32] = "";
-  str(&c, root, "format", format, sizeof format);
-  int version = (int)num(&c, root, "format_version");
-  if (!c.rc && strcmp(format, MANIFEST_FORMAT) != 0)
-    c.rc = status_set(err, ST_CORRUPT, "%s: format is \"%s\", expected \"%s\"", path, format,
-                      MANIFEST_FORMAT);
-  if (!c.rc && version != MANIFEST_VERSION)
-    c.rc = status_set(err, ST_CORRUPT,
-                      "%s: corpus format version %d, this ddpt reads version %d: reshard it",
-                      path, version, MANIFEST_VERSION);
-  str(&c, root, "tool", m->tool, sizeof m->tool);
-  str(&c, root, "created", m->created, sizeof m->created);
-  m->seq_len = (size_t)num(&c, root, "seq_len");
-  m->id_bytes = (int)num(&c, root, "id_bytes");
-  m->nsp = (int)num(&c, root, "nsp");
-  str(&c, root, "input_format", m->input_format, sizeof m->input_format);
-  char seed[24] = "0";
-  str(&c, root, "seed", seed, sizeof seed);
-  m->seed = strtoull(seed, NULL, 10);
-  m->valid_fraction = num(&c, root, "valid_fraction");
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vocab");
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "totals");
-  if (!c.rc && (!cJSON_IsObject(v) || !cJSON_IsObject(t)))
-    c.rc = status_set(err, ST_CORRUPT, "%s: \"vocab\" or \"totals\" is missing", path);
-  if (!c.rc) {
-    m->vocab_size = (int64_t)num(&c, v, "size");
-    str(&c, v, "sha256", m->vocab_sha256, sizeof m->vocab_sha256);
-    m->lowercase = (int)num(&c, v, "lowercase");
-    m->cls_id = (int32_t)num(&c, v, "cls_id");
-    m->sep_id = (int32_t)num(&c, v, "sep_id");
-    m->mask_id = (int32_t)num(&c, v, "mask_id");
-    m->pad_id = (int32_t)num(&c, v, "pad_id");
-    m->unk_id = (int32_t)num(&c, v, "unk_id");
-    m->documents = (uint64_t)num(&c, t, "documents");
-    m->sequences = (uint64_t)num(&c, t, "sequences");
-    m->tokens = (uint64_t)num(&c, t, "tokens");
-    m->unk_tokens = (uint64_t)num(&c, t, "unk_tokens");
-    m->bytes_in = (uint64_t)num(&c, t, "bytes_in");
-    m->invalid_utf8_bytes = (uint64_t)num(&c, t, "invalid_utf8_bytes");
-  }
-  m->shards = read_shards(&c, root, "shards", &m->num_shards);
-  m->valid = read_shards(&c, root, "valid_shards", &m->num_valid);
-  if (!c.rc) {
-    int32_t ids[5] = {m->cls_id, m->sep_id, m->mask_id, m->pad_id, m->unk_id};
-    int bad_ids = 0;
-    for (int i = 0; i < 5; i++) bad_ids |= ids[i] < 0 || ids[i] >= m->vocab_size;
-    if (m->seq_len < 8 || m->seq_len > 65535 || (m->id_bytes != 2 && m->id_bytes != 4) ||
-        m->vocab_size < 5 || (m->id_bytes == 2 && m->vocab_size > 65536) || bad_ids ||
-        m->num_shards == 0 || strlen(m->vocab_sha256) != 64)
-      c.rc = status_set(err, ST_CORRUPT,
-                        "%s: inconsistent values (seq_len %zu, id_bytes %d, vocab size %" PRId64
-                        ", %zu shards); the corpus is damaged: reshard it",
-                        path, m->seq_len, m->id_bytes, m->vocab_size, m->num_shards);
-  }
-  rc = c.rc;
-  if (rc) goto fail;
-  cJSON_Delete(root);
-  free(text);
-  fclose(f);
-  *out = m;
-  return ST_OK;
+  if (fread(buf, 1, (size_t)size, f) != (size_t)size) goto io;
+  buf[size] = '\0';
+  *text = buf;
+  buf = NULL;
+  goto done;
 io:
   rc = status_set(err, ST_IO, "cannot read %s: %s", path, strerror(errno));
-fail:
+done:
+  free(buf);
+  fclose(f);
+  return rc;
+}
+
+/* The top-level fields: format, layout, seed. */
+static void read_header(reader_ctx *c, const cJSON *root, manifest *m) {
+  char format[32] = "";
+  str(c, root, "format", format, sizeof format);
+  int version = (int)num(c, root, "format_version");
+  if (!c->rc && strcmp(format, MANIFEST_FORMAT) != 0)
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: format is \"%s\", expected \"%s\"", c->path,
+                       format, MANIFEST_FORMAT);
+  if (!c->rc && version != MANIFEST_VERSION)
+    c->rc = status_set(c->err, ST_CORRUPT,
+                       "%s: corpus format version %d, this ddpt reads version %d: reshard it",
+                       c->path, version, MANIFEST_VERSION);
+  str(c, root, "tool", m->tool, sizeof m->tool);
+  str(c, root, "created", m->created, sizeof m->created);
+  m->seq_len = (size_t)num(c, root, "seq_len");
+  m->id_bytes = (int)num(c, root, "id_bytes");
+  m->nsp = (int)num(c, root, "nsp");
+  str(c, root, "input_format", m->input_format, sizeof m->input_format);
+  char seed[24] = "0";
+  str(c, root, "seed", seed, sizeof seed);
+  m->seed = strtoull(seed, NULL, 10);
+  m->valid_fraction = num(c, root, "valid_fraction");
+}
+
+/* The "vocab" and "totals" objects. */
+static void read_vocab_and_totals(reader_ctx *c, const cJSON *root, manifest *m) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "vocab");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "totals");
+  if (!c->rc && (!cJSON_IsObject(v) || !cJSON_IsObject(t)))
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: \"vocab\" or \"totals\" is missing", c->path);
+  if (c->rc) return;
+  m->vocab_size = (int64_t)num(c, v, "size");
+  str(c, v, "sha256", m->vocab_sha256, sizeof m->vocab_sha256);
+  m->lowercase = (int)num(c, v, "lowercase");
+  m->cls_id = (int32_t)num(c, v, "cls_id");
+  m->sep_id = (int32_t)num(c, v, "sep_id");
+  m->mask_id = (int32_t)num(c, v, "mask_id");
+  m->pad_id = (int32_t)num(c, v, "pad_id");
+  m->unk_id = (int32_t)num(c, v, "unk_id");
+  m->documents = (uint64_t)num(c, t, "documents");
+  m->sequences = (uint64_t)num(c, t, "sequences");
+  m->tokens = (uint64_t)num(c, t, "tokens");
+  m->unk_tokens = (uint64_t)num(c, t, "unk_tokens");
+  m->bytes_in = (uint64_t)num(c, t, "bytes_in");
+  m->invalid_utf8_bytes = (uint64_t)num(c, t, "invalid_utf8_bytes");
+}
+
+/* Values that each parse but do not fit together. */
+static void check_values(reader_ctx *c, const manifest *m) {
+  if (c->rc) return;
+  int32_t ids[5] = {m->cls_id, m->sep_id, m->mask_id, m->pad_id, m->unk_id};
+  int bad_ids = 0;
+  for (int i = 0; i < 5; i++) bad_ids |= ids[i] < 0 || ids[i] >= m->vocab_size;
+  if (m->seq_len < 8 || m->seq_len > 65535 || (m->id_bytes != 2 && m->id_bytes != 4) ||
+      m->vocab_size < 5 || (m->id_bytes == 2 && m->vocab_size > 65536) || bad_ids ||
+      m->num_shards == 0 || strlen(m->vocab_sha256) != 64)
+    c->rc = status_set(c->err, ST_CORRUPT,
+                       "%s: inconsistent values (seq_len %zu, id_bytes %d, vocab size %" PRId64
+                       ", %zu shards); the corpus is damaged: reshard it",
+                       c->path, m->seq_len, m->id_bytes, m->vocab_size, m->num_shards);
+}
+
+/* Reads path, dir's manifest.json, checking every field. */
+static int read_manifest_file(const char *path, const char *dir, manifest **out, char **err) {
+  char *text = NULL;
+  int rc = read_text(path, dir, &text, err);
+  if (rc) return rc;
+  manifest *m = calloc(1, sizeof *m);
+  cJSON *root = m ? cJSON_Parse(text) : NULL;
+  if (!m)
+    rc = status_set(err, ST_NOMEM, "out of memory reading %s", path);
+  else if (!root)
+    rc = status_set(err, ST_CORRUPT, "%s is not valid JSON; the corpus is damaged: reshard it",
+                    path);
+  if (!rc) {
+    reader_ctx c = {path, err, ST_OK};
+    read_header(&c, root, m);
+    read_vocab_and_totals(&c, root, m);
+    m->shards = read_shards(&c, root, "shards", &m->num_shards);
+    m->valid = read_shards(&c, root, "valid_shards", &m->num_valid);
+    check_values(&c, m);
+    rc = c.rc;
+  }
   cJSON_Delete(root);
   free(text);
-  fclose(f);
-  manifest_free(m);
-  return rc;
+  if (rc) {
+    manifest_free(m);
+    return rc;
+  }
+  *out = m;
+  return ST_OK;
 }
 
 int manifest_read(const char *dir, manifest **out, char **err) {

@@ -302,6 +302,59 @@ static void test_manifest_path_past_path_max_is_named_whole(void) {
   free(root);
 }
 
+/* Replaces the first `from` in dir's manifest.json with `to`. */
+static void edit_manifest(const char *dir, const char *from, const char *to) {
+  char *path = file_path_join(dir, MANIFEST_FILE);
+  FILE *f = fopen(path, "rb");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  char text[8192];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  char *at = strstr(text, from);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+  f = fopen(path, "wb");
+  fwrite(text, 1, (size_t)(at - text), f);
+  fputs(to, f);
+  fputs(at + strlen(from), f);
+  fclose(f);
+  free(path);
+}
+
+/* Each kind of damage to manifest.json is ST_CORRUPT with a message that
+ * names the file and what is wrong; the undamaged one reads back. */
+static void test_damaged_manifest_is_refused_naming_what_is_wrong(void) {
+  fixture f;
+  fixture_init(&f, "manifest-damage", 60, 6);
+  shard_options opt = fixture_options(&f, 1, 32);
+  const struct {
+    const char *from, *to, *needle;
+  } cases[] = {
+      {"{", "[", "is not valid JSON"},
+      {"\"format_version\":\t1", "\"format_version\":\t2", "corpus format version 2"},
+      {"\"seq_len\":\t32", "\"seq_len\":\t7", "inconsistent values (seq_len 7"},
+      {"\"totals\"", "\"sums\"", "\"vocab\" or \"totals\" is missing"},
+      {"\"tool\":\t\"", "\"tool\":\t1, \"x\":\t\"",
+       "field \"tool\" is missing or not a string"},
+      {"\"name\":\t\"shard-00000\"", "\"name\":\t\"../x\"", "shards entry 0 (\"../x\") is invalid"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    fixture_shard(&opt);
+    manifest_free(read_manifest(f.out));
+    opt.overwrite = 1;
+    edit_manifest(f.out, cases[i].from, cases[i].to);
+    manifest *m = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL(manifest_read(f.out, &m, &err), ST_CORRUPT);
+    CU_ASSERT_PTR_NULL(m);
+    int named = err && strstr(err, cases[i].needle) && strstr(err, MANIFEST_FILE);
+    if (!named) fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, err, cases[i].needle);
+    CU_ASSERT(named);
+    free(err);
+  }
+  fixture_free(&f);
+}
+
 static const harness_test tests[] = {
     {"test_shard_output_is_identical_with_1_and_2_threads",
      test_shard_output_is_identical_with_1_and_2_threads},
@@ -313,6 +366,8 @@ static const harness_test tests[] = {
     {"test_shard_verify_names_a_damaged_shard", test_shard_verify_names_a_damaged_shard},
     {"test_manifest_path_past_path_max_is_named_whole",
      test_manifest_path_past_path_max_is_named_whole},
+    {"test_damaged_manifest_is_refused_naming_what_is_wrong",
+     test_damaged_manifest_is_refused_naming_what_is_wrong},
     {NULL, NULL},
 };
 const harness_suite corpus_shard_writer_suite = {"shard_writer", tests};
