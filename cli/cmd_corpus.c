@@ -177,6 +177,23 @@ static int state_save(const char *path, const corpus *c, char **err) {
   return rc;
 }
 
+/* One line: "step N:" then shard:index per row, with masks the masked
+ * positions and their input ids. */
+static void print_batch(uint64_t step, const corpus_batch *b, int masks) {
+  printf("step %llu:", (unsigned long long)step);
+  for (size_t r = 0; r < b->count; r++) {
+    printf(" %u:%llu", b->samples[r].shard, (unsigned long long)b->samples[r].index);
+    if (!masks) continue;
+    const uint32_t *pos = b->masked + r * b->seq_len;
+    const int32_t *in = b->input_ids + r * b->seq_len;
+    printf("[");
+    for (size_t k = 0; k < b->num_masked[r]; k++)
+      printf("%s%u=%d", k ? "," : "", pos[k], in[pos[k]]);
+    printf("]");
+  }
+  printf("\n");
+}
+
 static int corpus_sample_cmd(int argc, char **argv) {
   enum { OPT_WORLD = 256, OPT_RANK, OPT_BATCH, OPT_STEPS, OPT_SEED, OPT_STATE, OPT_MASKS,
          OPT_WHOLE, OPT_MAXPRED, OPT_VOCAB };
@@ -236,21 +253,8 @@ static int corpus_sample_cmd(int argc, char **argv) {
   int rc = corpus_open(argv[optind], rank, world, &opt, &cp, &err);
   if (!rc && state) rc = state_load(state, cp, &err);
   if (!rc) rc = corpus_batch_alloc(opt.batch_size, corpus_manifest(cp)->seq_len, &b, &err);
-  for (uint64_t step = 0; !rc && step < steps; step++) {
-    if ((rc = corpus_next_batch(cp, b, &err))) break;
-    printf("step %llu:", (unsigned long long)step);
-    for (size_t r = 0; r < b->count; r++) {
-      printf(" %u:%llu", b->samples[r].shard, (unsigned long long)b->samples[r].index);
-      if (!masks) continue;
-      const uint32_t *pos = b->masked + r * b->seq_len;
-      const int32_t *in = b->input_ids + r * b->seq_len;
-      printf("[");
-      for (size_t k = 0; k < b->num_masked[r]; k++)
-        printf("%s%u=%d", k ? "," : "", pos[k], in[pos[k]]);
-      printf("]");
-    }
-    printf("\n");
-  }
+  for (uint64_t step = 0; !rc && step < steps; step++)
+    if (!(rc = corpus_next_batch(cp, b, &err))) print_batch(step, b, masks);
   if (!rc && state) rc = state_save(state, cp, &err);
   corpus_batch_free(b);
   corpus_close(cp);
