@@ -104,11 +104,6 @@ int tok_lines_next(tok_lines *r, const char **line, size_t *len, char **err) {
                     r->path, r->line_no + 1, r->max_line);
 }
 
-size_t tok_lines_number(const tok_lines *r) {
-  assert(r);
-  return r->line_no;
-}
-
 void tok_lines_close(tok_lines *r) {
   if (!r) return;
   if (r->f && !r->is_stdin) fclose(r->f);

@@ -22,9 +22,6 @@ int tok_lines_open(const char *path, size_t max_line, tok_lines **out, char **er
  * ST_IO on a read error, ST_INVALID on a line over the limit. */
 int tok_lines_next(tok_lines *r, const char **line, size_t *len, char **err);
 
-/* 1-based number of the line last returned. */
-size_t tok_lines_number(const tok_lines *r);
-
 void tok_lines_close(tok_lines *r); /* NULL is a no-op */
 
 #endif
