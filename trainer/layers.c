@@ -55,33 +55,73 @@ void layer_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const floa
   }
 }
 
-/* C (M x N) = alpha op(A) op(B) + beta C, row-major, with C split in equal
- * blocks among the OpenMP threads, each block one single-threaded sgemm.
- * ddpt runs OpenBLAS on one thread (blas_set_threads): one pool of threads
- * for GEMMs and element-wise loops alike, instead of OpenBLAS's workers
- * spinning for a core while OpenMP's run. C is split along its longer side,
- * so that no thread packs the whole of the larger operand again (the MLM
- * decoder's [V, H] matrix against a few hundred rows). An element of C is
- * the same sum in the same order whatever the split. */
+/* gemm_split cuts C once the side it splits is GEMM_SPLIT_MIN long: rows
+ * into one run per thread, bounded at multiples of GEMM_ROW_GRAIN; columns
+ * into about GEMM_COL_BLOCKS blocks (multiples of 16, at least GEMM_COL_MIN
+ * wide) that the threads share. No sgemm call takes more than
+ * GEMM_CALL_MAX rows or columns. */
+#define GEMM_SPLIT_MIN 128
+#define GEMM_ROW_GRAIN 48
+#define GEMM_CALL_MAX (128 * GEMM_ROW_GRAIN)
+#define GEMM_COL_BLOCKS 16
+#define GEMM_COL_MIN 256
+
+/* C (M x N) = alpha op(A) op(B) + beta C, row-major, split among the OpenMP
+ * threads, each part one single-threaded sgemm. ddpt runs OpenBLAS on one
+ * thread (blas_set_threads): one pool of threads for GEMMs and element-wise
+ * loops alike, instead of OpenBLAS's workers spinning for a core while
+ * OpenMP's run.
+ *
+ * The bits must not depend on the thread count, yet OpenBLAS does not sum
+ * an element of C the same way wherever it lies in a call: its AVX2 kernels
+ * (Haswell, Zen; 0.3.21) take C's rows in panels of 12 counted from the
+ * call's first row and again from row GEMM_R (104512), its columns in
+ * blocks of GEMM_P (320) sized from the call's width, and keep two partial
+ * sums per element in some panels. So rows are cut at multiples of 48 (of
+ * 12, and of the 16 the AVX-512 kernel was checked with) into calls of at
+ * most GEMM_CALL_MAX rows: a row then sits at the same place of the same
+ * panel for any thread count. Columns are cut into blocks that depend on N
+ * alone: each is the same call for any thread count. Checked, 1 thread
+ * against 2, under each kernel this CPU runs (tests/trainer_kernels.cmake).
+ *
+ * Each part packs its own copy of the operand it shares: op(B) for a run
+ * of rows, op(A) for a block of columns, and blocks outnumber threads when
+ * threads are few. So C is split by rows unless it has fewer than
+ * GEMM_SPLIT_MIN or is at least 4 times as wide as tall, like the MLM
+ * decoder's [predictions, V], where no thread then packs the whole [V, H]
+ * matrix again. */
 static void gemm_split(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, size_t M, size_t N, size_t K,
                        float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                        float beta, float *C, size_t ldc) {
-  int by_rows = M >= N;
+  int by_rows = M >= GEMM_SPLIT_MIN && N < 4 * M;
   size_t len = by_rows ? M : N;
-  int nt = len >= 128 ? omp_get_max_threads() : 1;
-  size_t per = ((len + (size_t)nt - 1) / (size_t)nt + 15) / 16 * 16;
-  size_t nblocks = (len + per - 1) / per;
-#pragma omp parallel for schedule(static, 1) if (nblocks > 1)
-  for (size_t blk = 0; blk < nblocks; blk++) {
-    size_t i0 = blk * per, n = len - i0 < per ? len - i0 : per;
-    if (by_rows) {
-      const float *a = ta == CblasNoTrans ? A + i0 * lda : A + i0;
-      cblas_sgemm(CblasRowMajor, ta, tb, (int)n, (int)N, (int)K, alpha, a, (int)lda, B,
-                  (int)ldb, beta, C + i0 * ldc, (int)ldc);
-    } else {
-      const float *b = tb == CblasNoTrans ? B + i0 : B + i0 * ldb;
-      cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)n, (int)K, alpha, A, (int)lda, b,
-                  (int)ldb, beta, C + i0, (int)ldc);
+  /* Part p covers grains [p * ng / nparts, (p + 1) * ng / nparts). */
+  size_t grain = len, ng = 1, nparts = 1;
+  if (by_rows) {
+    size_t nt = (size_t)omp_get_max_threads();
+    grain = GEMM_ROW_GRAIN;
+    ng = (len + grain - 1) / grain;
+    nparts = nt < ng ? nt : ng;
+  } else if (len >= GEMM_SPLIT_MIN) {
+    grain = ((len + GEMM_COL_BLOCKS - 1) / GEMM_COL_BLOCKS + 15) / 16 * 16;
+    if (grain < GEMM_COL_MIN) grain = GEMM_COL_MIN;
+    ng = nparts = (len + grain - 1) / grain;
+  }
+#pragma omp parallel for schedule(dynamic, 1) if (nparts > 1)
+  for (size_t part = 0; part < nparts; part++) {
+    size_t end = (part + 1) * ng / nparts * grain;
+    if (end > len) end = len;
+    for (size_t i0 = part * ng / nparts * grain; i0 < end; i0 += GEMM_CALL_MAX) {
+      size_t n = end - i0 < GEMM_CALL_MAX ? end - i0 : GEMM_CALL_MAX;
+      if (by_rows) {
+        const float *a = ta == CblasNoTrans ? A + i0 * lda : A + i0;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)n, (int)N, (int)K, alpha, a, (int)lda, B,
+                    (int)ldb, beta, C + i0 * ldc, (int)ldc);
+      } else {
+        const float *b = tb == CblasNoTrans ? B + i0 : B + i0 * ldb;
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)n, (int)K, alpha, A, (int)lda, b,
+                    (int)ldb, beta, C + i0, (int)ldc);
+      }
     }
   }
 }

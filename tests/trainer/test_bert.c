@@ -320,18 +320,23 @@ static float *step_grads(const bert_config *c, const bert_batch *batch, const be
 }
 
 static void test_step_is_bit_identical_for_one_and_two_threads(void) {
-  /* Big enough that the element-wise loops run in parallel. */
-  bert_config c = {.vocab_size = 100, .hidden = 64, .layers = 1, .heads = 4, .intermediate = 128,
+  /* Big enough that the element-wise loops run in parallel and that GEMMs
+   * are split both ways: by rows among the threads (layer 0's 512 rows, the
+   * decoder's gradient), by columns into blocks (the FF output weights'
+   * gradient, 64 x 512; the decoder, 300 wide). How OpenBLAS sums depends
+   * on its kernel: tests/trainer_kernels.cmake runs this test under each
+   * one this CPU can run. */
+  bert_config c = {.vocab_size = 300, .hidden = 64, .layers = 2, .heads = 4, .intermediate = 512,
                    .max_positions = 128, .type_vocab = 2, .hidden_dropout = 0.1f,
                    .attention_dropout = 0.1f, .ln_eps = 1e-12f, .nsp = 1};
   size_t B = 4, L = 128, N = B * L;
   int32_t *ids = malloc(N * 4), *segs = malloc(N * 4), *mask = malloc(N * 4), *lab = malloc(N * 4);
   int32_t nsp[4] = {0, 1, 1, 0};
   for (size_t i = 0; i < N; i++) {
-    ids[i] = (int32_t)((i * 37) % 100);
+    ids[i] = (int32_t)((i * 37) % 300);
     segs[i] = (i % L) > L / 2;
     mask[i] = (i % L) < L - (i / L) * 10;
-    lab[i] = i % 7 == 3 ? (int32_t)(i % 100) : -1;
+    lab[i] = i % 7 == 3 ? (int32_t)(i % 300) : -1;
   }
   bert_batch batch = {B, L, ids, segs, mask, lab, nsp};
   bert_dropout drop = {1, 2, 3};
@@ -342,6 +347,7 @@ static void test_step_is_bit_identical_for_one_and_two_threads(void) {
     blas_set_threads(run + 1);
     grads[run] = step_grads(&c, &batch, &drop, 26, 0, &loss[run], &total);
   }
+  printf(" (OpenBLAS kernel %s) ", blas_corename());
   CU_ASSERT_EQUAL(memcmp(grads[0], grads[1], total * sizeof(float)), 0);
   CU_ASSERT_EQUAL(loss[0], loss[1]);
   blas_set_threads(2);
