@@ -25,11 +25,13 @@ const cli_command cli_commands[] = {
      "HDF5, OpenBLAS (with the kernel it selected), LevelDB and utf8proc.\n",
      cmd_version},
     {"tokenize", "BERT WordPiece tokens or ids of a text, one line per input line",
-     "usage: ddpt tokenize --vocab FILE [--cased] [--ids] [--out FILE] [FILE|-]\n"
+     "usage: ddpt tokenize --vocab FILE [--cased] [--ids] [--out FILE] [--threads T] [FILE|-]\n"
      "Tokenizes FILE (default: standard input) exactly as google-research/bert's\n"
      "FullTokenizer does: one output line per input line, tokens separated by\n"
      "single spaces (ids with --ids). Lowercases and strips accents unless\n"
-     "--cased. --out writes to FILE (via a temporary name) instead of stdout.\n",
+     "--cased. --out writes to FILE (via a temporary name, renamed when complete)\n"
+     "instead of stdout. --threads (1..256, default: all CPUs) tokenizes that many\n"
+     "1 MiB chunks of lines at once and never changes the output.\n",
      cmd_tokenize},
     {"vocab", "train a WordPiece vocab.txt from raw text",
      "usage: ddpt vocab --size N [--min-frequency K] [--cased] [--out vocab.txt] FILE|DIR...\n"
