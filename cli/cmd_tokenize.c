@@ -3,7 +3,7 @@
  * The input is cut into chunks of whole lines; each of --threads workers
  * reads a chunk, tokenizes it into its own output buffer and writes that
  * buffer in its turn, so the output is in input order whatever the threads.
- * With --out the result is written to a temporary name and renamed. */
+ * With --out the result goes through util/file.h's atomic writer. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -17,6 +17,7 @@
 #include "corpus/tok_lines.h"
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
+#include "util/file.h"
 #include "util/status.h"
 
 /* Input bytes per chunk: a worker's two serial steps (taking the lines in,
@@ -51,8 +52,7 @@ typedef struct tokenize_worker {
 struct tokenize_job {
   const tok_vocab *v;
   spelling *spell; /* (vocab size) */
-  FILE *out;
-  const char *out_name; /* for messages */
+  file_atomic *file; /* --out, or NULL: standard output */
 
   pthread_mutex_t read_mu; /* guards lines, next_read and ended */
   tok_lines *lines;
@@ -191,6 +191,12 @@ static void tokenize_stop_reading(tokenize_job *job) {
   pthread_mutex_unlock(&job->read_mu);
 }
 
+static int tokenize_write(file_atomic *file, const char *data, size_t len, char **err) {
+  if (file) return file_atomic_write(file, data, len, err);
+  if (fwrite(data, 1, len, stdout) == len) return ST_OK;
+  return status_set(err, ST_IO, "cannot write standard output: %s", strerror(errno));
+}
+
 /* Waits for chunk seq's turn, then writes its output, or records its
  * failure (rc) if it is the first. Returns the job's status: once a chunk
  * has failed, later ones write nothing and their workers stop. */
@@ -198,8 +204,7 @@ static int tokenize_write_turn(tokenize_worker *w, uint64_t seq, int rc) {
   tokenize_job *job = w->job;
   pthread_mutex_lock(&job->write_mu);
   while (job->next_write != seq) pthread_cond_wait(&job->turn, &job->write_mu);
-  if (job->rc == ST_OK && rc == ST_OK && fwrite(w->out, 1, w->out_len, job->out) != w->out_len)
-    rc = status_set(&w->err, ST_IO, "cannot write '%s': %s", job->out_name, strerror(errno));
+  if (job->rc == ST_OK && rc == ST_OK) rc = tokenize_write(job->file, w->out, w->out_len, &w->err);
   if (job->rc == ST_OK && rc != ST_OK) {
     job->rc = rc;
     job->err = w->err;
@@ -227,10 +232,10 @@ static void *tokenize_worker_main(void *arg) {
 }
 
 /* Runs nthreads workers over the input (the calling thread is one of them)
- * and writes the output in input order to out. */
-static int tokenize_stream(const char *in_path, FILE *out, const char *out_name, const tok_vocab *v,
+ * and writes the output in input order to file (NULL: standard output). */
+static int tokenize_stream(const char *in_path, file_atomic *file, const tok_vocab *v,
                            int lowercase, int as_ids, int nthreads, char **err) {
-  tokenize_job job = {.v = v, .out = out, .out_name = out_name};
+  tokenize_job job = {.v = v, .file = file};
   tokenize_worker *workers = calloc((size_t)nthreads, sizeof *workers);
   int started = 0, rc = workers ? ST_OK : status_set(err, ST_NOMEM, "out of memory");
   pthread_mutex_init(&job.read_mu, NULL);
@@ -275,32 +280,19 @@ fail:
   return rc;
 }
 
-/* Writes to a temporary name beside out_path, fsyncs and renames, so that a
- * failed run leaves no partial file under the final name. */
+/* Output under out_path appears whole or not at all (temporary, fsync,
+ * rename, directory fsync): a failed run leaves what was there before. */
 static int tokenize_to_file(const char *in_path, const char *out_path, const tok_vocab *v,
                             int lowercase, int as_ids, int nthreads, char **err) {
-  size_t n = strlen(out_path) + 32;
-  char *tmp = malloc(n);
-  if (!tmp) return status_set(err, ST_NOMEM, "out of memory");
-  snprintf(tmp, n, "%s.tmp.%ld", out_path, (long)getpid());
-  FILE *out = fopen(tmp, "wb");
-  int rc;
-  if (!out) {
-    rc = status_set(err, ST_IO, "cannot create '%s': %s; check the --out directory", tmp,
-                    strerror(errno));
-    free(tmp);
+  file_atomic *file = NULL;
+  int rc = file_atomic_open(out_path, &file, err);
+  if (rc != ST_OK) return rc;
+  rc = tokenize_stream(in_path, file, v, lowercase, as_ids, nthreads, err);
+  if (rc != ST_OK) {
+    file_atomic_abort(file);
     return rc;
   }
-  rc = tokenize_stream(in_path, out, out_path, v, lowercase, as_ids, nthreads, err);
-  if (rc == ST_OK && (fflush(out) != 0 || fsync(fileno(out)) != 0))
-    rc = status_set(err, ST_IO, "cannot write '%s': %s", tmp, strerror(errno));
-  if (fclose(out) != 0 && rc == ST_OK)
-    rc = status_set(err, ST_IO, "cannot write '%s': %s", tmp, strerror(errno));
-  if (rc == ST_OK && rename(tmp, out_path) != 0)
-    rc = status_set(err, ST_IO, "cannot rename '%s' to '%s': %s", tmp, out_path, strerror(errno));
-  if (rc != ST_OK) remove(tmp);
-  free(tmp);
-  return rc;
+  return file_atomic_commit(file, err);
 }
 
 int cmd_tokenize(int argc, char **argv) {
@@ -340,7 +332,7 @@ int cmd_tokenize(int argc, char **argv) {
   if (out_path) {
     rc = tokenize_to_file(in_path, out_path, v, !cased, as_ids, nthreads, &err);
   } else {
-    rc = tokenize_stream(in_path, stdout, "standard output", v, !cased, as_ids, nthreads, &err);
+    rc = tokenize_stream(in_path, NULL, v, !cased, as_ids, nthreads, &err);
     if (rc == ST_OK && fflush(stdout) != 0)
       rc = status_set(&err, ST_IO, "cannot write standard output: %s", strerror(errno));
   }

@@ -1,4 +1,4 @@
-/* Atomic small-file replacement and line filtering (see file.h). */
+/* Atomic file replacement, whole or streamed, and line filtering (see file.h). */
 #include "util/file.h"
 
 #include <errno.h>
@@ -33,51 +33,94 @@ int file_fsync_dir(const char *dir, char **err) {
   return ST_OK;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, char **err) {
+struct file_atomic {
+  int fd; /* -1 once closed */
+  char *path, *tmp, *dir;
+};
+
+static void file_atomic_free(file_atomic *f) {
+  free(f->path);
+  free(f->tmp);
+  free(f->dir);
+  free(f);
+}
+
+void file_atomic_abort(file_atomic *f) {
+  if (!f) return;
+  if (f->fd >= 0) close(f->fd);
+  unlink(f->tmp);
+  file_atomic_free(f);
+}
+
+int file_atomic_open(const char *path, file_atomic **out, char **err) {
   const char *slash = strrchr(path, '/');
   size_t dirlen = slash ? (size_t)(slash - path) : 0;
   const char *name = slash ? slash + 1 : path;
   size_t n = strlen(path) + 40;
-  char *tmp = malloc(n), *dir = malloc(dirlen + 2);
-  int fd = -1, rc = ST_OK;
-  const char *step = "create";
-  if (!tmp || !dir) {
-    rc = status_set(err, ST_NOMEM, "out of memory writing %s", path);
-    goto done;
+  file_atomic *f = calloc(1, sizeof *f);
+  if (!f) return status_set(err, ST_NOMEM, "out of memory writing %s", path);
+  f->fd = -1;
+  f->path = strdup(path);
+  f->tmp = malloc(n);
+  f->dir = malloc(dirlen + 2);
+  if (!f->path || !f->tmp || !f->dir) {
+    file_atomic_free(f);
+    return status_set(err, ST_NOMEM, "out of memory writing %s", path);
   }
   if (slash) {
-    memcpy(dir, path, dirlen ? dirlen : 1); /* "/name" lives in "/" */
-    dir[dirlen ? dirlen : 1] = '\0';
+    memcpy(f->dir, path, dirlen ? dirlen : 1); /* "/name" lives in "/" */
+    f->dir[dirlen ? dirlen : 1] = '\0';
   } else {
-    strcpy(dir, ".");
+    strcpy(f->dir, ".");
   }
-  snprintf(tmp, n, "%.*s%s.%s.tmp-%ld", (int)dirlen, path, slash ? "/" : "", name, (long)getpid());
-  if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) goto fail;
-  step = "write";
+  snprintf(f->tmp, n, "%.*s%s.%s.tmp-%ld", (int)dirlen, path, slash ? "/" : "", name, (long)getpid());
+  f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (f->fd < 0) {
+    int rc = status_set(err, ST_IO, "%s: cannot create: %s", f->tmp, strerror(errno));
+    file_atomic_free(f);
+    return rc;
+  }
+  *out = f;
+  return ST_OK;
+}
+
+int file_atomic_write(file_atomic *f, const void *data, size_t len, char **err) {
   for (size_t off = 0; off < len;) {
-    ssize_t w = write(fd, (const char *)data + off, len - off);
+    ssize_t w = write(f->fd, (const char *)data + off, len - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) goto fail;
+    if (w < 0) return status_set(err, ST_IO, "%s: cannot write: %s", f->tmp, strerror(errno));
     off += (size_t)w;
   }
-  step = "fsync";
+  return ST_OK;
+}
+
+int file_atomic_commit(file_atomic *f, char **err) {
+  const char *step = "fsync";
+  int fd = f->fd, rc;
   if (fsync(fd) != 0) goto fail;
   step = "close";
-  int f = fd;
-  fd = -1;
-  if (close(f) != 0) goto fail;
+  f->fd = -1;
+  if (close(fd) != 0) goto fail;
   step = "rename into place";
-  if (rename(tmp, path) != 0) goto fail;
-  rc = file_fsync_dir(dir, err);
-  goto done;
-fail:
-  rc = status_set(err, ST_IO, "%s: cannot %s: %s", tmp, step, strerror(errno));
-  if (fd >= 0) close(fd);
-  unlink(tmp);
-done:
-  free(tmp);
-  free(dir);
+  if (rename(f->tmp, f->path) != 0) goto fail;
+  rc = file_fsync_dir(f->dir, err);
+  file_atomic_free(f);
   return rc;
+fail:
+  rc = status_set(err, ST_IO, "%s: cannot %s: %s", f->tmp, step, strerror(errno));
+  file_atomic_abort(f);
+  return rc;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, char **err) {
+  file_atomic *f = NULL;
+  int rc = file_atomic_open(path, &f, err);
+  if (rc == ST_OK) rc = file_atomic_write(f, data, len, err);
+  if (rc != ST_OK) {
+    file_atomic_abort(f);
+    return rc;
+  }
+  return file_atomic_commit(f, err);
 }
 
 int file_filter_lines(const char *path, int (*keep)(const char *line, void *ctx), void *ctx, char **err) {

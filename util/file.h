@@ -1,6 +1,7 @@
-/* Small files written safely: whole-file atomic replacement (temp, fsync,
- * rename, directory fsync) and line filtering through the same path. Used for
- * manifest.json, LATEST, config.ini, state files and the run's logs. */
+/* Files written safely: whole-file atomic replacement (temp, fsync, rename,
+ * directory fsync), from memory or streamed, and line filtering through the
+ * same path. Used for manifest.json, LATEST, config.ini, state files, the
+ * run's logs and ddpt tokenize --out. */
 #ifndef DDPT_UTIL_FILE_H
 #define DDPT_UTIL_FILE_H
 
@@ -11,6 +12,17 @@
  * the old file or the new one, never part of one. On failure the temporary
  * is removed, path is untouched, and *err names the step that failed. */
 int file_write_atomic(const char *path, const void *data, size_t len, char **err);
+
+/* The same replacement for output too large to hold in memory (ddpt
+ * tokenize): open creates the temporary, write appends to it (one write(2)
+ * or more per call: buffer small pieces yourself), commit fsyncs, renames
+ * and fsyncs the directory. Until commit, path is untouched. commit frees f
+ * whatever its outcome; abort removes the temporary and frees f. */
+typedef struct file_atomic file_atomic;
+int file_atomic_open(const char *path, file_atomic **out, char **err);
+int file_atomic_write(file_atomic *f, const void *data, size_t len, char **err);
+int file_atomic_commit(file_atomic *f, char **err);
+void file_atomic_abort(file_atomic *f); /* NULL is a no-op */
 
 /* "dir/name" in a malloc'd string the caller frees (one slash between the
  * two, whatever dir ends with); NULL when out of memory. Paths are never

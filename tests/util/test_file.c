@@ -1,6 +1,6 @@
-/* util/file: atomic replacement leaves no temporary behind and replaces the
- * whole file; line filtering keeps exactly the chosen lines; joined paths
- * are never cut short. */
+/* util/file: atomic replacement, whole or streamed, leaves no temporary
+ * behind and replaces the whole file; line filtering keeps exactly the
+ * chosen lines; joined paths are never cut short. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +37,52 @@ static void test_write_atomic_replaces_whole_file_and_leaves_no_temporary(void) 
   snprintf(path, sizeof path, "%s/missing/LATEST", dir);
   CU_ASSERT_EQUAL(file_write_atomic(path, "x", 1, &err), ST_IO);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "missing/.LATEST.tmp-"));
+  free(err);
+  harness_rmtree(dir);
+  free(dir);
+}
+
+static int count_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp-") != NULL;
+  closedir(d);
+  return n;
+}
+
+/* A streamed replacement: the old content stays under the name through every
+ * write, the new one appears whole at commit, and an abort keeps the old. */
+static void test_atomic_stream_publishes_only_on_commit_and_abort_keeps_old_file(void) {
+  char *dir = harness_tmpdir("file");
+  char path[512], *err = NULL;
+  snprintf(path, sizeof path, "%s/tokens.txt", dir);
+  CU_ASSERT_EQUAL_FATAL(file_write_atomic(path, "old\n", 4, &err), ST_OK);
+
+  file_atomic *f = NULL;
+  CU_ASSERT_EQUAL_FATAL(file_atomic_open(path, &f, &err), ST_OK);
+  CU_ASSERT_EQUAL(file_atomic_write(f, "new ", 4, &err), ST_OK);
+  CU_ASSERT_EQUAL(file_atomic_write(f, "text\n", 5, &err), ST_OK);
+  char *text = slurp(path);
+  CU_ASSERT_STRING_EQUAL(text, "old\n");
+  free(text);
+  CU_ASSERT_EQUAL(count_temporaries(dir), 1);
+  CU_ASSERT_EQUAL_FATAL(file_atomic_commit(f, &err), ST_OK);
+  text = slurp(path);
+  CU_ASSERT_STRING_EQUAL(text, "new text\n");
+  free(text);
+  CU_ASSERT_EQUAL(count_temporaries(dir), 0);
+
+  CU_ASSERT_EQUAL_FATAL(file_atomic_open(path, &f, &err), ST_OK);
+  CU_ASSERT_EQUAL(file_atomic_write(f, "partial", 7, &err), ST_OK);
+  file_atomic_abort(f);
+  text = slurp(path);
+  CU_ASSERT_STRING_EQUAL(text, "new text\n");
+  free(text);
+  CU_ASSERT_EQUAL(count_temporaries(dir), 0);
+
+  snprintf(path, sizeof path, "%s/missing/tokens.txt", dir);
+  CU_ASSERT_EQUAL(file_atomic_open(path, &f, &err), ST_IO);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "missing/.tokens.txt.tmp-"));
   free(err);
   harness_rmtree(dir);
   free(dir);
@@ -84,6 +130,8 @@ static void test_path_join_puts_one_slash_and_never_truncates(void) {
 static const harness_test tests[] = {
     {"test_write_atomic_replaces_whole_file_and_leaves_no_temporary",
      test_write_atomic_replaces_whole_file_and_leaves_no_temporary},
+    {"test_atomic_stream_publishes_only_on_commit_and_abort_keeps_old_file",
+     test_atomic_stream_publishes_only_on_commit_and_abort_keeps_old_file},
     {"test_filter_lines_keeps_chosen_lines_and_ignores_missing_file",
      test_filter_lines_keeps_chosen_lines_and_ignores_missing_file},
     {"test_path_join_puts_one_slash_and_never_truncates",
