@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/file.h"
+
 float fixture_value(unsigned k, size_t i) {
   uint32_t h = (uint32_t)i * 2654435761u + k * 97u;
   return (float)((int32_t)(h % 20011u) - 10005) / 1024.0f;
@@ -120,19 +122,24 @@ int fixture_truncate_half(const char *path) {
   return truncate(path, st.st_size / 2);
 }
 
+int fixture_contains(const char *haystack, const char *needle) {
+  return haystack && strstr(haystack, needle) != NULL;
+}
+
 int fixture_write_text(const char *dir, const char *name, const char *text) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "w");
+  char *path = file_path_join(dir, name);
+  FILE *f = path ? fopen(path, "w") : NULL;
+  free(path);
   if (!f) return -1;
   fputs(text, f);
   return fclose(f) == 0 ? 0 : -1;
 }
 
 int fixture_exists(const char *dir, const char *name) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  return access(path, F_OK) == 0;
+  char *path = file_path_join(dir, name);
+  int found = path && access(path, F_OK) == 0;
+  free(path);
+  return found;
 }
 
 int fixture_count_matching(const char *dir, const char *glob) {

@@ -38,6 +38,9 @@ int fixture_flip_bit_in_query(const char *path);
 /* Cuts the file to half its size. Returns 0 on success. */
 int fixture_truncate_half(const char *path);
 
+/* Nonzero when haystack is not NULL and holds needle. */
+int fixture_contains(const char *haystack, const char *needle);
+
 /* Writes text to dir/name (replacing it). Returns 0 on success. */
 int fixture_write_text(const char *dir, const char *name, const char *text);
 /* Nonzero when dir/name exists. */

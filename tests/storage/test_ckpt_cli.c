@@ -8,11 +8,8 @@
 #include "fixtures.h"
 #include "harness.h"
 #include "storage/ckpt.h"
+#include "util/file.h"
 #include "util/status.h"
-
-static int contains(const char *haystack, const char *needle) {
-  return haystack && strstr(haystack, needle) != NULL;
-}
 
 /* params/w.a = [[3, 4], [0, 0]] (L2 norm 5), params/w.b = [1, 2, 2] (3),
  * plus extra_value at w.a[1] when nonzero and a third tensor w.c when
@@ -26,9 +23,7 @@ static char *write_small(const char *dir, const char *name, float extra_value, i
   ckpt_content content = {.meta = {.step = 77, .tokens_seen = 1000, .world_size = 4, .seed = 9,
                                    .model_type = "bert", .config = "hidden = 2\nlayers = 1\n"},
                           .params = t, .n_params = with_c ? 3 : 2, .arrays = &arr, .n_arrays = 1};
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *path = malloc(n), *err = NULL;
-  snprintf(path, n, "%s/%s", dir, name);
+  char *path = file_path_join(dir, name), *err = NULL;
   if (ckpt_file_write(path, &content, &err)) fprintf(stderr, "%s\n", err);
   free(err);
   return path;
@@ -62,18 +57,18 @@ static void test_info_prints_attributes_and_norms(void) {
   char *dir = harness_tmpdir("ckpt-cli");
   char *path = write_small(dir, "a.h5", 0, 0), *out = NULL, line[512];
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt info '%s'%s", path, ""), 0);
-  CU_ASSERT_TRUE(contains(out, "step:          77\n"));
-  CU_ASSERT_TRUE(contains(out, "world_size:    4\n"));
-  CU_ASSERT_TRUE(contains(out, "  layers = 1\n"));
+  CU_ASSERT_TRUE(fixture_contains(out, "step:          77\n"));
+  CU_ASSERT_TRUE(fixture_contains(out, "world_size:    4\n"));
+  CU_ASSERT_TRUE(fixture_contains(out, "  layers = 1\n"));
   CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.a ", line, sizeof line));
-  CU_ASSERT_TRUE(contains(line, " float32 "));
-  CU_ASSERT_TRUE(contains(line, " [2, 2] "));
+  CU_ASSERT_TRUE(fixture_contains(line, " float32 "));
+  CU_ASSERT_TRUE(fixture_contains(line, " [2, 2] "));
   CU_ASSERT_TRUE(line[strlen(line) - 2] == ' ' && line[strlen(line) - 1] == '5');
   CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.b ", line, sizeof line));
   CU_ASSERT_TRUE(line[strlen(line) - 2] == ' ' && line[strlen(line) - 1] == '3');
   CU_ASSERT_TRUE_FATAL(line_starting(out, "data/cursor ", line, sizeof line));
-  CU_ASSERT_TRUE(contains(line, " int64 "));
-  CU_ASSERT_TRUE(contains(line, " [1, 3] "));
+  CU_ASSERT_TRUE(fixture_contains(line, " int64 "));
+  CU_ASSERT_TRUE(fixture_contains(line, " [1, 3] "));
   free(out);
   free(path);
   harness_rmtree(dir);
@@ -82,19 +77,17 @@ static void test_info_prints_attributes_and_norms(void) {
 
 static void test_verify_exits_0_on_sound_file_and_1_naming_damaged_dataset(void) {
   char *dir = harness_tmpdir("ckpt-cli");
-  size_t n = strlen(dir) + 16;
-  char *path = malloc(n), *out = NULL, *err = NULL;
-  snprintf(path, n, "%s/f.h5", dir);
+  char *path = file_path_join(dir, "f.h5"), *out = NULL, *err = NULL;
   fixture fx;
   fixture_init(&fx, 5);
   CU_ASSERT_EQUAL_FATAL(ckpt_file_write(path, &fx.content, &err), ST_OK);
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt verify '%s'%s", path, ""), 0);
-  CU_ASSERT_TRUE(contains(out, ": ok ("));
+  CU_ASSERT_TRUE(fixture_contains(out, ": ok ("));
   free(out);
   CU_ASSERT_EQUAL_FATAL(fixture_flip_bit_in_query(path), 0);
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt verify '%s'%s", path, ""), 1);
-  CU_ASSERT_TRUE(contains(out, "ddpt ckpt: "));
-  CU_ASSERT_TRUE(contains(out, "params/" FIXTURE_QUERY));
+  CU_ASSERT_TRUE(fixture_contains(out, "ddpt ckpt: "));
+  CU_ASSERT_TRUE(fixture_contains(out, "params/" FIXTURE_QUERY));
   free(out);
   fixture_free(&fx);
   free(path);
@@ -106,7 +99,7 @@ static void test_diff_exits_0_when_identical(void) {
   char *dir = harness_tmpdir("ckpt-cli");
   char *a = write_small(dir, "a.h5", 0, 0), *b = write_small(dir, "b.h5", 0, 0), *out = NULL;
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt diff '%s' '%s'", a, b), 0);
-  CU_ASSERT_TRUE(contains(out, "identical: 3 datasets"));
+  CU_ASSERT_TRUE(fixture_contains(out, "identical: 3 datasets"));
   free(out);
   free(a);
   free(b);
@@ -119,11 +112,11 @@ static void test_diff_exits_1_with_max_difference_and_one_sided_names(void) {
   char *a = write_small(dir, "a.h5", 0, 0), *b = write_small(dir, "b.h5", 4.5f, 1), *out = NULL, line[512];
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt diff '%s' '%s'", a, b), 1);
   CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.a ", line, sizeof line));
-  CU_ASSERT_TRUE(contains(line, " 0.5"));
+  CU_ASSERT_TRUE(fixture_contains(line, " 0.5"));
   CU_ASSERT_TRUE_FATAL(line_starting(out, "params/w.b ", line, sizeof line));
-  CU_ASSERT_TRUE(contains(line, "identical"));
-  CU_ASSERT_TRUE(contains(out, "only in B: params/w.c\n"));
-  CU_ASSERT_TRUE(contains(out, "differ: 1 common dataset differ, 0 only in A, 1 only in B"));
+  CU_ASSERT_TRUE(fixture_contains(line, "identical"));
+  CU_ASSERT_TRUE(fixture_contains(out, "only in B: params/w.c\n"));
+  CU_ASSERT_TRUE(fixture_contains(out, "differ: 1 common dataset differ, 0 only in A, 1 only in B"));
   free(out);
   free(a);
   free(b);
@@ -134,15 +127,15 @@ static void test_diff_exits_1_with_max_difference_and_one_sided_names(void) {
 static void test_ckpt_usage_errors_exit_2(void) {
   char *out = NULL;
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt%s%s", "", ""), 2);
-  CU_ASSERT_TRUE(contains(out, "usage: ddpt ckpt info FILE"));
+  CU_ASSERT_TRUE(fixture_contains(out, "usage: ddpt ckpt info FILE"));
   free(out);
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt frobnicate x%s%s", "", ""), 2);
-  CU_ASSERT_TRUE(contains(out, "unknown subcommand 'frobnicate'"));
+  CU_ASSERT_TRUE(fixture_contains(out, "unknown subcommand 'frobnicate'"));
   free(out);
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt diff only-one%s%s", "", ""), 2);
   free(out);
   CU_ASSERT_EQUAL(run_ddpt(&out, "ckpt verify /nonexistent-ddpt.h5%s%s", "", ""), 1);
-  CU_ASSERT_TRUE(contains(out, "/nonexistent-ddpt.h5"));
+  CU_ASSERT_TRUE(fixture_contains(out, "/nonexistent-ddpt.h5"));
   free(out);
 }
 

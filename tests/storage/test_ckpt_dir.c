@@ -12,11 +12,8 @@
 #include "harness.h"
 #include "storage/ckpt.h"
 #include "storage/storage.h"
+#include "util/file.h"
 #include "util/status.h"
-
-static int contains(const char *haystack, const char *needle) {
-  return haystack && strstr(haystack, needle) != NULL;
-}
 
 static char *read_text(const char *dir, const char *name) {
   char path[1024], buf[256];
@@ -40,20 +37,13 @@ static int commit_step(const char *dir, int64_t step, int keep) {
   return rc;
 }
 
-static char *in_dir(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
 static void test_commit_writes_step_file_and_latest_and_no_temp(void) {
   char *dir = harness_tmpdir("ckpt-dir");
   fixture fx;
   fixture_init(&fx, 1000);
   char *err = NULL, *written = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_dir_commit(dir, &fx.content, 3, &written, &err), ST_OK);
-  char *want = in_dir(dir, "ckpt-00001000.h5");
+  char *want = file_path_join(dir, "ckpt-00001000.h5");
   CU_ASSERT_STRING_EQUAL(written, want);
   char *latest = read_text(dir, "LATEST");
   CU_ASSERT_STRING_EQUAL(latest, "ckpt-00001000.h5\n");
@@ -71,7 +61,7 @@ static void test_commit_writes_step_file_and_latest_and_no_temp(void) {
 
 static void test_commit_creates_missing_run_dir(void) {
   char *base = harness_tmpdir("ckpt-dir");
-  char *dir = in_dir(base, "run");
+  char *dir = file_path_join(base, "run");
   CU_ASSERT_EQUAL(commit_step(dir, 5, 0), ST_OK);
   CU_ASSERT_TRUE(fixture_exists(dir, "ckpt-00000005.h5"));
   harness_rmtree(base);
@@ -87,7 +77,7 @@ static void test_failed_commit_leaves_latest_and_no_temp(void) {
   fx.m[4].name = "bad/name"; /* fails after params/ is already written */
   char *err = NULL, *written = NULL;
   CU_ASSERT_EQUAL(ckpt_dir_commit(dir, &fx.content, 0, &written, &err), ST_INVALID);
-  CU_ASSERT_TRUE(contains(err, "optim/m/bad/name"));
+  CU_ASSERT_TRUE(fixture_contains(err, "optim/m/bad/name"));
   CU_ASSERT_PTR_NULL(written);
   char *latest = read_text(dir, "LATEST");
   CU_ASSERT_STRING_EQUAL(latest, "ckpt-00000001.h5\n");
@@ -136,7 +126,7 @@ static void test_find_latest_valid_uses_intact_latest(void) {
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 2, 0), ST_OK);
   char *path = NULL, *note = NULL, *err = NULL;
   CU_ASSERT_EQUAL(ckpt_dir_find_latest_valid(dir, &path, &note, &err), ST_OK);
-  CU_ASSERT_TRUE(contains(path, "/ckpt-00000002.h5"));
+  CU_ASSERT_TRUE(fixture_contains(path, "/ckpt-00000002.h5"));
   CU_ASSERT_PTR_NULL(note);
   free(path);
   harness_rmtree(dir);
@@ -147,11 +137,11 @@ static void test_find_latest_valid_uses_intact_latest(void) {
 static void check_fallback(const char *dir, const char *reason) {
   char *path = NULL, *note = NULL, *err = NULL;
   CU_ASSERT_EQUAL(ckpt_dir_find_latest_valid(dir, &path, &note, &err), ST_OK);
-  CU_ASSERT_TRUE(contains(path, "/ckpt-00000001.h5"));
-  CU_ASSERT_TRUE(contains(note, "LATEST names"));
-  CU_ASSERT_TRUE(contains(note, "ckpt-00000002.h5"));
-  CU_ASSERT_TRUE(contains(note, "ckpt-00000001.h5"));
-  CU_ASSERT_TRUE(contains(note, reason));
+  CU_ASSERT_TRUE(fixture_contains(path, "/ckpt-00000001.h5"));
+  CU_ASSERT_TRUE(fixture_contains(note, "LATEST names"));
+  CU_ASSERT_TRUE(fixture_contains(note, "ckpt-00000002.h5"));
+  CU_ASSERT_TRUE(fixture_contains(note, "ckpt-00000001.h5"));
+  CU_ASSERT_TRUE(fixture_contains(note, reason));
   free(path);
   free(note);
   free(err);
@@ -162,7 +152,7 @@ static void test_find_latest_valid_falls_back_from_truncated_latest(void) {
   char *dir = harness_tmpdir("ckpt-dir");
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 1, 0), ST_OK);
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 2, 0), ST_OK);
-  char *p2 = in_dir(dir, "ckpt-00000002.h5");
+  char *p2 = file_path_join(dir, "ckpt-00000002.h5");
   CU_ASSERT_EQUAL_FATAL(fixture_truncate_half(p2), 0);
   check_fallback(dir, "truncated");
   free(p2);
@@ -174,7 +164,7 @@ static void test_find_latest_valid_falls_back_from_bit_flip_naming_dataset(void)
   char *dir = harness_tmpdir("ckpt-dir");
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 1, 0), ST_OK);
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 2, 0), ST_OK);
-  char *p2 = in_dir(dir, "ckpt-00000002.h5");
+  char *p2 = file_path_join(dir, "ckpt-00000002.h5");
   CU_ASSERT_EQUAL_FATAL(fixture_flip_bit_in_query(p2), 0);
   check_fallback(dir, "params/" FIXTURE_QUERY);
   free(p2);
@@ -186,12 +176,12 @@ static void test_find_latest_valid_without_latest_uses_newest_file(void) {
   char *dir = harness_tmpdir("ckpt-dir");
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 1, 0), ST_OK);
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 2, 0), ST_OK);
-  char *latest = in_dir(dir, "LATEST");
+  char *latest = file_path_join(dir, "LATEST");
   remove(latest);
   char *path = NULL, *note = NULL, *err = NULL;
   CU_ASSERT_EQUAL(ckpt_dir_find_latest_valid(dir, &path, &note, &err), ST_OK);
-  CU_ASSERT_TRUE(contains(path, "/ckpt-00000002.h5"));
-  CU_ASSERT_TRUE(contains(note, "no LATEST"));
+  CU_ASSERT_TRUE(fixture_contains(path, "/ckpt-00000002.h5"));
+  CU_ASSERT_TRUE(fixture_contains(note, "no LATEST"));
   free(path);
   free(note);
   free(latest);
@@ -213,14 +203,14 @@ static void test_find_latest_valid_fails_when_every_file_is_damaged(void) {
   char *dir = harness_tmpdir("ckpt-dir");
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 1, 0), ST_OK);
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 2, 0), ST_OK);
-  char *p1 = in_dir(dir, "ckpt-00000001.h5"), *p2 = in_dir(dir, "ckpt-00000002.h5");
+  char *p1 = file_path_join(dir, "ckpt-00000001.h5"), *p2 = file_path_join(dir, "ckpt-00000002.h5");
   fixture_truncate_half(p1);
   fixture_flip_bit_in_query(p2);
   char *path = NULL, *note = NULL, *err = NULL;
   CU_ASSERT_EQUAL(ckpt_dir_find_latest_valid(dir, &path, &note, &err), ST_CORRUPT);
   CU_ASSERT_PTR_NULL(path);
-  CU_ASSERT_TRUE(contains(err, "ckpt-00000002.h5"));
-  CU_ASSERT_TRUE(contains(err, "ckpt-00000001.h5"));
+  CU_ASSERT_TRUE(fixture_contains(err, "ckpt-00000002.h5"));
+  CU_ASSERT_TRUE(fixture_contains(err, "ckpt-00000001.h5"));
   free(err);
   free(p1);
   free(p2);
@@ -242,7 +232,7 @@ static void test_background_writer_commits_the_snapshot_taken_at_begin(void) {
   CU_ASSERT_EQUAL(ckpt_writer_wait(w, &written, &err), ST_OK);
   CU_ASSERT_TRUE(ckpt_writer_done(w));
   ckpt_writer_free(w);
-  CU_ASSERT_TRUE(contains(written, "/ckpt-00000003.h5"));
+  CU_ASSERT_TRUE(fixture_contains(written, "/ckpt-00000003.h5"));
   ckpt_file *f = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_file_open(written, &f, &err), ST_OK);
   float q[256];
@@ -266,7 +256,7 @@ static void test_background_writer_reports_failure(void) {
   char *err = NULL, *written = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_writer_begin("/nonexistent-ddpt-dir/run", &fx.content, 0, &w, &err), ST_OK);
   CU_ASSERT_EQUAL(ckpt_writer_wait(w, &written, &err), ST_IO);
-  CU_ASSERT_TRUE(contains(err, "/nonexistent-ddpt-dir/run"));
+  CU_ASSERT_TRUE(fixture_contains(err, "/nonexistent-ddpt-dir/run"));
   CU_ASSERT_PTR_NULL(written);
   ckpt_writer_free(w);
   free(err);

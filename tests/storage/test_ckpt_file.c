@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "storage/ckpt.h"
 #include "storage/storage.h"
+#include "util/file.h"
 #include "util/status.h"
 
 static char *dir;
@@ -18,10 +19,7 @@ static char *dir;
 static char *fresh_path(const char *name) {
   free(dir);
   dir = harness_tmpdir("ckpt-file");
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  snprintf(p, n, "%s/%s", dir, name);
-  return p;
+  return file_path_join(dir, name);
 }
 
 static void cleanup(char *path) {
@@ -39,10 +37,6 @@ static int written_fixture(fixture *fx, const char *path) {
   if (rc) fprintf(stderr, "write failed: %s\n", err);
   free(err);
   return rc;
-}
-
-static int contains(const char *haystack, const char *needle) {
-  return haystack && strstr(haystack, needle) != NULL;
 }
 
 static void test_dotted_names_round_trip_bit_exact(void) {
@@ -129,7 +123,7 @@ static void test_int64_arrays_round_trip_with_extreme_values(void) {
   CU_ASSERT_EQUAL(dropout[0], 1234);
   CU_ASSERT_EQUAL(dropout[1], -3);
   CU_ASSERT_EQUAL(ckpt_file_read_int64(f, "data/cursor", cursor, 11, &err), ST_MISMATCH);
-  CU_ASSERT_TRUE(contains(err, "data/cursor holds 12 elements"));
+  CU_ASSERT_TRUE(fixture_contains(err, "data/cursor holds 12 elements"));
   free(err);
   ckpt_file_close(f);
   fixture_free(&fx);
@@ -202,7 +196,7 @@ static void test_name_with_slash_is_refused_and_no_file_left(void) {
   fx.params[3].name = "bert/pooler";
   char *err = NULL;
   CU_ASSERT_EQUAL(ckpt_file_write(path, &fx.content, &err), ST_INVALID);
-  CU_ASSERT_TRUE(contains(err, "params/bert/pooler"));
+  CU_ASSERT_TRUE(fixture_contains(err, "params/bert/pooler"));
   CU_ASSERT_EQUAL(fixture_count_matching(dir, "*"), 0);
   free(err);
   fixture_free(&fx);
@@ -215,7 +209,7 @@ static void test_write_refuses_to_overwrite_existing_file(void) {
   CU_ASSERT_EQUAL_FATAL(written_fixture(&fx, path), ST_OK);
   char *err = NULL;
   CU_ASSERT_EQUAL(ckpt_file_write(path, &fx.content, &err), ST_IO);
-  CU_ASSERT_TRUE(contains(err, path));
+  CU_ASSERT_TRUE(fixture_contains(err, path));
   free(err);
   err = NULL;
   CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_OK);
@@ -260,8 +254,8 @@ static void test_verify_names_dataset_with_flipped_bit(void) {
   CU_ASSERT_EQUAL_FATAL(fixture_flip_bit_in_query(path), 0);
   char *err = NULL;
   CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_CORRUPT);
-  CU_ASSERT_TRUE(contains(err, "params/" FIXTURE_QUERY));
-  CU_ASSERT_TRUE(contains(err, "Fletcher32"));
+  CU_ASSERT_TRUE(fixture_contains(err, "params/" FIXTURE_QUERY));
+  CU_ASSERT_TRUE(fixture_contains(err, "Fletcher32"));
   free(err);
   fixture_free(&fx);
   cleanup(path);
@@ -274,8 +268,8 @@ static void test_verify_names_truncated_file(void) {
   CU_ASSERT_EQUAL_FATAL(fixture_truncate_half(path), 0);
   char *err = NULL;
   CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_CORRUPT);
-  CU_ASSERT_TRUE(contains(err, path));
-  CU_ASSERT_TRUE(contains(err, "truncated"));
+  CU_ASSERT_TRUE(fixture_contains(err, path));
+  CU_ASSERT_TRUE(fixture_contains(err, "truncated"));
   free(err);
   fixture_free(&fx);
   cleanup(path);
@@ -289,8 +283,8 @@ static void test_verify_names_moment_whose_shape_differs_from_param(void) {
   char *err = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_file_write(path, &fx.content, &err), ST_OK);
   CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_CORRUPT);
-  CU_ASSERT_TRUE(contains(err, "optim/v/bert.encoder.layer.0.intermediate.dense.weight has shape [2, 3, 2]"));
-  CU_ASSERT_TRUE(contains(err, "[2, 3, 4]"));
+  CU_ASSERT_TRUE(fixture_contains(err, "optim/v/bert.encoder.layer.0.intermediate.dense.weight has shape [2, 3, 2]"));
+  CU_ASSERT_TRUE(fixture_contains(err, "[2, 3, 4]"));
   free(err);
   fixture_free(&fx);
   cleanup(path);
@@ -301,7 +295,7 @@ static void test_verify_rejects_file_that_is_not_a_checkpoint(void) {
   fixture_write_text(dir, "a.h5", "not an HDF5 file\n");
   char *err = NULL;
   CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_CORRUPT);
-  CU_ASSERT_TRUE(contains(err, "signature"));
+  CU_ASSERT_TRUE(fixture_contains(err, "signature"));
   free(err);
   cleanup(path);
 }
@@ -333,7 +327,7 @@ static void test_strict_load_fails_naming_first_missing_parameter(void) {
   ckpt_load_report r = {0};
   CU_ASSERT_EQUAL_FATAL(ckpt_file_open(path, &f, &err), ST_OK);
   CU_ASSERT_EQUAL(ckpt_file_load(f, "params", t, FIXTURE_NT + 1, 1, &r, &err), ST_MISMATCH);
-  CU_ASSERT_TRUE(contains(err, "params/classifier.weight is missing"));
+  CU_ASSERT_TRUE(fixture_contains(err, "params/classifier.weight is missing"));
   CU_ASSERT_EQUAL(r.n_missing, 1);
   CU_ASSERT_EQUAL(r.n_loaded, 0);
   CU_ASSERT_EQUAL(t[0].data[0], -12345.0f);
@@ -355,7 +349,7 @@ static void test_strict_load_fails_naming_unexpected_parameter(void) {
   char *err = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_file_open(path, &f, &err), ST_OK);
   CU_ASSERT_EQUAL(ckpt_file_load(f, "params", t, FIXTURE_NT - 1, 1, NULL, &err), ST_MISMATCH);
-  CU_ASSERT_TRUE(contains(err, "params/cls.predictions.bias is not a tensor of the model"));
+  CU_ASSERT_TRUE(fixture_contains(err, "params/cls.predictions.bias is not a tensor of the model"));
   free(err);
   ckpt_file_close(f);
   free_targets(t, FIXTURE_NT - 1);
@@ -404,7 +398,7 @@ static void test_shape_mismatch_fails_naming_both_shapes_even_when_not_strict(vo
   char *err = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_file_open(path, &f, &err), ST_OK);
   CU_ASSERT_EQUAL(ckpt_file_load(f, "params", t, FIXTURE_NT, 0, NULL, &err), ST_MISMATCH);
-  CU_ASSERT_TRUE(contains(err, "params/" FIXTURE_QUERY " has shape [16, 16] in the checkpoint but [16, 8] in the model"));
+  CU_ASSERT_TRUE(fixture_contains(err, "params/" FIXTURE_QUERY " has shape [16, 16] in the checkpoint but [16, 8] in the model"));
   /* Checks come before any copy: nothing was loaded. */
   CU_ASSERT_EQUAL(t[0].data[0], -12345.0f);
   CU_ASSERT_EQUAL(t[2].data[c / 2 - 1], -12345.0f);
@@ -426,7 +420,7 @@ static void test_load_of_damaged_tensor_names_it(void) {
   char *err = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_file_open(path, &f, &err), ST_OK);
   CU_ASSERT_EQUAL(ckpt_file_load(f, "params", t, FIXTURE_NT, 1, NULL, &err), ST_CORRUPT);
-  CU_ASSERT_TRUE(contains(err, "params/" FIXTURE_QUERY));
+  CU_ASSERT_TRUE(fixture_contains(err, "params/" FIXTURE_QUERY));
   free(err);
   ckpt_file_close(f);
   free_targets(t, FIXTURE_NT);
