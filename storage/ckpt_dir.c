@@ -18,13 +18,6 @@
 #include "util/file.h"
 #include "util/status.h"
 
-static char *path_join(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  if (p) snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
 /* "ckpt-<at least 8 digits>.h5" exactly; *step is the number. */
 static int parse_ckpt_name(const char *name, long long *step) {
   if (strncmp(name, "ckpt-", 5) != 0) return 0;
@@ -96,7 +89,7 @@ nomem:
  * Anything but one plain file name is ST_CORRUPT. */
 static int read_latest(const char *run_dir, char **name, char **err) {
   *name = NULL;
-  char *path = path_join(run_dir, "LATEST");
+  char *path = file_path_join(run_dir, "LATEST");
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
   FILE *fp = fopen(path, "r");
   if (!fp) {
@@ -125,7 +118,7 @@ static int read_latest(const char *run_dir, char **name, char **err) {
 }
 
 static int write_latest(const char *run_dir, const char *name, char **err) {
-  char *latest = path_join(run_dir, "LATEST");
+  char *latest = file_path_join(run_dir, "LATEST");
   size_t len = strlen(name);
   char *line = malloc(len + 1);
   int rc;
@@ -164,7 +157,7 @@ int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char *
   char name[64], tmp_name[96];
   snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)c->meta.step);
   snprintf(tmp_name, sizeof tmp_name, ".%s.tmp-%ld", name, (long)getpid());
-  char *tmp = path_join(run_dir, tmp_name), *final = path_join(run_dir, name);
+  char *tmp = file_path_join(run_dir, tmp_name), *final = file_path_join(run_dir, name);
   int rc;
   if (!tmp || !final) {
     rc = status_set(err, ST_NOMEM, "out of memory");
@@ -197,7 +190,7 @@ fail:
 static int has_keep_marker(const char *run_dir, const char *name) {
   char marker[256];
   snprintf(marker, sizeof marker, "%s.keep", name);
-  char *p = path_join(run_dir, marker);
+  char *p = file_path_join(run_dir, marker);
   int yes = p && access(p, F_OK) == 0;
   free(p);
   return yes;
@@ -215,7 +208,7 @@ int ckpt_dir_prune(const char *run_dir, int keep, char **err) {
   for (size_t i = 0; keep > 0 && i < n; i++) {
     if (i < (size_t)keep || (latest && strcmp(f[i].name, latest) == 0) || has_keep_marker(run_dir, f[i].name))
       continue;
-    char *p = path_join(run_dir, f[i].name);
+    char *p = file_path_join(run_dir, f[i].name);
     if (!p || (remove(p) != 0 && errno != ENOENT)) {
       rc = status_set(err, ST_IO, "%s: cannot remove old checkpoint %s: %s", run_dir, f[i].name,
                       p ? strerror(errno) : "out of memory");
@@ -235,7 +228,7 @@ int ckpt_dir_prune(const char *run_dir, int keep, char **err) {
   while ((de = readdir(d))) {
     long pid = temp_name_pid(de->d_name);
     if (pid == 0 || pid == (long)getpid()) continue;
-    char *p = path_join(run_dir, de->d_name);
+    char *p = file_path_join(run_dir, de->d_name);
     if (p && remove(p) == 0) removed = 1;
     free(p);
   }
@@ -258,7 +251,7 @@ int ckpt_dir_find_latest_valid(const char *run_dir, char **path, char **note, ch
   int rc = list_ckpts(run_dir, &f, &n, err);
   if (rc) goto done;
   if (latest) {
-    if (!(lp = path_join(run_dir, latest))) goto nomem;
+    if (!(lp = file_path_join(run_dir, latest))) goto nomem;
     if (ckpt_file_verify(lp, &latest_why) == ST_OK) {
       *path = lp;
       lp = NULL;
@@ -267,7 +260,7 @@ int ckpt_dir_find_latest_valid(const char *run_dir, char **path, char **note, ch
   }
   for (size_t i = 0; i < n; i++) {
     if (latest && strcmp(f[i].name, latest) == 0) continue;
-    char *p = path_join(run_dir, f[i].name), *why = NULL;
+    char *p = file_path_join(run_dir, f[i].name), *why = NULL;
     if (!p) goto nomem;
     if (ckpt_file_verify(p, &why) == ST_OK) {
       *path = p;

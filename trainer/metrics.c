@@ -28,10 +28,8 @@ static int metrics_line_through(const char *line, void *through) {
 }
 
 int metrics_log_open(const char *run_dir, int truncate, uint64_t keep_through, metrics_log **out, char **err) {
-  size_t n = strlen(run_dir) + 32;
-  char *path = malloc(n);
+  char *path = file_path_join(run_dir, "metrics.jsonl");
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
-  snprintf(path, n, "%s/metrics.jsonl", run_dir);
   int rc;
   if (truncate && keep_through > 0 && (rc = file_filter_lines(path, metrics_line_through, &keep_through, err))) {
     free(path);

@@ -154,10 +154,8 @@ static int check_ranks_agree(trainer *t, char **err) {
   sha256(t->cfg_text, strlen(t->cfg_text), d);
   int rc = check_same_digest(t, d, "the resolved config", err);
   if (rc) return rc;
-  size_t n = strlen(t->cfg.corpus) + 32;
-  char *path = malloc(n);
+  char *path = file_path_join(t->cfg.corpus, MANIFEST_FILE);
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
-  snprintf(path, n, "%s/%s", t->cfg.corpus, MANIFEST_FILE);
   rc = sha256_file(path, d, err);
   free(path);
   if (rc) return rc;
@@ -395,13 +393,11 @@ static int open_sample_log(trainer *t, char **err) {
       /* Every rank's file of the stopped run, whatever its world size. */
       for (struct dirent *e; rc == ST_OK && (e = readdir(d));) {
         if (strncmp(e->d_name, "rank-", 5) != 0) continue;
-        size_t m = strlen(path) + strlen(e->d_name) + 2;
-        char *file = malloc(m);
+        char *file = file_path_join(path, e->d_name);
         if (!file) {
           rc = status_set(err, ST_NOMEM, "out of memory");
           break;
         }
-        snprintf(file, m, "%s/%s", path, e->d_name);
         rc = file_filter_lines(file, sample_line_through, &t->step, err);
         free(file);
       }
