@@ -37,8 +37,9 @@ static int ckpt_info(const char *path) {
   size_t n = 0;
   float *buf = NULL;
   char *err = NULL;
+  int shown = 0;
   if (ckpt_file_open(path, &f, &err) || ckpt_file_read_header(f, &h, &err) || ckpt_file_list(f, &e, &n, &err))
-    goto fail;
+    goto done;
   size_t most = 0, floats = 0;
   for (size_t i = 0; i < n; i++) {
     if (e[i].count > most) most = e[i].count;
@@ -56,14 +57,14 @@ static int ckpt_info(const char *path) {
   printf("datasets:      %zu (%zu float32 values, %.1f MB)\n\n", n, floats, floats * 4.0 / 1e6);
   if (most && !(buf = malloc(most * sizeof *buf))) {
     status_set(&err, ST_NOMEM, "out of memory for a %zu-element tensor", most);
-    goto fail;
+    goto done;
   }
   printf("%-60s %-8s %-16s %s\n", "dataset", "type", "shape", "L2 norm");
   for (size_t i = 0; i < n; i++) {
     char shape[128], norm[32] = "-";
     format_shape(shape, sizeof shape, &e[i]);
     if (e[i].dtype == CKPT_FLOAT32) {
-      if (ckpt_file_read_float(f, e[i].path, buf, e[i].count, &err)) goto fail;
+      if (ckpt_file_read_float(f, e[i].path, buf, e[i].count, &err)) goto done;
       double sum = 0;
       for (size_t k = 0; k < e[i].count; k++) sum += (double)buf[k] * buf[k];
       snprintf(norm, sizeof norm, "%.6g", sqrt(sum));
@@ -76,17 +77,13 @@ static int ckpt_info(const char *path) {
     printf("  %.*s\n", (int)len, line);
     line += len + (line[len] == '\n');
   }
+  shown = 1;
+done:
   free(buf);
   ckpt_entries_free(e, n);
   ckpt_header_clear(&h);
   ckpt_file_close(f);
-  return CLI_EXIT_OK;
-fail:
-  free(buf);
-  ckpt_entries_free(e, n);
-  ckpt_header_clear(&h);
-  ckpt_file_close(f);
-  return cli_fail("ckpt", err);
+  return shown ? CLI_EXIT_OK : cli_fail("ckpt", err);
 }
 
 static int ckpt_verify(const char *path) {
@@ -149,15 +146,16 @@ static int ckpt_diff(const char *pa, const char *pb) {
   size_t na = 0, nb = 0, n_diff = 0, only_a = 0, only_b = 0;
   void *ba = NULL, *bb = NULL;
   char *err = NULL;
+  int same = 0, compared = 0;
   if (ckpt_file_open(pa, &a, &err) || ckpt_file_open(pb, &b, &err) || ckpt_file_list(a, &ea, &na, &err) ||
       ckpt_file_list(b, &eb, &nb, &err))
-    goto fail;
+    goto done;
   size_t most = 1;
   for (size_t i = 0; i < na; i++)
     if (ea[i].count > most) most = ea[i].count;
   if (!(ba = malloc(most * 8)) || !(bb = malloc(most * 8))) {
     status_set(&err, ST_NOMEM, "out of memory for a %zu-element tensor", most);
-    goto fail;
+    goto done;
   }
   printf("%-60s %s\n", "dataset", "max |A - B|");
   for (size_t i = 0; i < na; i++) {
@@ -173,7 +171,7 @@ static int ckpt_diff(const char *pa, const char *pb) {
     }
     int differs;
     double max_abs;
-    if (diff_dataset(a, b, x, ba, bb, &differs, &max_abs, &err)) goto fail;
+    if (diff_dataset(a, b, x, ba, bb, &differs, &max_abs, &err)) goto done;
     if (differs) {
       printf("%-60s %.6g\n", x->path, max_abs);
       n_diff++;
@@ -191,27 +189,22 @@ static int ckpt_diff(const char *pa, const char *pb) {
       printf("only in B: %s\n", eb[i].path);
       only_b++;
     }
-  int same = n_diff == 0 && only_a == 0 && only_b == 0;
+  same = n_diff == 0 && only_a == 0 && only_b == 0;
   if (same)
     printf("identical: %zu datasets, bit for bit\n", na);
   else
     printf("differ: %zu common dataset%s differ, %zu only in A, %zu only in B\n", n_diff, n_diff == 1 ? "" : "s",
            only_a, only_b);
+  compared = 1;
+done:
   free(ba);
   free(bb);
   ckpt_entries_free(ea, na);
   ckpt_entries_free(eb, nb);
   ckpt_file_close(a);
   ckpt_file_close(b);
+  if (!compared) return cli_fail("ckpt", err);
   return same ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-fail:
-  free(ba);
-  free(bb);
-  ckpt_entries_free(ea, na);
-  ckpt_entries_free(eb, nb);
-  ckpt_file_close(a);
-  ckpt_file_close(b);
-  return cli_fail("ckpt", err);
 }
 
 int cmd_ckpt(int argc, char **argv) {
