@@ -17,27 +17,16 @@
 #  5. a run measured in [train] tokens, not steps, runs (it once crashed).
 set -eu
 ddpt=$1 mpirun=$2
-py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "train_failures: $*"; exit 1; }
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
+# Bounded here: a failure that hangs the job must fail the test (exit 124).
 mpi() { timeout 120 "$mpirun" --allow-run-as-root --oversubscribe "$@"; }
 
 # 480 one-line documents of 30 words from a 205-token vocab; 4 training
 # shards (rank r of 2 reads shards r and r + 2) and one validation shard.
 corpus() { # dir
   mkdir -p "$1"
-  "$py" - "$1" <<'PY'
-import random, sys
-d = sys.argv[1]
-words = ["w%03d" % i for i in range(200)]
-with open(d + "/vocab.txt", "w") as f:
-    f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
-rng = random.Random(7)
-with open(d + "/text.txt", "w") as f:
-    for _ in range(480):
-        f.write(" ".join(rng.choice(words) for _ in range(30)) + "\n")
-PY
+  "$lib/words_text.sh" "$1" || fail "writing the text of $1 failed"
   "$ddpt" shard --vocab "$1/vocab.txt" --out "$1/corpus" --shards 4 --seq-len 32 --format lines --seed 1 \
     --valid-fraction 0.1 "$1/text.txt" >/dev/null || fail "sharding $1 failed"
 }
@@ -68,6 +57,20 @@ one_line() { # output-file prefix pattern what
   [ "$n" = 1 ] || { cat "$1"; fail "$4: $n '$2' lines, want 1"; }
   grep "^$2" "$1" | grep -q "$3" || { cat "$1"; fail "$4: the line does not say '$3'"; }
 }
+# Cuts the last byte of record KEY of SHARD in a fresh corpus NAME and trains
+# STEPS steps on 2 ranks, evaluating every EVAL_EVERY: the job must end
+# non-zero, not by the timeout, with one "ddpt train: rank" line naming rank
+# RANK, the shard and the key.
+truncated_record() { # name shard key steps eval-every rank what
+  corpus "$dir/$1"
+  damage "$dir/$1/corpus/$2" "$3" truncate
+  rc=0
+  # shellcheck disable=SC2086
+  mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/$1/run" $common --set data.corpus="$dir/$1/corpus" \
+    --set train.steps="$4" --set log.eval_every="$5" >"$dir/$1.out" 2>&1 || rc=$?
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$dir/$1.out"; fail "$7: exit $rc"; }
+  one_line "$dir/$1.out" "ddpt train: rank" "rank $6: .*$2, key $3" "$7"
+}
 printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
 common="--threads 1 --set train.batch_size=4 --set log.every=1 --set checkpoint.every=0"
 
@@ -87,25 +90,11 @@ grep -q 'eval_' "$dir/eval/run/metrics.jsonl" && fail "metrics.jsonl holds evalu
 echo "train_failures: rank 0's evaluation fails at step 2: exit $rc, one line, no evaluation figures"
 
 # 2. rank 0 cannot open the corpus (the validation records load at open)
-corpus "$dir/open"
-damage "$dir/open/corpus/valid-00000" 3 truncate
-rc=0
-# shellcheck disable=SC2086
-mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/open/run" $common --set data.corpus="$dir/open/corpus" \
-  --set train.steps=4 --set log.eval_every=2 >"$dir/open.out" 2>&1 || rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$dir/open.out"; fail "a corpus rank 0 cannot open: exit $rc"; }
-one_line "$dir/open.out" "ddpt train: rank" "rank 0: .*valid-00000, key 3" "corpus that fails to open"
+truncated_record open valid-00000 3 4 2 0 "a corpus rank 0 cannot open"
 echo "train_failures: rank 0 cannot open the corpus: exit $rc, one line naming the record"
 
 # 3. rank 1 reads a damaged training record (shard 1 is rank 1's)
-corpus "$dir/read"
-damage "$dir/read/corpus/shard-00001" 2 truncate
-rc=0
-# shellcheck disable=SC2086
-mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/read/run" $common --set data.corpus="$dir/read/corpus" \
-  --set train.steps=40 --set log.eval_every=0 >"$dir/read.out" 2>&1 || rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$dir/read.out"; fail "a damaged training record on rank 1: exit $rc"; }
-one_line "$dir/read.out" "ddpt train: rank" "rank 1: .*shard-00001, key 2" "damaged training record"
+truncated_record read shard-00001 2 40 0 1 "a damaged training record on rank 1"
 echo "train_failures: rank 1 reads a damaged record: exit $rc, one line naming it"
 
 # 4. checkpoint 2 cannot be committed: its name is a (non-empty) directory

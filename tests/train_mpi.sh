@@ -11,14 +11,11 @@
 #  5. Ranks started with different configs all stop, naming the odd rank.
 set -eu
 ddpt=$1 mpirun=$2
-py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "train_mpi: $*"; exit 1; }
-mpi() { "$mpirun" --allow-run-as-root --oversubscribe "$@"; }
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
 
 # 12 shards of 40 sequences: every world size reads the same samples per step.
-"$(dirname "$0")/lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
+"$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
 
 common="--threads 1 --set data.corpus=$dir/corpus --set train.steps=20 --set log.every=1 \
   --set log.eval_every=0 --set checkpoint.every=20 --set train.hash_every=5 --set optim.name=sgd \

@@ -16,12 +16,9 @@
 #     a second SIGINT ends a run at once.
 set -eu
 ddpt=$1 mpirun=$2
-py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "train_resume: $*"; exit 1; }
-mpi() { "$mpirun" --allow-run-as-root --oversubscribe "$@"; }
-"$(dirname "$0")/lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
+"$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
 printf '[model]\npreset = bert-tiny\n[schedule]\nkind = constant\nwarmup_steps = 5\n' >"$dir/tiny.ini"
 common="--threads 1 --set data.corpus=$dir/corpus --set log.every=1 --set log.eval_every=0 --set log.samples=true"
 train() { # run-dir ranks batch options...
@@ -35,6 +32,13 @@ resume() { # run-dir ranks batch options...
   # shellcheck disable=SC2086
   mpi -np "$np" "$ddpt" train --resume "$run" --threads 1 --set train.batch_size="$b" "$@" \
     >>"$run.out" 2>&1 || { cat "$run.out"; fail "resuming $run failed"; }
+}
+# Waits (up to 60 s) until metrics.jsonl logs STEP; fails saying WHAT otherwise.
+wait_for_step() { # metrics.jsonl step what
+  i=0
+  until grep -q "\"step\":$2," "$1" 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 600 ] && fail "$3"; sleep 0.1
+  done
 }
 same_state() { # a.h5 b.h5
   h5diff -q "$1" "$2" /params /params && h5diff -q "$1" "$2" /optim /optim
@@ -85,10 +89,7 @@ train "$dir/straight300" 2 6 --set train.steps=300 --set checkpoint.every=0
 mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/term" $common --set train.batch_size=6 \
   --set train.steps=300 --set checkpoint.every=0 >"$dir/term.out" 2>&1 &
 job=$!
-i=0
-until grep -q '"step":8,' "$dir/term/metrics.jsonl" 2>/dev/null; do
-  i=$((i + 1)); [ $i -gt 600 ] && fail "the SIGTERM run did not reach step 8"; sleep 0.1
-done
+wait_for_step "$dir/term/metrics.jsonl" 8 "the SIGTERM run did not reach step 8"
 pkill -TERM -f "^$mpirun.*$dir/term" || kill -TERM $job
 rc=0; wait $job || rc=$?
 [ $rc -ne 0 ] || fail "a run stopped by SIGTERM exited 0"
@@ -169,10 +170,7 @@ grep -q "changes the model" "$dir/wider.out" && grep -q "hidden=64" "$dir/wider.
 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/int" $common --set model.preset=bert-small --set train.batch_size=6 \
   --set train.steps=1000000 --set checkpoint.every=0 >"$dir/int.out" 2>&1 &
 job=$!
-i=0
-until grep -q '"step":3,' "$dir/int/metrics.jsonl" 2>/dev/null; do
-  i=$((i + 1)); [ $i -gt 600 ] && fail "the SIGINT run did not start"; sleep 0.1
-done
+wait_for_step "$dir/int/metrics.jsonl" 3 "the SIGINT run did not start"
 kill -INT $job
 sleep 0.1 # two signals sent at once merge into one delivery
 kill -INT $job
