@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/array.h"
 #include "util/file.h"
 #include "util/status.h"
 
@@ -22,14 +23,8 @@ typedef struct walk {
 
 static int walk_push(walk *w, const char *path, uint64_t bytes, char **err) {
   corpus_inputs *in = w->out;
-  if (in->n == w->cap) {
-    size_t cap = w->cap ? 2 * w->cap : 16;
-    char **np = realloc(in->paths, cap * sizeof *np);
-    if (!np) return status_set(err, ST_NOMEM, "out of memory listing inputs");
-    in->paths = np;
-    w->cap = cap;
-  }
-  if (!(in->paths[in->n] = strdup(path)))
+  if (array_grow((void **)&in->paths, &w->cap, in->n + 1, sizeof *in->paths) != ST_OK ||
+      !(in->paths[in->n] = strdup(path)))
     return status_set(err, ST_NOMEM, "out of memory listing inputs");
   in->n++;
   in->total_bytes += bytes;

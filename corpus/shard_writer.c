@@ -25,6 +25,7 @@
 #include "corpus/shard_reader.h"
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
+#include "util/array.h"
 #include "util/file.h"
 #include "util/rng.h"
 #include "util/sha256.h"
@@ -80,14 +81,8 @@ static void name_list_free(name_list *l) {
 }
 
 static int name_list_push(name_list *l, const char *name, char **err) {
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 16;
-    char **nn = realloc(l->names, cap * sizeof *nn);
-    if (!nn) return status_set(err, ST_NOMEM, "out of memory listing the output directory");
-    l->names = nn;
-    l->cap = cap;
-  }
-  if (!(l->names[l->n] = strdup(name)))
+  if (array_grow((void **)&l->names, &l->cap, l->n + 1, sizeof *l->names) != ST_OK ||
+      !(l->names[l->n] = strdup(name)))
     return status_set(err, ST_NOMEM, "out of memory listing the output directory");
   l->n++;
   return ST_OK;
@@ -368,28 +363,21 @@ typedef struct pipeline {
 } pipeline;
 
 static int chunk_push_sentence(chunk *c, size_t doc_start, char **err) {
-  if (c->nsent == c->sent_cap) {
-    size_t cap = c->sent_cap ? 2 * c->sent_cap : 1024;
-    size_t *n = realloc(c->sent_end, cap * sizeof *n);
-    if (!n) return status_set(err, ST_NOMEM, "out of memory tokenizing");
-    c->sent_end = n;
-    c->sent_cap = cap;
-  }
+  if (array_grow((void **)&c->sent_end, &c->sent_cap, c->nsent + 1, sizeof *c->sent_end) != ST_OK)
+    return status_set(err, ST_NOMEM, "out of memory tokenizing");
   c->sent_end[c->nsent++] = c->ids.len - doc_start;
   return ST_OK;
 }
 
 static int chunk_push_doc(chunk *c, size_t doc_start, char **err) {
-  if (c->ndoc == c->doc_cap) {
-    size_t cap = c->doc_cap ? 2 * c->doc_cap : 256;
-    size_t *a = realloc(c->doc_tok_start, cap * sizeof *a);
-    if (!a) return status_set(err, ST_NOMEM, "out of memory tokenizing");
-    c->doc_tok_start = a;
-    size_t *b = realloc(c->doc_sent_end, cap * sizeof *b);
-    if (!b) return status_set(err, ST_NOMEM, "out of memory tokenizing");
-    c->doc_sent_end = b;
-    c->doc_cap = cap;
-  }
+  /* Two arrays of one capacity: each grows from the same old doc_cap. */
+  size_t cap = c->doc_cap;
+  if (array_grow((void **)&c->doc_tok_start, &cap, c->ndoc + 1, sizeof *c->doc_tok_start) != ST_OK)
+    return status_set(err, ST_NOMEM, "out of memory tokenizing");
+  cap = c->doc_cap;
+  if (array_grow((void **)&c->doc_sent_end, &cap, c->ndoc + 1, sizeof *c->doc_sent_end) != ST_OK)
+    return status_set(err, ST_NOMEM, "out of memory tokenizing");
+  c->doc_cap = cap;
   c->doc_tok_start[c->ndoc] = doc_start;
   c->doc_sent_end[c->ndoc] = c->nsent;
   c->ndoc++;

@@ -10,6 +10,7 @@
 
 #include <utf8proc.h>
 
+#include "util/array.h"
 #include "util/status.h"
 
 enum { TOK_DROP = 0, TOK_SPACE, TOK_OTHER };
@@ -116,24 +117,13 @@ static uint32_t tok_lower_sigma(const uint32_t *w, size_t n, size_t i) {
   return (j == n || !tok_is_cased(w[j])) ? 0x3C2 : 0x3C3;
 }
 
-static int tok_grow(void **buf, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return ST_OK;
-  size_t n = *cap ? *cap : 64;
-  while (n < need) n *= 2;
-  void *p = realloc(*buf, n * elem);
-  if (!p) return ST_NOMEM;
-  *buf = p;
-  *cap = n;
-  return ST_OK;
-}
-
 static int tok_norm_grow(tokenizer *t, size_t need) {
-  return tok_grow((void **)&t->norm, &t->norm_cap, need, sizeof *t->norm);
+  return array_grow((void **)&t->norm, &t->norm_cap, need, sizeof *t->norm);
 }
 
 static int tok_piece_grow(tokenizer *t, size_t need) {
   size_t cap = t->piece_cap;
-  if (tok_grow((void **)&t->piece, &cap, need, 1) != ST_OK) return ST_NOMEM;
+  if (array_grow((void **)&t->piece, &cap, need, 1) != ST_OK) return ST_NOMEM;
   if (cap != t->piece_cap) {
     uint32_t *s = realloc(t->starts, (cap + 1) * sizeof *s);
     if (!s) return ST_NOMEM;
@@ -145,7 +135,7 @@ static int tok_piece_grow(tokenizer *t, size_t need) {
 
 static int tok_ids_push(tok_ids *out, int32_t id) {
   if (out->len == out->cap &&
-      tok_grow((void **)&out->ids, &out->cap, out->len + 1, sizeof *out->ids) != ST_OK)
+      array_grow((void **)&out->ids, &out->cap, out->len + 1, sizeof *out->ids) != ST_OK)
     return ST_NOMEM;
   out->ids[out->len++] = id;
   return ST_OK;
@@ -327,7 +317,7 @@ static int tok_flush_word(tokenizer *t, tok_ids *out, tok_stats *stats) {
 
 static int tok_word_append(tokenizer *t, uint32_t c) {
   if (t->word_len == t->word_cap &&
-      tok_grow((void **)&t->word, &t->word_cap, t->word_len + 1, sizeof *t->word) != ST_OK)
+      array_grow((void **)&t->word, &t->word_cap, t->word_len + 1, sizeof *t->word) != ST_OK)
     return ST_NOMEM;
   t->word[t->word_len++] = c;
   if (c >= 128) t->word_ascii = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "storage/ckpt.h"
+#include "util/array.h"
 #include "util/rng.h"
 #include "util/status.h"
 
@@ -31,13 +32,8 @@ int params_add(params *p, const char *name, int ndim, const size_t *shape, unsig
                       PARAMS_NAME_MAX - 1);
   if (params_find(p, name))
     return status_set(err, ST_INVALID, "parameter '%s' is already in the dictionary", name);
-  if (p->count == p->cap) {
-    size_t cap = p->cap ? 2 * p->cap : 64;
-    params_entry *grown = realloc(p->entries, cap * sizeof *grown);
-    if (!grown) return status_set(err, ST_NOMEM, "out of memory growing the parameter table");
-    p->entries = grown;
-    p->cap = cap;
-  }
+  if (array_grow((void **)&p->entries, &p->cap, p->count + 1, sizeof *p->entries) != ST_OK)
+    return status_set(err, ST_NOMEM, "out of memory growing the parameter table");
   params_entry *e = &p->entries[p->count];
   memset(e, 0, sizeof *e);
   strcpy(e->name, name);

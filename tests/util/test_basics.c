@@ -1,10 +1,11 @@
-/* Status messages, rank-aware logging, the monotonic timer and SHA-256
- * (FIPS 180-2 example vectors). */
+/* Status messages, rank-aware logging, the monotonic timer, SHA-256
+ * (FIPS 180-2 example vectors) and growing arrays. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "util/array.h"
 #include "util/log.h"
 #include "util/sha256.h"
 #include "util/status.h"
@@ -113,6 +114,24 @@ static void test_sha256_file_hashes_bytes_and_reports_missing_path(void) {
   free(dir);
 }
 
+static void test_array_grow_doubles_from_64_and_keeps_contents(void) {
+  int *a = NULL;
+  size_t cap = 0;
+  CU_ASSERT_EQUAL_FATAL(array_grow((void **)&a, &cap, 100, sizeof *a), ST_OK);
+  CU_ASSERT_EQUAL(cap, 128);
+  for (int i = 0; i < 100; i++) a[i] = i * 7;
+  int *before = a;
+  CU_ASSERT_EQUAL(array_grow((void **)&a, &cap, 128, sizeof *a), ST_OK); /* fits: untouched */
+  CU_ASSERT_EQUAL(cap, 128);
+  CU_ASSERT_PTR_EQUAL(a, before);
+  CU_ASSERT_EQUAL_FATAL(array_grow((void **)&a, &cap, 1000, sizeof *a), ST_OK);
+  CU_ASSERT_EQUAL(cap, 1024);
+  int kept = 1;
+  for (int i = 0; i < 100; i++) kept &= a[i] == i * 7;
+  CU_ASSERT(kept);
+  free(a);
+}
+
 static const harness_test tests[] = {
     {"test_status_set_formats_and_wrap_prefixes", test_status_set_formats_and_wrap_prefixes},
     {"test_log_prefixes_rank_only_in_multi_rank_world", test_log_prefixes_rank_only_in_multi_rank_world},
@@ -120,6 +139,7 @@ static const harness_test tests[] = {
     {"test_timer_is_monotonic_and_advances", test_timer_is_monotonic_and_advances},
     {"test_sha256_matches_fips_vectors", test_sha256_matches_fips_vectors},
     {"test_sha256_file_hashes_bytes_and_reports_missing_path", test_sha256_file_hashes_bytes_and_reports_missing_path},
+    {"test_array_grow_doubles_from_64_and_keeps_contents", test_array_grow_doubles_from_64_and_keeps_contents},
     {NULL, NULL},
 };
 const harness_suite util_basics_suite = {"basics", tests};
