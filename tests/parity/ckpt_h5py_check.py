@@ -16,6 +16,9 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import fail  # noqa: E402
+
 NAMES = [
     ("bert.embeddings.word_embeddings.weight", (1000, 64)),
     ("bert.encoder.layer.0.attention.self.query.weight", (64, 64)),
@@ -30,11 +33,6 @@ def expected(k, shape):
     h = (i * np.uint64(2654435761) + np.uint64(k * 97)) & np.uint64(0xFFFFFFFF)
     v = (h % np.uint64(20011)).astype(np.int64) - 10005
     return (v.astype(np.float64) / 1024.0).astype(np.float32).reshape(shape)
-
-
-def fail(msg):
-    print("ckpt_h5py_check: FAIL: " + msg)
-    sys.exit(1)
 
 
 def main():

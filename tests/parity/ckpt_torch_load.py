@@ -18,7 +18,6 @@ with ddpt (path in argv[1]), then with h5py and tests/parity/bert_reference.py:
 import configparser
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bert_reference as ref  # noqa: E402
+from harness import fail, run  # noqa: E402
 
 TOL = 1e-4
 TIED = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
@@ -36,18 +36,6 @@ SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "my bird flew ov
              "one mouse hid behind that door"]
 QUERIES = ["the cat [MASK] on the mat", "a [MASK] ran in the [MASK]", "[MASK] bird flew over her house",
            "his fish swam under our bridge [MASK]"]
-
-
-def fail(msg):
-    print("ckpt_torch_load: FAIL: " + msg)
-    sys.exit(1)
-
-
-def run(*cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        fail("%s exited %d:\n%s%s" % (" ".join(cmd), p.returncode, p.stdout, p.stderr))
-    return p.stdout
 
 
 def train(ddpt, d, name, nsp):

@@ -35,7 +35,6 @@ import json
 import math
 import os
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bert_reference as ref  # noqa: E402
+from harness import fail, run  # noqa: E402
 
 TOL = 0.05          # nats: |eval loss ddpt - eval loss PyTorch|
 LEARNED = 0.1       # nats below the unigram plateau that show the reference learned
@@ -57,18 +57,6 @@ TEXTS = ["fortunes", "literature", "people", "politics", "science", "computers",
 MODEL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
 VOCAB, SEQ_LEN, BATCH, LR, WARMUP, SEED = 2000, 32, 32, 2e-3, 20, 1234
 EVAL_DRAWS = 4      # maskings of the validation shard, all scored
-
-
-def fail(msg):
-    print("train_dynamics: FAIL: " + msg)
-    sys.exit(1)
-
-
-def run(*cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        fail("%s exited %d:\n%s%s" % (" ".join(cmd), p.returncode, p.stdout[-3000:], p.stderr[-3000:]))
-    return p.stdout
 
 
 def make_corpus(ddpt, d):
