@@ -117,11 +117,15 @@ static uint32_t tok_lower_sigma(const uint32_t *w, size_t n, size_t i) {
   return (j == n || !tok_is_cased(w[j])) ? 0x3C2 : 0x3C3;
 }
 
+/* Both are called per word or per character: the test of the capacity is
+ * inlined, the call to array_grow is only made when it must grow. */
 static int tok_norm_grow(tokenizer *t, size_t need) {
+  if (need <= t->norm_cap) return ST_OK;
   return array_grow((void **)&t->norm, &t->norm_cap, need, sizeof *t->norm);
 }
 
 static int tok_piece_grow(tokenizer *t, size_t need) {
+  if (need <= t->piece_cap) return ST_OK;
   size_t cap = t->piece_cap;
   if (array_grow((void **)&t->piece, &cap, need, 1) != ST_OK) return ST_NOMEM;
   if (cap != t->piece_cap) {
