@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 
@@ -314,6 +315,14 @@ int run_config_load(run_config *c, const char *path, char *const *overrides, siz
   if (path) {
     FILE *f = fopen(path, "r");
     if (!f) return status_set(err, ST_IO, "cannot read config %s: %s", path, strerror(errno));
+    /* A directory opens for reading on Linux and reads as empty: it would
+     * train on defaults without a word. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+      fclose(f);
+      return status_set(err, ST_INVALID, "config %s is a directory; give an INI file such as configs/bert-tiny.ini",
+                        path);
+    }
     int bad = ini_parse_file(f, on_ini_entry, &s);
     fclose(f);
     if (s.oom || bad) {

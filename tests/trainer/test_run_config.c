@@ -98,6 +98,8 @@ static void test_bad_override_and_unreadable_file_fail_clearly(void) {
   run_config_defaults(&c);
   CU_ASSERT_EQUAL(run_config_load(&c, "/nonexistent/run.ini", NULL, 0, &err), ST_IO);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "/nonexistent/run.ini"));
+  CU_ASSERT_EQUAL(run_config_load(&c, "/tmp", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "config /tmp is a directory"));
   CU_ASSERT_EQUAL(load_text(&c, "this is not ini\n", NULL, 0, &err), ST_INVALID);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, ":1: not a valid INI line"));
   free(err);
