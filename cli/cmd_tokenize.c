@@ -93,11 +93,6 @@ static int tokenize_spell(spelling **out, const tok_vocab *v, int as_ids, char *
   return ST_OK;
 }
 
-/* array_grow behind a test the compiler inlines: a line rarely needs more. */
-static int tokenize_reserve(char **buf, size_t *cap, size_t need) {
-  return need <= *cap ? ST_OK : array_grow((void **)buf, cap, need, 1);
-}
-
 /* Reads whole lines into the worker's chunk until it holds
  * TOKENIZE_CHUNK_BYTES or the input ends (text_len 0: nothing left). */
 static int tokenize_read_chunk(tokenize_worker *w, char **err) {
@@ -108,7 +103,7 @@ static int tokenize_read_chunk(tokenize_worker *w, char **err) {
     int rc = tok_lines_next(w->job->lines, &line, &len, err);
     if (rc != ST_OK) return rc;
     if (!line) break;
-    if (tokenize_reserve(&w->text, &w->text_cap, w->text_len + len + 1) != ST_OK)
+    if (array_grow(&w->text, &w->text_cap, w->text_len + len + 1, 1) != ST_OK)
       return status_set(err, ST_NOMEM, "out of memory holding a %zu-byte line", len);
     memcpy(w->text + w->text_len, line, len);
     w->text_len += len;
@@ -121,7 +116,7 @@ static int tokenize_read_chunk(tokenize_worker *w, char **err) {
  * for a slot per id is made first; a long token makes room for itself. */
 static int tokenize_format_line(tokenize_worker *w, const tok_ids *ids) {
   size_t n = ids->len;
-  if (tokenize_reserve(&w->out, &w->out_cap, w->out_len + n * SPELL_SLOT + 1) != ST_OK) return ST_NOMEM;
+  if (array_grow(&w->out, &w->out_cap, w->out_len + n * SPELL_SLOT + 1, 1) != ST_OK) return ST_NOMEM;
   const spelling *spell = w->job->spell; /* hoisted: the stores through p may alias w */
   const int32_t *id = ids->ids;
   char *p = w->out + w->out_len;
@@ -133,7 +128,7 @@ static int tokenize_format_line(tokenize_worker *w, const tok_ids *ids) {
     } else {
       const char *tok = tok_vocab_token(w->job->v, id[i]);
       size_t len = strlen(tok), at = (size_t)(p - w->out);
-      if (tokenize_reserve(&w->out, &w->out_cap, at + len + (n - i) * SPELL_SLOT + 1) != ST_OK)
+      if (array_grow(&w->out, &w->out_cap, at + len + (n - i) * SPELL_SLOT + 1, 1) != ST_OK)
         return ST_NOMEM;
       p = w->out + at;
       memcpy(p, tok, len);

@@ -23,7 +23,7 @@ typedef struct walk {
 
 static int walk_push(walk *w, const char *path, uint64_t bytes, char **err) {
   corpus_inputs *in = w->out;
-  if (array_grow((void **)&in->paths, &w->cap, in->n + 1, sizeof *in->paths) != ST_OK ||
+  if (array_grow(&in->paths, &w->cap, in->n + 1, sizeof *in->paths) != ST_OK ||
       !(in->paths[in->n] = strdup(path)))
     return status_set(err, ST_NOMEM, "out of memory listing inputs");
   in->n++;

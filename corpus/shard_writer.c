@@ -81,7 +81,7 @@ static void name_list_free(name_list *l) {
 }
 
 static int name_list_push(name_list *l, const char *name, char **err) {
-  if (array_grow((void **)&l->names, &l->cap, l->n + 1, sizeof *l->names) != ST_OK ||
+  if (array_grow(&l->names, &l->cap, l->n + 1, sizeof *l->names) != ST_OK ||
       !(l->names[l->n] = strdup(name)))
     return status_set(err, ST_NOMEM, "out of memory listing the output directory");
   l->n++;
@@ -363,7 +363,7 @@ typedef struct pipeline {
 } pipeline;
 
 static int chunk_push_sentence(chunk *c, size_t doc_start, char **err) {
-  if (array_grow((void **)&c->sent_end, &c->sent_cap, c->nsent + 1, sizeof *c->sent_end) != ST_OK)
+  if (array_grow(&c->sent_end, &c->sent_cap, c->nsent + 1, sizeof *c->sent_end) != ST_OK)
     return status_set(err, ST_NOMEM, "out of memory tokenizing");
   c->sent_end[c->nsent++] = c->ids.len - doc_start;
   return ST_OK;
@@ -372,10 +372,10 @@ static int chunk_push_sentence(chunk *c, size_t doc_start, char **err) {
 static int chunk_push_doc(chunk *c, size_t doc_start, char **err) {
   /* Two arrays of one capacity: each grows from the same old doc_cap. */
   size_t cap = c->doc_cap;
-  if (array_grow((void **)&c->doc_tok_start, &cap, c->ndoc + 1, sizeof *c->doc_tok_start) != ST_OK)
+  if (array_grow(&c->doc_tok_start, &cap, c->ndoc + 1, sizeof *c->doc_tok_start) != ST_OK)
     return status_set(err, ST_NOMEM, "out of memory tokenizing");
   cap = c->doc_cap;
-  if (array_grow((void **)&c->doc_sent_end, &cap, c->ndoc + 1, sizeof *c->doc_sent_end) != ST_OK)
+  if (array_grow(&c->doc_sent_end, &cap, c->ndoc + 1, sizeof *c->doc_sent_end) != ST_OK)
     return status_set(err, ST_NOMEM, "out of memory tokenizing");
   c->doc_cap = cap;
   c->doc_tok_start[c->ndoc] = doc_start;

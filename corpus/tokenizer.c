@@ -117,17 +117,14 @@ static uint32_t tok_lower_sigma(const uint32_t *w, size_t n, size_t i) {
   return (j == n || !tok_is_cased(w[j])) ? 0x3C2 : 0x3C3;
 }
 
-/* Both are called per word or per character: the test of the capacity is
- * inlined, the call to array_grow is only made when it must grow. */
 static int tok_norm_grow(tokenizer *t, size_t need) {
-  if (need <= t->norm_cap) return ST_OK;
-  return array_grow((void **)&t->norm, &t->norm_cap, need, sizeof *t->norm);
+  return array_grow(&t->norm, &t->norm_cap, need, sizeof *t->norm);
 }
 
+/* The piece bytes and their start offsets grow together. */
 static int tok_piece_grow(tokenizer *t, size_t need) {
-  if (need <= t->piece_cap) return ST_OK;
   size_t cap = t->piece_cap;
-  if (array_grow((void **)&t->piece, &cap, need, 1) != ST_OK) return ST_NOMEM;
+  if (array_grow(&t->piece, &cap, need, 1) != ST_OK) return ST_NOMEM;
   if (cap != t->piece_cap) {
     uint32_t *s = realloc(t->starts, (cap + 1) * sizeof *s);
     if (!s) return ST_NOMEM;
@@ -139,7 +136,7 @@ static int tok_piece_grow(tokenizer *t, size_t need) {
 
 static int tok_ids_push(tok_ids *out, int32_t id) {
   if (out->len == out->cap &&
-      array_grow((void **)&out->ids, &out->cap, out->len + 1, sizeof *out->ids) != ST_OK)
+      array_grow(&out->ids, &out->cap, out->len + 1, sizeof *out->ids) != ST_OK)
     return ST_NOMEM;
   out->ids[out->len++] = id;
   return ST_OK;
@@ -321,7 +318,7 @@ static int tok_flush_word(tokenizer *t, tok_ids *out, tok_stats *stats) {
 
 static int tok_word_append(tokenizer *t, uint32_t c) {
   if (t->word_len == t->word_cap &&
-      array_grow((void **)&t->word, &t->word_cap, t->word_len + 1, sizeof *t->word) != ST_OK)
+      array_grow(&t->word, &t->word_cap, t->word_len + 1, sizeof *t->word) != ST_OK)
     return ST_NOMEM;
   t->word[t->word_len++] = c;
   if (c >= 128) t->word_ascii = 0;

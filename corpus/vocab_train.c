@@ -111,13 +111,13 @@ static int32_t strmap_intern(strmap *m, const char *s, size_t len, int *added) {
       strmap_rehash(m, m->slots ? (m->mask + 1) * 2 : 1024) != ST_OK)
     return -1;
   size_t cap = m->cap;
-  if (array_grow((void **)&m->arena, &m->arena_cap, m->arena_len + len + 1, 1) != ST_OK ||
-      array_grow((void **)&m->offset, &cap, m->n + 1, sizeof *m->offset) != ST_OK)
+  if (array_grow(&m->arena, &m->arena_cap, m->arena_len + len + 1, 1) != ST_OK ||
+      array_grow(&m->offset, &cap, m->n + 1, sizeof *m->offset) != ST_OK)
     return -1;
   cap = m->cap;
-  if (array_grow((void **)&m->length, &cap, m->n + 1, sizeof *m->length) != ST_OK) return -1;
+  if (array_grow(&m->length, &cap, m->n + 1, sizeof *m->length) != ST_OK) return -1;
   cap = m->cap;
-  if (array_grow((void **)&m->hash, &cap, m->n + 1, sizeof *m->hash) != ST_OK) return -1;
+  if (array_grow(&m->hash, &cap, m->n + 1, sizeof *m->hash) != ST_OK) return -1;
   m->cap = cap;
   memcpy(m->arena + m->arena_len, s, len);
   m->arena[m->arena_len + len] = '\0';
@@ -140,7 +140,7 @@ static int trainer_count_word(void *ctx, const char *word, size_t len, size_t ch
   int32_t id = strmap_intern(&tr->words, word, len, &added);
   if (id < 0) return ST_NOMEM;
   if (added) {
-    if (array_grow((void **)&tr->freq, &tr->freq_cap, tr->words.n, sizeof *tr->freq) != ST_OK)
+    if (array_grow(&tr->freq, &tr->freq_cap, tr->words.n, sizeof *tr->freq) != ST_OK)
       return ST_NOMEM;
     tr->freq[id] = 0;
   }
@@ -217,7 +217,7 @@ static int32_t pair_find(tok_vocab_trainer *tr, uint64_t key, int create) {
     tr->pair_slots = slots;
     tr->pair_mask = cap - 1;
   }
-  if (array_grow((void **)&tr->pairs, &tr->pairs_cap, tr->npairs + 1, sizeof *tr->pairs) != ST_OK)
+  if (array_grow(&tr->pairs, &tr->pairs_cap, tr->npairs + 1, sizeof *tr->pairs) != ST_OK)
     return -1;
   int32_t p = (int32_t)tr->npairs++;
   memset(&tr->pairs[p], 0, sizeof tr->pairs[p]);
@@ -235,7 +235,7 @@ static int heap_above(heap_entry a, heap_entry b) {
 }
 
 static int heap_push(tok_vocab_trainer *tr, int32_t pair, int64_t count) {
-  if (array_grow((void **)&tr->heap, &tr->heap_cap, tr->heap_len + 1, sizeof *tr->heap) != ST_OK)
+  if (array_grow(&tr->heap, &tr->heap_cap, tr->heap_len + 1, sizeof *tr->heap) != ST_OK)
     return ST_NOMEM;
   size_t i = tr->heap_len++;
   heap_entry e = {count, pair};
@@ -283,7 +283,7 @@ static int pairs_account(tok_vocab_trainer *tr, int32_t w, int sign, const int32
     pi->count += sign * f;
     if (sign < 0) continue;
     if (!old || !seq_has_pair(old, nold, s[i], s[i + 1])) {
-      if (array_grow((void **)&pi->words, &pi->cap, pi->nwords + 1, sizeof *pi->words) != ST_OK)
+      if (array_grow(&pi->words, &pi->cap, pi->nwords + 1, sizeof *pi->words) != ST_OK)
         return ST_NOMEM;
       if (pi->nwords == 0 || pi->words[pi->nwords - 1] != w) pi->words[pi->nwords++] = w;
     }
@@ -484,7 +484,7 @@ int tok_vocab_trainer_train(tok_vocab_trainer *tr, size_t size, uint64_t min_fre
     if (pi->count < (int64_t)min_frequency || pi->count < 2) break;
     int32_t a = (int32_t)(pi->key >> 32), b = (int32_t)(pi->key & 0xffffffffu);
     size_t la = tr->symbols.length[a], lb = tr->symbols.length[b] - 2;
-    if (array_grow((void **)&joined, &joined_cap, la + lb + 1, 1) != ST_OK) goto nomem_merge;
+    if (array_grow(&joined, &joined_cap, la + lb + 1, 1) != ST_OK) goto nomem_merge;
     memcpy(joined, strmap_str(&tr->symbols, a), la);
     memcpy(joined + la, strmap_str(&tr->symbols, b) + 2, lb);
     int added;
@@ -503,7 +503,7 @@ int tok_vocab_trainer_train(tok_vocab_trainer *tr, size_t size, uint64_t min_fre
       int32_t *s = tr->seq[w];
       size_t len = tr->seq_len[w];
       if (!seq_has_pair(s, len, a, b)) continue;
-      if (array_grow((void **)&scratch, &scratch_cap, len, sizeof *scratch) != ST_OK) goto nomem_merge;
+      if (array_grow(&scratch, &scratch_cap, len, sizeof *scratch) != ST_OK) goto nomem_merge;
       memcpy(scratch, s, len * sizeof *s);
       pairs_account(tr, w, -1, NULL, 0);
       size_t j = 0;

@@ -32,7 +32,7 @@ int params_add(params *p, const char *name, int ndim, const size_t *shape, unsig
                       PARAMS_NAME_MAX - 1);
   if (params_find(p, name))
     return status_set(err, ST_INVALID, "parameter '%s' is already in the dictionary", name);
-  if (array_grow((void **)&p->entries, &p->cap, p->count + 1, sizeof *p->entries) != ST_OK)
+  if (array_grow(&p->entries, &p->cap, p->count + 1, sizeof *p->entries) != ST_OK)
     return status_set(err, ST_NOMEM, "out of memory growing the parameter table");
   params_entry *e = &p->entries[p->count];
   memset(e, 0, sizeof *e);

@@ -117,14 +117,14 @@ static void test_sha256_file_hashes_bytes_and_reports_missing_path(void) {
 static void test_array_grow_doubles_from_64_and_keeps_contents(void) {
   int *a = NULL;
   size_t cap = 0;
-  CU_ASSERT_EQUAL_FATAL(array_grow((void **)&a, &cap, 100, sizeof *a), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(array_grow(&a, &cap, 100, sizeof *a), ST_OK);
   CU_ASSERT_EQUAL(cap, 128);
   for (int i = 0; i < 100; i++) a[i] = i * 7;
   int *before = a;
-  CU_ASSERT_EQUAL(array_grow((void **)&a, &cap, 128, sizeof *a), ST_OK); /* fits: untouched */
+  CU_ASSERT_EQUAL(array_grow(&a, &cap, 128, sizeof *a), ST_OK); /* fits: untouched */
   CU_ASSERT_EQUAL(cap, 128);
   CU_ASSERT_PTR_EQUAL(a, before);
-  CU_ASSERT_EQUAL_FATAL(array_grow((void **)&a, &cap, 1000, sizeof *a), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(array_grow(&a, &cap, 1000, sizeof *a), ST_OK);
   CU_ASSERT_EQUAL(cap, 1024);
   int kept = 1;
   for (int i = 0; i < 100; i++) kept &= a[i] == i * 7;
