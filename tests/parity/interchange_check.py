@@ -4,6 +4,8 @@ readers and writers written here from the formats' public specs
 (safetensors_io.py, tf_bundle_writer.py), not with ddpt's C code, and with
 the PyTorch BERT of bert_reference.py. argv[1] is the ddpt binary.
 
+0. the tools: safetensors_io rounds to BF16/F16 as torch does and reads back
+   what it wrote; the CRC32C gives RFC 3720's check values.
 a. export: a checkpoint ddpt trained for a few steps (tiny model, NSP head)
    exported as f32 is read by safetensors_io: bit-identical to the
    checkpoint's /params, data 8-byte aligned, __metadata__ {"format": "pt"};
@@ -495,6 +497,28 @@ def part_bad(ddpt, d, cfg, weights, vocab, vocab_text):
                    [victim, "bert.encoder.layer.1.attention.self.key.weight"])
 
 
+def part_tools(d):
+    """The Python side first: safetensors_io's write -> read is exact in each
+    dtype and rounds as torch's .to(torch.bfloat16) / .to(torch.float16) do
+    (ties, overflow and subnormals included), and tf_bundle_writer's CRC32C
+    gives RFC 3720's check values."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3997, generator=g) * torch.exp(4 * torch.randn(3997, generator=g))
+    x = torch.cat([x, torch.tensor([1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 3.4e38, 65520.0, 2 ** -25, 1e-40])])
+    tensors = {"x": x.view(-1, 7), "ids": torch.arange(9).view(1, 9)}
+    for dtype, torch_dtype in (("F32", torch.float32), ("BF16", torch.bfloat16), ("F16", torch.float16)):
+        path = os.path.join(d, "tools-%s.safetensors" % dtype)
+        st.write(path, tensors, dtype)
+        back = st.read(path)
+        if not bits_equal(back["x"], x.to(torch_dtype).float().view(-1, 7).numpy()) or \
+                not bits_equal(back["ids"], tensors["ids"].numpy()):
+            fail("safetensors_io: %s write -> read is not torch's rounding" % dtype)
+    if tfw.crc32c(b"\0" * 32) != 0x8A9136AA or tfw.crc32c(bytes(range(32))) != 0x46DD794E:
+        fail("tf_bundle_writer.crc32c fails RFC 3720's check values")
+    print("tools: safetensors_io F32/BF16/F16 write -> read equals torch's rounding on %d values; CRC32C per RFC 3720"
+          % x.numel())
+
+
 def main():
     ddpt = sys.argv[1]
     with tempfile.TemporaryDirectory(prefix="ddpt-interchange-") as d:
@@ -503,6 +527,7 @@ def main():
         vocab_text = "\n".join(vocab) + "\n"
         vocab_file = os.path.join(d, "vocab.txt")
         write_text(vocab_file, vocab_text)
+        part_tools(d)
         part_export(ddpt, d, vocab_file, vocab, vocab_text)
         cfg, weights = part_import(ddpt, d, vocab, vocab_text)
         part_tf(ddpt, d, cfg, weights, vocab)
