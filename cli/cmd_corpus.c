@@ -33,7 +33,13 @@ static int corpus_info(const char *dir) {
   printf("corpus %s\n", dir);
   printf("  written by:   %s at %s\n", m->tool, m->created);
   printf("  sequences:    %llu of up to %zu tokens, %s\n", (unsigned long long)m->sequences,
-         m->seq_len, m->nsp ? "sentence pairs with NSP labels" : "full sentences");
+         m->seq_len, m->task == MANIFEST_TASK_CLASSIFY ? "one labelled example each"
+                     : m->task == MANIFEST_TASK_TAG    ? "one tagged sentence each"
+                     : m->nsp                          ? "sentence pairs with NSP labels"
+                                                       : "full sentences");
+  printf("  task:         %s", manifest_task_name(m->task));
+  for (size_t i = 0; i < m->num_labels; i++) printf("%s%s", i ? " " : ", labels: ", m->labels[i]);
+  printf("\n");
   printf("  tokens:       %llu in sequences; [UNK] %llu\n", (unsigned long long)m->tokens,
          (unsigned long long)m->unk_tokens);
   printf("  documents:    %llu from %llu bytes of %s-format text (%llu invalid UTF-8 bytes "
@@ -61,7 +67,7 @@ static int verify_list(const char *dir, const manifest *m, const manifest_shard 
     shard_reader *r = NULL;
     uint64_t tokens = 0;
     rc = shard_reader_open(path, s[i].sequences, m->seq_len, m->id_bytes, &r, err);
-    if (!rc) rc = shard_reader_verify(r, m->vocab_size, &tokens, err);
+    if (!rc) rc = shard_reader_verify(r, m, &tokens, err);
     shard_reader_close(r);
     if (!rc && tokens != s[i].tokens)
       rc = status_set(err, ST_CORRUPT, "shard %s holds %llu tokens, the manifest says %llu", path,

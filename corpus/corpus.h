@@ -11,6 +11,10 @@
  *     it. Set on any world size, the same cursors continue the same streams.
  *  4. Handles are opaque; each _open has a _close, each _alloc a _free;
  *     x_close(NULL) and x_free(NULL) are no-ops. Errors follow util/status.h.
+ *  5. One reader for every task (corpus_manifest(c)->task): a pretraining
+ *     corpus gives masked batches (mlm_labels, nsp_labels); a labelled one
+ *     (classify, tag) gives its ids unmasked with class_labels or
+ *     tag_labels. Order, ownership, cursors and validation are the same.
  */
 #ifndef DDPT_CORPUS_CORPUS_H
 #define DDPT_CORPUS_CORPUS_H
@@ -44,6 +48,9 @@ void corpus_options_default(corpus_options *opt);
  * ddpt train, model info and bench all size the model with it. */
 size_t corpus_default_max_predictions(double mask_prob, size_t seq_len);
 
+/* A label the loss ignores (HuggingFace's ignore_index). */
+#define CORPUS_IGNORE_LABEL (-100)
+
 typedef struct corpus_sample {
   uint32_t shard, epoch;
   uint64_t index; /* key within the shard */
@@ -57,6 +64,11 @@ typedef struct corpus_batch {
   int32_t *attention_mask; /* (B, L) 1 on tokens, 0 on padding */
   int32_t *mlm_labels;     /* (B, L) original id where predicted, -1 elsewhere */
   int32_t *nsp_labels;     /* (B) 1 = B is a random next, 0 = actual next, -1 = none */
+  /* Labelled corpora; CORPUS_IGNORE_LABEL wherever there is no label (every
+   * entry of a pretraining batch, padding rows). mlm_labels are then all -1. */
+  int32_t *class_labels;   /* (B) classify: the example's label id */
+  int32_t *tag_labels;     /* (B, L) tag: the label id of a word's first piece (of
+                              every piece with label_all_pieces), else ignored */
   corpus_sample *samples;  /* (B) where each row came from */
   uint32_t *masked;        /* (B, L) per row: masked positions, ascending */
   size_t *num_masked;      /* (B) entries of masked used per row */

@@ -13,8 +13,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "corpus/record.h"
 #include "util/file.h"
 #include "util/status.h"
+
+static const char *const task_names[] = {"pretrain", "classify", "tag"};
+
+const char *manifest_task_name(manifest_task t) {
+  return (size_t)t < sizeof task_names / sizeof *task_names ? task_names[t] : "?";
+}
+
+int manifest_task_parse(const char *name) {
+  for (size_t i = 0; i < sizeof task_names / sizeof *task_names; i++)
+    if (strcmp(name, task_names[i]) == 0) return (int)i;
+  return -1;
+}
 
 static cJSON *shard_list(const manifest_shard *s, size_t n) {
   cJSON *arr = cJSON_CreateArray();
@@ -29,11 +42,34 @@ static cJSON *shard_list(const manifest_shard *s, size_t n) {
   return arr;
 }
 
+static cJSON *count_list(const uint64_t *counts, size_t n) {
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; arr && i < n; i++)
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)counts[i]));
+  return arr;
+}
+
+/* A labelled corpus's fields: its label set and how often each label occurs. */
+static void add_labels(cJSON *root, const manifest *m) {
+  cJSON *labels = cJSON_AddArrayToObject(root, "labels");
+  for (size_t i = 0; labels && i < m->num_labels; i++)
+    cJSON_AddItemToArray(labels, cJSON_CreateString(m->labels[i]));
+  if (m->task == MANIFEST_TASK_TAG) cJSON_AddBoolToObject(root, "label_all_pieces", m->label_all_pieces);
+  cJSON *counts = cJSON_AddObjectToObject(root, "label_counts");
+  if (counts) {
+    cJSON_AddItemToObject(counts, "train", count_list(m->label_counts, m->num_labels));
+    cJSON_AddItemToObject(counts, "valid", count_list(m->label_counts + m->num_labels,
+                                                      m->num_labels));
+  }
+  cJSON_AddNumberToObject(root, "truncated", (double)m->truncated);
+}
+
 static char *manifest_to_json(const manifest *m) {
   cJSON *root = cJSON_CreateObject();
   if (!root) return NULL;
   cJSON_AddStringToObject(root, "format", MANIFEST_FORMAT);
   cJSON_AddNumberToObject(root, "format_version", MANIFEST_VERSION);
+  cJSON_AddStringToObject(root, "task", manifest_task_name(m->task));
   cJSON_AddStringToObject(root, "tool", m->tool);
   cJSON_AddStringToObject(root, "created", m->created);
   cJSON_AddNumberToObject(root, "seq_len", (double)m->seq_len);
@@ -68,6 +104,7 @@ static char *manifest_to_json(const manifest *m) {
   }
   cJSON_AddItemToObject(root, "shards", shard_list(m->shards, m->num_shards));
   cJSON_AddItemToObject(root, "valid_shards", shard_list(m->valid, m->num_valid));
+  if (m->task != MANIFEST_TASK_PRETRAIN) add_labels(root, m);
   char *text = cJSON_Print(root);
   cJSON_Delete(root);
   return text;
@@ -234,6 +271,67 @@ static void read_vocab_and_totals(reader_ctx *c, const cJSON *root, manifest *m)
   m->invalid_utf8_bytes = (uint64_t)num(c, t, "invalid_utf8_bytes");
 }
 
+/* n numbers of the list obj[key] into counts. */
+static void read_counts(reader_ctx *c, const cJSON *obj, const char *key, uint64_t *counts,
+                        size_t n) {
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (c->rc) return;
+  if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != n) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: label_counts \"%s\" is not a list of %zu "
+                       "numbers", c->path, key, n);
+    return;
+  }
+  size_t i = 0;
+  const cJSON *x;
+  cJSON_ArrayForEach(x, arr) counts[i++] = cJSON_IsNumber(x) ? (uint64_t)x->valuedouble : 0;
+}
+
+/* "task" (absent: pretrain) and, for a labelled corpus, its label fields. */
+static void read_labels(reader_ctx *c, const cJSON *root, manifest *m) {
+  if (c->rc) return;
+  const cJSON *task = cJSON_GetObjectItemCaseSensitive(root, "task");
+  int t = task ? (cJSON_IsString(task) ? manifest_task_parse(task->valuestring) : -1) : 0;
+  if (t < 0) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: \"task\" is not pretrain, classify or tag: a "
+                       "newer ddpt wrote it, or it is damaged", c->path);
+    return;
+  }
+  m->task = (manifest_task)t;
+  if (m->task == MANIFEST_TASK_PRETRAIN) return;
+  const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
+  const cJSON *counts = cJSON_GetObjectItemCaseSensitive(root, "label_counts");
+  size_t n = cJSON_IsArray(labels) ? (size_t)cJSON_GetArraySize(labels) : 0;
+  if (n == 0 || n > RECORD_MAX_LABELS || !cJSON_IsObject(counts)) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: a %s corpus needs \"labels\" (1 to %d names) "
+                       "and \"label_counts\"", c->path, manifest_task_name(m->task),
+                       RECORD_MAX_LABELS);
+    return;
+  }
+  m->labels = calloc(n, sizeof *m->labels);
+  m->label_counts = calloc(2 * n, sizeof *m->label_counts);
+  if (!m->labels || !m->label_counts) {
+    c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory", c->path);
+    return;
+  }
+  const cJSON *x;
+  cJSON_ArrayForEach(x, labels) {
+    if (!cJSON_IsString(x) || x->valuestring[0] == '\0') {
+      c->rc = status_set(c->err, ST_CORRUPT, "%s: label %zu is not a non-empty string", c->path,
+                         m->num_labels);
+      return;
+    }
+    if (!(m->labels[m->num_labels] = strdup(x->valuestring))) {
+      c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory", c->path);
+      return;
+    }
+    m->num_labels++;
+  }
+  read_counts(c, counts, "train", m->label_counts, n);
+  read_counts(c, counts, "valid", m->label_counts + n, n);
+  if (m->task == MANIFEST_TASK_TAG) m->label_all_pieces = (int)num(c, root, "label_all_pieces");
+  m->truncated = (uint64_t)num(c, root, "truncated");
+}
+
 /* Values that each parse but do not fit together. */
 static void check_values(reader_ctx *c, const manifest *m) {
   if (c->rc) return;
@@ -267,6 +365,7 @@ static int read_manifest_file(const char *path, const char *dir, manifest **out,
     read_vocab_and_totals(&c, root, m);
     m->shards = read_shards(&c, root, "shards", &m->num_shards);
     m->valid = read_shards(&c, root, "valid_shards", &m->num_valid);
+    read_labels(&c, root, m);
     check_values(&c, m);
     rc = c.rc;
   }
@@ -293,6 +392,9 @@ int manifest_read(const char *dir, manifest **out, char **err) {
 
 void manifest_free(manifest *m) {
   if (!m) return;
+  for (size_t i = 0; m->labels && i < m->num_labels; i++) free(m->labels[i]);
+  free(m->labels);
+  free(m->label_counts);
   free(m->shards);
   free(m->valid);
   free(m);

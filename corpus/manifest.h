@@ -12,6 +12,18 @@
 #define MANIFEST_VERSION 1
 #define MANIFEST_VOCAB_FILE "vocab.txt" /* the vocab, copied into the corpus */
 
+/* What the records are for. A manifest without "task" is a pretraining
+ * corpus (every corpus written before labelled corpora existed). */
+typedef enum {
+  MANIFEST_TASK_PRETRAIN, /* packed text for MLM/NSP: plain records */
+  MANIFEST_TASK_CLASSIFY, /* one example per record with a class label */
+  MANIFEST_TASK_TAG,      /* one sentence per record with a tag per word piece */
+} manifest_task;
+
+/* "pretrain", "classify", "tag" <-> the task; parse gives -1 otherwise. */
+const char *manifest_task_name(manifest_task t);
+int manifest_task_parse(const char *name);
+
 typedef struct manifest_shard {
   char name[32]; /* directory inside the corpus: "shard-00003", "valid-00000" */
   uint64_t sequences, tokens;
@@ -36,6 +48,14 @@ typedef struct manifest {
   manifest_shard *shards; /* (num_shards) */
   size_t num_valid;
   manifest_shard *valid; /* (num_valid) */
+  /* Labelled corpora (task classify or tag); pretraining: 0 and NULL. */
+  manifest_task task;
+  size_t num_labels;
+  char **labels;          /* (num_labels) label id -> name */
+  int label_all_pieces;   /* tag: every word piece of a word carries its tag */
+  uint64_t *label_counts; /* (2, num_labels) training then validation: examples
+                             (classify) or tagged pieces (tag) per label */
+  uint64_t truncated;     /* examples cut to seq_len by --truncate */
 } manifest;
 
 /* Writes dir/manifest.json through a temporary file, fsync and rename, then

@@ -72,7 +72,7 @@ uint64_t packer_documents(const packer *p) { return p->documents; }
 static int greedy_flush(packer *p, char **err) {
   if (p->seq_n <= 1) return ST_OK;
   p->seq[p->seq_n++] = p->cfg.sep_id;
-  record rec = {p->seq, p->seq_n, p->seq_n, 0, 0};
+  record rec = {.ids = p->seq, .n = p->seq_n, .split = p->seq_n};
   p->seq_n = 1;
   return p->emit(p->ctx, &rec, err);
 }
@@ -142,7 +142,7 @@ static int emit_pair(packer *p, rng_stream *r, size_t na, size_t nb, int random_
   memcpy(p->seq + n, p->b + b0, nb * sizeof *p->seq);
   n += nb;
   p->seq[n++] = p->cfg.sep_id;
-  record rec = {p->seq, n, split, 1, random_next};
+  record rec = {.ids = p->seq, .n = n, .split = split, .pair = 1, .random_next = random_next};
   return p->emit(p->ctx, &rec, err);
 }
 

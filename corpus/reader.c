@@ -42,12 +42,14 @@ int corpus_batch_alloc(size_t batch_size, size_t seq_len, corpus_batch **out, ch
     b->attention_mask = malloc(cells * sizeof(int32_t));
     b->mlm_labels = malloc(cells * sizeof(int32_t));
     b->nsp_labels = malloc(batch_size * sizeof(int32_t));
+    b->class_labels = malloc(batch_size * sizeof(int32_t));
+    b->tag_labels = malloc(cells * sizeof(int32_t));
     b->samples = calloc(batch_size, sizeof *b->samples);
     b->masked = malloc(cells * sizeof(uint32_t));
     b->num_masked = calloc(batch_size, sizeof(size_t));
   }
   if (!b || !b->input_ids || !b->segment_ids || !b->attention_mask || !b->mlm_labels ||
-      !b->nsp_labels || !b->samples || !b->masked || !b->num_masked) {
+      !b->nsp_labels || !b->class_labels || !b->tag_labels || !b->samples || !b->masked || !b->num_masked) {
     corpus_batch_free(b);
     return status_set(err, ST_NOMEM, "out of memory for a batch of %zu x %zu", batch_size,
                       seq_len);
@@ -63,6 +65,8 @@ void corpus_batch_free(corpus_batch *b) {
   free(b->attention_mask);
   free(b->mlm_labels);
   free(b->nsp_labels);
+  free(b->class_labels);
+  free(b->tag_labels);
   free(b->samples);
   free(b->masked);
   free(b->num_masked);
@@ -176,20 +180,28 @@ static int open_shard(const reader_common *rc, const manifest_shard *s, shard_re
   return st;
 }
 
-/* Writes row `row` of b from rec: masked ids, segments, attention, labels,
- * NSP label, and the list of masked positions. */
+/* Writes row `row` of b from rec: ids (masked in a pretraining corpus),
+ * segments, attention, labels, and the list of masked positions. A
+ * labelled record is not masked: its labels are the class or the tags. */
 static void fill_row(reader_common *rc, const record *rec, corpus_sample where, uint32_t mask_shard,
                      corpus_batch *b, size_t row) {
   size_t L = b->seq_len;
   int32_t *in = b->input_ids + row * L, *seg = b->segment_ids + row * L;
   int32_t *att = b->attention_mask + row * L, *lab = b->mlm_labels + row * L;
-  mask_apply(&rc->mask, rc->opt.seed, mask_shard, where.epoch, (uint32_t)where.index, rec->ids,
-             rec->n, in, lab, rc->scratch);
+  int32_t *tag = b->tag_labels + row * L;
+  if (rec->kind == RECORD_PLAIN) {
+    mask_apply(&rc->mask, rc->opt.seed, mask_shard, where.epoch, (uint32_t)where.index, rec->ids,
+               rec->n, in, lab, rc->scratch);
+  } else {
+    memcpy(in, rec->ids, rec->n * sizeof *in);
+    for (size_t i = 0; i < rec->n; i++) lab[i] = -1;
+  }
   uint32_t *masked = b->masked + row * L;
   size_t nm = 0;
   for (size_t i = 0; i < rec->n; i++) {
     seg[i] = i >= rec->split;
     att[i] = 1;
+    tag[i] = rec->kind == RECORD_TAGS ? rec->tags[i] : CORPUS_IGNORE_LABEL;
     if (lab[i] >= 0) masked[nm++] = (uint32_t)i;
   }
   for (size_t i = rec->n; i < L; i++) {
@@ -197,9 +209,11 @@ static void fill_row(reader_common *rc, const record *rec, corpus_sample where, 
     seg[i] = 0;
     att[i] = 0;
     lab[i] = -1;
+    tag[i] = CORPUS_IGNORE_LABEL;
   }
   b->num_masked[row] = nm;
-  b->nsp_labels[row] = rec->pair ? rec->random_next : -1;
+  b->nsp_labels[row] = rec->pair && rec->kind == RECORD_PLAIN ? rec->random_next : -1;
+  b->class_labels[row] = rec->kind == RECORD_CLASS ? rec->label : CORPUS_IGNORE_LABEL;
   b->samples[row] = where;
 }
 
@@ -210,8 +224,10 @@ static void clear_row(const reader_common *rc, corpus_batch *b, size_t row) {
     b->segment_ids[row * L + i] = 0;
     b->attention_mask[row * L + i] = 0;
     b->mlm_labels[row * L + i] = -1;
+    b->tag_labels[row * L + i] = CORPUS_IGNORE_LABEL;
   }
   b->nsp_labels[row] = -1;
+  b->class_labels[row] = CORPUS_IGNORE_LABEL;
   b->num_masked[row] = 0;
   b->samples[row] = (corpus_sample){UINT32_MAX, 0, 0};
 }
@@ -317,6 +333,9 @@ int corpus_next_batch(corpus *c, corpus_batch *b, char **err) {
     corpus_sample where = {best->shard, cur->epoch, shuffle_perm_at(&best->perm, cur->position)};
     record rec;
     int st = shard_reader_get(best->reader, where.index, c->rc.ids, &rec, err);
+    if (!st && (st = record_check_task(&rec, m, err)))
+      status_wrap(err, st, "corpus %s, shard %s, key %llu", c->rc.dir, m->shards[best->shard].name,
+                  (unsigned long long)where.index);
     if (st) return st;
     fill_row(&c->rc, &rec, where, best->shard, b, row);
     if (++cur->position == best->n) {
@@ -359,14 +378,16 @@ int corpus_state_set(corpus *c, const corpus_cursor *cursors, size_t n, char **e
 /* Validation records are read into memory at open: the set is small, and
  * this way no rank holds the validation shard's LevelDB lock for long. */
 typedef struct valid_record {
-  size_t offset, n, split; /* ids[offset .. offset+n) */
+  size_t offset, n, split; /* ids[offset .. offset+n), tags[offset .. offset+n) */
   int pair, random_next;
+  record_kind kind;
+  int32_t label;
 } valid_record;
 
 struct corpus_valid {
   reader_common rc;
   valid_record *records; /* (total) */
-  int32_t *ids;
+  int32_t *ids, *tags;   /* tags: the tags of tag records, at the ids' offsets */
   uint64_t total;
 };
 
@@ -383,11 +404,24 @@ static int load_valid_shard(corpus_valid *v, size_t s, size_t *used, size_t *cap
         break;
       }
       v->ids = nids;
+      int32_t *ntags = realloc(v->tags, ncap * sizeof *ntags);
+      if (!ntags) {
+        st = status_set(err, ST_NOMEM, "out of memory loading validation shard %s", ms->name);
+        break;
+      }
+      v->tags = ntags;
       *cap = ncap;
     }
     record rec;
     if ((st = shard_reader_get(sr, i, v->ids + *used, &rec, err))) break;
-    v->records[v->total++] = (valid_record){*used, rec.n, rec.split, rec.pair, rec.random_next};
+    if ((st = record_check_task(&rec, v->rc.m, err))) {
+      status_wrap(err, st, "corpus %s, shard %s, key %llu", v->rc.dir, ms->name,
+                  (unsigned long long)i);
+      break;
+    }
+    if (rec.kind == RECORD_TAGS) memcpy(v->tags + *used, rec.tags, rec.n * sizeof *v->tags);
+    v->records[v->total++] = (valid_record){*used, rec.n, rec.split, rec.pair, rec.random_next,
+                                            rec.kind, rec.label};
     *used += rec.n;
   }
   shard_reader_close(sr);
@@ -426,6 +460,7 @@ void corpus_valid_close(corpus_valid *v) {
   if (!v) return;
   free(v->records);
   free(v->ids);
+  free(v->tags);
   common_free(&v->rc);
   free(v);
 }
@@ -447,7 +482,8 @@ int corpus_valid_batch(corpus_valid *v, uint64_t start, corpus_batch *b, char **
     size_t s = 0;
     while (g >= m->valid[s].sequences) g -= m->valid[s++].sequences;
     const valid_record *vr = &v->records[start + row];
-    record rec = {v->ids + vr->offset, vr->n, vr->split, vr->pair, vr->random_next};
+    record rec = {v->ids + vr->offset, vr->n,    vr->split, vr->pair, vr->random_next,
+                  vr->kind,            vr->label, v->tags + vr->offset};
     fill_row(&v->rc, &rec, (corpus_sample){(uint32_t)s, 0, g}, VALID_SHARD_BASE + (uint32_t)s, b,
              row);
     b->count++;

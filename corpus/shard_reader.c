@@ -15,6 +15,7 @@ struct shard_reader {
   uint64_t n;
   size_t seq_len;
   int id_bytes;
+  int32_t *tags; /* (seq_len) the tags of the last tag record read */
   leveldb_t *db;
   leveldb_options_t *options;
   leveldb_cache_t *cache;
@@ -39,7 +40,7 @@ int shard_reader_open(const char *path, uint64_t n, size_t seq_len, int id_bytes
   shard_reader *r = calloc(1, sizeof *r);
   char *lerr = NULL;
   int rc;
-  if (!r || !(r->path = strdup(path))) {
+  if (!r || !(r->path = strdup(path)) || !(r->tags = malloc(seq_len * sizeof *r->tags))) {
     rc = status_set(err, ST_NOMEM, "out of memory opening shard %s", path);
     goto fail;
   }
@@ -83,6 +84,7 @@ void shard_reader_close(shard_reader *r) {
   if (r->options) leveldb_options_destroy(r->options);
   if (r->cache) leveldb_cache_destroy(r->cache);
   free(r->path);
+  free(r->tags);
   free(r);
 }
 
@@ -102,13 +104,33 @@ int shard_reader_get(shard_reader *r, uint64_t index, int32_t *ids, record *rec,
     return status_set(err, ST_CORRUPT, "shard %s: key %llu is missing (the manifest says %llu "
                       "records); the corpus is damaged: reshard it", r->path,
                       (unsigned long long)index, (unsigned long long)r->n);
-  int rc = record_decode((const uint8_t *)val, len, r->id_bytes, ids, r->seq_len, rec, err);
+  int rc = record_decode((const uint8_t *)val, len, r->id_bytes, ids, r->tags, r->seq_len, rec,
+                         err);
   leveldb_free(val);
   if (rc) return status_wrap(err, rc, "shard %s, key %llu", r->path, (unsigned long long)index);
   return ST_OK;
 }
 
-int shard_reader_verify(shard_reader *r, int64_t vocab_size, uint64_t *tokens, char **err) {
+int record_check_task(const record *rec, const manifest *m, char **err) {
+  static const record_kind want[] = {[MANIFEST_TASK_PRETRAIN] = RECORD_PLAIN,
+                                     [MANIFEST_TASK_CLASSIFY] = RECORD_CLASS,
+                                     [MANIFEST_TASK_TAG] = RECORD_TAGS};
+  if (rec->kind != want[m->task])
+    return status_set(err, ST_CORRUPT, "record is not a %s record, as the manifest's task says",
+                      manifest_task_name(m->task));
+  int32_t nl = (int32_t)m->num_labels;
+  if (rec->kind == RECORD_CLASS && rec->label >= nl)
+    return status_set(err, ST_CORRUPT, "record class label %d is not below the %d labels",
+                      rec->label, nl);
+  for (size_t i = 0; rec->kind == RECORD_TAGS && i < rec->n; i++)
+    if (rec->tags[i] >= nl)
+      return status_set(err, ST_CORRUPT, "record tag %d at position %zu is not below the %d "
+                        "labels", rec->tags[i], i, nl);
+  return ST_OK;
+}
+
+int shard_reader_verify(shard_reader *r, const manifest *m, uint64_t *tokens, char **err) {
+  int64_t vocab_size = m->vocab_size;
   int32_t *ids = malloc(r->seq_len * sizeof *ids);
   if (!ids) return status_set(err, ST_NOMEM, "out of memory verifying %s", r->path);
   leveldb_iterator_t *it = leveldb_create_iterator(r->db, r->read);
@@ -131,7 +153,9 @@ int shard_reader_verify(shard_reader *r, int64_t vocab_size, uint64_t *tokens, c
       goto done;
     }
     record rec;
-    rc = record_decode((const uint8_t *)v, vlen, r->id_bytes, ids, r->seq_len, &rec, err);
+    rc = record_decode((const uint8_t *)v, vlen, r->id_bytes, ids, r->tags, r->seq_len, &rec,
+                       err);
+    if (!rc) rc = record_check_task(&rec, m, err);
     if (rc) {
       status_wrap(err, rc, "shard %s, key %llu", r->path, (unsigned long long)key);
       goto done;

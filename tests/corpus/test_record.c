@@ -9,14 +9,14 @@
 
 static void test_record_bytes_match_documented_layout(void) {
   const int32_t ids[] = {2, 300, 3, 7, 3};
-  record rec = {ids, 5, 3, 1, 1};
+  record rec = {.ids = ids, .n = 5, .split = 3, .pair = 1, .random_next = 1};
   uint8_t buf[32];
   CU_ASSERT_EQUAL(record_encoded_size(5, 2), 16);
   record_encode(&rec, 2, buf);
   /* version 1, flags pair|random_next, n = 5, split = 3, ids u16 LE */
   const uint8_t want[16] = {1, 0x03, 5, 0, 3, 0, 2, 0, 0x2c, 0x01, 3, 0, 7, 0, 3, 0};
   CU_ASSERT_EQUAL(memcmp(buf, want, sizeof want), 0);
-  record single = {ids, 3, 3, 0, 0};
+  record single = {.ids = ids, .n = 3, .split = 3};
   record_encode(&single, 4, buf);
   const uint8_t want32[18] = {1, 0x04, 3, 0, 3, 0, 2, 0, 0, 0, 0x2c, 0x01, 0, 0, 3, 0, 0, 0};
   CU_ASSERT_EQUAL(record_encoded_size(3, 4), 18);
@@ -29,10 +29,10 @@ static void test_record_round_trips_at_both_widths(void) {
   uint8_t buf[6 + 4 * 512];
   for (int width = 2; width <= 4; width += 2) {
     if (width == 4) ids[10] = 1000000;
-    record rec = {ids, 512, 200, 1, 0}, out;
+    record rec = {.ids = ids, .n = 512, .split = 200, .pair = 1}, out;
     record_encode(&rec, width, buf);
     char *err = NULL;
-    CU_ASSERT_EQUAL_FATAL(record_decode(buf, record_encoded_size(512, width), width, back, 512,
+    CU_ASSERT_EQUAL_FATAL(record_decode(buf, record_encoded_size(512, width), width, back, NULL, 512,
                                         &out, &err), ST_OK);
     CU_ASSERT_EQUAL(out.n, 512);
     CU_ASSERT_EQUAL(out.split, 200);
@@ -46,7 +46,7 @@ static void expect_corrupt(const uint8_t *buf, size_t len, int width, size_t max
   int32_t ids[64];
   record out;
   char *err = NULL;
-  CU_ASSERT_EQUAL(record_decode(buf, len, width, ids, max_n, &out, &err), ST_CORRUPT);
+  CU_ASSERT_EQUAL(record_decode(buf, len, width, ids, NULL, max_n, &out, &err), ST_CORRUPT);
   CU_ASSERT_PTR_NOT_NULL_FATAL(err);
   if (!strstr(err, needle)) fprintf(stderr, "message '%s' lacks '%s'\n", err, needle);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, needle));
@@ -55,7 +55,7 @@ static void expect_corrupt(const uint8_t *buf, size_t len, int width, size_t max
 
 static void test_record_decode_refuses_malformed_records(void) {
   const int32_t ids[] = {2, 9, 3};
-  record rec = {ids, 3, 3, 0, 0};
+  record rec = {.ids = ids, .n = 3, .split = 3};
   uint8_t good[12], bad[12];
   record_encode(&rec, 2, good);
   expect_corrupt(good, 5, 2, 64, "shorter than its");

@@ -111,7 +111,7 @@ static void test_shard_round_robin_shards_verify(void) {
     uint64_t t = 0;
     CU_ASSERT_EQUAL_FATAL(shard_reader_open(path, m->shards[s].sequences, m->seq_len,
                                             m->id_bytes, &r, &err), ST_OK);
-    CU_ASSERT_EQUAL(shard_reader_verify(r, m->vocab_size, &t, &err), ST_OK);
+    CU_ASSERT_EQUAL(shard_reader_verify(r, m, &t, &err), ST_OK);
     CU_ASSERT_EQUAL(t, m->shards[s].tokens);
     shard_reader_close(r);
     seqs += m->shards[s].sequences;
@@ -265,7 +265,7 @@ static void test_shard_verify_names_a_damaged_shard(void) {
   char *err = NULL;
   uint64_t t = 0;
   int rc = shard_reader_open(path, m->shards[1].sequences, m->seq_len, m->id_bytes, &r, &err);
-  if (!rc) rc = shard_reader_verify(r, m->vocab_size, &t, &err);
+  if (!rc) rc = shard_reader_verify(r, m, &t, &err);
   CU_ASSERT_EQUAL(rc, ST_CORRUPT);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "shard-00001"));
   free(err);
