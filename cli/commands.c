@@ -15,6 +15,8 @@ int cmd_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_fill_mask(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 const cli_command cli_commands[] = {
     {"help", "show commands, or one command's options",
@@ -45,7 +47,7 @@ const cli_command cli_commands[] = {
      "rate it gives on the training text, and only then writes --out (default\n"
      "vocab.txt), atomically.\n",
      cmd_vocab},
-    {"shard", "tokenize text into a LevelDB corpus of packed sequences",
+    {"shard", "tokenize text (or labelled examples) into a LevelDB corpus",
      "usage: ddpt shard --vocab FILE --out DIR --shards N --seq-len L [--format lines|docs|fortune]\n"
      "                  [--nsp] [--valid-fraction F] [--seed S] [--cased] [--threads T]\n"
      "                  [--overwrite] INPUT...\n"
@@ -59,7 +61,20 @@ const cli_command cli_commands[] = {
      "whole documents to a validation shard. --seed (default 0) fixes NSP pairing\n"
      "and the validation split; --threads (default: all CPUs) never changes the\n"
      "output. Refuses a non-empty DIR unless --overwrite. manifest.json is\n"
-     "written last: a DIR without it is an incomplete corpus.\n",
+     "written last: a DIR without it is an incomplete corpus.\n"
+     "Labelled corpora for fine-tuning, one example per sequence, never packed:\n"
+     "  ddpt shard --task classify|tag --vocab FILE --out DIR --shards N --seq-len L\n"
+     "             [--format tsv|jsonl|conll] [--labels FILE] [--valid FILE |\n"
+     "             --valid-fraction F] [--truncate] [--label-all-pieces] INPUT...\n"
+     "--task classify reads label<TAB>text or label<TAB>text_a<TAB>text_b (tsv), or\n"
+     "JSON lines {\"text\", \"text_b\", \"label\"} (jsonl; the default for *.jsonl and\n"
+     "*.json files). --task tag reads CoNLL: word ... tag per line, a blank line\n"
+     "between sentences; the first piece of a word gets its tag, the rest are\n"
+     "ignored (--label-all-pieces: they get the same tag). Labels are sorted (by\n"
+     "number when all are integers) unless --labels FILE gives them, one per line\n"
+     "in id order. An unknown label, a malformed line or an example longer than L\n"
+     "(unless --truncate) fails naming file:line. --valid FILE: the validation\n"
+     "examples, in the same format.\n",
      cmd_shard},
     {"corpus", "inspect a sharded corpus: info, verify, sample",
      "usage: ddpt corpus info DIR\n"
@@ -99,7 +114,8 @@ const cli_command cli_commands[] = {
      "OpenMP threads; --seed S (default 1) any 64-bit number.\n",
      cmd_bench},
     {"train", "pretrain a BERT model (under mpirun: data-parallel over the ranks)",
-     "usage: ddpt train CONFIG [--set SECTION.KEY=VALUE]... [--run-dir DIR] [--threads N]\n"
+     "usage: ddpt train CONFIG [--init MODEL] [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
+     "                  [--threads N]\n"
      "       ddpt train --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
      "Trains on the corpus [data] corpus names (see configs/ for ready presets),\n"
      "writing RUN_DIR (default ./run): config.ini (the resolved config, also\n"
@@ -108,6 +124,12 @@ const cli_command cli_commands[] = {
      "averaged, so N ranks give the update of one batch N times larger.\n"
      "--resume continues from RUN_DIR's newest valid checkpoint (config from the\n"
      "checkpoint; --set may change learning rate, steps, intervals).\n"
+     "--init starts from a model's weights instead of random ones (continued,\n"
+     "domain-adaptive pretraining): a ddpt checkpoint or anything ddpt import\n"
+     "reads (a HuggingFace directory, a Google TF checkpoint), with a fresh\n"
+     "optimizer and data position. The model config is the init's: a CONFIG\n"
+     "without [model] takes it; one with [model] must agree (the error names\n"
+     "both values). The corpus must be sharded with the model's vocab.txt.\n"
      "SIGINT/SIGTERM: finish the step, checkpoint, exit 3; a second one aborts.\n"
      "Config keys ([section] key: range):\n"
      "  [model] preset (bert-tiny|mini|small|medium|base), hf_config (config.json),\n"
@@ -132,18 +154,55 @@ const cli_command cli_commands[] = {
      "  [log] every, eval_every, level (error|warn|info|debug)\n",
      cmd_train},
     {"fill-mask", "the most probable tokens at each [MASK] of a text, from a checkpoint",
-     "usage: ddpt fill-mask --ckpt FILE --vocab FILE [--top-k K] [--json] [--cased] TEXT\n"
+     "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased] TEXT\n"
      "Prints the K (default 5) most probable tokens and their probabilities at\n"
      "each [MASK] of TEXT (quote it), e.g. \"the cat [MASK] on the mat\". The\n"
-     "model comes from the checkpoint alone: its config attribute and /params.\n"
-     "--vocab must be the vocab.txt the corpus was sharded with (its size is\n"
-     "checked against the config's vocab_size); --cased if the corpus was.\n"
+     "model comes from the checkpoint alone: its config attribute, /params and\n"
+     "the vocab (and its casing) that training or ddpt import recorded in it.\n"
+     "--vocab is needed only for checkpoints that record none; given anyway,\n"
+     "it must be the recorded vocab (SHA-256 compared). --cased overrides the\n"
+     "recorded casing (for checkpoints that record none: if the corpus was).\n"
      "The input is [CLS] TEXT [SEP] in segment 0, without dropout; the literal\n"
      "[MASK] is never split. --json prints one object: \"tokens\" (the input)\n"
      "and \"masks\", a list of {\"position\" (0 is [CLS]), \"predictions\": a list\n"
      "of {\"token\", \"id\", \"prob\"}}. Fails (exit 1, one line) when TEXT has no\n"
      "[MASK], is longer than the model's positions, or the files do not fit.\n",
      cmd_fill_mask},
+    {"export", "write a checkpoint as a HuggingFace model directory (safetensors)",
+     "usage: ddpt export SRC --out DIR [--arch ARCH] [--dtype f32|bf16|f16] [--vocab FILE]\n"
+     "                   [--overwrite]\n"
+     "Writes DIR/model.safetensors, config.json, vocab.txt, tokenizer_config.json\n"
+     "and special_tokens_map.json, as HuggingFace's save_pretrained does, so\n"
+     "AutoModel*.from_pretrained(DIR) loads it with no missing or unexpected keys.\n"
+     "SRC is a ddpt checkpoint (or anything ddpt import reads). ARCH is\n"
+     "BertForPreTraining, BertForMaskedLM, BertForSequenceClassification or\n"
+     "BertForTokenClassification; the default follows the heads (with the\n"
+     "next-sentence head: BertForPreTraining, else BertForMaskedLM). The decoder\n"
+     "weight is tied to the word embeddings and not stored. --dtype narrows the\n"
+     "weights (round to nearest even; default f32). --vocab for checkpoints that\n"
+     "record no vocab. DIR is built beside itself and renamed into place; an\n"
+     "existing non-empty DIR is replaced only with --overwrite.\n",
+     cmd_export},
+    {"import", "read a HuggingFace or Google TensorFlow BERT into a ddpt checkpoint",
+     "usage: ddpt import SRC --out CKPT.h5 [--vocab FILE] [--config FILE] [--cased]\n"
+     "                   [--with-optimizer]\n"
+     "SRC is a HuggingFace directory (config.json, model.safetensors or a sharded\n"
+     "model.safetensors.index.json, vocab.txt, tokenizer_config.json), a single\n"
+     ".safetensors file (config.json beside it, or --config), or a Google BERT\n"
+     "TensorFlow checkpoint: the prefix bert_model.ckpt (its .index and .data-*\n"
+     "files) with bert_config.json and vocab.txt beside it, or the directory\n"
+     "holding them. F32, F16 and BF16 become float32 exactly; TF kernels are\n"
+     "transposed; legacy LayerNorm.gamma/beta and BertModel names without\n"
+     "'bert.' are accepted; Adam slots and global_step are skipped (with\n"
+     "--with-optimizer a TF checkpoint's adam_m/adam_v become /optim/m and\n"
+     "/optim/v, every variable needing both). Prints what\n"
+     "was loaded, renamed, skipped, left unused and initialised fresh (a\n"
+     "BertModel has no MLM head). Writes a weights-only checkpoint with the\n"
+     "model config and the vocab recorded, for ddpt train --init, finetune,\n"
+     "fill-mask and export. pytorch_model.bin (a pickle) is not read: convert\n"
+     "it with scripts/torch_to_safetensors.py. --cased: the tokenizer keeps case\n"
+     "(for sources without tokenizer_config.json). CKPT must not exist.\n",
+     cmd_import},
     {"ckpt", "inspect, verify and compare checkpoints",
      "usage: ddpt ckpt info FILE\n"
      "       ddpt ckpt verify FILE\n"

@@ -5,45 +5,40 @@
  * many workers there are or how they are scheduled. */
 #include "corpus/shard_writer.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <leveldb/c.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "corpus/inputs.h"
+#include "corpus/labelled.h"
 #include "corpus/manifest.h"
 #include "corpus/packing.h"
 #include "corpus/record.h"
-#include "corpus/shard_reader.h"
+#include "corpus/shard_out.h"
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "util/array.h"
-#include "util/file.h"
 #include "util/rng.h"
-#include "util/sha256.h"
 #include "util/status.h"
 #include "util/timer.h"
 
 #define READ_BYTES (1u << 20)          /* one read() from an input file */
 #define STOP_POLL_MS 100               /* longest wait for input before looking for a stop */
-#define BATCH_FLUSH_BYTES (1u << 20)   /* LevelDB write batch size per shard */
-#define WRITE_BUFFER_BYTES (8u << 20)  /* LevelDB memtable per shard */
 #define NSP_WINDOW_DOCS 100
 #define NSP_SHORT_SEQ_PROB 0.1
-#define VALID_SEED_TAG 0x76616c6964617431ull /* "validat1" */
 
 int shard_format_parse(const char *name) {
   if (strcmp(name, "lines") == 0) return SHARD_FORMAT_LINES;
   if (strcmp(name, "docs") == 0) return SHARD_FORMAT_DOCS;
   if (strcmp(name, "fortune") == 0) return SHARD_FORMAT_FORTUNE;
+  if (strcmp(name, "tsv") == 0) return SHARD_FORMAT_TSV;
+  if (strcmp(name, "jsonl") == 0) return SHARD_FORMAT_JSONL;
+  if (strcmp(name, "conll") == 0) return SHARD_FORMAT_CONLL;
   return -1;
 }
 
@@ -52,6 +47,10 @@ const char *shard_format_name(shard_format f) {
   case SHARD_FORMAT_LINES: return "lines";
   case SHARD_FORMAT_DOCS: return "docs";
   case SHARD_FORMAT_FORTUNE: return "fortune";
+  case SHARD_FORMAT_TSV: return "tsv";
+  case SHARD_FORMAT_JSONL: return "jsonl";
+  case SHARD_FORMAT_CONLL: return "conll";
+  case SHARD_FORMAT_DETECT: return "detect";
   }
   return "?";
 }
@@ -66,272 +65,6 @@ void shard_options_default(shard_options *opt) {
   opt->threads = cpus > 0 ? (int)cpus : 1;
   opt->tool = "ddpt";
   opt->chunk_bytes = 1u << 20;
-}
-
-/* ------------------------------------------------------------ output dir */
-
-typedef struct name_list {
-  char **names;
-  size_t n, cap;
-} name_list;
-
-static void name_list_free(name_list *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->names[i]);
-  free(l->names);
-}
-
-static int name_list_push(name_list *l, const char *name, char **err) {
-  if (array_grow(&l->names, &l->cap, l->n + 1, sizeof *l->names) != ST_OK ||
-      !(l->names[l->n] = strdup(name)))
-    return status_set(err, ST_NOMEM, "out of memory listing the output directory");
-  l->n++;
-  return ST_OK;
-}
-
-static int is_ours(const char *name) {
-  unsigned n;
-  char tail;
-  if (sscanf(name, "shard-%5u%c", &n, &tail) == 1 && strlen(name) == 11) return 1;
-  if (sscanf(name, "valid-%5u%c", &n, &tail) == 1 && strlen(name) == 11) return 1;
-  return strcmp(name, MANIFEST_FILE) == 0 || strcmp(name, MANIFEST_VOCAB_FILE) == 0 ||
-         strncmp(name, "." MANIFEST_FILE ".tmp-", sizeof MANIFEST_FILE + 5) == 0;
-}
-
-/* Lists dir's entries other than . and .. into names. */
-static int list_dir(const char *dir, name_list *names, char **err) {
-  DIR *d = opendir(dir);
-  if (!d) return status_set(err, ST_IO, "cannot list directory %s: %s", dir, strerror(errno));
-  int rc = ST_OK;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL && !rc) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    rc = name_list_push(names, e->d_name, err);
-  }
-  closedir(d);
-  return rc;
-}
-
-/* Removes dir/name, a shard's database or a file; a missing file is fine. */
-static int remove_entry(const char *dir, const char *name, char **err) {
-  char *path = file_path_join(dir, name);
-  if (!path) return status_set(err, ST_NOMEM, "out of memory removing %s from %s", name, dir);
-  int rc = ST_OK;
-  if (strncmp(name, "shard-", 6) == 0 || strncmp(name, "valid-", 6) == 0) {
-    char *lerr = NULL;
-    leveldb_options_t *o = leveldb_options_create();
-    leveldb_destroy_db(o, path, &lerr);
-    leveldb_options_destroy(o);
-    if (lerr) {
-      rc = status_set(err, ST_IO, "cannot remove old shard %s: %s", path, lerr);
-      leveldb_free(lerr);
-    }
-    rmdir(path);
-  } else if (unlink(path) != 0 && errno != ENOENT) {
-    rc = status_set(err, ST_IO, "cannot remove %s: %s", path, strerror(errno));
-  }
-  free(path);
-  return rc;
-}
-
-/* Removes the corpus in dir, manifest first so that a crash midway leaves
- * it incomplete rather than wrong. Refuses if dir holds anything else. */
-static int remove_corpus(const char *dir, char **err) {
-  name_list names = {0};
-  int rc = list_dir(dir, &names, err);
-  for (size_t i = 0; i < names.n && !rc; i++)
-    if (!is_ours(names.names[i]))
-      rc = status_set(err, ST_INVALID, "output directory %s holds %s, which ddpt shard did not "
-                      "write: --overwrite replaces only a corpus; remove it or choose another "
-                      "directory", dir, names.names[i]);
-  if (!rc) rc = remove_entry(dir, MANIFEST_FILE, err);
-  for (size_t i = 0; i < names.n && !rc; i++) rc = remove_entry(dir, names.names[i], err);
-  name_list_free(&names);
-  return rc;
-}
-
-/* Makes out_dir an empty directory (*created: it did not exist). An
- * existing corpus is replaced only with overwrite. */
-static int prepare_out_dir(const char *dir, int overwrite, int *created, char **err) {
-  struct stat st;
-  *created = 0;
-  if (stat(dir, &st) != 0) {
-    if (mkdir(dir, 0755) != 0)
-      return status_set(err, ST_IO, "cannot create output directory %s: %s", dir, strerror(errno));
-    *created = 1;
-    return ST_OK;
-  }
-  if (!S_ISDIR(st.st_mode))
-    return status_set(err, ST_INVALID, "output %s exists and is not a directory", dir);
-  name_list names = {0};
-  int rc = list_dir(dir, &names, err);
-  if (!rc && names.n > 0 && !overwrite)
-    rc = status_set(err, ST_INVALID, "output directory %s is not empty: choose an empty one, or "
-                    "pass --overwrite to replace the corpus in it", dir);
-  name_list_free(&names);
-  return rc ? rc : remove_corpus(dir, err);
-}
-
-/* Copies from to path, fsynced: the manifest, written after it, must never
- * name a copy that a crash left short. */
-static int copy_file(const char *from, const char *path, char **err) {
-  FILE *in = fopen(from, "rb");
-  if (!in) return status_set(err, ST_IO, "cannot read vocab %s: %s", from, strerror(errno));
-  FILE *out = fopen(path, "wb");
-  if (!out) {
-    int e = errno;
-    fclose(in);
-    return status_set(err, ST_IO, "cannot create %s: %s", path, strerror(e));
-  }
-  char buf[65536];
-  size_t n;
-  int ok = 1;
-  while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok &= fwrite(buf, 1, n, out) == n;
-  ok &= !ferror(in);
-  fclose(in);
-  ok &= fflush(out) == 0 && fsync(fileno(out)) == 0;
-  ok &= fclose(out) == 0;
-  if (!ok) return status_set(err, ST_IO, "cannot copy vocab %s to %s", from, path);
-  return ST_OK;
-}
-
-/* Copies the vocab into dir and checks the copy is the vocab that was
- * loaded (want_hex). */
-static int copy_vocab(const char *from, const char *dir, const char *want_hex, char **err) {
-  char *path = file_path_join(dir, MANIFEST_VOCAB_FILE);
-  if (!path) return status_set(err, ST_NOMEM, "out of memory copying vocab %s", from);
-  uint8_t digest[32];
-  char hex[65];
-  int rc = copy_file(from, path, err);
-  if (!rc) rc = sha256_file(path, digest, err);
-  if (!rc) {
-    sha256_hex(digest, hex);
-    if (strcmp(hex, want_hex) != 0)
-      rc = status_set(err, ST_IO, "vocab %s changed while it was copied to %s", from, path);
-  }
-  free(path);
-  return rc;
-}
-
-/* ---------------------------------------------------------------- shards */
-
-typedef struct out_shard {
-  manifest_shard info;
-  leveldb_t *db;
-  leveldb_writebatch_t *batch;
-  size_t batch_bytes;
-} out_shard;
-
-typedef struct shard_set {
-  const char *dir;
-  out_shard *shards;
-  size_t n;
-  uint64_t next; /* sequences routed so far; sequence j goes to shard j % n */
-  int id_bytes;
-  uint8_t *buf;
-  leveldb_options_t *options;
-  leveldb_writeoptions_t *write;
-  shard_progress *progress;
-  int valid;
-} shard_set;
-
-static int shard_set_flush(shard_set *s, out_shard *o, char **err) {
-  if (o->batch_bytes == 0) return ST_OK;
-  char *lerr = NULL;
-  leveldb_write(o->db, s->write, o->batch, &lerr);
-  leveldb_writebatch_clear(o->batch);
-  o->batch_bytes = 0;
-  if (lerr) {
-    int rc = status_set(err, ST_IO, "cannot write shard %s: %s", o->info.name, lerr);
-    leveldb_free(lerr);
-    return rc;
-  }
-  return ST_OK;
-}
-
-/* Shards are created when their first sequence arrives, so that asking for
- * more shards than there are sequences creates no empty databases. */
-static int shard_set_open(shard_set *s, const char *dir, const char *prefix, size_t n,
-                          int id_bytes, size_t seq_len, char **err) {
-  s->n = n;
-  s->id_bytes = id_bytes;
-  s->dir = dir;
-  s->shards = calloc(n, sizeof *s->shards);
-  s->buf = malloc(record_encoded_size(seq_len, id_bytes));
-  s->options = leveldb_options_create();
-  s->write = leveldb_writeoptions_create();
-  if (!s->shards || !s->buf) return status_set(err, ST_NOMEM, "out of memory opening shards");
-  leveldb_options_set_create_if_missing(s->options, 1);
-  leveldb_options_set_error_if_exists(s->options, 1);
-  leveldb_options_set_write_buffer_size(s->options, WRITE_BUFFER_BYTES);
-  for (size_t i = 0; i < n; i++)
-    snprintf(s->shards[i].info.name, sizeof s->shards[i].info.name, "%s-%05zu", prefix, i);
-  return ST_OK;
-}
-
-static int shard_create(shard_set *s, out_shard *o, char **err) {
-  char *path = file_path_join(s->dir, o->info.name), *lerr = NULL;
-  if (!path) return status_set(err, ST_NOMEM, "out of memory creating shard %s", o->info.name);
-  int rc = ST_OK;
-  o->db = leveldb_open(s->options, path, &lerr);
-  if (lerr) {
-    rc = status_set(err, ST_IO, "cannot create shard %s: %s", path, lerr);
-    leveldb_free(lerr);
-  } else {
-    o->batch = leveldb_writebatch_create();
-  }
-  free(path);
-  return rc;
-}
-
-static int shard_set_emit(void *ctx, const record *rec, char **err) {
-  shard_set *s = ctx;
-  out_shard *o = &s->shards[s->next % s->n];
-  if (!o->db) {
-    int rc = shard_create(s, o, err);
-    if (rc) return rc;
-  }
-  uint8_t key[8];
-  shard_key_encode(o->info.sequences, key);
-  size_t len = record_encoded_size(rec->n, s->id_bytes);
-  record_encode(rec, s->id_bytes, s->buf);
-  leveldb_writebatch_put(o->batch, (const char *)key, sizeof key, (const char *)s->buf, len);
-  o->batch_bytes += len + sizeof key;
-  o->info.sequences++;
-  o->info.tokens += rec->n;
-  s->next++;
-  if (s->valid) {
-    s->progress->valid_sequences++;
-  } else {
-    s->progress->sequences++;
-    s->progress->tokens += rec->n;
-  }
-  return o->batch_bytes >= BATCH_FLUSH_BYTES ? shard_set_flush(s, o, err) : ST_OK;
-}
-
-/* With finish, flushes and compacts (so the data sit in sorted tables, not
- * in a log that the first reader would have to replay); closes every shard.
- * Closing again, or a set never opened, does nothing. The shards' infos
- * stay for the manifest. */
-static int shard_set_close(shard_set *s, int finish, char **err) {
-  int rc = ST_OK;
-  for (size_t i = 0; s->shards && i < s->n; i++) {
-    out_shard *o = &s->shards[i];
-    if (o->db && finish && !rc) {
-      rc = shard_set_flush(s, o, err);
-      if (!rc) leveldb_compact_range(o->db, NULL, 0, NULL, 0);
-    }
-    if (o->db) leveldb_close(o->db);
-    if (o->batch) leveldb_writebatch_destroy(o->batch);
-    o->db = NULL;
-    o->batch = NULL;
-  }
-  if (s->options) leveldb_options_destroy(s->options);
-  if (s->write) leveldb_writeoptions_destroy(s->write);
-  free(s->buf);
-  s->options = NULL;
-  s->write = NULL;
-  s->buf = NULL;
-  return rc;
 }
 
 /* ------------------------------------------------------------- chunks */
@@ -395,6 +128,10 @@ static int is_doc_boundary(shard_format f, const char *line, size_t n) {
   case SHARD_FORMAT_LINES: return 1;
   case SHARD_FORMAT_DOCS: return is_blank(line, n);
   case SHARD_FORMAT_FORTUNE: return (n == 1 && line[0] == '%') || (n == 2 && line[0] == '%' && line[1] == '\r');
+  case SHARD_FORMAT_TSV:
+  case SHARD_FORMAT_JSONL:
+  case SHARD_FORMAT_CONLL:
+  case SHARD_FORMAT_DETECT: break; /* labelled formats: check_options refuses them here */
   }
   return 0;
 }
@@ -483,7 +220,7 @@ static int consume_chunk(run *r, chunk *c, char **err) {
     int to_valid = 0;
     if (r->opt->valid_fraction > 0) {
       rng_stream s;
-      rng_stream_init(&s, rng_mix64(r->opt->seed ^ VALID_SEED_TAG), (uint32_t)r->doc_index,
+      rng_stream_init(&s, rng_mix64(r->opt->seed ^ SHARD_VALID_SEED_TAG), (uint32_t)r->doc_index,
                       (uint32_t)(r->doc_index >> 32), 0);
       to_valid = rng_next_uniform_double(&s) < r->opt->valid_fraction;
     }
@@ -634,13 +371,6 @@ static int feed_file(feeder *f, const char *path, char **err) {
   return rc;
 }
 
-static void utc_now(char *buf, size_t size) {
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Everything one shard_writer_run holds, so that each step is a function
  * and one cleanup (job_free) releases what the steps acquired. */
 typedef struct job {
@@ -657,6 +387,43 @@ typedef struct job {
   int out_created;   /* out_dir did not exist before */
   int out_touched;   /* out_dir was emptied or created: a failure takes it back */
 } job;
+
+/* A pretraining corpus takes none of the labelled corpora's options. */
+static int check_pretrain_options(const shard_options *opt, char **err) {
+  const char *stray = opt->format > SHARD_FORMAT_FORTUNE ? "--format tsv, jsonl or conll"
+                      : opt->labels_path                 ? "--labels"
+                      : opt->num_valid_inputs            ? "--valid FILE"
+                      : opt->truncate                    ? "--truncate"
+                      : opt->label_all_pieces            ? "--label-all-pieces"
+                                                         : NULL;
+  if (stray)
+    return status_set(err, ST_INVALID, "%s is for labelled corpora: add --task classify or --task "
+                      "tag", stray);
+  return ST_OK;
+}
+
+/* A labelled corpus reads its task's formats, one example per sequence. */
+static int check_labelled_options(const shard_options *opt, char **err) {
+  int classify = opt->task == MANIFEST_TASK_CLASSIFY;
+  if (opt->task != MANIFEST_TASK_CLASSIFY && opt->task != MANIFEST_TASK_TAG)
+    return status_set(err, ST_INVALID, "task %d is not pretrain, classify or tag", (int)opt->task);
+  if (classify ? opt->format != SHARD_FORMAT_TSV && opt->format != SHARD_FORMAT_JSONL &&
+                     opt->format != SHARD_FORMAT_DETECT
+               : opt->format != SHARD_FORMAT_CONLL)
+    return status_set(err, ST_INVALID, "--task %s does not read --format %s: use %s",
+                      manifest_task_name(opt->task), shard_format_name(opt->format),
+                      classify ? "tsv or jsonl (or leave --format out to go by the file names)"
+                               : "conll");
+  if (opt->nsp)
+    return status_set(err, ST_INVALID, "--nsp makes sentence pairs for pretraining; --task %s "
+                      "keeps each example as it is", manifest_task_name(opt->task));
+  if (opt->label_all_pieces && classify)
+    return status_set(err, ST_INVALID, "--label-all-pieces is for --task tag");
+  if (opt->num_valid_inputs && opt->valid_fraction > 0)
+    return status_set(err, ST_INVALID, "--valid FILE and --valid-fraction both choose the "
+                      "validation examples: give one of them");
+  return ST_OK;
+}
 
 static int check_options(const shard_options *opt, char **err) {
   if (opt->seq_len < SHARD_MIN_SEQ_LEN || opt->seq_len > SHARD_MAX_SEQ_LEN)
@@ -679,7 +446,8 @@ static int check_options(const shard_options *opt, char **err) {
   if (opt->num_inputs == 0)
     return status_set(err, ST_INVALID, "no input given: name files, directories or - for standard "
                       "input");
-  return ST_OK;
+  return opt->task == MANIFEST_TASK_PRETRAIN ? check_pretrain_options(opt, err)
+                                             : check_labelled_options(opt, err);
 }
 
 /* The files to read, before anything is created (corpus/inputs.h). */
@@ -690,32 +458,15 @@ static int list_inputs(job *j, char **err) {
   return rc;
 }
 
-/* Loads the vocab and takes from it what the manifest records: the special
- * ids and the width of an id. */
-static int load_vocab(job *j, char **err) {
-  const char *path = j->r.opt->vocab_path;
-  manifest *m = &j->m;
-  int rc = tok_vocab_load(path, &j->vocab, err);
-  if (rc) return rc;
-  if ((rc = tok_vocab_special(j->vocab, path, "[CLS]", &m->cls_id, err)) ||
-      (rc = tok_vocab_special(j->vocab, path, "[SEP]", &m->sep_id, err)) ||
-      (rc = tok_vocab_special(j->vocab, path, "[MASK]", &m->mask_id, err)) ||
-      (rc = tok_vocab_special(j->vocab, path, "[PAD]", &m->pad_id, err)) ||
-      (rc = tok_vocab_special(j->vocab, path, "[UNK]", &m->unk_id, err)))
-    return rc;
-  m->id_bytes = tok_vocab_size(j->vocab) <= 65536 ? 2 : 4;
-  return ST_OK;
-}
-
 /* Empties (or creates) out_dir, copies the vocab into it, and opens the
  * training shards and packer, and the validation ones if asked for. */
 static int open_outputs(job *j, char **err) {
   const shard_options *opt = j->r.opt;
   run *r = &j->r;
-  int rc = prepare_out_dir(opt->out_dir, opt->overwrite, &j->out_created, err);
+  int rc = shard_out_prepare(opt->out_dir, opt->overwrite, &j->out_created, err);
   if (rc) return rc;
   j->out_touched = 1;
-  if ((rc = copy_vocab(opt->vocab_path, opt->out_dir, tok_vocab_sha256_hex(j->vocab), err)))
+  if ((rc = shard_out_copy_vocab(opt->vocab_path, opt->out_dir, tok_vocab_sha256_hex(j->vocab), err)))
     return rc;
   r->train.progress = r->valid.progress = &r->prog;
   r->valid.valid = 1;
@@ -732,7 +483,7 @@ static int open_outputs(job *j, char **err) {
                       opt->seq_len, err);
   if (!rc) rc = packer_create(&pc, shard_set_emit, &r->train, &r->train_packer, err);
   if (rc || opt->valid_fraction <= 0) return rc;
-  pc.seed = rng_mix64(opt->seed ^ VALID_SEED_TAG);
+  pc.seed = rng_mix64(opt->seed ^ SHARD_VALID_SEED_TAG);
   rc = shard_set_open(&r->valid, opt->out_dir, "valid", 1, j->m.id_bytes, opt->seq_len, err);
   if (!rc) rc = packer_create(&pc, shard_set_emit, &r->valid, &r->valid_packer, err);
   return rc;
@@ -820,41 +571,6 @@ static int finish_shards(job *j, char **err) {
   return rc;
 }
 
-/* Writes manifest.json, the last step: from then on the corpus is complete. */
-static int write_manifest(job *j, char **err) {
-  const shard_options *opt = j->r.opt;
-  const run *r = &j->r;
-  manifest *m = &j->m;
-  snprintf(m->tool, sizeof m->tool, "%s", opt->tool ? opt->tool : "ddpt");
-  utc_now(m->created, sizeof m->created);
-  m->seq_len = opt->seq_len;
-  m->nsp = opt->nsp;
-  m->lowercase = opt->lowercase;
-  snprintf(m->input_format, sizeof m->input_format, "%s", shard_format_name(opt->format));
-  m->seed = opt->seed;
-  m->valid_fraction = opt->valid_fraction;
-  m->vocab_size = (int64_t)tok_vocab_size(j->vocab);
-  snprintf(m->vocab_sha256, sizeof m->vocab_sha256, "%s", tok_vocab_sha256_hex(j->vocab));
-  m->documents = r->prog.documents + r->prog.valid_documents;
-  m->sequences = r->prog.sequences + r->prog.valid_sequences;
-  m->tokens = r->prog.tokens;
-  m->unk_tokens = r->prog.unk;
-  m->bytes_in = r->prog.bytes_read;
-  m->invalid_utf8_bytes = r->prog.invalid_utf8_bytes;
-  m->num_shards = r->train.n;
-  m->shards = calloc(m->num_shards, sizeof *m->shards);
-  m->num_valid = r->valid.shards && r->valid.shards[0].info.sequences > 0 ? r->valid.n : 0;
-  m->valid = calloc(m->num_valid ? m->num_valid : 1, sizeof *m->valid);
-  if (!m->shards || !m->valid)
-    return status_set(err, ST_NOMEM, "out of memory writing the manifest");
-  for (size_t i = 0; i < m->num_shards; i++) m->shards[i] = r->train.shards[i].info;
-  for (size_t i = 0; i < m->num_valid; i++) {
-    m->valid[i] = r->valid.shards[i].info;
-    m->tokens += m->valid[i].tokens;
-  }
-  return manifest_write(opt->out_dir, m, err);
-}
-
 /* Stops the workers (they finish the chunk in hand) and frees the slots. */
 static void stop_workers(job *j) {
   pipeline *p = &j->p;
@@ -893,7 +609,7 @@ static void job_free(job *j, int rc) {
   shard_set_close(&j->r.valid, 0, NULL);
   if (rc && rc != ST_INTERRUPTED && j->out_touched) {
     char *ignored = NULL;
-    remove_corpus(opt->out_dir, &ignored);
+    shard_out_remove(opt->out_dir, &ignored);
     free(ignored);
     if (j->out_created) rmdir(opt->out_dir);
   }
@@ -912,17 +628,20 @@ static void job_free(job *j, int rc) {
 int shard_writer_run(const shard_options *opt, shard_progress *summary, char **err) {
   int rc = check_options(opt, err);
   if (rc) return rc;
+  if (opt->task != MANIFEST_TASK_PRETRAIN) return labelled_shard_run(opt, summary, err);
   job *j = calloc(1, sizeof *j);
   if (!j) return status_set(err, ST_NOMEM, "out of memory starting ddpt shard");
   j->r.opt = opt;
   j->f = (feeder){.r = &j->r, .p = &j->p};
   rc = list_inputs(j, err);
-  if (!rc) rc = load_vocab(j, err);
+  if (!rc) rc = shard_out_load_vocab(opt->vocab_path, &j->vocab, &j->m, err);
   if (!rc) rc = open_outputs(j, err);
   if (!rc) rc = start_workers(j, err);
   if (!rc) rc = feed_inputs(j, err);
   if (!rc) rc = finish_shards(j, err);
-  if (!rc) rc = write_manifest(j, err);
+  if (!rc)
+    rc = shard_out_write_manifest(&j->m, opt, shard_format_name(opt->format), j->vocab, &j->r.prog,
+                                  &j->r.train, &j->r.valid, err);
   if (!rc) {
     j->r.prog.seconds = timer_now() - j->r.t0;
     *summary = j->r.prog;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "corpus/manifest.h"
+
 #define SHARD_MAX_SEQ_LEN 512 /* BERT's position embeddings */
 #define SHARD_MIN_SEQ_LEN 8
 #define SHARD_MAX_SHARDS 99999 /* shard-NNNNN */
@@ -17,9 +19,15 @@ typedef enum {
   SHARD_FORMAT_LINES,   /* one document per line */
   SHARD_FORMAT_DOCS,    /* one sentence per line, blank line between documents */
   SHARD_FORMAT_FORTUNE, /* documents separated by lines holding only "%" */
+  /* Labelled corpora (corpus/labelled.h): */
+  SHARD_FORMAT_TSV,    /* classify: label<TAB>text or label<TAB>text_a<TAB>text_b */
+  SHARD_FORMAT_JSONL,  /* classify: one JSON object per line: text, text_b, label */
+  SHARD_FORMAT_CONLL,  /* tag: token ... tag per line, a blank line between sentences */
+  SHARD_FORMAT_DETECT, /* classify: jsonl for files named *.jsonl or *.json, else tsv */
 } shard_format;
 
-/* "lines", "docs", "fortune" -> the format; -1 for anything else. */
+/* "lines", "docs", "fortune", "tsv", "jsonl", "conll" -> the format; -1 for
+ * anything else. */
 int shard_format_parse(const char *name);
 const char *shard_format_name(shard_format f);
 
@@ -32,6 +40,7 @@ typedef struct shard_progress {
 } shard_progress;
 
 typedef struct shard_options {
+  manifest_task task; /* pretrain (packed text), or labelled: classify, tag */
   const char *vocab_path;
   const char *out_dir;
   const char *const *inputs; /* files, directories or "-" for stdin: corpus/inputs.h */
@@ -40,7 +49,13 @@ typedef struct shard_options {
   size_t seq_len;
   shard_format format;
   int nsp;
-  double valid_fraction; /* share of documents sent to the validation shard */
+  double valid_fraction; /* share of documents (labelled: examples) sent to validation */
+  /* Labelled corpora only (corpus/labelled.h). */
+  const char *labels_path;          /* the label set in id order; NULL: sorted from the data */
+  const char *const *valid_inputs;  /* validation examples, instead of valid_fraction */
+  size_t num_valid_inputs;
+  int truncate;                     /* cut an example that does not fit instead of failing */
+  int label_all_pieces;             /* tag: every piece of a word carries its tag */
   uint64_t seed;
   int lowercase;
   int threads;   /* tokenizer threads, >= 1 */
@@ -55,14 +70,14 @@ typedef struct shard_options {
   void *progress_ctx;
 } shard_options;
 
-/* lines, 1 shard, seq_len 128, no NSP, no validation, seed 0, lowercase,
- * one thread per online CPU, 1 MiB chunks. */
+/* pretrain, lines, 1 shard, seq_len 128, no NSP, no validation, seed 0,
+ * lowercase, one thread per online CPU, 1 MiB chunks. */
 void shard_options_default(shard_options *opt);
 
-/* Runs the whole job. On success the corpus is complete and *summary holds
- * the final counts. Every failure leaves out_dir without a manifest. Missing
- * inputs and a non-empty out_dir (without overwrite) are found before
- * anything is created. */
+/* Runs the whole job (a labelled task: labelled_shard_run). On success the
+ * corpus is complete and *summary holds the final counts. Every failure
+ * leaves out_dir without a manifest. Missing inputs and a non-empty out_dir
+ * (without overwrite) are found before anything is created. */
 int shard_writer_run(const shard_options *opt, shard_progress *summary, char **err);
 
 #endif
