@@ -2,8 +2,8 @@
 # The one test command (README; .ci/run calls it): installs dependencies,
 # builds, runs every ctest, then runs the unit tests again in an
 # AddressSanitizer + UndefinedBehaviorSanitizer build (with the comm/ tests
-# under mpirun), then fuzzes the tokenizer for a bounded time. Exits non-zero
-# on any failure, sanitizer report or fuzzer finding.
+# under mpirun), then runs every libFuzzer target for a bounded time. Exits
+# non-zero on any failure, sanitizer report or fuzzer finding.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,10 +35,23 @@ export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0:use_
 # collectives and the gradient reducer run under the sanitizers too.
 (cd build-asan && ctest -L "unit|sanitize" --output-on-failure -j"$jobs")
 
-echo "== fuzz: the tokenizer under libFuzzer + ASan/UBSan, 30 s (build-fuzz/)"
+echo "== fuzz: every tests/fuzz/fuzz_*.c under libFuzzer + ASan/UBSan (build-fuzz/)"
+# Each target starts from its own corpus plus, where they exist, the seeds
+# in tests/fuzz/seeds/<name>/ and the dictionary tests/fuzz/seeds/<name>.dict.
+# The tokenizer gets the longest run: any text at all reaches it.
 CC=clang cmake -S . -B build-fuzz -DDDPT_FUZZ=ON -DDDPT_WERROR=$werror >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_tokenizer
-mkdir -p build-fuzz/fuzz-corpus
-build-fuzz/fuzz_tokenizer -max_total_time=30 -max_len=4096 -print_final_stats=1 build-fuzz/fuzz-corpus
+for src in tests/fuzz/fuzz_*.c; do
+  target=$(basename "$src" .c)
+  name=${target#fuzz_}
+  seconds=20
+  [ "$name" = tokenizer ] && seconds=30
+  cmake --build build-fuzz -j"$jobs" --target "$target"
+  mkdir -p "build-fuzz/corpus-$name"
+  set -- "build-fuzz/corpus-$name"
+  [ -d "tests/fuzz/seeds/$name" ] && set -- "$@" "tests/fuzz/seeds/$name"
+  [ -f "tests/fuzz/seeds/$name.dict" ] && set -- "-dict=tests/fuzz/seeds/$name.dict" "$@"
+  echo "-- $target, $seconds s"
+  "build-fuzz/$target" -max_total_time=$seconds -max_len=4096 -print_final_stats=1 "$@"
+done
 
 echo "== all tests passed"
