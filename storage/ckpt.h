@@ -49,13 +49,23 @@ typedef struct ckpt_array {
   const int64_t *data;
 } ckpt_array;
 
+/* An optional string root attribute ("vocab", "labels", ...): what they
+ * hold is the caller's business. Names must differ from the fixed ones
+ * below (step, config, ...). */
+typedef struct ckpt_attr {
+  const char *name;
+  const char *value;
+} ckpt_attr;
+
 /* Root attributes the caller supplies. format, format_version, the ddpt
  * version and the creation time (UTC) are added by the writer. */
 typedef struct ckpt_meta {
   int64_t step, tokens_seen, world_size;
   uint64_t seed;
-  const char *model_type; /* "bert" */
-  const char *config;     /* the full resolved config text */
+  const char *model_type;  /* "bert" */
+  const char *config;      /* the full resolved config text */
+  const ckpt_attr *attrs;  /* (n_attrs) optional string attributes */
+  size_t n_attrs;
 } ckpt_meta;
 
 /* Everything one checkpoint holds. n_optim_m = n_optim_v = 0 writes no
@@ -97,6 +107,11 @@ typedef struct ckpt_header {
  * this build reads. On failure *out is zeroed. */
 int ckpt_file_read_header(ckpt_file *f, ckpt_header *out, char **err);
 void ckpt_header_clear(ckpt_header *h);
+
+/* Reads the optional string root attribute name (a ckpt_attr written with
+ * the file) into *value (malloc'd, caller frees), or sets *value to NULL
+ * when the file has no such attribute (files written before it existed). */
+int ckpt_file_read_attr(ckpt_file *f, const char *name, char **value, char **err);
 
 typedef enum { CKPT_FLOAT32, CKPT_INT64, CKPT_OTHER } ckpt_dtype;
 

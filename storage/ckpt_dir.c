@@ -323,6 +323,7 @@ struct ckpt_writer {
   ckpt_content c; /* points into the copies below */
   ckpt_tensor *tensors;
   ckpt_array *arrays;
+  ckpt_attr *attrs;
   char **names; /* (n_names) every name and string the copy owns */
   size_t n_names;
   float *floats;
@@ -348,8 +349,10 @@ static void writer_release_copy(ckpt_writer *w) {
   free(w->names);
   free(w->tensors);
   free(w->arrays);
+  free(w->attrs);
   free(w->floats);
   free(w->ints);
+  w->attrs = NULL;
   w->names = NULL;
   w->n_names = 0;
   w->tensors = NULL;
@@ -367,14 +370,20 @@ static int writer_copy(ckpt_writer *w, const ckpt_content *c) {
   for (size_t i = 0; i < c->n_arrays; i++) ni += shape_count(c->arrays[i].ndim, c->arrays[i].shape);
   w->tensors = calloc(nt + 1, sizeof *w->tensors);
   w->arrays = calloc(c->n_arrays + 1, sizeof *w->arrays);
-  w->names = calloc(nt + c->n_arrays + 2, sizeof *w->names);
+  w->attrs = calloc(c->meta.n_attrs + 1, sizeof *w->attrs);
+  w->names = calloc(nt + c->n_arrays + 2 + 2 * c->meta.n_attrs, sizeof *w->names);
   w->floats = malloc((nf + 1) * sizeof *w->floats);
   w->ints = malloc((ni + 1) * sizeof *w->ints);
-  if (!w->tensors || !w->arrays || !w->names || !w->floats || !w->ints) return ST_NOMEM;
+  if (!w->tensors || !w->arrays || !w->attrs || !w->names || !w->floats || !w->ints) return ST_NOMEM;
   w->c.meta = c->meta;
   if (!(w->c.meta.model_type = writer_keep_string(w, c->meta.model_type)) ||
       !(w->c.meta.config = writer_keep_string(w, c->meta.config)))
     return ST_NOMEM;
+  for (size_t i = 0; i < c->meta.n_attrs; i++)
+    if (!(w->attrs[i].name = writer_keep_string(w, c->meta.attrs[i].name)) ||
+        !(w->attrs[i].value = writer_keep_string(w, c->meta.attrs[i].value)))
+      return ST_NOMEM;
+  w->c.meta.attrs = w->attrs;
   ckpt_tensor *t = w->tensors;
   float *fp = w->floats;
   for (int g = 0; g < 3; g++) {

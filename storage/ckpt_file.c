@@ -187,6 +187,8 @@ static int write_root_attrs(hid_t file_id, const ckpt_meta *m, const char *file,
   if ((rc = write_attr(file_id, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed, file, err))) return rc;
   if ((rc = write_attr_string(file_id, "model_type", m->model_type, file, err))) return rc;
   if ((rc = write_attr_string(file_id, "config", m->config, file, err))) return rc;
+  for (size_t i = 0; i < m->n_attrs; i++)
+    if ((rc = write_attr_string(file_id, m->attrs[i].name, m->attrs[i].value, file, err))) return rc;
   if ((rc = write_attr_string(file_id, "ddpt_version", DDPT_VERSION " (git " DDPT_GIT_REVISION ")",
                               file, err)))
     return rc;
@@ -464,6 +466,16 @@ int ckpt_file_read_header(ckpt_file *f, ckpt_header *out, char **err) {
 fail:
   ckpt_header_clear(out);
   return rc;
+}
+
+int ckpt_file_read_attr(ckpt_file *f, const char *name, char **value, char **err) {
+  assert(f && name && value);
+  h5_quiet();
+  *value = NULL;
+  htri_t exists = H5Aexists(f->id, name);
+  if (exists < 0) return status_set(err, ST_CORRUPT, "%s: cannot look up root attribute %s", f->path, name);
+  if (!exists) return ST_OK;
+  return read_attr_string(f->id, name, value, f->path, err);
 }
 
 void ckpt_entries_free(ckpt_entry *e, size_t n) {

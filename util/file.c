@@ -123,6 +123,44 @@ int file_write_atomic(const char *path, const void *data, size_t len, char **err
   return file_atomic_commit(f, err);
 }
 
+int file_read_all(const char *path, size_t max, char **data, size_t *len, char **err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return status_set(err, ST_IO, "cannot open %s: %s", path, strerror(errno));
+  char *buf = NULL;
+  size_t n = 0, cap = 0;
+  int rc = ST_OK;
+  for (;;) {
+    if (cap - n < 65536) {
+      cap = cap ? 2 * cap : 65536;
+      char *grown = realloc(buf, cap + 1);
+      if (!grown) {
+        rc = status_set(err, ST_NOMEM, "out of memory reading %s", path);
+        break;
+      }
+      buf = grown;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (n > max) {
+      rc = status_set(err, ST_INVALID, "%s is larger than %zu bytes; is it the right file?", path, max);
+      break;
+    }
+    if (got == 0) {
+      if (ferror(f)) rc = status_set(err, ST_IO, "cannot read %s: %s", path, strerror(errno));
+      break;
+    }
+  }
+  fclose(f);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  buf[n] = '\0';
+  *data = buf;
+  *len = n;
+  return ST_OK;
+}
+
 int file_filter_lines(const char *path, int (*keep)(const char *line, void *ctx), void *ctx, char **err) {
   FILE *in = fopen(path, "r");
   if (!in) return errno == ENOENT ? ST_OK : status_set(err, ST_IO, "cannot read %s: %s", path, strerror(errno));

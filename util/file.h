@@ -29,6 +29,11 @@ void file_atomic_abort(file_atomic *f); /* NULL is a no-op */
  * cut to fit a fixed buffer. */
 char *file_path_join(const char *dir, const char *name);
 
+/* Reads the whole of path into a malloc'd buffer (caller frees) with a
+ * terminating NUL after its *len bytes. Files larger than max bytes fail
+ * (ST_INVALID, naming the file and the limit). */
+int file_read_all(const char *path, size_t max, char **data, size_t *len, char **err);
+
 /* Makes renames in dir durable. */
 int file_fsync_dir(const char *dir, char **err);
 

@@ -223,12 +223,18 @@ static void test_background_writer_commits_the_snapshot_taken_at_begin(void) {
   char *dir = harness_tmpdir("ckpt-dir");
   fixture fx;
   fixture_init(&fx, 3);
+  char vocab[] = "[PAD]\n[UNK]\n中文\n";
+  ckpt_attr attrs[1] = {{"vocab", vocab}};
+  fx.content.meta.attrs = attrs;
+  fx.content.meta.n_attrs = 1;
   ckpt_writer *w = NULL;
   char *err = NULL, *written = NULL;
   CU_ASSERT_EQUAL_FATAL(ckpt_writer_begin(dir, &fx.content, 0, &w, &err), ST_OK);
   /* Training goes on: the live buffers change at once. */
   for (int k = 0; k < FIXTURE_NT; k++) memset(fx.params[k].data, 0, fixture_count(&fx.params[k]) * sizeof(float));
   fx.cursor[0] = 99;
+  vocab[0] = 'X';
+  attrs[0].name = "changed";
   CU_ASSERT_EQUAL(ckpt_writer_wait(w, &written, &err), ST_OK);
   CU_ASSERT_TRUE(ckpt_writer_done(w));
   ckpt_writer_free(w);
@@ -241,6 +247,14 @@ static void test_background_writer_commits_the_snapshot_taken_at_begin(void) {
   for (size_t i = 0; i < 256; i++) CU_ASSERT_EQUAL(q[i], fixture_value(2, i));
   CU_ASSERT_EQUAL(ckpt_file_read_int64(f, "data/cursor", cursor, 12, &err), ST_OK);
   CU_ASSERT_EQUAL(cursor[0], 0);
+  char *value = NULL;
+  CU_ASSERT_EQUAL(ckpt_file_read_attr(f, "vocab", &value, &err), ST_OK);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(value);
+  CU_ASSERT_STRING_EQUAL(value, "[PAD]\n[UNK]\n中文\n");
+  free(value);
+  value = (char *)1;
+  CU_ASSERT_EQUAL(ckpt_file_read_attr(f, "changed", &value, &err), ST_OK);
+  CU_ASSERT_PTR_NULL(value); /* absent: a name the snapshot never had */
   ckpt_file_close(f);
   free(written);
   fixture_free(&fx);

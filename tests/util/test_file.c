@@ -127,7 +127,35 @@ static void test_path_join_puts_one_slash_and_never_truncates(void) {
   free(p);
 }
 
+static void test_read_all_reads_whole_file_past_buffer_growth_and_enforces_limit(void) {
+  char *dir = harness_tmpdir("file");
+  char *path = file_path_join(dir, "big");
+  size_t n = 200000; /* several growths of the 64 KiB first buffer */
+  char *want = malloc(n);
+  for (size_t i = 0; i < n; i++) want[i] = (char)('a' + i % 26);
+  char *err = NULL, *got = NULL;
+  size_t len = 0;
+  CU_ASSERT_EQUAL_FATAL(file_write_atomic(path, want, n, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(file_read_all(path, n, &got, &len, &err), ST_OK);
+  CU_ASSERT_EQUAL(len, n);
+  CU_ASSERT_EQUAL(memcmp(got, want, n), 0);
+  CU_ASSERT_EQUAL(got[n], '\0');
+  free(got);
+  CU_ASSERT_EQUAL(file_read_all(path, n - 1, &got, &len, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "larger than 199999 bytes"));
+  free(err);
+  err = NULL;
+  CU_ASSERT_EQUAL(file_read_all("/nonexistent-ddpt/x", n, &got, &len, &err), ST_IO);
+  free(err);
+  free(want);
+  free(path);
+  harness_rmtree(dir);
+  free(dir);
+}
+
 static const harness_test tests[] = {
+    {"test_read_all_reads_whole_file_past_buffer_growth_and_enforces_limit",
+     test_read_all_reads_whole_file_past_buffer_growth_and_enforces_limit},
     {"test_write_atomic_replaces_whole_file_and_leaves_no_temporary",
      test_write_atomic_replaces_whole_file_and_leaves_no_temporary},
     {"test_atomic_stream_publishes_only_on_commit_and_abort_keeps_old_file",
