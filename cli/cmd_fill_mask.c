@@ -91,7 +91,7 @@ int cmd_fill_mask(int argc, char **argv) {
   };
   const char *ckpt = NULL, *vocab = NULL;
   size_t k = 5;
-  int json = 0, lowercase = 1;
+  int json = 0, lowercase = -1;
   opterr = 0;
   optind = 0;
   int c;
@@ -107,7 +107,7 @@ int cmd_fill_mask(int argc, char **argv) {
     default: return cli_bad_option("fill-mask", argc, argv);
     }
   }
-  if (!ckpt || !vocab) return cli_usage_error("fill-mask", "give --ckpt FILE and --vocab FILE");
+  if (!ckpt) return cli_usage_error("fill-mask", "give --ckpt FILE");
   if (optind == argc)
     return cli_usage_error("fill-mask", "give the text, with [MASK] where a token is to be predicted");
   if (optind + 1 != argc)

@@ -4,8 +4,10 @@
 # user would check: fill-mask puts the word the sentences teach first with
 # probability above 0.9, at the right position, also with two masks, one
 # glued to the word before it; --json parses and has the documented
-# fields; and bad inputs (no [MASK], too long, wrong vocab, a missing,
-# truncated or damaged checkpoint, bad options) fail with one line.
+# fields; the vocab recorded in the checkpoint serves when --vocab is not
+# given; and bad inputs (no [MASK], too long, a vocab other than the
+# recorded one, a missing, truncated or damaged checkpoint, bad options)
+# fail with one line.
 set -eu
 ddpt=$1
 py=/usr/bin/python3
@@ -46,6 +48,10 @@ echo "$out" | grep -q "^\[MASK\] 1 of 1, position 3:$" || fail "mask heading mis
 echo "$out" | sed -n 4p | grep -qE "^ +1  sat +[0-9]+  0\.9[0-9]{5}$" || fail "sat is not first with p > 0.9"
 [ "$(echo "$out" | grep -cE '^ +[0-9]+  ')" = 5 ] || fail "not 5 candidates by default"
 
+# The recorded vocab: the same answer without --vocab.
+bare=$("$ddpt" fill-mask --ckpt "$ckpt" "the cat [MASK] on the mat") || fail "fill-mask without --vocab: $bare"
+[ "$bare" = "$out" ] || fail "fill-mask without --vocab differs from --vocab vocab.txt"
+
 # JSON: two masks, one glued to the word before it; --top-k 3.
 fill --json --top-k 3 "his fish [MASK] under our[MASK]" >"$dir/out.json" \
   || fail "fill-mask --json failed"
@@ -78,8 +84,8 @@ expect 1 "has no \[MASK\]" "no mask" --ckpt "$ckpt" $v "the cat sat on the mat"
 expect 1 "is 18 tokens .* at most 16" "too long" --ckpt "$ckpt" $v \
   "the cat [MASK] on the mat the cat sat on the mat the cat sat on"
 head -n 20 "$dir/vocab.txt" >"$dir/small.txt"
-expect 1 "has 20 tokens but .* vocab_size $(wc -l <"$dir/vocab.txt")" "wrong vocab" --ckpt "$ckpt" \
-  --vocab "$dir/small.txt" "the [MASK]"
+expect 1 "vocab $dir/small.txt (sha256 [0-9a-f]*...) is not the vocab checkpoint .* was trained with" \
+  "wrong vocab" --ckpt "$ckpt" --vocab "$dir/small.txt" "the [MASK]"
 expect 1 "nothing.h5: cannot open" "missing checkpoint" --ckpt "$dir/nothing.h5" $v "the [MASK]"
 head -c 5000 "$ckpt" >"$dir/truncated.h5"
 expect 1 "truncated.h5" "truncated checkpoint" --ckpt "$dir/truncated.h5" $v "the [MASK]"

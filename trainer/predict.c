@@ -63,18 +63,55 @@ done:
   return rc;
 }
 
+/* The vocab: the one the checkpoint records, or vocab_path; when both, they
+ * must be the same tokens (a different vocab gives different ids). */
+static int read_vocab(predict_model *pm, const char *ckpt_path, const char *path, int *lowercase,
+                      char **err) {
+  char *recorded = NULL, *lower = NULL;
+  int rc = ckpt_file_read_attr(pm->file, "vocab", &recorded, err);
+  if (!rc) rc = ckpt_file_read_attr(pm->file, "vocab_lowercase", &lower, err);
+  if (rc) goto done;
+  if (lower && *lowercase < 0) *lowercase = strcmp(lower, "0") != 0;
+  if (*lowercase < 0) *lowercase = 1;
+  if (path) {
+    if ((rc = tok_vocab_load(path, &pm->vocab, err))) goto done;
+    if (recorded) {
+      tok_vocab *own = NULL;
+      if ((rc = tok_vocab_parse(ckpt_path, recorded, strlen(recorded), &own, err))) goto done;
+      if (strcmp(tok_vocab_sha256_hex(own), tok_vocab_sha256_hex(pm->vocab)) != 0)
+        rc = status_set(err, ST_MISMATCH,
+                        "vocab %s (sha256 %.12s...) is not the vocab checkpoint %s was trained with (sha256 "
+                        "%.12s...): drop --vocab to use the recorded one",
+                        path, tok_vocab_sha256_hex(pm->vocab), ckpt_path, tok_vocab_sha256_hex(own));
+      tok_vocab_free(own);
+    }
+  } else if (recorded) {
+    rc = tok_vocab_parse(ckpt_path, recorded, strlen(recorded), &pm->vocab, err);
+  } else {
+    rc = status_set(err, ST_INVALID,
+                    "checkpoint %s records no vocab (written before ddpt recorded it): give --vocab FILE, "
+                    "the vocab.txt of its corpus",
+                    ckpt_path);
+  }
+done:
+  free(lower);
+  free(recorded);
+  return rc;
+}
+
 static int open_vocab(predict_model *pm, const char *ckpt_path, const char *path, int lowercase, char **err) {
-  int rc = tok_vocab_load(path, &pm->vocab, err);
+  int rc = read_vocab(pm, ckpt_path, path, &lowercase, err);
   if (rc) return rc;
   size_t size = tok_vocab_size(pm->vocab);
   if (size != pm->cfg.vocab_size)
     return status_set(err, ST_MISMATCH,
                       "vocab %s has %zu tokens but checkpoint %s was trained with vocab_size %zu: use the "
                       "vocab.txt of the corpus the run trained on",
-                      path, size, ckpt_path, pm->cfg.vocab_size);
-  if ((rc = tok_vocab_special(pm->vocab, path, "[CLS]", &pm->cls_id, err)) ||
-      (rc = tok_vocab_special(pm->vocab, path, "[SEP]", &pm->sep_id, err)) ||
-      (rc = tok_vocab_special(pm->vocab, path, MASK_TEXT, &pm->mask_id, err)))
+                      path ? path : "(recorded)", size, ckpt_path, pm->cfg.vocab_size);
+  const char *vname = path ? path : ckpt_path;
+  if ((rc = tok_vocab_special(pm->vocab, vname, "[CLS]", &pm->cls_id, err)) ||
+      (rc = tok_vocab_special(pm->vocab, vname, "[SEP]", &pm->sep_id, err)) ||
+      (rc = tok_vocab_special(pm->vocab, vname, MASK_TEXT, &pm->mask_id, err)))
     return rc;
   return tok_create(pm->vocab, lowercase, &pm->tok, err);
 }

@@ -27,9 +27,13 @@
 
 typedef struct predict_model predict_model;
 
-/* Opens the checkpoint at ckpt_path and the vocab at vocab_path (lowercase:
- * as the corpus was tokenized, i.e. not --cased). Fails with ST_MISMATCH,
- * naming both sizes, when the vocab's size is not the config's vocab_size.
+/* Opens the checkpoint at ckpt_path with the vocab it records (root
+ * attribute `vocab`) or, for checkpoints that record none, the vocab at
+ * vocab_path. Given both, their SHA-256 must agree (ST_MISMATCH otherwise).
+ * lowercase: 1 or 0 as the corpus was tokenized (not --cased), -1 to follow
+ * the checkpoint's `vocab_lowercase` (lowercase if it has none). Fails with
+ * ST_MISMATCH, naming both sizes, when the vocab's size is not the config's
+ * vocab_size.
  * Whether the model has the NSP head (pooler and seq_relationship) follows
  * the names in /params. *out is freed with predict_model_close. */
 int predict_model_open(const char *ckpt_path, const char *vocab_path, int lowercase,
