@@ -70,12 +70,14 @@ typedef struct safet_model safet_model;
 int safet_model_open(const char *path, safet_model **out, char **err);
 void safet_model_close(safet_model *m);
 
-/* The tensors of all shards, in shard order then file order. */
+/* The tensors of all shards: shards in file-name order, each in file order
+ * (by data_offsets). */
 size_t safet_model_count(const safet_model *m);
 const safet_info *safet_model_info(const safet_model *m, size_t i);
 /* -1 if absent. */
 long safet_model_find(const safet_model *m, const char *name);
-/* Reads tensor i into dst (count floats). ST_INVALID when its dtype is not
+/* Reads tensor i into dst (count floats; 16-bit dtypes use all of it while
+ * widening, no other buffer). ST_INVALID when its dtype is not
  * F32/F16/BF16; ST_IO/ST_CORRUPT when the file changed or cannot be read. */
 int safet_model_read_f32(safet_model *m, size_t i, float *dst, char **err);
 
@@ -88,8 +90,9 @@ typedef struct safet_tensor {
 } safet_tensor;
 
 /* Writes t[0..n) to path (atomically; an existing file is replaced) in
- * dtype, which is SAFET_F32, SAFET_F16 or SAFET_BF16. A value that does not
- * fit F16 (|x| > 65504, rounding up) fails naming the tensor. */
+ * dtype, which is SAFET_F32, SAFET_F16 or SAFET_BF16. A finite value that
+ * rounds beyond F16's 65504 fails naming the tensor and nothing is written;
+ * infinities and NaN are kept as such. */
 int safet_write(const char *path, const safet_tensor *t, size_t n, safet_dtype dtype, char **err);
 
 #endif
