@@ -350,20 +350,26 @@ def part_import(ddpt, d, vocab, vocab_text):
                                                      "sharded": ", 2 files + index.json"}.get(name, ""),
                                                     masks, worst))
 
-    # BertModel: no prefix, no heads, a position_ids buffer.
+    # BertModel: no prefix, no heads, a position_ids buffer. Its encoder must
+    # come in exactly; its pooler only with a next-sentence head, which it
+    # lacks: kept exactly or reported unused. The heads are fresh (not compared).
     base = {k[len("bert."):]: v for k, v in weights.items() if k.startswith("bert.")}
     base["embeddings.position_ids"] = position_ids
     hf = os.path.join(d, "hf-bertmodel")
     write_hf(hf, {"model.safetensors:F32": base}, cfg, "BertModel", vocab_text)
     out = os.path.join(d, "hf-bertmodel.h5")
-    run(ddpt, "import", hf, "--out", out)
+    said = run(ddpt, "import", hf, "--out", out)
     got = h5_params(out)
     want = {k: v for k, v in weights.items() if k.startswith("bert.")}
-    bad = [k for k in want if k not in got or not bits_equal(got[k], want[k])]
+    pooler = [k for k in want if k.startswith("bert.pooler.")]
+    if not all(k in got for k in pooler) and not all(k[len("bert."):] in said for k in pooler):
+        fail("import BertModel: the pooler is neither imported nor reported unused:\n" + said)
+    bad = [k for k in want if (k in got or k not in pooler) and (k not in got or not bits_equal(got[k], want[k]))]
     if bad or any(k.startswith("bert.") and k not in want for k in got):
         fail("import BertModel: /params differ in %s (or hold more: %s)" % (bad, sorted(set(got) - set(want))))
-    print("import BertModel (no bert. prefix, I64 position_ids): %d tensors as bert.*, exactly; position_ids "
-          "not a parameter" % len(want))
+    print("import BertModel (no bert. prefix, I64 position_ids): %d tensors as bert.* exactly, the pooler %s; "
+          "position_ids not a parameter" % (len([k for k in want if k in got]),
+                                           "imported" if pooler[0] in got else "reported unused"))
     return cfg, weights
 
 
