@@ -69,7 +69,7 @@ static int parse_args(int argc, char **argv, train_request *req, char **override
   static const struct option opts[] = {
       {"set", required_argument, NULL, 's'},     {"run-dir", required_argument, NULL, 'r'},
       {"resume", required_argument, NULL, 'R'},  {"threads", required_argument, NULL, 't'},
-      {NULL, 0, NULL, 0},
+      {"init", required_argument, NULL, 'i'},    {NULL, 0, NULL, 0},
   };
   size_t n_over = 0;
   opterr = 0;
@@ -84,6 +84,7 @@ static int parse_args(int argc, char **argv, train_request *req, char **override
       req->run_dir = optarg;
       req->resume = 1;
       break;
+    case 'i': req->init = optarg; break;
     case 't':
       if (cli_parse_int("train", "--threads", optarg, 1, 1024, &req->threads) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
       break;
@@ -94,6 +95,8 @@ static int parse_args(int argc, char **argv, train_request *req, char **override
   if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
   if (!req->config_path && !req->resume)
     return cli_usage_error("train", "give a CONFIG file (e.g. configs/bert-tiny.ini) or --resume RUN_DIR");
+  if (req->init && req->resume)
+    return cli_usage_error("train", "--init starts a new run from a model; --resume continues a run: give one");
   req->overrides = overrides;
   req->n_overrides = n_over;
   return CLI_EXIT_OK;

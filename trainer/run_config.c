@@ -174,6 +174,7 @@ static int parse_bool(const char *value) {
 
 int run_config_set(run_config *c, const char *section, const char *key, const char *value, char **err) {
   if (strcmp(section, "model") == 0) {
+    c->model_given = 1;
     if (strcmp(key, "preset") == 0) {
       bert_config m;
       if (bert_config_preset(&m, value, err)) return status_wrap(err, ST_INVALID, "[model] preset");

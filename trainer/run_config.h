@@ -30,6 +30,7 @@ enum { RUN_CONFIG_PATH_MAX = 1024 };
 typedef struct run_config {
   /* [model] */
   char preset[64];
+  int model_given;  /* some [model] key was set (by the file or --set) */
   char hf_config[RUN_CONFIG_PATH_MAX];
   bert_config model; /* vocab_size 0 means "take it from the corpus" */
   /* [data] */

@@ -22,6 +22,8 @@
 #include "trainer/run_config.h"
 #include "trainer/schedule.h"
 #include "util/file.h"
+#include "trainer/interchange.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "util/sha256.h"
 #include "util/status.h"
@@ -35,6 +37,8 @@ typedef struct trainer {
   corpus *data;
   corpus_valid *valid;
   const manifest *man;
+  char *vocab_text; /* rank 0: the corpus's vocab.txt, recorded in every checkpoint */
+  xchg_model init;  /* rank 0, --init: the weights to start from, until copied */
   size_t B, L, A, max_pred;
   corpus_batch **micro; /* (A) */
   corpus_batch *eval_batch;
@@ -91,6 +95,41 @@ static int choose_threads(const trainer *t) {
   return cores / ranks > 0 ? (int)(cores / ranks) : 1;
 }
 
+/* --init: the model is the init's. A config that says nothing of [model]
+ * takes it whole; one that does must agree on every size (dropout rates
+ * are the run's to choose). */
+static int adopt_init_config(trainer *t, const bert_config *init, char **err) {
+  bert_config *m = &t->cfg.model;
+  if (!t->cfg.model_given) {
+    *m = *init;
+    return ST_OK;
+  }
+  const struct {
+    const char *key;
+    size_t mine, theirs;
+  } sizes[] = {
+      {"vocab_size", m->vocab_size, init->vocab_size},
+      {"hidden_size", m->hidden, init->hidden},
+      {"num_hidden_layers", m->layers, init->layers},
+      {"num_attention_heads", m->heads, init->heads},
+      {"intermediate_size", m->intermediate, init->intermediate},
+      {"max_position_embeddings", m->max_positions, init->max_positions},
+      {"type_vocab_size", m->type_vocab, init->type_vocab},
+  };
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    if (sizes[i].mine == sizes[i].theirs || (i == 0 && sizes[i].mine == 0)) continue;
+    return status_set(err, ST_MISMATCH,
+                      "[model] %s is %zu in the config but %zu in --init %s; the model comes from --init: "
+                      "drop [model] from the config or make them agree",
+                      sizes[i].key, sizes[i].mine, sizes[i].theirs, t->req->init);
+  }
+  if (m->ln_eps != init->ln_eps)
+    return status_set(err, ST_MISMATCH, "[model] layer_norm_eps is %g in the config but %g in --init %s",
+                      (double)m->ln_eps, (double)init->ln_eps, t->req->init);
+  m->vocab_size = init->vocab_size;
+  return ST_OK;
+}
+
 /* Reads the config: the file and --set for a fresh run. On resume: the
  * checkpoint's config, then the file's settings (if a file is given) and
  * --set over it, refusing any that changes the model. */
@@ -113,6 +152,24 @@ static int load_config(trainer *t, const char *ckpt_config, char **err) {
                       r->config_path ? r->config_path : "--set", was, now);
   }
   return ST_OK;
+}
+
+/* --init: rank 0 reads the model and every rank learns its config. */
+static int read_init(trainer *t, char **err) {
+  int rc = ST_OK;
+  if (t->rank == 0) {
+    xchg_read_opts o = {.seed = t->cfg.seed};
+    rc = xchg_read(t->req->init, &o, &t->init, err);
+    if (!rc) {
+      for (size_t i = 0; i < t->init.report.n_notes; i++) log_info("init: %s", t->init.report.notes[i]);
+      for (size_t i = 0; i < t->init.report.n_unused; i++)
+        log_info("init: %s of %s has no place in the model", t->init.report.unused[i], t->req->init);
+    }
+  }
+  if ((rc = agree_with_rank0(t, rc, "reading --init", err))) return rc;
+  bert_config cfg = t->init.cfg;
+  if ((rc = comm_broadcast(&cfg, sizeof cfg, 0, err))) return rc;
+  return adopt_init_config(t, &cfg, err);
 }
 
 /* Finds "key = " of section in INI text; returns the value's start (up to
@@ -200,6 +257,32 @@ static int open_corpus(trainer *t, char **err) {
   return ST_OK;
 }
 
+/* Rank 0 keeps the corpus's vocab.txt to record in checkpoints, so that a
+ * checkpoint is usable (fill-mask, export, finetune) on its own. With
+ * --init, the init's vocab must be the corpus's: the same ids. */
+static int read_corpus_vocab(trainer *t, char **err) {
+  int rc = ST_OK;
+  if (t->rank == 0) {
+    char *path = file_path_join(t->cfg.corpus, MANIFEST_VOCAB_FILE);
+    size_t len;
+    rc = path ? file_read_all(path, (size_t)64 << 20, &t->vocab_text, &len, err)
+              : status_set(err, ST_NOMEM, "out of memory");
+    if (!rc && t->init.vocab) {
+      uint8_t d[32];
+      char hex[65];
+      sha256(t->init.vocab, strlen(t->init.vocab), d);
+      sha256_hex(d, hex);
+      if (strcmp(hex, t->man->vocab_sha256) != 0)
+        rc = status_set(err, ST_MISMATCH,
+                        "corpus %s was sharded with a different vocab than --init %s (sha256 %.12s... vs "
+                        "%.12s...): shard the text with the model's vocab.txt",
+                        t->cfg.corpus, t->req->init, t->man->vocab_sha256, hex);
+    }
+    free(path);
+  }
+  return agree_with_rank0(t, rc, "reading the corpus vocab", err);
+}
+
 /* The model follows the corpus where the corpus decides: vocabulary size,
  * sequence length, and whether there is a next-sentence task. */
 static int fit_model_to_corpus(trainer *t, char **err) {
@@ -219,6 +302,29 @@ static int fit_model_to_corpus(trainer *t, char **err) {
   return bert_config_validate(m, err);
 }
 
+/* --init, rank 0: every parameter the init has, by name (same config, so
+ * same shapes); the rest keep their seeded values and are named. */
+static void adopt_init_weights(trainer *t) {
+  const params *src = t->init.p;
+  size_t copied = 0;
+  for (size_t i = 0; i < t->p->count; i++) {
+    const params_entry *e = &t->p->entries[i];
+    const params_entry *s = params_find(src, e->name);
+    if (s && s->count == e->count) {
+      memcpy(t->p->data + e->offset, src->data + s->offset, e->count * sizeof(float));
+      copied++;
+    } else {
+      log_info("init: %s is not in %s: initialised from the seed", e->name, t->req->init);
+    }
+  }
+  for (size_t i = 0; i < src->count; i++)
+    if (!params_find(t->p, src->entries[i].name))
+      log_info("init: %s of %s is unused (this corpus has no task for it)", src->entries[i].name, t->req->init);
+  log_info("init: %zu of %zu parameters from %s; fresh optimizer and data position", copied, t->p->count,
+           t->req->init);
+  xchg_model_clear(&t->init);
+}
+
 static int create_model(trainer *t, char **err) {
   t->B = t->cfg.batch_size;
   t->A = t->cfg.accumulation;
@@ -226,8 +332,10 @@ static int create_model(trainer *t, char **err) {
   if (rc) return rc;
   t->p = bert_model_params(t->model);
   params_init(t->p, t->cfg.seed);
+  if (t->init.p) adopt_init_weights(t);
   /* Initialisation depends only on (seed, name), so ranks agree already;
-   * the broadcast makes it so whatever a future initialiser does. */
+   * the broadcast makes it so whatever a future initialiser does, and
+   * carries --init's weights from rank 0. */
   if ((rc = comm_broadcast(t->p->data, params_bytes(t->p), 0, err))) return rc;
   t->micro = calloc(t->A, sizeof *t->micro);
   if (!t->micro) return status_set(err, ST_NOMEM, "out of memory");
@@ -302,9 +410,11 @@ static int checkpoint(trainer *t, char **err) {
       {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data), 3}, .data = rows},
       {.path = "rng/seed_step", .ndim = 1, .shape = {2}, .data = rng},
   };
+  ckpt_attr attrs[2] = {{"vocab", t->vocab_text}, {"vocab_lowercase", t->man->lowercase ? "1" : "0"}};
   ckpt_content c = {
       .meta = {.step = (int64_t)t->step, .tokens_seen = (int64_t)t->tokens_seen, .world_size = t->world,
-               .seed = t->cfg.seed, .model_type = "bert", .config = t->cfg_text},
+               .seed = t->cfg.seed, .model_type = "bert", .config = t->cfg_text, .attrs = attrs,
+               .n_attrs = t->vocab_text ? 2 : 0},
       .params = pt, .n_params = t->p->count,
       .optim_m = mt, .optim_v = vt, .n_optim_m = t->p->count, .n_optim_v = t->p->count,
       .arrays = arrays, .n_arrays = 2,
@@ -658,7 +768,10 @@ static int set_up(trainer *t, const resume_point *rp, char **err) {
   if (rc) return rc;
   if (!getenv("DDPT_LOG")) log_set_level((log_level)t->cfg.log_level);
   blas_set_threads(choose_threads(t));
-  if ((rc = open_corpus(t, err)) || (rc = fit_model_to_corpus(t, err)) || (rc = plan_steps(t, err))) return rc;
+  if (t->req->init && (rc = read_init(t, err))) return rc;
+  if ((rc = open_corpus(t, err)) || (rc = read_corpus_vocab(t, err)) || (rc = fit_model_to_corpus(t, err)) ||
+      (rc = plan_steps(t, err)))
+    return rc;
   if (!(t->cfg_text = run_config_format(&t->cfg))) return status_set(err, ST_NOMEM, "out of memory");
   if ((rc = check_ranks_agree(t, err)) || (rc = create_model(t, err))) return rc;
   if (!rp->path) return ST_OK;
@@ -802,6 +915,8 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   bert_model_free(t.model);
   corpus_valid_close(t.valid);
   corpus_close(t.data);
+  xchg_model_clear(&t.init);
+  free(t.vocab_text);
   free(t.cfg_text);
   return rc;
 }

@@ -46,6 +46,11 @@ typedef struct train_request {
   size_t n_overrides;
   const char *run_dir;
   int resume;                /* continue from run_dir's newest valid checkpoint */
+  /* A fresh run starting from these weights (a ddpt checkpoint, a
+   * HuggingFace directory or a TF checkpoint: trainer/interchange.h) with a
+   * fresh optimizer and data position; the model config is the init's.
+   * NULL: initialised from the seed. */
+  const char *init;
   int threads;               /* > 0 overrides [train] threads */
   /* Set (by a signal handler) to ask for a checkpoint and a clean stop at
    * the end of the current step. */
