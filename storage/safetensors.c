@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "util/file.h"
+#include "util/half.h"
 #include "util/status.h"
 
 /* The format is little-endian and both directions move values between the
@@ -60,67 +61,6 @@ int safet_dtype_parse(const char *s) {
 
 static int dtype_is_float(safet_dtype d) { return d == SAFET_F32 || d == SAFET_F16 || d == SAFET_BF16; }
 
-/* ------------------------------------------------------------ conversions */
-
-static uint32_t f32_bits(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  return u;
-}
-
-static float f32_from_bits(uint32_t u) {
-  float x;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
-
-static float bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
-
-static float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  if (e == 0x1f) return f32_from_bits(sign | 0x7f800000u | m << 13); /* inf, NaN with its payload */
-  if (e) return f32_from_bits(sign | (e + 112) << 23 | m << 13);
-  if (m == 0) return f32_from_bits(sign);
-  /* Subnormal m * 2^-24: shift the leading one into the implicit bit. */
-  uint32_t shift = 0;
-  while (!(m & 0x400u)) {
-    m <<= 1;
-    shift++;
-  }
-  return f32_from_bits(sign | (113 - shift) << 23 | (m & 0x3ffu) << 13);
-}
-
-static uint16_t f32_to_bf16(float x) {
-  uint32_t u = f32_bits(x);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40u); /* quiet: stays NaN */
-  return (uint16_t)((u + 0x7fffu + (u >> 16 & 1u)) >> 16);                 /* nearest, ties to even */
-}
-
-/* Round to nearest even; 0 when x is finite but rounds beyond 65504. */
-static int f32_to_f16(float x, uint16_t *out) {
-  uint32_t u = f32_bits(x), a = u & 0x7fffffffu, e = a >> 23;
-  uint16_t sign = (uint16_t)(u >> 16 & 0x8000u);
-  if (a > 0x7f800000u) {
-    *out = sign | 0x7e00u | (uint16_t)(a >> 13 & 0x1ffu); /* quiet NaN */
-  } else if (a == 0x7f800000u) {
-    *out = sign | 0x7c00u;
-  } else if (a >= 0x477ff000u) { /* 65520: the midpoint above 65504 rounds to even, i.e. up */
-    return 0;
-  } else if (a <= 0x33000000u) { /* up to 2^-25, half the smallest subnormal: ties to 0 */
-    *out = sign;
-  } else if (e < 113) { /* F16 subnormal: m * 2^-24 */
-    uint32_t m = (a & 0x7fffffu) | 0x800000u, shift = 126 - e;
-    uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (r & 1u))) r++;
-    *out = sign | (uint16_t)r; /* r = 0x400 is the smallest normal, as it should be */
-  } else {
-    uint32_t h = (e - 112) << 10 | (a & 0x7fffffu) >> 13, rem = a & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++; /* a carry moves into the exponent */
-    *out = sign | (uint16_t)h;
-  }
-  return 1;
-}
-
 /* In place: the n 16-bit values sit in the upper half of dst's bytes. Going
  * forward, writing float i never reaches value i + 1 (4i + 4 <= 2n + 2i + 2
  * for i < n), so no second buffer is needed. */
@@ -129,7 +69,7 @@ static void widen_in_place(float *dst, size_t n, safet_dtype dtype) {
   for (size_t i = 0; i < n; i++) {
     uint16_t h;
     memcpy(&h, src + 2 * i, sizeof h);
-    float x = dtype == SAFET_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+    float x = dtype == SAFET_BF16 ? half_bf16_to_f32(h) : half_f16_to_f32(h);
     memcpy(dst + i, &x, sizeof x);
   }
 }
@@ -435,31 +375,6 @@ static int file_open(st_file *f, char **err) {
   return rc;
 }
 
-/* Reads a small JSON file whole (NUL-terminated, malloc'd). */
-static int read_small_file(const char *path, char **out, size_t *len, char **err) {
-  struct stat st;
-  int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
-  if (fd < 0) return status_set(err, ST_IO, "%s: cannot open: %s", path, strerror(errno));
-  if (fstat(fd, &st) != 0) {
-    rc = status_set(err, ST_IO, "%s: cannot stat: %s", path, strerror(errno));
-  } else if (st.st_size > SAFET_HEADER_MAX) {
-    rc = status_set(err, ST_CORRUPT, "%s: %lld bytes, over the %d-byte limit for an index", path,
-                    (long long)st.st_size, SAFET_HEADER_MAX);
-  } else if (!(*out = malloc((size_t)st.st_size + 1))) {
-    rc = status_set(err, ST_NOMEM, "%s: out of memory", path);
-  } else {
-    *len = (size_t)st.st_size;
-    rc = read_at(fd, *out, *len, 0, path, err);
-    (*out)[*len] = '\0';
-    if (rc) {
-      free(*out);
-      *out = NULL;
-    }
-  }
-  close(fd);
-  return rc;
-}
-
 /* ------------------------------------------------------------------- model */
 
 static int named_cmp(const void *a, const void *b) {
@@ -514,7 +429,7 @@ static int model_open_index(safet_model *m, const char *index_path, char **err) 
   index_entry *e = NULL;
   size_t len = 0, ne = 0, ns = 0;
   cJSON *root = NULL;
-  int rc = read_small_file(index_path, &text, &len, err);
+  int rc = file_read_all(index_path, SAFET_HEADER_MAX, &text, &len, err);
   if (rc) return rc;
   root = cJSON_ParseWithLength(text, len);
   const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
@@ -813,8 +728,8 @@ static int write_narrowed(file_atomic *f, const char *path, const safet_tensor *
     size_t hi = count - lo < WRITE_CHUNK ? count : lo + WRITE_CHUNK;
     for (size_t i = lo; i < hi; i++) {
       if (dtype == SAFET_BF16)
-        buf[i - lo] = f32_to_bf16(t->data[i]);
-      else if (!f32_to_f16(t->data[i], &buf[i - lo]))
+        buf[i - lo] = half_f32_to_bf16(t->data[i]);
+      else if (!half_f32_to_f16(t->data[i], &buf[i - lo]))
         return status_set(err, ST_INVALID, "%s: tensor '%s': element %zu is %g, beyond F16's largest value 65504: write it as BF16 or F32",
                           path, shown(t->name).s, i, (double)t->data[i]);
     }

@@ -15,6 +15,7 @@
 #include "util/array.h"
 #include "util/crc32c.h"
 #include "util/file.h"
+#include "util/half.h"
 #include "util/status.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -721,20 +722,6 @@ long tfb_find(const tfb_bundle *b, const char *name) {
   return -1;
 }
 
-/* IEEE binary16 to binary32, exactly (every half is a float). */
-static float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
-  if (exp == 0x1f) bits = sign | 0x7f800000u | mant << 13; /* inf, NaN */
-  else if (exp != 0) bits = sign | (exp + 112) << 23 | mant << 13;
-  else {
-    float f = (float)mant * 0x1p-24f; /* zero or subnormal: mant * 2^-24, exact */
-    return sign ? -f : f;
-  }
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 static void widen_to_float(float *dst, const uint8_t *src, int dtype, size_t count) {
   for (size_t k = 0; k < count; k++) {
     if (dtype == TFB_DT_DOUBLE) {
@@ -744,10 +731,9 @@ static void widen_to_float(float *dst, const uint8_t *src, int dtype, size_t cou
     } else {
       uint16_t h = (uint16_t)(src[2 * k] | src[2 * k + 1] << 8);
       if (dtype == TFB_DT_HALF) {
-        dst[k] = half_to_float(h);
+        dst[k] = half_f16_to_f32(h);
       } else {
-        uint32_t bits = (uint32_t)h << 16; /* bfloat16 is a float's top half */
-        memcpy(&dst[k], &bits, sizeof bits);
+        dst[k] = half_bf16_to_f32(h);
       }
     }
   }
