@@ -223,7 +223,8 @@ static int bench_train(int argc, char **argv) {
     err = strdup("out of memory for the synthetic batch");
     goto fail;
   }
-  bert_batch batch = {o.B, o.L, s.ids, s.segs, s.mask, s.labels, s.nsp};
+  bert_batch batch = {.B = o.B, .L = o.L, .input_ids = s.ids, .segment_ids = s.segs,
+                      .attention_mask = s.mask, .mlm_labels = s.labels, .nsp_labels = s.nsp};
   if (bench_run_steps(&r, m, &batch, &o, &err) != ST_OK ||
       bert_flops_per_step(&cfg, o.B, o.L, r.predicted, &flops, &err) != ST_OK)
     goto fail;

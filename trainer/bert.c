@@ -53,7 +53,9 @@ int bert_config_preset(bert_config *cfg, const char *name, char **err) {
                     name);
 }
 
-typedef enum { FIELD_SIZE, FIELD_FLOAT, FIELD_BOOL } field_kind;
+/* FIELD_SIZE and FIELD_FLOAT are the architecture, read from a HuggingFace
+ * config.json too; the others (the heads) are ddpt's own settings. */
+typedef enum { FIELD_SIZE, FIELD_FLOAT, FIELD_BOOL, FIELD_COUNT, FIELD_TASK } field_kind;
 
 typedef struct field {
   const char *key; /* HuggingFace config.json key */
@@ -73,7 +75,23 @@ static const field fields[] = {
     {"attention_probs_dropout_prob", FIELD_FLOAT, offsetof(bert_config, attention_dropout)},
     {"layer_norm_eps", FIELD_FLOAT, offsetof(bert_config, ln_eps)},
     {"nsp", FIELD_BOOL, offsetof(bert_config, nsp)},
+    {"task", FIELD_TASK, offsetof(bert_config, task)},
+    {"num_labels", FIELD_COUNT, offsetof(bert_config, num_labels)},
+    {"crf", FIELD_BOOL, offsetof(bert_config, crf)},
 };
+
+static const char *const task_names[] = {"pretrain", "classify", "tag"};
+
+const char *bert_task_name(int task) {
+  if (task < 0 || (size_t)task >= sizeof task_names / sizeof *task_names) return NULL;
+  return task_names[task];
+}
+
+int bert_task_parse(const char *name) {
+  for (size_t i = 0; i < sizeof task_names / sizeof *task_names; i++)
+    if (strcmp(task_names[i], name) == 0) return (int)i;
+  return -1;
+}
 
 int bert_config_set(bert_config *cfg, const char *key, const char *value, char **err) {
   if (strcmp(key, "hidden_act") == 0) {
@@ -87,11 +105,20 @@ int bert_config_set(bert_config *cfg, const char *key, const char *value, char *
     char *end = NULL;
     errno = 0;
     char *at = (char *)cfg + f->offset;
-    if (f->kind == FIELD_SIZE) {
+    if (f->kind == FIELD_SIZE || f->kind == FIELD_COUNT) {
       unsigned long long v = strtoull(value, &end, 10);
-      if (errno || end == value || *end || value[0] == '-' || v == 0)
-        return status_set(err, ST_INVALID, "%s: '%s' is not a positive integer", key, value);
+      if (errno || end == value || *end || value[0] == '-' || (v == 0 && f->kind == FIELD_SIZE))
+        return status_set(err, ST_INVALID, "%s: '%s' is not a %s integer", key, value,
+                          f->kind == FIELD_SIZE ? "positive" : "non-negative");
       *(size_t *)at = (size_t)v;
+    } else if (f->kind == FIELD_TASK) {
+      int task = bert_task_parse(value);
+      if (task < 0)
+        return status_set(err, ST_INVALID, "task '%s' is unknown: use pretrain, classify or tag",
+                          value);
+      *(int *)at = task;
+      /* The presets carry the NSP head, which only pretraining has. */
+      if (task != BERT_TASK_PRETRAIN) cfg->nsp = 0;
     } else if (f->kind == FIELD_FLOAT) {
       float v = strtof(value, &end);
       if (errno || end == value || *end)
@@ -126,7 +153,7 @@ int bert_config_read_json(bert_config *cfg, const char *path, char **err) {
   int rc = ST_OK;
   for (size_t i = 0; i < sizeof fields / sizeof *fields && rc == ST_OK; i++) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, fields[i].key);
-    if (!item || fields[i].kind == FIELD_BOOL) continue;
+    if (!item || (fields[i].kind != FIELD_SIZE && fields[i].kind != FIELD_FLOAT)) continue;
     char value[64];
     if (!cJSON_IsNumber(item)) {
       rc = status_set(err, ST_INVALID, "%s: %s is not a number", path, fields[i].key);
@@ -156,6 +183,19 @@ int bert_config_validate(const bert_config *cfg, char **err) {
       !(cfg->attention_dropout >= 0.0f && cfg->attention_dropout < 1.0f))
     return status_set(err, ST_INVALID, "dropout rates must be in [0, 1)");
   if (!(cfg->ln_eps > 0.0f)) return status_set(err, ST_INVALID, "layer_norm_eps must be > 0");
+  if (!bert_task_name(cfg->task)) return status_set(err, ST_INVALID, "model task %d is unknown", cfg->task);
+  if (cfg->task == BERT_TASK_PRETRAIN && cfg->num_labels)
+    return status_set(err, ST_INVALID,
+                      "num_labels = %zu needs task = classify or tag: pretraining has no labels",
+                      cfg->num_labels);
+  if (cfg->task != BERT_TASK_PRETRAIN && (cfg->num_labels < 2 || cfg->num_labels > 1u << 16))
+    return status_set(err, ST_INVALID, "task %s needs num_labels in 2..65536, not %zu",
+                      bert_task_name(cfg->task), cfg->num_labels);
+  if (cfg->crf && cfg->task != BERT_TASK_TAG)
+    return status_set(err, ST_INVALID, "crf needs task = tag, not %s", bert_task_name(cfg->task));
+  if (cfg->nsp && cfg->task != BERT_TASK_PRETRAIN)
+    return status_set(err, ST_INVALID, "the NSP head needs task = pretrain, not %s",
+                      bert_task_name(cfg->task));
   return ST_OK;
 }
 
@@ -177,12 +217,16 @@ int bert_config_resolve(bert_config *cfg, const char *preset, const char *json,
 }
 
 void bert_config_describe(const bert_config *cfg, char *buf, size_t size) {
-  snprintf(buf, size,
-           "layers=%zu hidden=%zu heads=%zu intermediate=%zu vocab=%zu max_positions=%zu "
-           "type_vocab=%zu hidden_dropout=%g attention_dropout=%g ln_eps=%g nsp=%d",
-           cfg->layers, cfg->hidden, cfg->heads, cfg->intermediate, cfg->vocab_size,
-           cfg->max_positions, cfg->type_vocab, cfg->hidden_dropout, cfg->attention_dropout,
-           cfg->ln_eps, cfg->nsp);
+  const char *task = bert_task_name(cfg->task);
+  int n = snprintf(buf, size,
+                   "layers=%zu hidden=%zu heads=%zu intermediate=%zu vocab=%zu max_positions=%zu "
+                   "type_vocab=%zu hidden_dropout=%g attention_dropout=%g ln_eps=%g nsp=%d "
+                   "task=%s",
+                   cfg->layers, cfg->hidden, cfg->heads, cfg->intermediate, cfg->vocab_size,
+                   cfg->max_positions, cfg->type_vocab, cfg->hidden_dropout,
+                   cfg->attention_dropout, cfg->ln_eps, cfg->nsp, task ? task : "?");
+  if (cfg->task != BERT_TASK_PRETRAIN && n >= 0 && (size_t)n < size)
+    snprintf(buf + n, size - (size_t)n, " num_labels=%zu crf=%d", cfg->num_labels, cfg->crf);
 }
 
 /* ------------------------------------------------------------- parameters */
@@ -203,9 +247,12 @@ typedef struct layer_offsets {
 
 typedef struct model_offsets {
   size_t wte, wpe, wtt, eln_w, eln_b;
+  size_t heads; /* the first entry after the encoder: pooler or head */
   size_t pool_w, pool_b;
   size_t mt_w, mt_b, mln_w, mln_b, mbias;
   size_t nsp_w, nsp_b;
+  size_t cls_w, cls_b;         /* classifier (K, C), (K) */
+  size_t crf_t, crf_s, crf_e;  /* CRF transitions (K, K), start and end (K) */
 } model_offsets;
 
 static int add(params *p, const char *name, size_t d0, size_t d1, size_t *offset, char **err) {
@@ -262,18 +309,42 @@ static int add_params(params *p, const bert_config *cfg, model_offsets *o, layer
     ADD(&y->ln2w, C, 0, "bert.encoder.layer.%zu.output.LayerNorm.weight", l);
     ADD(&y->ln2b, C, 0, "bert.encoder.layer.%zu.output.LayerNorm.bias", l);
   }
-  if (cfg->nsp) {
+  o->heads = p->total;
+  if (cfg->nsp || cfg->task == BERT_TASK_CLASSIFY) {
     ADD(&o->pool_w, C, C, "bert.pooler.dense.weight");
     ADD(&o->pool_b, C, 0, "bert.pooler.dense.bias");
   }
-  ADD(&o->mt_w, C, C, "cls.predictions.transform.dense.weight");
-  ADD(&o->mt_b, C, 0, "cls.predictions.transform.dense.bias");
-  ADD(&o->mln_w, C, 0, "cls.predictions.transform.LayerNorm.weight");
-  ADD(&o->mln_b, C, 0, "cls.predictions.transform.LayerNorm.bias");
-  ADD(&o->mbias, cfg->vocab_size, 0, "cls.predictions.bias");
+  if (cfg->task == BERT_TASK_PRETRAIN) {
+    ADD(&o->mt_w, C, C, "cls.predictions.transform.dense.weight");
+    ADD(&o->mt_b, C, 0, "cls.predictions.transform.dense.bias");
+    ADD(&o->mln_w, C, 0, "cls.predictions.transform.LayerNorm.weight");
+    ADD(&o->mln_b, C, 0, "cls.predictions.transform.LayerNorm.bias");
+    ADD(&o->mbias, cfg->vocab_size, 0, "cls.predictions.bias");
+  }
   if (cfg->nsp) {
     ADD(&o->nsp_w, 2, C, "cls.seq_relationship.weight");
     ADD(&o->nsp_b, 2, 0, "cls.seq_relationship.bias");
+  }
+  if (cfg->task != BERT_TASK_PRETRAIN) {
+    /* HuggingFace's initializer_range normal, as for every Linear. */
+    ADD(&o->cls_w, cfg->num_labels, C, "classifier.weight");
+    ADD(&o->cls_b, cfg->num_labels, 0, "classifier.bias");
+  }
+  if (cfg->crf) {
+    /* Zeros, not pytorch-crf's uniform(-0.1, 0.1): a new CRF then starts as
+     * the plain token classifier (emissions alone decide), and its scores
+     * move only as far as the labels push them. No weight decay: they are
+     * scores between labels, not a projection's weights. */
+    size_t K = cfg->num_labels, kk[2] = {K, K};
+    static const char *const crf_names[] = {"crf.transitions", "crf.start_transitions",
+                                            "crf.end_transitions"};
+    size_t *crf_offsets[] = {&o->crf_t, &o->crf_s, &o->crf_e};
+    for (int i = 0; i < 3; i++) {
+      if ((rc = params_add(p, crf_names[i], i == 0 ? 2 : 1, kk, PARAMS_TRAINABLE,
+                           PARAMS_INIT_ZEROS, err)) != ST_OK)
+        return rc;
+      *crf_offsets[i] = p->entries[p->count - 1].offset;
+    }
   }
 #undef ADD
   return ST_OK;
@@ -443,7 +514,8 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
                          bert_memory *mem, char **err) {
   int rc = bert_config_validate(cfg, err);
   if (rc != ST_OK) return rc;
-  if (!B || !L || L > cfg->max_positions || !max_pred || max_pred > L)
+  int mlm = cfg->task == BERT_TASK_PRETRAIN;
+  if (!B || !L || L > cfg->max_positions || (mlm && !max_pred) || max_pred > L)
     return status_set(err, ST_INVALID,
                       "batch %zu x seq_len %zu (max %zu predictions per sequence) does not fit "
                       "a model with %zu positions",

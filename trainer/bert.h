@@ -1,7 +1,8 @@
-/* BERT for pretraining: the model configuration and its presets, the
- * parameter table (HuggingFace BertForPreTraining / BertForMaskedLM names),
- * and forward/backward over one micro-batch with activations in an arena
- * sized once from (batch, seq_len).
+/* BERT for pretraining and fine-tuning: the model configuration and its
+ * presets, the parameter table (HuggingFace BertForPreTraining /
+ * BertForMaskedLM / BertForSequenceClassification /
+ * BertForTokenClassification names), and forward/backward over one
+ * micro-batch with activations in an arena sized once from (batch, seq_len).
  *
  * Conventions:
  *  1. A model is created for a fixed (B, L, predictions per sequence); a
@@ -12,6 +13,8 @@
  *  3. The MLM head (transform + tied decoder + softmax) runs only at the
  *     positions whose label is not -1; the [P, V] logits are the largest
  *     activation, and this keeps them at P = predicted tokens, not B * L.
+ *  4. The task (bert_task) decides the heads; the encoder is the same for
+ *     all, so an encoder trained for one task loads by name into another.
  */
 #ifndef DDPT_TRAINER_BERT_H
 #define DDPT_TRAINER_BERT_H
@@ -20,6 +23,26 @@
 #include <stdint.h>
 
 #include "trainer/params.h"
+
+/* What the model is trained for, which decides its heads:
+ *  - PRETRAIN: BertForPreTraining / BertForMaskedLM: the MLM head
+ *    (cls.predictions.*, decoder tied to the word embeddings), and with nsp
+ *    the pooler and cls.seq_relationship.*.
+ *  - CLASSIFY: BertForSequenceClassification: the pooler
+ *    (bert.pooler.dense, tanh) on [CLS], dropout, classifier.weight
+ *    [num_labels, hidden] and classifier.bias [num_labels]; softmax
+ *    cross-entropy, a mean over the labelled sequences.
+ *  - TAG: BertForTokenClassification: dropout and classifier.* on every
+ *    token; softmax cross-entropy, a mean over the labelled tokens (label
+ *    -100 is ignored). With crf, a linear-chain CRF (crf.transitions [K, K],
+ *    crf.start_transitions [K], crf.end_transitions [K]; trainer/heads.h)
+ *    over each sequence's labelled positions instead: the negative
+ *    log-likelihood, a mean over the sequences, decoded with Viterbi. */
+typedef enum { BERT_TASK_PRETRAIN = 0, BERT_TASK_CLASSIFY, BERT_TASK_TAG } bert_task;
+
+/* "pretrain", "classify", "tag"; NULL past the last. And back: -1 if unknown. */
+const char *bert_task_name(int task);
+int bert_task_parse(const char *name);
 
 typedef struct bert_config {
   size_t vocab_size;        /* V */
@@ -32,30 +55,47 @@ typedef struct bert_config {
   float hidden_dropout;     /* embeddings, attention output, FFN output */
   float attention_dropout;  /* attention probabilities */
   float ln_eps;             /* LayerNorm epsilon */
-  int nsp;                  /* 1: with pooler + next-sentence head */
+  int nsp;                  /* PRETRAIN: 1: with pooler + next-sentence head */
+  int task;                 /* a bert_task */
+  size_t num_labels;        /* CLASSIFY, TAG: K >= 2 (0 for PRETRAIN) */
+  int crf;                  /* TAG: the CRF head */
 } bert_config;
 
 /* Fills cfg from a preset: bert-tiny, bert-mini, bert-small, bert-medium,
  * bert-base. Fails with ST_INVALID naming the presets. */
 int bert_config_preset(bert_config *cfg, const char *name, char **err);
 /* Sets one field by its HuggingFace config.json key (hidden_size,
- * num_hidden_layers, ...; "nsp" for the NSP head). */
+ * num_hidden_layers, ...; "nsp" for the NSP head; "task" (a bert_task_name),
+ * "num_labels", "crf" (true/false) for the heads). Setting task to classify
+ * or tag also clears nsp, which the presets set. */
 int bert_config_set(bert_config *cfg, const char *key, const char *value, char **err);
-/* Reads the model fields of a HuggingFace config.json over cfg. */
+/* Reads the architecture fields of a HuggingFace config.json over cfg (not
+ * the task: its label set is the corpus's). */
 int bert_config_read_json(bert_config *cfg, const char *path, char **err);
+/* Sizes in range; num_labels >= 2 for classify and tag, 0 for pretrain;
+ * crf only with tag; nsp only with pretrain. */
 int bert_config_validate(const bert_config *cfg, char **err);
 /* The usual way to build a config from options: preset (NULL: bert-base),
  * then a HuggingFace config.json (NULL: none), then "key=value" overrides in
  * order; validated. */
 int bert_config_resolve(bert_config *cfg, const char *preset, const char *json,
                         char *const *sets, size_t nsets, char **err);
-/* One line, "layers=12 hidden=768 ...", for logs and reports. */
+/* One line, "layers=12 hidden=768 ... task=pretrain" (and num_labels, crf
+ * for the other tasks), for logs and reports; two configs describe alike
+ * exactly when they build the same model. */
 void bert_config_describe(const bert_config *cfg, char *buf, size_t size);
 
 /* Adds the model's entries to p in layout order: embeddings, layer 0 ..
  * layer N-1, pooler, heads — so the last layers' gradients, produced first
- * by backward, form the end of the arena. The MLM decoder weight is the word
- * embedding matrix (tied) and has no entry of its own. */
+ * by backward, form the end of the arena. The heads by task:
+ *  - PRETRAIN: cls.predictions.* (the MLM decoder weight is the word
+ *    embedding matrix, tied, with no entry of its own); with nsp,
+ *    bert.pooler.dense.* before them and cls.seq_relationship.* after.
+ *  - CLASSIFY: bert.pooler.dense.*, classifier.weight [K, C] (normal, std
+ *    0.02, weight decay), classifier.bias [K] (zeros).
+ *  - TAG: classifier.*, then with crf crf.transitions [K, K],
+ *    crf.start_transitions [K], crf.end_transitions [K] (zeros, no weight
+ *    decay). */
 int bert_params_add(params *p, const bert_config *cfg, char **err);
 
 /* One micro-batch; all arrays (B, L) row-major, int32. */
@@ -66,6 +106,8 @@ typedef struct bert_batch {
   const int32_t *attention_mask; /* (B, L) 1 token, 0 padding; position 0 is a token */
   const int32_t *mlm_labels;     /* (B, L) target id, or -1 where not predicted */
   const int32_t *nsp_labels;     /* (B) 0/1, needed when the config has the NSP head */
+  const int32_t *class_labels;   /* (B) CLASSIFY: label id, or -100 (no loss) */
+  const int32_t *tag_labels;     /* (B, L) TAG: label id at a word's (first) piece, -100 elsewhere */
 } bert_batch;
 
 /* Which dropout masks a forward pass uses. */
@@ -76,13 +118,17 @@ typedef struct bert_dropout {
 } bert_dropout;
 
 typedef struct bert_loss {
-  double total; /* mlm + nsp, what backward differentiates */
+  double total; /* mlm + nsp (PRETRAIN) or task (CLASSIFY, TAG): what backward differentiates */
   double mlm;   /* mean over predicted tokens */
   double nsp;   /* mean over sequences; 0 without the head */
   size_t predicted;
   size_t mlm_correct; /* predicted tokens whose most likely id is the label */
   size_t nsp_correct; /* sequences whose NSP prediction is right; 0 without the head */
   size_t nsp_count;   /* sequences with an NSP label; 0 without the head */
+  double task;         /* CLASSIFY, TAG: the head's loss, a mean over task_count */
+  size_t task_count;   /* labelled sequences (CLASSIFY; TAG with crf: sequences with a labelled
+                        * position) or labelled tokens (TAG) */
+  size_t task_correct; /* CLASSIFY, TAG without crf: of those, argmax right; 0 with crf (decode to score) */
 } bert_loss;
 
 /* Memory a model needs, in bytes. */
@@ -136,6 +182,21 @@ params *bert_model_params(bert_model *m);
  * range. */
 int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *drop,
                  bert_loss *loss, char **err);
+/* CLASSIFY: the (B, K) logits of the last bert_forward, one row per
+ * sequence; TAG: (B * L, K), one row per position (padding rows included,
+ * meaningless). A forward without labels (class_labels or tag_labels NULL)
+ * computes them and no loss. *rows and *K receive the shape. Owned by the
+ * model; valid until the next bert_forward or bert_backward. NULL for
+ * PRETRAIN. */
+const float *bert_task_logits(const bert_model *m, size_t *rows, size_t *K);
+
+/* TAG: the label predicted at each position of the last bert_forward's
+ * batch where chain (B, L) is not -100 (the labelled positions, or at
+ * prediction time each word's first piece): the argmax of the logits, or
+ * with the CRF the Viterbi path over each sequence's chain. pred (B, L)
+ * receives -100 elsewhere. Fails (ST_INVALID) for another task. */
+int bert_tag_decode(bert_model *m, const int32_t *chain, int32_t *pred, char **err);
+
 /* The MLM probabilities of the last bert_forward: *P rows (the predicted
  * positions, in batch row-major order) of vocab_size floats, each row a
  * softmax. Owned by the model; valid until the next bert_forward or
@@ -153,8 +214,9 @@ void bert_set_last_layer_full(bert_model *m, int full);
  * mlm = 1 / (predicted tokens in the global batch), nsp = 1 / (sequences in
  * the global batch). */
 typedef struct bert_grad_scale {
-  float mlm; /* per predicted token */
-  float nsp; /* per sequence */
+  float mlm;  /* per predicted token */
+  float nsp;  /* per sequence */
+  float task; /* per unit of bert_loss.task_count */
 } bert_grad_scale;
 
 /* Adds to the gradient arena the gradient of sum(mlm token losses) *

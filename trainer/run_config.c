@@ -74,7 +74,8 @@ static const key_def k_keys[] = {
 static const char *const k_model_keys[] = {
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
     "max_position_embeddings", "type_vocab_size", "hidden_dropout_prob",
-    "attention_probs_dropout_prob", "layer_norm_eps", "hidden_act", NULL};
+    "attention_probs_dropout_prob", "layer_norm_eps", "hidden_act", "task", "num_labels", "crf",
+    NULL};
 
 static const char *const k_sections[] = {"model", "data", "optim", "schedule", "train", "checkpoint", "log", NULL};
 
@@ -462,10 +463,11 @@ char *run_config_format(const run_config *c) {
          "[model]\npreset = %s\n; hf_config = %s (applied: its fields are the keys below)\nvocab_size = %zu\nhidden_size = %zu\nnum_hidden_layers = %zu\n"
          "num_attention_heads = %zu\nintermediate_size = %zu\nmax_position_embeddings = %zu\n"
          "type_vocab_size = %zu\nhidden_dropout_prob = %s\nattention_probs_dropout_prob = %s\n"
-         "layer_norm_eps = %s\n",
+         "layer_norm_eps = %s\ntask = %s\nnum_labels = %zu\ncrf = %s\n",
          c->preset, c->hf_config, m->vocab_size, m->hidden, m->layers, m->heads, m->intermediate,
          m->max_positions, m->type_vocab, fmt_float(f1, sizeof f1, m->hidden_dropout),
-         fmt_float(f2, sizeof f2, m->attention_dropout), fmt_float(f3, sizeof f3, m->ln_eps));
+         fmt_float(f2, sizeof f2, m->attention_dropout), fmt_float(f3, sizeof f3, m->ln_eps),
+         bert_task_name(m->task), m->num_labels, m->crf ? "true" : "false");
   const char *section = "model";
   for (size_t i = 0; i < sizeof k_keys / sizeof k_keys[0]; i++) {
     const key_def *d = &k_keys[i];

@@ -67,7 +67,9 @@ int main(int argc, char **argv) {
   int32_t *arr = malloc((4 * N + B) * sizeof(int32_t));
   if (fread(arr, sizeof(int32_t), 4 * N + B, f) != 4 * N + B) return fail(strdup("short batch.i32"));
   fclose(f);
-  bert_batch batch = {B, L, arr, arr + N, arr + 2 * N, arr + 3 * N, cfg.nsp ? arr + 4 * N : NULL};
+  bert_batch batch = {.B = B, .L = L, .input_ids = arr, .segment_ids = arr + N,
+                      .attention_mask = arr + 2 * N, .mlm_labels = arr + 3 * N,
+                      .nsp_labels = cfg.nsp ? arr + 4 * N : NULL};
 
   bert_model *m;
   if (bert_model_create(&m, &cfg, B, L, L, &err) != ST_OK) return fail(err);

@@ -149,7 +149,124 @@ static void test_config_overrides_and_reads_huggingface_json(void) {
   free(dir);
 }
 
+static void test_task_settings_validate_and_describe(void) {
+  CU_ASSERT_STRING_EQUAL(bert_task_name(BERT_TASK_TAG), "tag");
+  CU_ASSERT_PTR_NULL(bert_task_name(3));
+  CU_ASSERT_EQUAL(bert_task_parse("classify"), BERT_TASK_CLASSIFY);
+  CU_ASSERT_EQUAL(bert_task_parse("ner"), -1);
+  bert_config c;
+  bert_config_preset(&c, "bert-tiny", NULL);
+  CU_ASSERT_EQUAL(c.task, BERT_TASK_PRETRAIN);
+  CU_ASSERT_EQUAL(c.num_labels, 0);
+  char *err = NULL;
+  CU_ASSERT_EQUAL(bert_config_set(&c, "task", "ner", &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "classify") : NULL);
+  free(err);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "task", "classify", NULL), ST_OK);
+  CU_ASSERT_EQUAL(c.nsp, 0); /* the preset's NSP head is pretraining's */
+  err = NULL;
+  CU_ASSERT_EQUAL(bert_config_validate(&c, &err), ST_INVALID); /* no labels yet */
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "num_labels") : NULL);
+  free(err);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "num_labels", "3", NULL), ST_OK);
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_OK);
+  char desc[512];
+  bert_config_describe(&c, desc, sizeof desc);
+  CU_ASSERT_PTR_NOT_NULL(strstr(desc, "task=classify num_labels=3 crf=0"));
+  CU_ASSERT_EQUAL(bert_config_set(&c, "crf", "true", NULL), ST_OK);
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_INVALID); /* CRF is for tagging */
+  CU_ASSERT_EQUAL(bert_config_set(&c, "task", "tag", NULL), ST_OK);
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_OK);
+  c.nsp = 1;
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_INVALID);
+  c.nsp = 0;
+  CU_ASSERT_EQUAL(bert_config_set(&c, "num_labels", "1", NULL), ST_OK);
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_INVALID);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "num_labels", "-2", NULL), ST_INVALID);
+  /* Pretraining has no labels; 0 is what a pretraining config writes. */
+  bert_config_preset(&c, "bert-tiny", NULL);
+  CU_ASSERT_EQUAL(bert_config_set(&c, "num_labels", "0", NULL), ST_OK);
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_OK);
+  bert_config_describe(&c, desc, sizeof desc);
+  CU_ASSERT_PTR_NOT_NULL(strstr(desc, "nsp=1 task=pretrain"));
+  c.num_labels = 2;
+  CU_ASSERT_EQUAL(bert_config_validate(&c, NULL), ST_INVALID);
+}
+
+/* BertForSequenceClassification and BertForTokenClassification (+ CRF):
+ * the encoder's names, then the task's head, with HuggingFace's shapes; no
+ * MLM head. Counts for bert-base with 3 labels: 109,482,240 for the encoder
+ * with its pooler (BertModel) + 768 * 3 + 3 = 109,484,547; without the
+ * pooler (768 * 768 + 768 = 590,592 fewer) 108,893,955, and the CRF adds
+ * 9 + 3 + 3. */
+static void test_task_heads_have_huggingface_names_and_counts(void) {
+  bert_config c;
+  bert_memory mem;
+  bert_config_preset(&c, "bert-base", NULL);
+  bert_config_set(&c, "task", "classify", NULL);
+  bert_config_set(&c, "num_labels", "3", NULL);
+  CU_ASSERT_EQUAL(bert_memory_estimate(&c, 1, 128, 0, &mem, NULL), ST_OK);
+  CU_ASSERT_EQUAL(mem.param_count, 109484547);
+  c.task = BERT_TASK_TAG;
+  CU_ASSERT_EQUAL(bert_memory_estimate(&c, 1, 128, 0, &mem, NULL), ST_OK);
+  CU_ASSERT_EQUAL(mem.param_count, 108893955);
+  c.crf = 1;
+  CU_ASSERT_EQUAL(bert_memory_estimate(&c, 1, 128, 0, &mem, NULL), ST_OK);
+  CU_ASSERT_EQUAL(mem.param_count, 108893955 + 15);
+
+  bert_config_preset(&c, "bert-tiny", NULL);
+  bert_config_set(&c, "task", "classify", NULL);
+  bert_config_set(&c, "num_labels", "5", NULL);
+  params *p = params_create();
+  CU_ASSERT_EQUAL_FATAL(bert_params_add(p, &c, NULL), ST_OK);
+  const params_entry *pool = params_find(p, "bert.pooler.dense.weight");
+  const params_entry *w = params_find(p, "classifier.weight");
+  const params_entry *b = params_find(p, "classifier.bias");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  CU_ASSERT(params_find(p, "bert.encoder.layer.1.output.LayerNorm.bias")->offset < pool->offset);
+  CU_ASSERT(pool->offset < w->offset);
+  CU_ASSERT_EQUAL(w->shape[0], 5);
+  CU_ASSERT_EQUAL(w->shape[1], 128);
+  CU_ASSERT_EQUAL(b->ndim, 1);
+  CU_ASSERT_EQUAL(w->init, PARAMS_INIT_NORMAL);
+  CU_ASSERT(w->flags & PARAMS_DECAY);
+  CU_ASSERT_EQUAL(b->init, PARAMS_INIT_ZEROS);
+  CU_ASSERT(!(b->flags & PARAMS_DECAY));
+  CU_ASSERT_EQUAL(b->offset + b->count, p->total); /* the head ends the arena */
+  CU_ASSERT_PTR_NULL(params_find(p, "cls.predictions.bias"));
+  CU_ASSERT_PTR_NULL(params_find(p, "cls.seq_relationship.weight"));
+  CU_ASSERT_PTR_NULL(params_find(p, "crf.transitions"));
+  params_free(p);
+
+  bert_config_set(&c, "task", "tag", NULL);
+  bert_config_set(&c, "crf", "true", NULL);
+  p = params_create();
+  CU_ASSERT_EQUAL_FATAL(bert_params_add(p, &c, NULL), ST_OK);
+  CU_ASSERT_PTR_NULL(params_find(p, "bert.pooler.dense.weight"));
+  const params_entry *t = params_find(p, "crf.transitions");
+  const params_entry *e = params_find(p, "crf.end_transitions");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+  CU_ASSERT_PTR_NOT_NULL(params_find(p, "crf.start_transitions"));
+  CU_ASSERT(params_find(p, "classifier.bias")->offset < t->offset);
+  CU_ASSERT_EQUAL(t->ndim, 2);
+  CU_ASSERT_EQUAL(t->shape[0], 5);
+  CU_ASSERT_EQUAL(t->shape[1], 5);
+  CU_ASSERT_EQUAL(t->init, PARAMS_INIT_ZEROS);
+  CU_ASSERT_EQUAL(t->flags, PARAMS_TRAINABLE); /* no weight decay */
+  CU_ASSERT_EQUAL(e->offset + e->count, p->total);
+  params_free(p);
+}
+
 /* ------------------------------------------------ a small model end to end */
+
+static bert_batch pretrain_batch(size_t B, size_t L, const int32_t *ids, const int32_t *segs,
+                                 const int32_t *mask, const int32_t *labels, const int32_t *nsp) {
+  return (bert_batch){.B = B, .L = L, .input_ids = ids, .segment_ids = segs,
+                      .attention_mask = mask, .mlm_labels = labels, .nsp_labels = nsp};
+}
 
 typedef struct toy {
   bert_model *m;
@@ -177,7 +294,7 @@ static void toy_init(toy *t, const bert_config *c) {
   memcpy(t->ids, ids, sizeof ids), memcpy(t->segs, segs, sizeof segs);
   memcpy(t->mask, mask, sizeof mask), memcpy(t->labels, labels, sizeof labels);
   t->nsp[0] = 1, t->nsp[1] = 0;
-  t->batch = (bert_batch){2, 6, t->ids, t->segs, t->mask, t->labels, t->nsp};
+  t->batch = pretrain_batch(2, 6, t->ids, t->segs, t->mask, t->labels, t->nsp);
   t->drop = (bert_dropout){.seed = 5, .step = 3, .micro = 0};
 }
 
@@ -257,10 +374,11 @@ static void test_two_micro_batches_with_global_scale_equal_one_batch(void) {
   memcpy(ref, p->grad, p->total * sizeof(float));
   /* Sequence 0 has 2 predicted tokens, sequence 1 has 1: a mean over 3. */
   params_zero_grad(p);
-  bert_grad_scale scale = {1.0f / 3.0f, 1.0f / 2.0f};
+  bert_grad_scale scale = {.mlm = 1.0f / 3.0f, .nsp = 1.0f / 2.0f};
   double mlm_sum = 0, nsp_sum = 0;
   for (size_t b = 0; b < 2; b++) {
-    bert_batch one = {1, 6, t.ids + 6 * b, t.segs + 6 * b, t.mask + 6 * b, t.labels + 6 * b, t.nsp + b};
+    bert_batch one = pretrain_batch(1, 6, t.ids + 6 * b, t.segs + 6 * b, t.mask + 6 * b,
+                                    t.labels + 6 * b, t.nsp + b);
     bert_loss l;
     CU_ASSERT_EQUAL(bert_forward(t.m, &one, NULL, &l, NULL), ST_OK);
     bert_backward(t.m, &one, &scale);
@@ -338,7 +456,7 @@ static void test_step_is_bit_identical_for_one_and_two_threads(void) {
     mask[i] = (i % L) < L - (i / L) * 10;
     lab[i] = i % 7 == 3 ? (int32_t)(i % 300) : -1;
   }
-  bert_batch batch = {B, L, ids, segs, mask, lab, nsp};
+  bert_batch batch = pretrain_batch(B, L, ids, segs, mask, lab, nsp);
   bert_dropout drop = {1, 2, 3};
   float *grads[2];
   double loss[2];
@@ -379,7 +497,7 @@ static void test_last_layer_on_head_rows_only_equals_full_layer(void) {
     lab[L] = 7; /* a prediction at the second sequence's [CLS] */
     if (variant == 2)
       for (size_t i = 2 * L; i < N; i++) lab[i] = -1;
-    bert_batch batch = {B, L, ids, segs, mask, lab, nsps};
+    bert_batch batch = pretrain_batch(B, L, ids, segs, mask, lab, nsps);
     bert_dropout drop = {9, 4, 1};
     float *grads[2];
     double loss[2];
@@ -437,6 +555,8 @@ static const harness_test tests[] = {
     {"test_flops_per_step_match_a_hand_count", test_flops_per_step_match_a_hand_count},
     {"test_table_uses_huggingface_names_with_late_layers_last", test_table_uses_huggingface_names_with_late_layers_last},
     {"test_config_overrides_and_reads_huggingface_json", test_config_overrides_and_reads_huggingface_json},
+    {"test_task_settings_validate_and_describe", test_task_settings_validate_and_describe},
+    {"test_task_heads_have_huggingface_names_and_counts", test_task_heads_have_huggingface_names_and_counts},
     {"test_whole_model_gradient_matches_finite_differences", test_whole_model_gradient_matches_finite_differences},
     {"test_backward_accumulates_over_micro_batches", test_backward_accumulates_over_micro_batches},
     {"test_two_micro_batches_with_global_scale_equal_one_batch", test_two_micro_batches_with_global_scale_equal_one_batch},
