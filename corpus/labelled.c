@@ -37,7 +37,10 @@ static int all_space(const char *s, size_t len) {
 
 /* *s, *len without leading and trailing whitespace. */
 static void trim(const char **s, size_t *len) {
-  while (*len && is_space(**s)) (*s)++, (*len)--;
+  while (*len && is_space(**s)) {
+    (*s)++;
+    (*len)--;
+  }
   while (*len && is_space((*s)[*len - 1])) (*len)--;
 }
 
@@ -389,7 +392,10 @@ int lab_sentence_add_word(lab_sentence *s, const lab_seq_config *c, tokenizer *t
     if (array_grow(&s->pieces.ids, &s->pieces.cap, before + 1, sizeof *s->pieces.ids) != ST_OK)
       return status_set(err, ST_NOMEM, "out of memory tokenizing a sentence");
     s->pieces.ids[s->pieces.len++] = c->unk_id;
-    if (stats) stats->tokens++, stats->unk++;
+    if (stats) {
+      stats->tokens++;
+      stats->unk++;
+    }
   }
   if (array_grow(&s->tags, &s->tags_cap, s->pieces.len, sizeof *s->tags) != ST_OK)
     return status_set(err, ST_NOMEM, "out of memory tokenizing a sentence");
@@ -622,7 +628,7 @@ static int read_file(job *j, const char *path, int valid_file, char **err) {
     if (j->writing) j->prog.bytes_read += len + 1;
     rc = opt->task == MANIFEST_TASK_CLASSIFY ? classify_line(j, &at, line, len, err)
                                              : tag_line(j, &at, line, len, err);
-    report(j, 0);
+    if (j->writing) report(j, 0);
   }
   if (!rc && opt->task == MANIFEST_TASK_TAG) rc = end_sentence(j, &at, err);
   tok_lines_close(r);

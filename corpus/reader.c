@@ -387,7 +387,7 @@ typedef struct valid_record {
 struct corpus_valid {
   reader_common rc;
   valid_record *records; /* (total) */
-  int32_t *ids, *tags;   /* tags: the tags of tag records, at the ids' offsets */
+  int32_t *ids, *tags;   /* tags (a tag corpus only): each record's, at its ids' offset */
   uint64_t total;
 };
 
@@ -404,12 +404,14 @@ static int load_valid_shard(corpus_valid *v, size_t s, size_t *used, size_t *cap
         break;
       }
       v->ids = nids;
-      int32_t *ntags = realloc(v->tags, ncap * sizeof *ntags);
-      if (!ntags) {
-        st = status_set(err, ST_NOMEM, "out of memory loading validation shard %s", ms->name);
-        break;
+      if (v->rc.m->task == MANIFEST_TASK_TAG) {
+        int32_t *ntags = realloc(v->tags, ncap * sizeof *ntags);
+        if (!ntags) {
+          st = status_set(err, ST_NOMEM, "out of memory loading validation shard %s", ms->name);
+          break;
+        }
+        v->tags = ntags;
       }
-      v->tags = ntags;
       *cap = ncap;
     }
     record rec;
@@ -482,8 +484,8 @@ int corpus_valid_batch(corpus_valid *v, uint64_t start, corpus_batch *b, char **
     size_t s = 0;
     while (g >= m->valid[s].sequences) g -= m->valid[s++].sequences;
     const valid_record *vr = &v->records[start + row];
-    record rec = {v->ids + vr->offset, vr->n,    vr->split, vr->pair, vr->random_next,
-                  vr->kind,            vr->label, v->tags + vr->offset};
+    record rec = {v->ids + vr->offset, vr->n, vr->split, vr->pair, vr->random_next, vr->kind,
+                  vr->label, vr->kind == RECORD_TAGS ? v->tags + vr->offset : NULL};
     fill_row(&v->rc, &rec, (corpus_sample){(uint32_t)s, 0, g}, VALID_SHARD_BASE + (uint32_t)s, b,
              row);
     b->count++;

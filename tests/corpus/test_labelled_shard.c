@@ -294,6 +294,35 @@ static const char CONLL[] = "-DOCSTART- -X- O\n\n"
                             "c x I-X\r\n\n"
                             "c I-X\nthe O\nthe O\nabing B-X\n";
 
+/* Checks row r of a tag batch: every word's first piece carries the word's
+ * tag (ids: the, a, c -> O, B-X, I-X = 2, 0, 1), continuation pieces the
+ * same tag with all, else nothing. Returns the words found. */
+static size_t check_tag_row(const corpus_batch *b, size_t r, const int32_t word_ids[3], int32_t sep,
+                            int all) {
+  const size_t L = b->seq_len;
+  const int32_t *in = b->input_ids + r * L, *tag = b->tag_labels + r * L;
+  static const int32_t word_tag[3] = {2, 0, 1};
+  CU_ASSERT_EQUAL(b->class_labels[r], CORPUS_IGNORE_LABEL);
+  CU_ASSERT_EQUAL(tag[0], CORPUS_IGNORE_LABEL); /* [CLS] */
+  int32_t current = CORPUS_IGNORE_LABEL;
+  size_t words = 0;
+  for (size_t i = 1; i < L; i++) {
+    if (!b->attention_mask[r * L + i] || in[i] == sep) {
+      CU_ASSERT_EQUAL(tag[i], CORPUS_IGNORE_LABEL);
+      continue;
+    }
+    int w = in[i] == word_ids[0] ? 0 : in[i] == word_ids[1] ? 1 : in[i] == word_ids[2] ? 2 : -1;
+    if (w >= 0) {
+      current = word_tag[w];
+      CU_ASSERT_EQUAL(tag[i], current);
+      words++;
+    } else {
+      CU_ASSERT_EQUAL(tag[i], all ? current : CORPUS_IGNORE_LABEL); /* ##b, ##ing */
+    }
+  }
+  return words;
+}
+
 static void test_tag_round_trip_aligns_tags_to_pieces(void) {
   fixture f;
   fixture_init(&f, "lab-tag", 1, 1);
@@ -303,51 +332,50 @@ static void test_tag_round_trip_aligns_tags_to_pieces(void) {
   tok_vocab *v = NULL;
   char *err = NULL;
   CU_ASSERT_EQUAL_FATAL(tok_vocab_load(f.vocab, &v, &err), ST_OK);
-  int32_t the = tok_vocab_find(v, "the", 3), a = tok_vocab_find(v, "a", 1);
-  int32_t c_id = tok_vocab_find(v, "c", 1);
+  const int32_t word_ids[3] = {tok_vocab_find(v, "the", 3), tok_vocab_find(v, "a", 1),
+                               tok_vocab_find(v, "c", 1)};
   for (int all = 0; all <= 1; all++) {
     shard_options opt = labelled_options(&f, MANIFEST_TASK_TAG, input, 1, 16);
+    const char *valid_in[] = {input}; /* the same sentences again, as validation */
+    opt.valid_inputs = valid_in;
+    opt.num_valid_inputs = 1;
     opt.label_all_pieces = all;
     opt.overwrite = 1;
     fixture_shard(&opt);
     manifest *m = NULL;
     CU_ASSERT_EQUAL_FATAL(manifest_read(f.out, &m, &err), ST_OK);
-    CU_ASSERT(m->task == MANIFEST_TASK_TAG && m->label_all_pieces == all && m->documents == 3);
+    CU_ASSERT(m->task == MANIFEST_TASK_TAG && m->label_all_pieces == all && m->documents == 6);
     CU_ASSERT_EQUAL_FATAL(m->num_labels, 3);
     CU_ASSERT_STRING_EQUAL(m->labels[0], "B-X");
     CU_ASSERT_STRING_EQUAL(m->labels[1], "I-X");
     CU_ASSERT_STRING_EQUAL(m->labels[2], "O");
-    /* Tagged pieces: 3 abing (1 or 3 pieces each), 3 c, 3 the. */
-    CU_ASSERT_EQUAL(m->label_counts[0], all ? 9u : 3u);
-    CU_ASSERT_EQUAL(m->label_counts[1], 3);
-    CU_ASSERT_EQUAL(m->label_counts[2], 3);
+    /* Tagged pieces: 3 abing (1 or 3 pieces each), 3 c, 3 the; per split. */
+    for (size_t split = 0; split < 2; split++) {
+      CU_ASSERT_EQUAL(m->label_counts[3 * split + 0], all ? 9u : 3u);
+      CU_ASSERT_EQUAL(m->label_counts[3 * split + 1], 3);
+      CU_ASSERT_EQUAL(m->label_counts[3 * split + 2], 3);
+    }
     corpus *c = open_reader(f.out, 0, 1, 3);
-    corpus_batch *b = NULL;
+    corpus_batch *b = NULL, *vb = NULL;
     CU_ASSERT_EQUAL_FATAL(corpus_batch_alloc(3, 16, &b, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(corpus_batch_alloc(4, 16, &vb, &err), ST_OK);
     CU_ASSERT_EQUAL_FATAL(corpus_next_batch(c, b, &err), ST_OK);
     size_t words = 0;
-    for (size_t r = 0; r < 3; r++) {
-      const int32_t *in = b->input_ids + r * 16, *tag = b->tag_labels + r * 16;
-      CU_ASSERT_EQUAL(b->class_labels[r], CORPUS_IGNORE_LABEL);
-      CU_ASSERT_EQUAL(tag[0], CORPUS_IGNORE_LABEL); /* [CLS] */
-      int32_t word_tag = CORPUS_IGNORE_LABEL;
-      for (size_t i = 1; i < 16 && b->attention_mask[r * 16 + i]; i++) {
-        if (in[i] == m->sep_id) {
-          CU_ASSERT_EQUAL(tag[i], CORPUS_IGNORE_LABEL);
-          continue;
-        }
-        if (in[i] == the || in[i] == a || in[i] == c_id) {
-          word_tag = in[i] == the ? 2 : in[i] == a ? 0 : 1;
-          CU_ASSERT_EQUAL(tag[i], word_tag);
-          words++;
-        } else {
-          CU_ASSERT_EQUAL(tag[i], all ? word_tag : CORPUS_IGNORE_LABEL); /* ##b, ##ing */
-        }
-      }
-    }
+    for (size_t r = 0; r < 3; r++) words += check_tag_row(b, r, word_ids, m->sep_id, all);
     CU_ASSERT_EQUAL(words, 9);
-    corpus_batch_free(b);
     corpus_close(c);
+    corpus_options o;
+    corpus_options_default(&o);
+    corpus_valid *val = NULL;
+    CU_ASSERT_EQUAL_FATAL(corpus_valid_open(f.out, &o, &val, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(corpus_valid_batch(val, 0, vb, &err), ST_OK);
+    CU_ASSERT_EQUAL(vb->count, 3);
+    words = 0;
+    for (size_t r = 0; r < 4; r++) words += check_tag_row(vb, r, word_ids, m->sep_id, all);
+    CU_ASSERT_EQUAL(words, 9); /* the padding row has none, all -100 */
+    corpus_valid_close(val);
+    corpus_batch_free(vb);
+    corpus_batch_free(b);
     manifest_free(m);
   }
   tok_vocab_free(v);
