@@ -11,8 +11,9 @@ the record format in docs/corpus.md alone ("Labelled corpora"):
   word's pieces are `ddpt tokenize` of that word alone, the first piece
   carries the tag and the others -100 (or the tag, --label-all-pieces);
 - the manifest's label_counts are the records' counts; `ddpt corpus
-  verify/info/sample` work on both; bad input fails with one line naming
-  file:line and leaves no corpus.
+  verify/info/sample` work on both, and verify finds a label id beyond the
+  manifest's labels; bad input fails with one line naming file:line and
+  leaves no corpus.
 
 usage: plyvel_labelled.py DDPT_BIN"""
 import json
@@ -146,6 +147,12 @@ def check_classify(ddpt, vocab, root):
     steps = run(ddpt, "corpus", "sample", "--world", "3", "--rank", "1", "--batch", "4",
                 "--steps", "2", corpus).stdout.splitlines()
     assert len(steps) == 2 and all(x.split(":")[0] == "1" for x in steps[0].split()[2:]), steps
+    # A manifest with fewer labels than the records use: verify names the record.
+    m["labels"] = m["labels"][:2]
+    m["label_counts"] = {k: v[:2] for k, v in m["label_counts"].items()}
+    json.dump(m, open(os.path.join(corpus, "manifest.json"), "w"))
+    p = run(ddpt, "corpus", "verify", corpus, ok=False)
+    assert p.returncode == 1 and "is not below the 2 labels" in p.stderr, p.stderr
     return len(got), len(valid)
 
 
