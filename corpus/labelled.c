@@ -74,7 +74,8 @@ int lab_parse_tsv(const char *line, size_t len, lab_example *ex, char **err) {
   if (flen[0] == 0) return status_set(err, ST_INVALID, "empty label");
   for (size_t i = 1; i < nf; i++)
     if (all_space(field[i], flen[i]))
-      return status_set(err, ST_INVALID, "empty %s", nf == 2 ? "text" : i == 1 ? "text_a" : "text_b");
+      return status_set(err, ST_INVALID, "empty %s",
+                        nf == 2 ? "text" : i == 1 ? "text_a" : "text_b");
   ex->label = field[0];
   ex->label_len = flen[0];
   ex->pair = nf == 3;
@@ -125,7 +126,8 @@ int lab_parse_jsonl(lab_jsonl *j, const char *line, size_t len, lab_example *ex,
   if (!all_space(end, (size_t)(line + len - end)))
     return status_set(err, ST_INVALID, "text after the JSON value: one object per line");
   if (!cJSON_IsObject(j->root))
-    return status_set(err, ST_INVALID, "not a JSON object: expected {\"text\": ..., \"label\": ...}");
+    return status_set(err, ST_INVALID,
+                      "not a JSON object: expected {\"text\": ..., \"label\": ...}");
   int rc = json_text(j->root, "text", 0, &ex->text[0], &ex->text_len[0], err);
   if (!rc) rc = json_text(j->root, "text_b", 1, &ex->text[1], &ex->text_len[1], err);
   if (rc) return rc;

@@ -54,7 +54,8 @@ static void add_labels(cJSON *root, const manifest *m) {
   cJSON *labels = cJSON_AddArrayToObject(root, "labels");
   for (size_t i = 0; labels && i < m->num_labels; i++)
     cJSON_AddItemToArray(labels, cJSON_CreateString(m->labels[i]));
-  if (m->task == MANIFEST_TASK_TAG) cJSON_AddBoolToObject(root, "label_all_pieces", m->label_all_pieces);
+  if (m->task == MANIFEST_TASK_TAG)
+    cJSON_AddBoolToObject(root, "label_all_pieces", m->label_all_pieces);
   cJSON *counts = cJSON_AddObjectToObject(root, "label_counts");
   if (counts) {
     cJSON_AddItemToObject(counts, "train", count_list(m->label_counts, m->num_labels));

@@ -49,7 +49,8 @@ int corpus_batch_alloc(size_t batch_size, size_t seq_len, corpus_batch **out, ch
     b->num_masked = calloc(batch_size, sizeof(size_t));
   }
   if (!b || !b->input_ids || !b->segment_ids || !b->attention_mask || !b->mlm_labels ||
-      !b->nsp_labels || !b->class_labels || !b->tag_labels || !b->samples || !b->masked || !b->num_masked) {
+      !b->nsp_labels || !b->class_labels || !b->tag_labels || !b->samples || !b->masked ||
+      !b->num_masked) {
     corpus_batch_free(b);
     return status_set(err, ST_NOMEM, "out of memory for a batch of %zu x %zu", batch_size,
                       seq_len);

@@ -59,7 +59,8 @@ void record_encode(const record *rec, int id_bytes, uint8_t *out) {
     p += id_bytes;
   }
   if (rec->kind == RECORD_CLASS) put_label(p, rec->label, 0);
-  for (size_t i = 0; rec->kind == RECORD_TAGS && i < rec->n; i++) put_label(p + 2 * i, rec->tags[i], 1);
+  for (size_t i = 0; rec->kind == RECORD_TAGS && i < rec->n; i++)
+    put_label(p + 2 * i, rec->tags[i], 1);
 }
 
 /* Reads the labels of a labelled record at p into rec (tags into tags). */

@@ -191,7 +191,8 @@ int shard_set_open(shard_set *s, const char *dir, const char *prefix, size_t n,
   s->dir = dir;
   s->shards = calloc(n, sizeof *s->shards);
   /* Room for the largest record: seq_len ids and a tag per id. */
-  s->buf = malloc(record_encoded_size(seq_len, id_bytes) + record_labels_size(RECORD_TAGS, seq_len));
+  s->buf = malloc(record_encoded_size(seq_len, id_bytes) +
+                  record_labels_size(RECORD_TAGS, seq_len));
   s->options = leveldb_options_create();
   s->write = leveldb_writeoptions_create();
   if (!s->shards || !s->buf) return status_set(err, ST_NOMEM, "out of memory opening shards");

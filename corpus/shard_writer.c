@@ -466,7 +466,8 @@ static int open_outputs(job *j, char **err) {
   int rc = shard_out_prepare(opt->out_dir, opt->overwrite, &j->out_created, err);
   if (rc) return rc;
   j->out_touched = 1;
-  if ((rc = shard_out_copy_vocab(opt->vocab_path, opt->out_dir, tok_vocab_sha256_hex(j->vocab), err)))
+  if ((rc = shard_out_copy_vocab(opt->vocab_path, opt->out_dir, tok_vocab_sha256_hex(j->vocab),
+                                 err)))
     return rc;
   r->train.progress = r->valid.progress = &r->prog;
   r->valid.valid = 1;

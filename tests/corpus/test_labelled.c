@@ -295,10 +295,12 @@ static const harness_test tests[] = {
      test_conll_takes_the_first_column_as_word_and_the_last_as_tag},
     {"test_label_set_sorts_by_bytes_or_integers_by_value",
      test_label_set_sorts_by_bytes_or_integers_by_value},
-    {"test_label_file_fixes_ids_and_names_bad_lines", test_label_file_fixes_ids_and_names_bad_lines},
+    {"test_label_file_fixes_ids_and_names_bad_lines",
+     test_label_file_fixes_ids_and_names_bad_lines},
     {"test_build_example_truncates_longest_first_as_huggingface",
      test_build_example_truncates_longest_first_as_huggingface},
-    {"test_sentence_tags_first_pieces_or_all_pieces", test_sentence_tags_first_pieces_or_all_pieces},
+    {"test_sentence_tags_first_pieces_or_all_pieces",
+     test_sentence_tags_first_pieces_or_all_pieces},
     {NULL, NULL},
 };
 const harness_suite corpus_labelled_suite = {"labelled", tests};
