@@ -173,10 +173,18 @@ int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char *
                     char **err);
 
 /* Keeps the newest keep checkpoints by step (keep <= 0 keeps all), every
- * ckpt-XXXXXXXX.h5 with a ckpt-XXXXXXXX.h5.keep file beside it, and the one
- * LATEST names; removes the other ckpt-*.h5 and temporary files left by
+ * ckpt-XXXXXXXX.h5 with a ckpt-XXXXXXXX.h5.keep file beside it, and the ones
+ * LATEST and BEST name; removes the other ckpt-*.h5 and temporary files left by
  * writers that died. */
 int ckpt_dir_prune(const char *run_dir, int keep, char **err);
+
+/* RUN_DIR/BEST: one line naming the checkpoint a fine-tuning run scored
+ * best, replaced atomically as LATEST is; pruning never removes its file.
+ * set fails (ST_INVALID) unless name is a ckpt-<step>.h5 present in
+ * run_dir. read gives *name NULL when there is no BEST, ST_CORRUPT when it
+ * is not one checkpoint name. */
+int ckpt_dir_set_best(const char *run_dir, const char *name, char **err);
+int ckpt_dir_read_best(const char *run_dir, char **name, char **err);
 
 /* The checkpoint to resume from. *path (malloc'd, caller frees) is LATEST's
  * file when it verifies; otherwise the newest ckpt-*.h5 that does, and *note

@@ -1,5 +1,6 @@
-/* The run directory: atomic commit of ckpt-<step>.h5 and LATEST, keep-K
- * pruning with .keep markers, the resume fallback to the newest valid file,
+/* The run directory: atomic commit of ckpt-<step>.h5 and LATEST, the BEST
+ * pointer, keep-K pruning with .keep markers (and never LATEST's or BEST's
+ * file), the resume fallback to the newest valid file,
  * and the background writer that commits from a copy taken at call time. */
 #include "storage/ckpt.h"
 
@@ -28,10 +29,12 @@ static int parse_ckpt_name(const char *name, long long *step) {
   return 1;
 }
 
-/* Temporary names: ".ckpt-XXXXXXXX.h5.tmp-<pid>" and ".LATEST.tmp-<pid>".
- * Returns the pid, or 0 for any other name. */
+/* Temporary names: ".ckpt-XXXXXXXX.h5.tmp-<pid>", ".LATEST.tmp-<pid>" and
+ * ".BEST.tmp-<pid>". Returns the pid, or 0 for any other name. */
 static long temp_name_pid(const char *name) {
-  if (strncmp(name, ".ckpt-", 6) != 0 && strncmp(name, ".LATEST.tmp-", 12) != 0) return 0;
+  if (strncmp(name, ".ckpt-", 6) != 0 && strncmp(name, ".LATEST.tmp-", 12) != 0 &&
+      strncmp(name, ".BEST.tmp-", 10) != 0)
+    return 0;
   const char *t = strstr(name, ".tmp-");
   if (!t || !t[5] || strspn(t + 5, "0123456789") != strlen(t + 5)) return 0;
   return strtol(t + 5, NULL, 10);
@@ -85,11 +88,12 @@ nomem:
   return status_set(err, ST_NOMEM, "%s: out of memory listing checkpoints", run_dir);
 }
 
-/* LATEST's one line in *name (malloc'd), or NULL when there is no LATEST.
- * Anything but one plain file name is ST_CORRUPT. */
-static int read_latest(const char *run_dir, char **name, char **err) {
+/* The one line of the pointer file (LATEST or BEST) in *name (malloc'd),
+ * or NULL when there is no such file. Anything but one plain checkpoint
+ * file name is ST_CORRUPT. */
+static int read_pointer(const char *run_dir, const char *file, char **name, char **err) {
   *name = NULL;
-  char *path = file_path_join(run_dir, "LATEST");
+  char *path = file_path_join(run_dir, file);
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
   FILE *fp = fopen(path, "r");
   if (!fp) {
@@ -117,21 +121,43 @@ static int read_latest(const char *run_dir, char **name, char **err) {
   return *name ? ST_OK : status_set(err, ST_NOMEM, "out of memory");
 }
 
-static int write_latest(const char *run_dir, const char *name, char **err) {
-  char *latest = file_path_join(run_dir, "LATEST");
+static int read_latest(const char *run_dir, char **name, char **err) {
+  return read_pointer(run_dir, "LATEST", name, err);
+}
+
+/* Replaces the pointer file (LATEST or BEST) atomically with name's line. */
+static int write_pointer(const char *run_dir, const char *file, const char *name, char **err) {
+  char *pointer = file_path_join(run_dir, file);
   size_t len = strlen(name);
   char *line = malloc(len + 1);
   int rc;
-  if (!latest || !line) {
+  if (!pointer || !line) {
     rc = status_set(err, ST_NOMEM, "out of memory");
   } else {
     memcpy(line, name, len);
     line[len] = '\n';
-    rc = file_write_atomic(latest, line, len + 1, err);
+    rc = file_write_atomic(pointer, line, len + 1, err);
   }
   free(line);
-  free(latest);
+  free(pointer);
   return rc;
+}
+
+int ckpt_dir_set_best(const char *run_dir, const char *name, char **err) {
+  assert(run_dir && name);
+  long long step;
+  if (!parse_ckpt_name(name, &step))
+    return status_set(err, ST_INVALID, "%s: BEST must name a ckpt-<step>.h5 of the directory, not '%s'", run_dir,
+                      name);
+  char *path = file_path_join(run_dir, name);
+  int there = path && access(path, F_OK) == 0;
+  free(path);
+  if (!there) return status_set(err, ST_INVALID, "%s: BEST cannot name %s: no such checkpoint there", run_dir, name);
+  return write_pointer(run_dir, "BEST", name, err);
+}
+
+int ckpt_dir_read_best(const char *run_dir, char **name, char **err) {
+  return read_pointer(run_dir, "BEST", name, err);
 }
 
 /* Test hook: tests/train_resume.sh must kill a process provably inside a
@@ -172,7 +198,7 @@ int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char *
     goto fail;
   }
   if ((rc = file_fsync_dir(run_dir, err))) goto fail;
-  if ((rc = write_latest(run_dir, name, err))) goto fail;
+  if ((rc = write_pointer(run_dir, "LATEST", name, err))) goto fail;
   if ((rc = ckpt_dir_prune(run_dir, keep, err))) {
     status_wrap(err, rc, "%s is committed, but pruning older checkpoints failed", final);
     goto fail;
@@ -200,13 +226,19 @@ int ckpt_dir_prune(const char *run_dir, int keep, char **err) {
   assert(run_dir);
   found_ckpt *f = NULL;
   size_t n = 0;
-  char *latest = NULL;
+  char *latest = NULL, *best = NULL;
   int rc = read_latest(run_dir, &latest, err);
   if (rc) return rc;
+  /* A damaged BEST protects nothing but must not stop pruning: it is
+   * rewritten at the next evaluation. */
+  char *ignored = NULL;
+  if (read_pointer(run_dir, "BEST", &best, &ignored) != ST_OK) best = NULL;
+  free(ignored);
   if ((rc = list_ckpts(run_dir, &f, &n, err))) goto done;
   int removed = 0;
   for (size_t i = 0; keep > 0 && i < n; i++) {
-    if (i < (size_t)keep || (latest && strcmp(f[i].name, latest) == 0) || has_keep_marker(run_dir, f[i].name))
+    if (i < (size_t)keep || (latest && strcmp(f[i].name, latest) == 0) || (best && strcmp(f[i].name, best) == 0) ||
+        has_keep_marker(run_dir, f[i].name))
       continue;
     char *p = file_path_join(run_dir, f[i].name);
     if (!p || (remove(p) != 0 && errno != ENOENT)) {
@@ -237,6 +269,7 @@ int ckpt_dir_prune(const char *run_dir, int keep, char **err) {
 done:
   found_free(f, n);
   free(latest);
+  free(best);
   return rc;
 }
 

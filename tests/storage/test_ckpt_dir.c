@@ -120,6 +120,51 @@ static void test_keep_k_prunes_oldest_but_not_marked_or_latest(void) {
   free(dir);
 }
 
+/* BEST names a checkpoint that pruning keeps however old, is written
+ * atomically (no temporary left, a dead writer's one removed) and refuses a
+ * name that is not a checkpoint of the directory. */
+static void test_best_is_never_pruned_and_only_names_checkpoints(void) {
+  char *dir = harness_tmpdir("ckpt-dir");
+  char *err = NULL, *best = NULL;
+  CU_ASSERT_EQUAL(ckpt_dir_read_best(dir, &best, &err), ST_OK);
+  CU_ASSERT_PTR_NULL(best); /* no BEST yet */
+  for (int s = 1; s <= 3; s++) CU_ASSERT_EQUAL_FATAL(commit_step(dir, s, 0), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(ckpt_dir_set_best(dir, "ckpt-00000002.h5", &err), ST_OK);
+  char *text = read_text(dir, "BEST");
+  CU_ASSERT_STRING_EQUAL(text, "ckpt-00000002.h5\n");
+  free(text);
+  CU_ASSERT_EQUAL(fixture_count_matching(dir, ".*tmp*"), 0);
+  fixture_write_text(dir, ".BEST.tmp-1", "ckpt-0000");
+  for (int s = 4; s <= 6; s++) CU_ASSERT_EQUAL_FATAL(commit_step(dir, s, 1), ST_OK);
+  CU_ASSERT_EQUAL(fixture_count_matching(dir, "ckpt-*.h5"), 2);
+  CU_ASSERT_TRUE(fixture_exists(dir, "ckpt-00000002.h5"));
+  CU_ASSERT_TRUE(fixture_exists(dir, "ckpt-00000006.h5"));
+  CU_ASSERT_FALSE(fixture_exists(dir, ".BEST.tmp-1"));
+  CU_ASSERT_EQUAL(ckpt_dir_read_best(dir, &best, &err), ST_OK);
+  CU_ASSERT_STRING_EQUAL(best, "ckpt-00000002.h5");
+  free(best);
+  /* Moving BEST lets the old best go at the next prune. */
+  CU_ASSERT_EQUAL_FATAL(ckpt_dir_set_best(dir, "ckpt-00000006.h5", &err), ST_OK);
+  CU_ASSERT_EQUAL(ckpt_dir_prune(dir, 1, &err), ST_OK);
+  CU_ASSERT_EQUAL(fixture_count_matching(dir, "ckpt-*.h5"), 1);
+  CU_ASSERT_EQUAL(ckpt_dir_set_best(dir, "ckpt-00000002.h5", &err), ST_INVALID); /* pruned */
+  CU_ASSERT_TRUE(fixture_contains(err, "no such checkpoint"));
+  free(err);
+  err = NULL;
+  CU_ASSERT_EQUAL(ckpt_dir_set_best(dir, "../x.h5", &err), ST_INVALID);
+  free(err);
+  err = NULL;
+  fixture_write_text(dir, "BEST", "not a checkpoint\n");
+  CU_ASSERT_EQUAL(ckpt_dir_read_best(dir, &best, &err), ST_CORRUPT);
+  free(err);
+  err = NULL;
+  /* A damaged BEST does not stop pruning. */
+  CU_ASSERT_EQUAL(commit_step(dir, 7, 1), ST_OK);
+  CU_ASSERT_EQUAL(fixture_count_matching(dir, "ckpt-*.h5"), 1);
+  harness_rmtree(dir);
+  free(dir);
+}
+
 static void test_find_latest_valid_uses_intact_latest(void) {
   char *dir = harness_tmpdir("ckpt-dir");
   CU_ASSERT_EQUAL_FATAL(commit_step(dir, 1, 0), ST_OK);
@@ -349,6 +394,7 @@ static const harness_test tests[] = {
     {"test_commit_creates_missing_run_dir", test_commit_creates_missing_run_dir},
     {"test_failed_commit_leaves_latest_and_no_temp", test_failed_commit_leaves_latest_and_no_temp},
     {"test_keep_k_prunes_oldest_but_not_marked_or_latest", test_keep_k_prunes_oldest_but_not_marked_or_latest},
+    {"test_best_is_never_pruned_and_only_names_checkpoints", test_best_is_never_pruned_and_only_names_checkpoints},
     {"test_find_latest_valid_uses_intact_latest", test_find_latest_valid_uses_intact_latest},
     {"test_find_latest_valid_falls_back_from_truncated_latest", test_find_latest_valid_falls_back_from_truncated_latest},
     {"test_find_latest_valid_falls_back_from_bit_flip_naming_dataset", test_find_latest_valid_falls_back_from_bit_flip_naming_dataset},
