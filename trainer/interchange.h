@@ -15,6 +15,11 @@
  *     the embeddings; a difference is reported, and the embeddings win.
  *  4. Tensors the model needs and the source lacks (a BertModel has no MLM
  *     head) are initialised as training would, and listed as fresh.
+ *  5. The task follows the source: a ddpt checkpoint's [model] task, or a
+ *     HuggingFace config.json whose architectures name
+ *     BertForSequenceClassification or BertForTokenClassification (labels
+ *     from id2label). Label names travel as the checkpoint attribute
+ *     "labels" and as config.json's id2label/label2id.
  */
 #ifndef DDPT_TRAINER_INTERCHANGE_H
 #define DDPT_TRAINER_INTERCHANGE_H
@@ -47,6 +52,7 @@ typedef struct xchg_model {
   params *p;       /* allocated, every entry filled (loaded or fresh) */
   int has_optim;   /* p->m and p->v hold the source's Adam moments */
   char *vocab;     /* the vocab.txt text, NULL when the source has none */
+  char *labels;    /* CLASSIFY, TAG: the label names as a JSON array (index = id), or NULL */
   int lowercase;   /* the tokenizer lowercases (do_lower_case) */
   xchg_report report;
 } xchg_model;
@@ -72,7 +78,7 @@ void xchg_model_clear(xchg_model *m);
 int xchg_write_ckpt(const xchg_model *m, const char *src, const char *path, char **err);
 
 typedef enum {
-  XCHG_ARCH_AUTO,           /* follow the heads: pretraining with NSP, else masked LM */
+  XCHG_ARCH_AUTO,           /* follow the heads: pretraining with NSP, else masked LM; the task's class */
   XCHG_ARCH_PRETRAINING,    /* BertForPreTraining */
   XCHG_ARCH_MASKED_LM,      /* BertForMaskedLM */
   XCHG_ARCH_SEQ_CLASS,      /* BertForSequenceClassification */
@@ -91,9 +97,11 @@ typedef struct xchg_export_opts {
 
 /* Writes m as a HuggingFace model directory: model.safetensors (the arch's
  * tensors, tied decoder not stored), config.json, vocab.txt,
- * tokenizer_config.json and special_tokens_map.json. Built in a hidden
- * sibling directory and renamed into place, so out_dir is complete or
- * untouched. *arch_out (may be NULL) receives the arch written. */
+ * tokenizer_config.json and special_tokens_map.json. A tagger's CRF, which
+ * BertForTokenClassification lacks, goes to crf.safetensors beside them.
+ * Built in a hidden sibling directory and renamed into place, so out_dir
+ * is complete or untouched. *arch_out (may be NULL) receives the arch
+ * written. */
 int xchg_write_hf(const xchg_model *m, const char *out_dir, const xchg_export_opts *o,
                   xchg_arch *arch_out, char **err);
 

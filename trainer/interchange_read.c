@@ -64,6 +64,7 @@ void xchg_model_clear(xchg_model *m) {
   if (!m) return;
   params_free(m->p);
   free(m->vocab);
+  free(m->labels);
   xchg_report_clear(&m->report);
   memset(m, 0, sizeof *m);
 }
@@ -267,7 +268,6 @@ static int read_tied(source *s, size_t i, const src_tensor *t, const params_entr
  * the keeper, and *filled says so. */
 static int settle_tie(xchg_model *m, const tied_copy *c, const params_entry *keeper, unsigned char *filled,
                       char **err) {
-  if (!c->data) return ST_OK;
   float *k = m->p->data + keeper->offset;
   int rc;
   if (!*filled) {
@@ -324,7 +324,7 @@ static int check_slots(const source *s, const xchg_model *m, const unsigned char
 
 static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char **err) {
   m->report.format = s->tf ? "TensorFlow checkpoint" : "safetensors";
-  m->cfg.nsp = source_has_nsp(s);
+  m->cfg.nsp = m->cfg.task == BERT_TASK_PRETRAIN && source_has_nsp(s);
   int rc;
   if (!(m->p = params_create())) return status_set(err, ST_NOMEM, "out of memory");
   if ((rc = bert_params_add(m->p, &m->cfg, err)) || (rc = params_alloc(m->p, err))) return rc;
@@ -358,9 +358,14 @@ static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char 
                       t.dtype);
       break;
     }
-    if (kind == NAME_DECODER_WEIGHT || kind == NAME_DECODER_BIAS) {
+    const params_entry *keeper = kind == NAME_DECODER_WEIGHT ? word : bias;
+    if ((kind == NAME_DECODER_WEIGHT || kind == NAME_DECODER_BIAS) && keeper && m->cfg.task == BERT_TASK_PRETRAIN) {
       tied_copy *c = kind == NAME_DECODER_WEIGHT ? &dec_w : &dec_b;
-      if (!c->data) rc = read_tied(s, i, &t, kind == NAME_DECODER_WEIGHT ? word : bias, c, err);
+      if (!c->data) rc = read_tied(s, i, &t, keeper, c, err);
+      continue;
+    }
+    if (kind != NAME_PARAM) { /* a decoder, and the model has no MLM head */
+      if (list_add(&m->report.unused, &m->report.n_unused, "%s", t.name)) rc = status_set(err, ST_NOMEM, "out of memory");
       continue;
     }
     const params_entry *e = params_find(m->p, name);
@@ -383,8 +388,8 @@ static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char 
   if (!rc && buffers)
     rc = list_add(&m->report.notes, &m->report.n_notes, "dropped %d position_ids buffer%s (a constant)", buffers,
                   buffers == 1 ? "" : "s");
-  if (!rc) rc = settle_tie(m, &dec_w, word, &filled[word - m->p->entries], err);
-  if (!rc) rc = settle_tie(m, &dec_b, bias, &filled[bias - m->p->entries], err);
+  if (!rc && dec_w.data) rc = settle_tie(m, &dec_w, word, &filled[word - m->p->entries], err);
+  if (!rc && dec_b.data) rc = settle_tie(m, &dec_b, bias, &filled[bias - m->p->entries], err);
   for (size_t i = 0; i < m->p->count && !rc; i++) {
     if (filled[i]) continue;
     const params_entry *e = &m->p->entries[i];
@@ -534,6 +539,56 @@ static int read_model_config(xchg_model *m, const char *json, char **err) {
   return bert_config_resolve(&m->cfg, "bert-base", json, NULL, 0, err);
 }
 
+/* A fine-tuned HuggingFace model: the task from `architectures`, the label
+ * names from id2label (ids 0..K-1), or num_labels with HF's LABEL_i names. */
+static int read_hf_task(xchg_model *m, const char *json, char **err) {
+  char *text = NULL;
+  size_t len;
+  int rc = file_read_all(json, JSON_MAX, &text, &len, err);
+  if (rc) return rc;
+  cJSON *root = cJSON_Parse(text), *names = NULL;
+  free(text);
+  const cJSON *arch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "architectures"), 0);
+  const char *a = cJSON_IsString(arch) ? arch->valuestring : "";
+  int task = strcmp(a, "BertForSequenceClassification") == 0 ? BERT_TASK_CLASSIFY
+             : strcmp(a, "BertForTokenClassification") == 0  ? BERT_TASK_TAG
+                                                             : BERT_TASK_PRETRAIN;
+  if (task == BERT_TASK_PRETRAIN) goto done;
+  const cJSON *id2label = cJSON_GetObjectItemCaseSensitive(root, "id2label");
+  const cJSON *num = cJSON_GetObjectItemCaseSensitive(root, "num_labels");
+  size_t k = cJSON_IsObject(id2label) ? (size_t)cJSON_GetArraySize(id2label)
+             : cJSON_IsNumber(num)    ? (size_t)num->valuedouble
+                                      : 2; /* HF's default */
+  if (k < 2 || k > 32767) {
+    rc = status_set(err, ST_INVALID, "%s: %zu labels; a classifier needs 2..32767", json, k);
+    goto done;
+  }
+  if (!(names = cJSON_CreateArray())) goto nomem;
+  for (size_t i = 0; i < k; i++) {
+    char key[32], fallback[40];
+    snprintf(key, sizeof key, "%zu", i);
+    snprintf(fallback, sizeof fallback, "LABEL_%zu", i);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(id2label, key);
+    if (cJSON_IsObject(id2label) && !cJSON_IsString(name)) {
+      rc = status_set(err, ST_INVALID, "%s: id2label has no string for id %zu (ids must be 0..%zu)", json, i,
+                      k - 1);
+      goto done;
+    }
+    if (!cJSON_AddItemToArray(names, cJSON_CreateString(name ? name->valuestring : fallback))) goto nomem;
+  }
+  if (!(m->labels = cJSON_PrintUnformatted(names))) goto nomem;
+  m->cfg.task = task;
+  m->cfg.num_labels = k;
+  m->cfg.nsp = 0;
+  goto done;
+nomem:
+  rc = status_set(err, ST_NOMEM, "out of memory");
+done:
+  cJSON_Delete(names);
+  cJSON_Delete(root);
+  return rc;
+}
+
 /* ------------------------------------------------------------- the kinds */
 
 static int read_ddpt(const char *path, const xchg_read_opts *o, xchg_model *m, char **err) {
@@ -560,7 +615,8 @@ static int read_ddpt(const char *path, const xchg_read_opts *o, xchg_model *m, c
     if (strcmp(ents[i].path, "params/" NSP_WEIGHT) == 0) m->cfg.nsp = 1;
   if ((rc = bert_config_validate(&m->cfg, err))) goto done;
   if ((rc = ckpt_file_read_attr(f, "vocab", &m->vocab, err)) ||
-      (rc = ckpt_file_read_attr(f, "vocab_lowercase", &lower, err)))
+      (rc = ckpt_file_read_attr(f, "vocab_lowercase", &lower, err)) ||
+      (rc = ckpt_file_read_attr(f, "labels", &m->labels, err)))
     goto done;
   m->lowercase = lower ? strcmp(lower, "0") != 0 : !o->cased;
   if (!(m->p = params_create())) {
@@ -597,7 +653,7 @@ static int read_hf(const char *src, const xchg_read_opts *o, xchg_model *m, char
     rc = status_set(err, ST_INVALID, "%s: no config.json beside the weights; give --config FILE", src);
     goto done;
   }
-  if ((rc = read_model_config(m, config, err))) goto done;
+  if ((rc = read_model_config(m, config, err)) || (rc = read_hf_task(m, config, err))) goto done;
   if ((rc = safet_model_open(src, &s.st, err))) goto done;
   m->lowercase = !o->cased;
   if ((tokcfg = file_beside(dir, "tokenizer_config.json")) &&

@@ -59,13 +59,12 @@ int xchg_write_ckpt(const xchg_model *m, const char *src, const char *path, char
     rc = status_set(err, ST_NOMEM, "out of memory");
     goto done;
   }
-  ckpt_attr attrs[3] = {
-      {"vocab_lowercase", m->lowercase ? "1" : "0"},
-      {"imported_from", src},
-      {"vocab", m->vocab},
-  };
+  ckpt_attr attrs[4] = {{"vocab_lowercase", m->lowercase ? "1" : "0"}, {"imported_from", src}};
+  size_t n_attrs = 2;
+  if (m->vocab) attrs[n_attrs++] = (ckpt_attr){"vocab", m->vocab};
+  if (m->labels) attrs[n_attrs++] = (ckpt_attr){"labels", m->labels};
   ckpt_content c = {
-      .meta = {.model_type = "bert", .config = text, .world_size = 1, .attrs = attrs, .n_attrs = m->vocab ? 3 : 2},
+      .meta = {.model_type = "bert", .config = text, .world_size = 1, .attrs = attrs, .n_attrs = n_attrs},
       .params = ts,
       .n_params = m->p->count,
       .optim_m = ms,
@@ -101,6 +100,7 @@ static int has_entry(const xchg_model *m, const char *name) { return params_find
  * BertForTokenClassification have no pooler, only BertForPreTraining has
  * the NSP head, the classification models no MLM head. */
 static int arch_keeps(xchg_arch a, const char *name) {
+  if (strncmp(name, "crf.", 4) == 0) return 0; /* no HF class has one: crf.safetensors */
   int pooler = strncmp(name, "bert.pooler.", 12) == 0;
   int nsp = strncmp(name, "cls.seq_relationship.", 21) == 0;
   int mlm = strncmp(name, "cls.predictions.", 16) == 0;
@@ -117,7 +117,17 @@ static int arch_keeps(xchg_arch a, const char *name) {
 
 static int resolve_arch(const xchg_model *m, xchg_arch want, xchg_arch *out, char **err) {
   int has_cls = has_entry(m, "classifier.weight");
-  if (want == XCHG_ARCH_AUTO) want = m->cfg.nsp ? XCHG_ARCH_PRETRAINING : XCHG_ARCH_MASKED_LM;
+  xchg_arch natural = m->cfg.task == BERT_TASK_CLASSIFY ? XCHG_ARCH_SEQ_CLASS
+                      : m->cfg.task == BERT_TASK_TAG    ? XCHG_ARCH_TOKEN_CLASS
+                      : m->cfg.nsp                      ? XCHG_ARCH_PRETRAINING
+                                                        : XCHG_ARCH_MASKED_LM;
+  if (want == XCHG_ARCH_AUTO) want = natural;
+  if ((want == XCHG_ARCH_PRETRAINING || want == XCHG_ARCH_MASKED_LM) && m->cfg.task != BERT_TASK_PRETRAIN)
+    return status_set(err, ST_INVALID, "%s needs the MLM head, which a fine-tuned %s model does not have; export it as %s",
+                      k_arch_names[want], bert_task_name(m->cfg.task), k_arch_names[natural]);
+  if (want != natural && (want == XCHG_ARCH_SEQ_CLASS || want == XCHG_ARCH_TOKEN_CLASS) && has_cls)
+    return status_set(err, ST_INVALID, "this model's classifier is a %s head; export it as %s", bert_task_name(m->cfg.task),
+                      k_arch_names[natural]);
   if (want == XCHG_ARCH_PRETRAINING && !m->cfg.nsp)
     return status_set(err, ST_INVALID,
                       "BertForPreTraining needs the next-sentence head, which this model does not have "
@@ -143,6 +153,24 @@ static const char *torch_dtype(int dtype) {
   return dtype == SAFET_BF16 ? "bfloat16" : dtype == SAFET_F16 ? "float16" : "float32";
 }
 
+/* id2label {"0": name, ...} and label2id {name: 0, ...}, as HF writes
+ * them; names from the model's labels, else HF's LABEL_i. */
+static int add_labels(cJSON *root, const xchg_model *m) {
+  cJSON *names = m->labels ? cJSON_Parse(m->labels) : NULL;
+  cJSON *id2 = cJSON_AddObjectToObject(root, "id2label"), *to_id = cJSON_AddObjectToObject(root, "label2id");
+  int ok = id2 && to_id;
+  for (size_t i = 0; ok && i < m->cfg.num_labels; i++) {
+    char key[32], fallback[40];
+    snprintf(key, sizeof key, "%zu", i);
+    snprintf(fallback, sizeof fallback, "LABEL_%zu", i);
+    const cJSON *name = cJSON_GetArrayItem(names, (int)i);
+    const char *label = cJSON_IsString(name) ? name->valuestring : fallback;
+    ok = cJSON_AddStringToObject(id2, key, label) && cJSON_AddNumberToObject(to_id, label, (double)i);
+  }
+  cJSON_Delete(names);
+  return ok;
+}
+
 static char *config_json(const xchg_model *m, xchg_arch a, int dtype) {
   const bert_config *c = &m->cfg;
   cJSON *root = cJSON_CreateObject(), *archs = cJSON_CreateArray();
@@ -153,6 +181,7 @@ static char *config_json(const xchg_model *m, xchg_arch a, int dtype) {
   cJSON_AddStringToObject(root, "hidden_act", "gelu");
   cJSON_AddNumberToObject(root, "hidden_dropout_prob", short_float(c->hidden_dropout));
   cJSON_AddNumberToObject(root, "hidden_size", (double)c->hidden);
+  if (c->task != BERT_TASK_PRETRAIN && !add_labels(root, m)) goto fail;
   cJSON_AddNumberToObject(root, "initializer_range", 0.02);
   cJSON_AddNumberToObject(root, "intermediate_size", (double)c->intermediate);
   cJSON_AddNumberToObject(root, "layer_norm_eps", short_float(c->ln_eps));
@@ -202,6 +231,20 @@ static int write_safetensors(const xchg_model *m, xchg_arch a, const char *dir, 
     t->data = m->p->data + e->offset;
   }
   rc = safet_write(path, ts, n, (safet_dtype)dtype, err);
+  if (rc || !m->cfg.crf) goto done;
+  /* The CRF travels beside the model: from_pretrained ignores the file,
+   * and a user's CRF layer (pytorch-crf's names) loads it by name. */
+  free(path);
+  n = 0;
+  for (size_t i = 0; i < m->p->count; i++) {
+    const params_entry *e = &m->p->entries[i];
+    if (strncmp(e->name, "crf.", 4) != 0) continue;
+    safet_tensor *t = &ts[n++];
+    *t = (safet_tensor){.name = e->name, .ndim = e->ndim, .data = m->p->data + e->offset};
+    memcpy(t->shape, e->shape, sizeof e->shape);
+  }
+  if (!(path = file_path_join(dir, "crf.safetensors"))) rc = status_set(err, ST_NOMEM, "out of memory");
+  else rc = safet_write(path, ts, n, SAFET_F32, err);
 done:
   free(path);
   free(ts);
@@ -267,7 +310,7 @@ done:
 int xchg_write_hf(const xchg_model *m, const char *out_dir, const xchg_export_opts *o, xchg_arch *arch_out,
                   char **err) {
   assert(m && m->p && out_dir && o);
-  xchg_arch a;
+  xchg_arch a = XCHG_ARCH_AUTO;
   int rc = resolve_arch(m, o->arch, &a, err);
   if (rc) return rc;
   if (!m->vocab)
