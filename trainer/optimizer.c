@@ -126,7 +126,7 @@ void optim_step(const optim_config *c, params *p, float lr, uint64_t step, doubl
                 unsigned flags) {
   int zero = (flags & OPTIM_ZERO_GRAD) != 0;
   update_coef k = {.b1 = c->beta1, .b2 = c->beta2, .eps = c->eps, .c1 = 1.0f, .c2 = 1.0f,
-                   .mu = c->momentum, .gscale = 1.0f, .lr = lr};
+                   .mu = c->momentum, .gscale = 1.0f};
   if (c->clip_norm > 0 && grad_norm > c->clip_norm) k.gscale = (float)(c->clip_norm / grad_norm);
   if (c->bias_correction) {
     k.c1 = (float)(1.0 / (1.0 - pow(c->beta1, (double)step)));
@@ -140,6 +140,7 @@ void optim_step(const optim_config *c, params *p, float lr, uint64_t step, doubl
       continue;
     }
     k.wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
+    k.lr = lr * en->lr_scale;
     update_entry(c->kind, k, p->data + o, p->grad + o, p->m + o, p->v + o, en->count, zero);
   }
 }

@@ -7,7 +7,10 @@
  *     optim_guard_check (skip the update when the loss or the norm is not
  *     finite) -> optim_step (clips with the norm it is given, then updates).
  *  2. Weight decay is decoupled (param -= lr * wd * param) and applies only
- *     to entries flagged PARAMS_DECAY; non-trainable entries are untouched.
+ *     to entries flagged PARAMS_DECAY; non-trainable entries are untouched
+ *     (values and moments; their gradients count in no norm). Each entry
+ *     updates at lr * its lr_scale, the decay term included, as a PyTorch
+ *     parameter group with its own lr.
  *  3. step counts updates from 1; it is what the bias correction uses.
  */
 #ifndef DDPT_TRAINER_OPTIMIZER_H

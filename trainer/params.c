@@ -47,6 +47,7 @@ int params_add(params *p, const char *name, int ndim, const size_t *shape, unsig
   e->offset = p->total;
   e->flags = flags;
   e->init = init;
+  e->lr_scale = 1.0f;
   p->total += e->count;
   p->count++;
   return ST_OK;

@@ -40,6 +40,9 @@ typedef struct params_entry {
   size_t count;
   unsigned flags;
   params_init_kind init;
+  /* Multiplies the learning rate of this entry (1 from params_add): a
+   * fine-tuning run's head learning rate and layer-wise decay. */
+  float lr_scale;
 } params_entry;
 
 typedef struct params {

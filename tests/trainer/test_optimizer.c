@@ -144,6 +144,33 @@ static void test_zero_grad_flag_clears_every_gradient(void) {
   }
 }
 
+/* An entry with lr_scale s moves as if lr were lr * s, weight decay
+ * included (AdamW's first step is lr * (sign(g) + wd * w)); lr_scale 1 is
+ * bit-identical to the plain update; a frozen entry keeps its value and
+ * its moments whatever its gradient and scale. */
+static void test_lr_scale_scales_each_entry_and_frozen_stay_put(void) {
+  params *p = tiny_params(), *ref = tiny_params();
+  optim_config c = optim_config_default();
+  c.clip_norm = 0;
+  p->entries[0].lr_scale = 0.25f;
+  p->entries[2].lr_scale = 4.0f; /* frozen: the scale changes nothing */
+  for (int i = 0; i < 4; i++) {
+    p->data[i] = ref->data[i] = 1.0f;
+    p->grad[i] = ref->grad[i] = i == 1 ? -2.0f : 0.5f;
+  }
+  optim_step(&c, p, 0.1f, 1, 0, 0);
+  optim_step(&c, ref, 0.1f, 1, 0, 0);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[0], 1.0 - 0.025 * (1 + 0.01), 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL(p->data[1], 1.0 - 0.025 * (-1 + 0.01), 1e-6);
+  CU_ASSERT_EQUAL(memcmp(&p->data[2], &ref->data[2], sizeof(float)), 0); /* scale 1: the same bits */
+  CU_ASSERT_DOUBLE_EQUAL(ref->data[0], 1.0 - 0.1 * (1 + 0.01), 1e-6);
+  CU_ASSERT_EQUAL(p->data[3], 1.0f);
+  CU_ASSERT_EQUAL(p->m[3], 0.0f);
+  CU_ASSERT_EQUAL(p->v[3], 0.0f);
+  params_free(p);
+  params_free(ref);
+}
+
 /* SGD momentum 0.5, lr 1: buf = 1, w = -1; buf = 1.5, w = -2.5. */
 static void test_sgd_momentum_accumulates(void) {
   params *p = tiny_params();
@@ -326,6 +353,7 @@ static const harness_test tests[] = {
     {"test_bias_corrected_adamw_matches_torch", test_bias_corrected_adamw_matches_torch},
     {"test_clipping_scales_by_global_norm", test_clipping_scales_by_global_norm},
     {"test_sgd_momentum_accumulates", test_sgd_momentum_accumulates},
+    {"test_lr_scale_scales_each_entry_and_frozen_stay_put", test_lr_scale_scales_each_entry_and_frozen_stay_put},
     {"test_zero_grad_flag_clears_every_gradient", test_zero_grad_flag_clears_every_gradient},
     {"test_grad_norm_exact_and_independent_of_threads", test_grad_norm_exact_and_independent_of_threads},
     {"test_adamw_vector_update_equals_scalar_formula_bitwise", test_adamw_vector_update_equals_scalar_formula_bitwise},

@@ -27,6 +27,7 @@ static void test_entries_are_laid_out_back_to_back_in_order(void) {
   CU_ASSERT_EQUAL(w->shape[1], 4);
   CU_ASSERT(w->flags & PARAMS_DECAY);
   CU_ASSERT(!(b->flags & PARAMS_DECAY));
+  CU_ASSERT_EQUAL(w->lr_scale, 1.0f); /* the plain learning rate unless a run says otherwise */
   CU_ASSERT_PTR_NULL(params_find(p, "dense"));
   CU_ASSERT_PTR_NULL(params_data(p, "dense.bias")); /* not allocated yet */
   CU_ASSERT_EQUAL(params_alloc(p, NULL), ST_OK);
