@@ -1,21 +1,36 @@
-/* Masked-token prediction from a checkpoint alone (`ddpt fill-mask`): the
- * model config from the checkpoint's root attribute `config`, the parameters
- * by name from /params, a vocab.txt for the tokenizer, and the K most
- * probable tokens at each [MASK] of a text.
+/* Prediction from a checkpoint alone: the model config from the
+ * checkpoint's root attribute `config`, the parameters by name from /params,
+ * the vocab it records (or a vocab.txt) for the tokenizer. Two kinds:
+ *  - fill-mask (`ddpt fill-mask`), for pretraining checkpoints: the K most
+ *    probable tokens at each [MASK] of a text;
+ *  - task prediction (`ddpt predict`), for fine-tuned checkpoints (config
+ *    [model] task = classify|tag, classifier.* in /params, the label names in
+ *    the root attribute `labels`): a class and its probabilities for each
+ *    text or pair, or a tag for each word of a line and the spans they make.
  *
  * Conventions:
  *  1. Statuses and messages as util/status.h: an int status, and a malloc'd
  *     one-line message through the last argument `char **err`.
  *  2. predict_model_open checks everything it can without the parameters'
  *     values: the header, the config, the vocab against vocab_size, which
- *     heads the file has. The first predict_fill_mask reads /params (strict,
- *     by name, every checksum), so a damaged tensor fails there.
- *  3. The input is [CLS] tokens [SEP], segment 0, no dropout. The literal
- *     "[MASK]" in a text is the [MASK] token and is never split (as
- *     HuggingFace treats special tokens); the text between is tokenized as
- *     corpus/tokenizer.h does.
- *  4. Token strings in results belong to the model's vocab: valid until
- *     predict_model_close. predict_result_clear frees a result.
+ *     heads the file has, the label names against num_labels. The first
+ *     prediction reads /params (strict, by name, every checksum), so a
+ *     damaged tensor fails there.
+ *  3. Inputs are built as `ddpt shard` builds training examples
+ *     (corpus/labelled.h), so train-time and predict-time sequences are the
+ *     same: fill-mask: [CLS] tokens [SEP], segment 0; classify: [CLS] a [SEP]
+ *     or [CLS] a [SEP] b [SEP] (segment 1 from b on), too long: cut
+ *     longest_first as `ddpt shard --truncate`; tag: [CLS] pieces [SEP],
+ *     pieces past the limit cut. No dropout. The literal "[MASK]" in a
+ *     fill-mask text is the [MASK] token and is never split (as HuggingFace
+ *     treats special tokens); other text is tokenized as corpus/tokenizer.h
+ *     does.
+ *  4. Task prediction runs up to a batch of inputs in one forward pass,
+ *     padded to the longest sequence of the batch (padding is masked out of
+ *     attention and changes no result).
+ *  5. Token and label strings in results belong to the model: valid until
+ *     predict_model_close. predict_result_clear and predict_tagged_clear
+ *     free results.
  */
 #ifndef DDPT_TRAINER_PREDICT_H
 #define DDPT_TRAINER_PREDICT_H
@@ -24,10 +39,12 @@
 #include <stdint.h>
 
 #include "trainer/bert.h"
+#include "trainer/task_metrics.h"
 
 typedef struct predict_model predict_model;
 
-/* Opens the checkpoint at ckpt_path with the vocab it records (root
+/* Opens the checkpoint at ckpt_path, pretraining or fine-tuned, with the
+ * vocab it records (root
  * attribute `vocab`) or, for checkpoints that record none, the vocab at
  * vocab_path. Given both, their SHA-256 must agree (ST_MISMATCH otherwise).
  * lowercase: 1 or 0 as the corpus was tokenized (not --cased), -1 to follow
@@ -39,6 +56,10 @@ typedef struct predict_model predict_model;
 int predict_model_open(const char *ckpt_path, const char *vocab_path, int lowercase,
                        predict_model **out, char **err);
 void predict_model_close(predict_model *pm);
+
+/* ST_OK when the model has a task head (classify or tag); else ST_INVALID
+ * with the line that says to use fill-mask or fine-tune the checkpoint. */
+int predict_model_check_task(const predict_model *pm, char **err);
 
 const bert_config *predict_model_config(const predict_model *pm);
 /* The vocab's token for id, which must be in [0, vocab_size). */
@@ -70,5 +91,57 @@ typedef struct predict_result {
 int predict_fill_mask(predict_model *pm, const char *text, size_t k, predict_result *out,
                       char **err);
 void predict_result_clear(predict_result *r);
+
+/* ---------------------------------------------------- task prediction */
+
+/* The name of label id (< num_labels): the checkpoint's `labels`, or the id
+ * in decimal for a checkpoint that records none. */
+const char *predict_model_label(const predict_model *pm, int32_t id);
+/* The chunk types of the label set (task_tagset's: "PER" of B-PER, "" for
+ * BMES without types), for task_chunk.type. TAG only. */
+const task_tagset *predict_model_tagset(const predict_model *pm);
+
+/* Cuts inputs to seq_len tokens with [CLS] and [SEP] (8..max_position_
+ * embeddings; the default is max_position_embeddings): give the --seq-len
+ * the training corpus was sharded with to cut long inputs as training did.
+ * ST_INVALID outside the range. */
+int predict_model_set_seq_len(predict_model *pm, size_t seq_len, char **err);
+
+/* CLASSIFY: texts[i] is one example, "text" or "text_a<TAB>text_b" (a pair;
+ * a final '\r' is dropped). Writes, for each of the n inputs, the most
+ * probable label (equal probabilities: the lower id) and the softmax over
+ * the num_labels labels, and whether pieces were cut to fit. A text that
+ * is blank, holds more than one TAB, or gives no word piece fails with
+ * ST_INVALID, *bad set to its index (other failures leave *bad = n). */
+int predict_classify(int32_t *label,   /* (n) */
+                     float *probs,     /* (n, num_labels) */
+                     int *truncated,   /* (n) */
+                     size_t *bad, predict_model *pm, const char *const *texts, size_t n,
+                     char **err);
+
+/* One line tagged. Words are the line's whitespace-separated tokens (ASCII
+ * and Unicode space separators), with every CJK ideograph a word of its own
+ * (BERT's tokenizer splits them; Chinese CoNLL data is one character per
+ * line): what `ddpt shard --task tag` reads as one CoNLL token each. A
+ * word's tag is the one predicted at its first piece; a word that gives no
+ * piece is [UNK], as the shard makes it. */
+typedef struct predict_tagged {
+  size_t n_words;      /* the words tagged: all of them unless cut */
+  size_t words_in_line;
+  size_t *begin, *end; /* (n_words) the words' byte offsets in the line */
+  int32_t *tags;       /* (n_words) label ids */
+  task_chunk *spans;   /* (n_spans) word indices [begin, end) and type */
+  size_t n_spans;
+} predict_tagged;
+
+/* TAG: tags each of the n lines (a final '\r' is dropped): argmax at each
+ * word's first piece, or the CRF's Viterbi path over the words. Words
+ * whose first piece falls past seq_len - 2 pieces are not tagged
+ * (n_words < words_in_line). A blank line fails with ST_INVALID, *bad set
+ * to its index (other failures leave *bad = n). On failure every out[i] is
+ * zeroed. */
+int predict_tag(predict_tagged *out, /* (n) */
+                size_t *bad, predict_model *pm, const char *const *lines, size_t n, char **err);
+void predict_tagged_clear(predict_tagged *t);
 
 #endif
