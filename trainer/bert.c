@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "trainer/heads.h"
 #include "trainer/layers.h"
 #include "util/status.h"
 
@@ -183,7 +184,8 @@ int bert_config_validate(const bert_config *cfg, char **err) {
       !(cfg->attention_dropout >= 0.0f && cfg->attention_dropout < 1.0f))
     return status_set(err, ST_INVALID, "dropout rates must be in [0, 1)");
   if (!(cfg->ln_eps > 0.0f)) return status_set(err, ST_INVALID, "layer_norm_eps must be > 0");
-  if (!bert_task_name(cfg->task)) return status_set(err, ST_INVALID, "model task %d is unknown", cfg->task);
+  if (!bert_task_name(cfg->task))
+    return status_set(err, ST_INVALID, "model task %d is unknown", cfg->task);
   if (cfg->task == BERT_TASK_PRETRAIN && cfg->num_labels)
     return status_set(err, ST_INVALID,
                       "num_labels = %zu needs task = classify or tag: pretraining has no labels",
@@ -391,11 +393,23 @@ struct bert_model {
   float *mu;           /* (P, C) transform LayerNorm */
   float *m_mean, *m_rstd; /* (P) */
   float *logits;       /* (P, V) logits, then probabilities, then their gradient */
-  /* NSP head. */
+  /* Pooler (NSP and CLASSIFY). */
   float *ph;           /* (B, C) encoder output at [CLS] */
   float *pd;           /* (B, C) pooler dense */
   float *pt;           /* (B, C) tanh */
+  /* NSP head. */
   float *nl;           /* (B, 2) NSP logits / probabilities */
+  /* CLASSIFY and TAG heads, over R rows: R = B (the pooled [CLS]) or N. */
+  float *hd;           /* (R, C) the classifier's input, after dropout */
+  float *tl;           /* (R, K) logits (bert_task_logits) */
+  float *tp;           /* (R, K) softmax probabilities, then in backward d(logits) */
+  float *emis;         /* (N, K) CRF emissions: the chain rows' logits */
+  float *demis;        /* (N, K) their gradient (backward scratch) */
+  size_t *chain_rows;  /* (N) CRF: positions of the chain rows (head_chain_rows) */
+  size_t *chain_first; /* (B + 1) */
+  int32_t *chain_tags; /* (N) their labels, or Viterbi's */
+  double *crf_work;    /* (head_crf_work_len(L, K)) */
+  int32_t *crf_back;   /* (L, K) Viterbi back-pointers */
   /* Backward scratch. */
   float *dx, *dr, *df, *dctx; /* (N, C) */
   float *dqkv;                 /* (N, 3C) */
@@ -419,6 +433,7 @@ struct bert_model {
   void *grad_ready_ctx;
   /* What the last forward saw. */
   size_t P, batch_B;
+  size_t task_count;   /* bert_loss.task_count, for backward's scale */
   int dropout_on;
   bert_dropout drop;
 };
@@ -448,7 +463,8 @@ static float *take(arena_cursor *c, size_t n) {
 static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
   const bert_config *cfg = &m->cfg;
   size_t B = m->B, N = m->B * m->L, C = cfg->hidden, I = cfg->intermediate;
-  size_t P = B * m->max_pred, att = B * cfg->heads * m->L * m->L;
+  size_t P = B * m->max_pred, att = B * cfg->heads * m->L * m->L, K = cfg->num_labels;
+  size_t R = cfg->task == BERT_TASK_CLASSIFY ? B : cfg->task == BERT_TASK_TAG ? N : 0;
   arena_cursor c = {m->arena, 0};
   m->emb = take(&c, N * C);
   m->emb_mean = take(&c, N);
@@ -480,12 +496,18 @@ static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
   m->m_mean = take(&c, P);
   m->m_rstd = take(&c, P);
   m->logits = take(&c, P * cfg->vocab_size);
-  if (cfg->nsp) {
+  if (cfg->nsp || cfg->task == BERT_TASK_CLASSIFY) {
     m->ph = take(&c, B * C);
     m->pd = take(&c, B * C);
     m->pt = take(&c, B * C);
-    m->nl = take(&c, B * 2);
   }
+  if (cfg->nsp) m->nl = take(&c, B * 2);
+  if (R) {
+    m->hd = take(&c, R * C);
+    m->tl = take(&c, R * K);
+    m->tp = take(&c, R * K);
+  }
+  if (cfg->crf) m->emis = take(&c, N * K);
   m->xq = take(&c, N * C);
   m->q = take(&c, N * C);
   *act = c.used;
@@ -497,6 +519,7 @@ static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
   m->dgelu = take(&c, N * I);
   m->dfc = take(&c, N * I);
   m->datt = take(&c, att);
+  if (cfg->crf) m->demis = take(&c, N * K);
   *scratch = c.used - *act;
 }
 
@@ -523,7 +546,7 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
   size_t count;
   if ((rc = count_params(cfg, &count, err)) != ST_OK) return rc;
   /* A model that is never allocated: the layout only counts. */
-  bert_model counting = {.cfg = *cfg, .B = B, .L = L, .max_pred = max_pred};
+  bert_model counting = {.cfg = *cfg, .B = B, .L = L, .max_pred = mlm ? max_pred : 0};
   size_t act, scratch;
   arena_layout(&counting, &act, &scratch);
   *mem = (bert_memory){
@@ -552,17 +575,23 @@ int bert_flops_per_step(const bert_config *cfg, size_t B, size_t L, size_t predi
   double attn = 12.0 * (double)cfg->layers * (double)L * (double)cfg->hidden * tokens;
   out->model = 6.0 * (double)count * tokens + attn;
   /* The rows the pruned last layer computes (plan_last_layer): the
-   * predicted tokens and each [CLS]; all of them when that is none. */
+   * predicted tokens and each [CLS] the pooler reads; all of them when that
+   * is none, and for tagging, which reads every row. */
   double C = (double)cfg->hidden, I = (double)cfg->intermediate, V = (double)cfg->vocab_size;
-  double layers = (double)cfg->layers, L_ = (double)L;
-  double rows = (double)predicted + (cfg->nsp ? (double)B : 0.0);
-  if (rows == 0.0 || rows > tokens) rows = tokens;
+  double K = (double)cfg->num_labels, layers = (double)cfg->layers, L_ = (double)L;
+  int pooled = cfg->nsp || cfg->task == BERT_TASK_CLASSIFY;
+  if (cfg->task != BERT_TASK_PRETRAIN) predicted = 0; /* no MLM head */
+  double rows = (double)predicted + (pooled ? (double)B : 0.0);
+  if (rows == 0.0 || rows > tokens || cfg->task == BERT_TASK_TAG) rows = tokens;
   double per_token = 4 * C * C + 2 * C * I;
   double last = 2 * C * C * tokens + (2 * C * C + 2 * C * I) * rows;
   out->work = 6.0 * ((layers - 1) * per_token * tokens + last) +
               12.0 * L_ * C * ((layers - 1) * tokens + rows) +
               6.0 * (C * C + V * C) * (double)predicted +
-              (cfg->nsp ? 6.0 * (C * C + 2 * C) * (double)B : 0.0);
+              (pooled ? 6.0 * C * C * (double)B : 0.0) +
+              (cfg->nsp ? 6.0 * 2 * C * (double)B : 0.0) +
+              (cfg->task == BERT_TASK_CLASSIFY ? 6.0 * K * C * (double)B : 0.0) +
+              (cfg->task == BERT_TASK_TAG ? 6.0 * K * C * tokens : 0.0);
   return ST_OK;
 }
 
@@ -576,19 +605,29 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
   m->cfg = *cfg;
   m->B = B;
   m->L = L;
-  m->max_pred = max_pred;
+  m->max_pred = cfg->task == BERT_TASK_PRETRAIN ? max_pred : 0;
+  size_t P = B * m->max_pred, N = B * L, K = cfg->num_labels;
   m->p = params_create();
   m->loff = calloc(cfg->layers, sizeof *m->loff);
   m->acts = calloc(cfg->layers, sizeof *m->acts);
-  m->mlm_rows = malloc(B * max_pred * sizeof *m->mlm_rows);
-  m->mlm_targets = malloc(B * max_pred * sizeof *m->mlm_targets);
-  m->keep_rows = malloc(B * L * sizeof *m->keep_rows);
+  m->mlm_rows = calloc(P + 1, sizeof *m->mlm_rows); /* + 1: P is 0 without the MLM head */
+  m->mlm_targets = calloc(P + 1, sizeof *m->mlm_targets);
+  m->keep_rows = malloc(N * sizeof *m->keep_rows);
   m->keep_first = malloc((B + 1) * sizeof *m->keep_first);
-  m->keep_pos = malloc(B * L * sizeof *m->keep_pos);
-  m->mlm_local = malloc(B * max_pred * sizeof *m->mlm_local);
+  m->keep_pos = malloc(N * sizeof *m->keep_pos);
+  m->mlm_local = calloc(P + 1, sizeof *m->mlm_local);
   m->cls_local = malloc(B * sizeof *m->cls_local);
+  if (cfg->crf) {
+    m->chain_rows = malloc(N * sizeof *m->chain_rows);
+    m->chain_first = malloc((B + 1) * sizeof *m->chain_first);
+    m->chain_tags = malloc(N * sizeof *m->chain_tags);
+    m->crf_work = malloc(head_crf_work_len(L, K) * sizeof *m->crf_work);
+    m->crf_back = malloc(L * K * sizeof *m->crf_back);
+  }
   if (!m->p || !m->loff || !m->acts || !m->mlm_rows || !m->mlm_targets ||
-      !m->keep_rows || !m->keep_first || !m->keep_pos || !m->mlm_local || !m->cls_local) {
+      !m->keep_rows || !m->keep_first || !m->keep_pos || !m->mlm_local || !m->cls_local ||
+      (cfg->crf && (!m->chain_rows || !m->chain_first || !m->chain_tags || !m->crf_work ||
+                    !m->crf_back))) {
     rc = status_set(err, ST_NOMEM, "out of memory");
     goto fail;
   }
@@ -637,6 +676,11 @@ void bert_model_free(bert_model *m) {
   free(m->keep_pos);
   free(m->mlm_local);
   free(m->cls_local);
+  free(m->chain_rows);
+  free(m->chain_first);
+  free(m->chain_tags);
+  free(m->crf_work);
+  free(m->crf_back);
   free(m->arena);
   free(m);
 }
@@ -645,8 +689,15 @@ params *bert_model_params(bert_model *m) { return m->p; }
 
 /* ----------------------------------------------------------------- passes */
 
-/* Dropout sites within a step: three per layer, one for the embeddings. */
-enum { SITE_ATT = 0, SITE_ATT_OUT = 1, SITE_FFN_OUT = 2, SITE_EMB = 0xffffff };
+/* Dropout sites within a step: three per layer, one for the embeddings, one
+ * before the classifier. */
+enum {
+  SITE_ATT = 0,
+  SITE_ATT_OUT = 1,
+  SITE_FFN_OUT = 2,
+  SITE_EMB = 0xffffff,
+  SITE_HEAD = 0xfffffe,
+};
 
 static layer_rng site_key(const bert_model *m, uint32_t site) {
   return (layer_rng){m->drop.seed, m->drop.step, m->drop.micro, site};
@@ -662,7 +713,19 @@ static int check_batch(const bert_model *m, const bert_batch *batch, char **err)
                       batch->L, m->B, m->L);
   if (cfg->nsp && !batch->nsp_labels)
     return status_set(err, ST_INVALID, "the model has an NSP head but the batch has no labels");
+  int mlm = cfg->task == BERT_TASK_PRETRAIN;
+  if (mlm && !batch->mlm_labels)
+    return status_set(err, ST_INVALID, "a pretraining batch needs MLM labels");
   size_t N = batch->B * batch->L;
+  const int32_t *task_labels = cfg->task == BERT_TASK_CLASSIFY ? batch->class_labels
+                               : cfg->task == BERT_TASK_TAG    ? batch->tag_labels
+                                                               : NULL;
+  size_t nlabels = cfg->task == BERT_TASK_CLASSIFY ? batch->B : N;
+  for (size_t i = 0; task_labels && i < nlabels; i++)
+    if (task_labels[i] != HEAD_IGNORE &&
+        (task_labels[i] < 0 || (size_t)task_labels[i] >= cfg->num_labels))
+      return status_set(err, ST_INVALID, "label %d at %zu is outside 0..%zu (or -100, none)",
+                        task_labels[i], i, cfg->num_labels - 1);
   for (size_t i = 0; i < N; i++) {
     if (batch->input_ids[i] < 0 || (size_t)batch->input_ids[i] >= cfg->vocab_size)
       return status_set(err, ST_INVALID, "token id %d at %zu is outside the vocabulary of %zu",
@@ -670,7 +733,7 @@ static int check_batch(const bert_model *m, const bert_batch *batch, char **err)
     if (batch->segment_ids[i] < 0 || (size_t)batch->segment_ids[i] >= cfg->type_vocab)
       return status_set(err, ST_INVALID, "segment id %d at %zu is outside 0..%zu",
                         batch->segment_ids[i], i, cfg->type_vocab - 1);
-    if (batch->mlm_labels[i] < -1 || batch->mlm_labels[i] >= (int32_t)cfg->vocab_size)
+    if (mlm && (batch->mlm_labels[i] < -1 || batch->mlm_labels[i] >= (int32_t)cfg->vocab_size))
       return status_set(err, ST_INVALID, "MLM label %d at %zu is outside the vocabulary",
                         batch->mlm_labels[i], i);
   }
@@ -710,17 +773,19 @@ static void grads_ready_from(const bert_model *m, size_t lo) {
 void bert_set_last_layer_full(bert_model *m, int full) { m->last_full = full; }
 
 /* The heads read the last layer's output only at the predicted tokens and,
- * with NSP, at each [CLS]: the last layer computes just those rows (its keys
- * and values still come from every row). Collects them in row order, with
- * each sequence's range and where each head row sits among them. Every row
- * is computed when the model is told to (bert_set_last_layer_full), or when
- * the kept rows would be all or none of them. */
+ * through the pooler (NSP, CLASSIFY), at each [CLS]: the last layer computes
+ * just those rows (its keys and values still come from every row). Collects
+ * them in row order, with each sequence's range and where each head row sits
+ * among them. Every row is computed when the model is told to
+ * (bert_set_last_layer_full), for tagging, or when the kept rows would be
+ * all or none of them. */
 static void plan_last_layer(bert_model *m, size_t B, size_t L) {
   size_t n = 0, ip = 0;
+  int pooled = m->cfg.nsp || m->cfg.task == BERT_TASK_CLASSIFY;
   for (size_t b = 0; b < B; b++) {
     m->keep_first[b] = n;
     size_t end = (b + 1) * L;
-    if (m->cfg.nsp) {
+    if (pooled) {
       m->cls_local[b] = n;
       m->keep_rows[n] = b * L;
       m->keep_pos[n++] = 0;
@@ -738,7 +803,7 @@ static void plan_last_layer(bert_model *m, size_t B, size_t L) {
   }
   m->keep_first[B] = n;
   m->nkeep = n;
-  m->pruned = !m->last_full && n > 0 && n < B * L;
+  m->pruned = !m->last_full && m->cfg.task != BERT_TASK_TAG && n > 0 && n < B * L;
   if (!m->pruned) {
     m->nkeep = B * L;
     for (size_t i = 0; i < m->P; i++) m->mlm_local[i] = m->mlm_rows[i];
@@ -790,6 +855,33 @@ static void encoder_forward(bert_model *m, size_t l, const bert_batch *batch, co
                           cfg->ln_eps);
 }
 
+/* The CLASSIFY or TAG head on x, the last layer's output: dropout, the
+ * classifier, and with labels the loss. CLASSIFY reads the pooled [CLS]
+ * rows (pt), TAG every row of x. */
+static void task_forward(bert_model *m, const bert_batch *batch, const float *x, bert_loss *loss) {
+  const bert_config *cfg = &m->cfg;
+  const float *w = m->p->data;
+  const model_offsets *o = &m->off;
+  int classify = cfg->task == BERT_TASK_CLASSIFY;
+  size_t R = classify ? batch->B : batch->B * batch->L, C = cfg->hidden, K = cfg->num_labels;
+  const int32_t *labels = classify ? batch->class_labels : batch->tag_labels;
+  layer_dropout_forward(m->hd, classify ? m->pt : x, R * C, rate(m, cfg->hidden_dropout),
+                        site_key(m, SITE_HEAD));
+  layer_linear_forward(m->tl, m->hd, w + o->cls_w, w + o->cls_b, R, C, K);
+  if (!labels) return; /* prediction: the logits only */
+  if (!cfg->crf) {
+    loss->task = head_softmax_ce_forward(m->tp, &loss->task_count, &loss->task_correct, m->tl,
+                                         labels, R, K);
+    return;
+  }
+  size_t P = head_chain_rows(m->chain_rows, m->chain_first, m->chain_tags, labels, batch->B,
+                             batch->L);
+  layer_gather_forward(m->emis, m->tl, m->chain_rows, P, K);
+  loss->task = head_crf_forward(&loss->task_count, m->crf_work, m->emis, m->chain_tags,
+                                m->chain_first, w + o->crf_t, w + o->crf_s, w + o->crf_e,
+                                batch->B, K);
+}
+
 int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *drop,
                  bert_loss *loss, char **err) {
   int rc = check_batch(m, batch, err);
@@ -800,7 +892,7 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
   size_t B = batch->B, L = batch->L, N = B * L, C = cfg->hidden, V = cfg->vocab_size;
 
   size_t P = 0;
-  for (size_t i = 0; i < N; i++) {
+  for (size_t i = 0; cfg->task == BERT_TASK_PRETRAIN && i < N; i++) {
     if (batch->mlm_labels[i] < 0) continue;
     if (P == B * m->max_pred)
       return status_set(err, ST_INVALID,
@@ -838,16 +930,58 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
     loss->mlm = layer_crossentropy_forward(m->logits, m->mlm_targets, P, V);
     loss->mlm_correct = count_correct(m->logits, m->mlm_targets, P, V);
   }
-  if (cfg->nsp) {
+  if (cfg->nsp || cfg->task == BERT_TASK_CLASSIFY) {
     layer_gather_forward(m->ph, x, m->cls_local, B, C);
     layer_linear_forward(m->pd, m->ph, w + o->pool_w, w + o->pool_b, B, C, C);
     layer_tanh_forward(m->pt, m->pd, B * C);
+  }
+  if (cfg->nsp) {
     layer_linear_forward(m->nl, m->pt, w + o->nsp_w, w + o->nsp_b, B, C, 2);
     loss->nsp = layer_crossentropy_forward(m->nl, batch->nsp_labels, B, 2);
     loss->nsp_correct = count_correct(m->nl, batch->nsp_labels, B, 2);
     loss->nsp_count = B;
   }
-  loss->total = loss->mlm + loss->nsp;
+  if (cfg->task != BERT_TASK_PRETRAIN) task_forward(m, batch, x, loss);
+  m->task_count = loss->task_count;
+  loss->total = loss->mlm + loss->nsp + loss->task;
+  return ST_OK;
+}
+
+const float *bert_task_logits(const bert_model *m, size_t *rows, size_t *K) {
+  if (m->cfg.task == BERT_TASK_PRETRAIN) {
+    *rows = *K = 0;
+    return NULL;
+  }
+  *rows = m->cfg.task == BERT_TASK_CLASSIFY ? m->batch_B : m->batch_B * m->L;
+  *K = m->cfg.num_labels;
+  return m->tl;
+}
+
+int bert_tag_decode(bert_model *m, const int32_t *chain, int32_t *pred, char **err) {
+  const bert_config *cfg = &m->cfg;
+  if (cfg->task != BERT_TASK_TAG)
+    return status_set(err, ST_INVALID, "tag decoding needs a tagging model, not task %s",
+                      bert_task_name(cfg->task));
+  size_t B = m->batch_B, L = m->L, N = B * L, K = cfg->num_labels;
+  for (size_t i = 0; i < N; i++) pred[i] = HEAD_IGNORE;
+  if (!cfg->crf) {
+    for (size_t i = 0; i < N; i++) {
+      if (chain[i] == HEAD_IGNORE) continue;
+      const float *row = m->tl + i * K;
+      size_t best = 0;
+      for (size_t k = 1; k < K; k++)
+        if (row[k] > row[best]) best = k;
+      pred[i] = (int32_t)best;
+    }
+    return ST_OK;
+  }
+  const float *w = m->p->data;
+  const model_offsets *o = &m->off;
+  size_t P = head_chain_rows(m->chain_rows, m->chain_first, NULL, chain, B, L);
+  layer_gather_forward(m->emis, m->tl, m->chain_rows, P, K);
+  head_crf_viterbi(m->chain_tags, NULL, m->crf_work, m->crf_back, m->emis, m->chain_first,
+                   w + o->crf_t, w + o->crf_s, w + o->crf_e, B, K);
+  for (size_t p = 0; p < P; p++) pred[m->chain_rows[p]] = m->chain_tags[p];
   return ST_OK;
 }
 
@@ -912,6 +1046,38 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
   memcpy(m->dx, m->dr, N * C * sizeof *m->dx);
 }
 
+/* The CLASSIFY or TAG head backward, from dloss (see heads.h, 3). CLASSIFY
+ * writes d(pooled output) to dpt (B, C); TAG writes d(last layer output) to
+ * m->dx (N, C), the only head that reads it. Uses m->dr (N, C) and tp. */
+static void task_backward(bert_model *m, const bert_batch *batch, float dloss, float *dpt) {
+  const bert_config *cfg = &m->cfg;
+  const float *w = m->p->data;
+  float *g = m->p->grad;
+  const model_offsets *o = &m->off;
+  int classify = cfg->task == BERT_TASK_CLASSIFY;
+  size_t B = batch->B, L = batch->L, R = classify ? B : B * L, C = cfg->hidden;
+  size_t K = cfg->num_labels;
+  const int32_t *labels = classify ? batch->class_labels : batch->tag_labels;
+  assert(labels && "bert_backward after a forward without labels");
+  float *dl = m->tp; /* d(logits) (R, K) */
+  if (!cfg->crf) {
+    head_softmax_ce_backward(dl, m->tp, labels, R, K, dloss);
+  } else {
+    /* The chains again: bert_tag_decode may have used the buffers since. */
+    size_t P = head_chain_rows(m->chain_rows, m->chain_first, m->chain_tags, labels, B, L);
+    layer_gather_forward(m->emis, m->tl, m->chain_rows, P, K);
+    head_crf_backward(m->demis, g + o->crf_t, g + o->crf_s, g + o->crf_e, m->crf_work, m->emis,
+                      m->chain_tags, m->chain_first, w + o->crf_t, w + o->crf_s, w + o->crf_e, B,
+                      K, dloss);
+    zero(dl, R * K);
+    layer_gather_backward(dl, m->demis, m->chain_rows, P, K);
+  }
+  float *dhd = classify ? m->dqkv : m->dr; /* dqkv: dpt is dr */
+  layer_linear_backward(dhd, g + o->cls_w, g + o->cls_b, dl, m->hd, w + o->cls_w, R, C, K);
+  layer_dropout_backward(classify ? dpt : m->dx, dhd, R * C, rate(m, cfg->hidden_dropout),
+                         site_key(m, SITE_HEAD));
+}
+
 void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale) {
   assert(batch->B == m->batch_B && batch->L == m->L);
   const bert_config *cfg = &m->cfg;
@@ -923,6 +1089,7 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
   /* The cross-entropy backward takes d(mean loss): per-token weight times count. */
   float mlm_dloss = scale ? scale->mlm * (float)P : 1.0f;
   float nsp_dloss = scale ? scale->nsp * (float)B : 1.0f;
+  float task_dloss = scale ? scale->task * (float)m->task_count : 1.0f;
 
   /* dx: d(last layer output), over the rows it computed; the heads add
    * into their rows. */
@@ -938,18 +1105,21 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
     layer_linear_backward(dh, g + o->mt_w, g + o->mt_b, dt, m->mh, w + o->mt_w, P, C, C);
     layer_gather_backward(m->dx, dh, m->mlm_local, P, C);
   }
+  /* Free again once the MLM head is done: B <= N. dpt: d(pooled output). */
+  float *dpt = m->dr, *dpd = m->df, *dph = m->dctx;
   if (cfg->nsp) {
-    /* Free again once the MLM head is done: B <= N. */
-    float *dpt = m->dr, *dpd = m->df, *dph = m->dctx;
     layer_crossentropy_backward_inplace(m->nl, batch->nsp_labels, B, 2, nsp_dloss);
     layer_linear_backward(dpt, g + o->nsp_w, g + o->nsp_b, m->nl, m->pt, w + o->nsp_w, B, C, 2);
+  }
+  if (cfg->task != BERT_TASK_PRETRAIN) task_backward(m, batch, task_dloss, dpt);
+  if (cfg->nsp || cfg->task == BERT_TASK_CLASSIFY) {
     layer_tanh_backward(dpd, dpt, m->pt, B * C);
     layer_linear_backward(dph, g + o->pool_w, g + o->pool_b, dpd, m->ph, w + o->pool_w, B, C, C);
     layer_gather_backward(m->dx, dph, m->cls_local, B, C);
   }
   /* The heads (and the pooler) follow the last layer in the arena. The tied
    * decoder's gradient went into the word embeddings, which come first. */
-  grads_ready_from(m, cfg->nsp ? o->pool_w : o->mt_w);
+  grads_ready_from(m, o->heads);
 
   for (size_t l = cfg->layers; l-- > 0;) {
     encoder_backward(m, l, batch);

@@ -104,10 +104,12 @@ typedef struct bert_batch {
   const int32_t *input_ids;      /* (B, L) < vocab_size */
   const int32_t *segment_ids;    /* (B, L) < type_vocab */
   const int32_t *attention_mask; /* (B, L) 1 token, 0 padding; position 0 is a token */
-  const int32_t *mlm_labels;     /* (B, L) target id, or -1 where not predicted */
+  const int32_t *mlm_labels;     /* (B, L) PRETRAIN: target id, or -1 where not predicted;
+                                  * ignored (may be NULL) for the other tasks */
   const int32_t *nsp_labels;     /* (B) 0/1, needed when the config has the NSP head */
   const int32_t *class_labels;   /* (B) CLASSIFY: label id, or -100 (no loss) */
-  const int32_t *tag_labels;     /* (B, L) TAG: label id at a word's (first) piece, -100 elsewhere */
+  const int32_t *tag_labels;     /* (B, L) TAG: label id at a word's (first) piece, -100
+                                  * elsewhere */
 } bert_batch;
 
 /* Which dropout masks a forward pass uses. */
@@ -128,7 +130,8 @@ typedef struct bert_loss {
   double task;         /* CLASSIFY, TAG: the head's loss, a mean over task_count */
   size_t task_count;   /* labelled sequences (CLASSIFY; TAG with crf: sequences with a labelled
                         * position) or labelled tokens (TAG) */
-  size_t task_correct; /* CLASSIFY, TAG without crf: of those, argmax right; 0 with crf (decode to score) */
+  size_t task_correct; /* CLASSIFY, TAG without crf: of those, argmax right; 0 with crf
+                        * (bert_tag_decode, then score) */
 } bert_loss;
 
 /* Memory a model needs, in bytes. */
@@ -139,7 +142,7 @@ typedef struct bert_memory {
   size_t param_count;
 } bert_memory;
 
-/* Sizes without allocating. */
+/* Sizes without allocating. max_pred is as for bert_model_create. */
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
                          bert_memory *mem, char **err);
 
@@ -154,14 +157,17 @@ typedef struct bert_flops {
   double model;
   /* What ddpt computes: the encoder for every token except in the last
    * layer, which computes keys and values for every token and the rest for
-   * the rows the heads read (predicted tokens and [CLS]); the MLM head at the
-   * predicted tokens only (its decoder is the word embeddings), the NSP head
-   * once per sequence. */
+   * the rows the heads read (predicted tokens and [CLS]; every token for
+   * TAG); the MLM head at the predicted tokens only (its decoder is the word
+   * embeddings), the pooler and the NSP or CLASSIFY classifier once per
+   * sequence, TAG's classifier at every token. The CRF is element-wise work
+   * (O(K^2) per labelled position) and counts nothing. */
   double work;
 } bert_flops;
 
-/* Counts without allocating a model. Fails with ST_INVALID on a config or
- * batch that bert_model_create would refuse. */
+/* Counts without allocating a model. predicted is ignored (taken as 0) for
+ * CLASSIFY and TAG, which have no MLM head. Fails with ST_INVALID on a
+ * config or batch that bert_model_create would refuse. */
 int bert_flops_per_step(const bert_config *cfg, size_t B, size_t L, size_t predicted,
                         bert_flops *out, char **err);
 
@@ -169,17 +175,21 @@ typedef struct bert_model bert_model;
 
 /* Creates the parameter dictionary (uninitialised: call params_init or load
  * values) and the activation arena for batches of up to (B, L) with up to
- * B * max_pred predicted tokens. Fails with ST_NOMEM naming the bytes when
- * the arenas cannot be allocated. *out is freed with bert_model_free. */
+ * B * max_pred predicted tokens. max_pred is PRETRAIN's (1..L); CLASSIFY
+ * and TAG have no MLM head and ignore it (pass 0). Fails with ST_NOMEM
+ * naming the bytes when the arenas cannot be allocated. *out is freed with
+ * bert_model_free. */
 int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t L,
                       size_t max_pred, char **err);
 void bert_model_free(bert_model *m);
 
 params *bert_model_params(bert_model *m);
 
-/* Forward over a batch. drop NULL means no dropout (evaluation). Fails with
- * ST_INVALID when the batch does not fit the model or holds an id out of
- * range. */
+/* Forward over a batch. drop NULL means no dropout (evaluation). For
+ * CLASSIFY and TAG, class_labels or tag_labels NULL means prediction: the
+ * logits (bert_task_logits) and no loss. The loss fields of the other tasks
+ * are 0. Fails with ST_INVALID when the batch does not fit the model or
+ * holds an id or label out of range. */
 int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *drop,
                  bert_loss *loss, char **err);
 /* CLASSIFY: the (B, K) logits of the last bert_forward, one row per
@@ -204,15 +214,16 @@ int bert_tag_decode(bert_model *m, const int32_t *chain, int32_t *pred, char **e
 const float *bert_mlm_probs(const bert_model *m, size_t *P);
 
 /* By default the last encoder layer computes only the rows the heads read
- * (the predicted tokens and, with NSP, [CLS]): no other row of its output is
- * used, so the loss and every gradient are those of the whole layer. full =
- * 1 computes every row (tests; heads that read every token). */
+ * (the predicted tokens and, with NSP or CLASSIFY, [CLS]; TAG reads every
+ * row): no other row of its output is used, so the loss and every gradient
+ * are those of the whole layer. full = 1 computes every row (tests). */
 void bert_set_last_layer_full(bert_model *m, int full);
 
 /* Weights of each term's per-token gradient. With gradient accumulation or
  * several ranks the loss is a mean over the predicted tokens of all of them:
  * mlm = 1 / (predicted tokens in the global batch), nsp = 1 / (sequences in
- * the global batch). */
+ * the global batch), task = 1 / (the sum of bert_loss.task_count over the
+ * global batch). */
 typedef struct bert_grad_scale {
   float mlm;  /* per predicted token */
   float nsp;  /* per sequence */
@@ -220,9 +231,11 @@ typedef struct bert_grad_scale {
 } bert_grad_scale;
 
 /* Adds to the gradient arena the gradient of sum(mlm token losses) *
- * scale->mlm + sum(nsp losses) * scale->nsp; scale NULL means this batch's
- * own means (the gradient of loss->total). Must follow bert_forward on the
- * same batch. */
+ * scale->mlm + sum(nsp losses) * scale->nsp + sum(task losses) *
+ * scale->task (a task loss per unit of task_count); scale NULL means this
+ * batch's own means (the gradient of loss->total). Must follow bert_forward
+ * on the same batch, with its labels (bert_tag_decode between them is
+ * fine). */
 void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale);
 
 /* Called by bert_backward each time every gradient at arena offset >= lo is
