@@ -1,9 +1,11 @@
 """Reference BERT in plain torch.nn for ddpt's parity test and benchmark.
 
-Follows HuggingFace transformers' BertForPreTraining / BertForMaskedLM module
-structure, so state_dict names and shapes are exactly theirs (the
-`transformers` package is not installed here). Written for this project from
-the published architecture, not copied.
+Follows HuggingFace transformers' BertForPreTraining / BertForMaskedLM /
+BertForSequenceClassification / BertForTokenClassification module structure,
+so state_dict names and shapes are exactly theirs (the `transformers` package
+is not installed here), plus a linear-chain CRF with pytorch-crf's parameter
+names and score (the `pytorch-crf` package is not installed either). Written
+for this project from the published architectures, not copied.
 """
 import math
 
@@ -246,6 +248,116 @@ class BertForMaskedLM(nn.Module):
         x, _ = self.bert(input_ids, token_type_ids, attention_mask)
         scores = self.cls(x)
         return nn.CrossEntropyLoss()(scores.view(-1, self.config.vocab_size), labels.view(-1))
+
+
+class BertForSequenceClassification(nn.Module):
+    """The pooled [CLS] output, dropout (hidden_dropout_prob, HF's default
+    when classifier_dropout is unset), then classifier; loss = cross-entropy,
+    mean over the labelled sequences (label -100: none)."""
+
+    def __init__(self, c, num_labels):
+        super().__init__()
+        self.num_labels = num_labels
+        self.bert = BertModel(c)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.classifier = nn.Linear(c.hidden_size, num_labels)
+
+    def forward(self, input_ids, token_type_ids, attention_mask, labels=None):
+        _, pooled = self.bert(input_ids, token_type_ids, attention_mask)
+        logits = self.classifier(self.dropout(pooled))
+        if labels is None:
+            return None, logits
+        return nn.CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)), logits
+
+
+class CRF(nn.Module):
+    """Linear-chain CRF with pytorch-crf's parameters and score:
+    score(y) = start[y_0] + sum_t e_t[y_t] + sum_{t>0} transitions[y_{t-1}, y_t]
+    + end[y_last]; NLL = log Z - score(gold), Z by the forward algorithm.
+
+    Each sequence's chain is its labelled positions (label != -100) in order,
+    compacted: with first-piece tagging a transition links consecutive words.
+    With every position labelled from the start this is pytorch-crf with a
+    prefix mask. The loss is the mean NLL over sequences with a non-empty
+    chain (pytorch-crf's reduction='mean' over those sequences)."""
+
+    def __init__(self, num_tags):
+        super().__init__()
+        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
+        self.start_transitions = nn.Parameter(torch.zeros(num_tags))
+        self.end_transitions = nn.Parameter(torch.zeros(num_tags))
+
+    @staticmethod
+    def chains(labels):
+        """For each sequence, the positions of its chain."""
+        return [[t for t in range(labels.shape[1]) if int(labels[b, t]) != -100]
+                for b in range(labels.shape[0])]
+
+    def nll(self, emissions, labels):
+        total, count = emissions.new_zeros(()), 0
+        for b, pos in enumerate(self.chains(labels)):
+            if not pos:
+                continue
+            e = emissions[b, pos]  # (n, K)
+            y = labels[b, pos]
+            gold = (self.start_transitions[y[0]] + e[torch.arange(len(pos)), y].sum()
+                    + self.transitions[y[:-1], y[1:]].sum() + self.end_transitions[y[-1]])
+            alpha = self.start_transitions + e[0]
+            for t in range(1, len(pos)):
+                alpha = torch.logsumexp(alpha[:, None] + self.transitions, dim=0) + e[t]
+            total = total + torch.logsumexp(alpha + self.end_transitions, dim=0) - gold
+            count += 1
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def decode(self, emissions, chain):
+        """Viterbi path of each sequence over the positions where chain != -100;
+        a (B, T) tensor, -100 elsewhere."""
+        out = torch.full(chain.shape, -100, dtype=torch.long)
+        for b, pos in enumerate(self.chains(chain)):
+            if not pos:
+                continue
+            e = emissions[b, pos]
+            delta, back = self.start_transitions + e[0], []
+            for t in range(1, len(pos)):
+                s, arg = (delta[:, None] + self.transitions).max(dim=0)
+                back.append(arg)
+                delta = s + e[t]
+            tag = int((delta + self.end_transitions).argmax())
+            path = [tag]
+            for arg in reversed(back):
+                tag = int(arg[tag])
+                path.append(tag)
+            out[b, pos] = torch.tensor(path[::-1])
+        return out
+
+
+class BertForTokenClassification(nn.Module):
+    """Dropout and classifier on every position of the sequence output (no
+    pooler); loss = cross-entropy, mean over the labelled positions, or with
+    crf the CRF's mean NLL over the sequences' chains."""
+
+    def __init__(self, c, num_labels, crf=False):
+        super().__init__()
+        self.num_labels = num_labels
+        self.bert = BertModel(c, add_pooling_layer=False)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.classifier = nn.Linear(c.hidden_size, num_labels)
+        self.crf = CRF(num_labels) if crf else None
+
+    def forward(self, input_ids, token_type_ids, attention_mask, labels=None):
+        x, _ = self.bert(input_ids, token_type_ids, attention_mask)
+        logits = self.classifier(self.dropout(x))
+        if labels is None:
+            return None, logits
+        if self.crf is not None:
+            return self.crf.nll(logits, labels), logits
+        return nn.CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)), logits
+
+    def decode(self, logits, chain):
+        if self.crf is not None:
+            return self.crf.decode(logits, chain)
+        return torch.where(chain != -100, logits.argmax(dim=-1), torch.full_like(chain, -100))
 
 
 def init_weights(model, std=0.02):
