@@ -66,6 +66,12 @@ static const key_def k_keys[] = {
     {"log", "eval_every", K_U64, OFF(eval_every), 0, 0, 1e12, 0, NULL},
     {"log", "level", K_ENUM, OFF(log_level), 0, 0, 0, 0, log_level_name},
     {"log", "samples", K_BOOL, OFF(log_samples), 0, 0, 1, 0, NULL},
+    {"finetune", "freeze_embeddings", K_BOOL, OFF(finetune.freeze_embeddings), 0, 0, 1, 0, NULL},
+    {"finetune", "freeze_layers", K_SIZE, OFF(finetune.freeze_layers), 0, 0, 1000, 0, NULL},
+    {"finetune", "head_lr", K_DOUBLE, OFF(finetune.head_lr), 0, 0, 10, 0, NULL},
+    {"finetune", "layer_lr_decay", K_DOUBLE, OFF(finetune.layer_lr_decay), 0, 0, 1, 1, NULL},
+    {"finetune", "crf", K_BOOL, OFF(finetune.crf), 0, 0, 1, 0, NULL},
+    {"finetune", "best_metric", K_ENUM, OFF(finetune.best_metric), 0, 0, 0, 0, run_config_best_metric_name},
 };
 #undef STR
 #undef OFF
@@ -77,7 +83,27 @@ static const char *const k_model_keys[] = {
     "attention_probs_dropout_prob", "layer_norm_eps", "hidden_act", "task", "num_labels", "crf",
     NULL};
 
-static const char *const k_sections[] = {"model", "data", "optim", "schedule", "train", "checkpoint", "log", NULL};
+static const char *const k_sections[] = {"model", "data",       "optim", "schedule", "train",
+                                         "checkpoint", "log", "finetune", NULL};
+
+const char *run_config_best_metric_name(int metric) {
+  static const char *const names[] = {"auto", "accuracy", "macro_f1", "token_accuracy", "entity_f1", "loss"};
+  return metric >= 0 && metric < (int)(sizeof names / sizeof names[0]) ? names[metric] : NULL;
+}
+
+/* A chunk tag as task_metrics reads one: O, or a B/I/E/S/M prefix alone or
+ * before '-'. */
+static int is_chunk_tag(const char *name) {
+  if (strcmp(name, "O") == 0) return 1;
+  return name[0] && strchr("BIESM", name[0]) && (name[1] == '\0' || name[1] == '-');
+}
+
+run_best_metric run_config_best_metric_auto(int task, const char *const *names, size_t K) {
+  if (task != BERT_TASK_TAG) return RUN_BEST_ACCURACY;
+  for (size_t k = 0; k < K; k++)
+    if (!is_chunk_tag(names[k])) return RUN_BEST_TOKEN_ACCURACY;
+  return RUN_BEST_ENTITY_F1;
+}
 
 void run_config_defaults(run_config *c) {
   memset(c, 0, sizeof *c);
@@ -102,6 +128,7 @@ void run_config_defaults(run_config *c) {
   c->log_every = 10;
   c->eval_every = 500;
   c->log_level = LOG_INFO;
+  c->finetune.layer_lr_decay = 1;
 }
 
 static const key_def *find_key(const char *section, const char *key) {
@@ -207,9 +234,13 @@ int run_config_set(run_config *c, const char *section, const char *key, const ch
     return ST_OK;
   }
   if (!known_section(section))
-    return status_set(err, ST_INVALID, "unknown section [%s]; sections are model, data, optim, schedule, train, checkpoint, log", section);
+    return status_set(err, ST_INVALID,
+                      "unknown section [%s]; sections are model, data, optim, schedule, train, checkpoint, log, "
+                      "finetune", section);
   const key_def *d = find_key(section, key);
-  if (!d) return status_set(err, ST_INVALID, "unknown key '%s' in [%s]; `ddpt help train` lists the keys", key, section);
+  if (!d)
+    return status_set(err, ST_INVALID, "unknown key '%s' in [%s]; `ddpt help %s` lists the keys", key, section,
+                      strcmp(section, "finetune") == 0 ? "finetune" : "train");
   char *at = (char *)c + d->offset;
   char range[128];
   describe_range(d, range, sizeof range);

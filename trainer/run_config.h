@@ -1,5 +1,5 @@
-/* The run configuration of `ddpt train`: an INI file (sections model, data,
- * optim, schedule, train, checkpoint, log) plus `--set section.key=value`
+/* The run configuration of `ddpt train` and `ddpt finetune`: an INI file
+ * (sections model, data, optim, schedule, train, checkpoint, log, finetune) plus `--set section.key=value`
  * overrides, checked key by key and resolved to one canonical text.
  *
  * Conventions:
@@ -26,6 +26,31 @@
 #include "trainer/schedule.h"
 
 enum { RUN_CONFIG_PATH_MAX = 1024 };
+
+/* [finetune] best_metric: the evaluation figure that picks RUN_DIR/BEST.
+ * AUTO resolves when the corpus is known (run_config_best_metric_auto). */
+typedef enum {
+  RUN_BEST_AUTO = 0,
+  RUN_BEST_ACCURACY,       /* classification accuracy (higher is better) */
+  RUN_BEST_MACRO_F1,       /* classification macro-F1 */
+  RUN_BEST_TOKEN_ACCURACY, /* tagging: labelled tokens tagged right */
+  RUN_BEST_ENTITY_F1,      /* tagging: conlleval's overall chunk F1 */
+  RUN_BEST_LOSS,           /* validation loss (lower is better) */
+} run_best_metric;
+
+/* "auto", "accuracy", "macro_f1", "token_accuracy", "entity_f1", "loss";
+ * NULL past the last. */
+const char *run_config_best_metric_name(int metric);
+
+/* [finetune]: what a fine-tuning run trains, and at which rates. */
+typedef struct run_finetune {
+  int freeze_embeddings; /* bert.embeddings.* are not updated */
+  size_t freeze_layers;  /* the first k encoder layers are not updated */
+  double head_lr;        /* pooler, classifier, crf; 0: [optim] lr */
+  double layer_lr_decay; /* layer i of N at lr * d^(N - i), embeddings d^(N + 1); 1: off */
+  int crf;               /* tag: a CRF over the classifier's emissions */
+  int best_metric;       /* a run_best_metric */
+} run_finetune;
 
 typedef struct run_config {
   /* [model] */
@@ -63,10 +88,18 @@ typedef struct run_config {
   uint64_t eval_every;    /* 0: no evaluation */
   int log_level;          /* a log_level (util/log.h) */
   int log_samples;        /* each rank writes RUN_DIR/samples/rank-R.txt */
+  /* [finetune] */
+  run_finetune finetune;
 } run_config;
 
 /* Defaults: bert-tiny, BERT's optimizer and linear schedule, batch 32. */
 void run_config_defaults(run_config *c);
+
+/* The default best metric of a fine-tuning task (a bert_task) over labels
+ * names[0 .. K): accuracy for classify; for tag, entity_f1 when the labels
+ * read as chunk tags (every one O, or B/I/E/S/M-prefixed: BIO, BIOES,
+ * BMES), token_accuracy otherwise. */
+run_best_metric run_config_best_metric_auto(int task, const char *const *names, size_t K);
 
 /* Reads path (NULL: defaults only) and applies the overrides
  * ("section.key=value", n of them) after it. */

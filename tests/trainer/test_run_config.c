@@ -157,6 +157,47 @@ static void test_integers_are_exact_and_enums_round_trip(void) {
   free(err);
 }
 
+/* [finetune]: defaults (nothing frozen, plain rates, auto metric), every key
+ * read, written and read back; ranges and names refused with the allowed
+ * values; the auto metric follows the task and the look of the labels. */
+static void test_finetune_section_reads_writes_and_resolves_its_metric(void) {
+  run_config c;
+  char *err = NULL;
+  run_config_defaults(&c);
+  CU_ASSERT_EQUAL(c.finetune.freeze_layers, 0);
+  CU_ASSERT_EQUAL(c.finetune.layer_lr_decay, 1.0);
+  CU_ASSERT_EQUAL(c.finetune.head_lr, 0.0);
+  CU_ASSERT_EQUAL(c.finetune.best_metric, RUN_BEST_AUTO);
+  CU_ASSERT_EQUAL_FATAL(load_text(&c, "[finetune]\nfreeze_embeddings = true\nfreeze_layers = 2\nhead_lr = 1e-3\n"
+                                      "layer_lr_decay = 0.8\ncrf = true\nbest_metric = macro_f1\n", NULL, 0, &err),
+                        ST_OK);
+  CU_ASSERT_EQUAL(c.finetune.freeze_embeddings, 1);
+  CU_ASSERT_EQUAL(c.finetune.freeze_layers, 2);
+  CU_ASSERT_EQUAL(c.finetune.head_lr, 1e-3);
+  CU_ASSERT_EQUAL(c.finetune.layer_lr_decay, 0.8);
+  CU_ASSERT_EQUAL(c.finetune.crf, 1);
+  CU_ASSERT_EQUAL(c.finetune.best_metric, RUN_BEST_MACRO_F1);
+  char *text = run_config_format(&c);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "[finetune]\nfreeze_embeddings = true\nfreeze_layers = 2\nhead_lr = 0.001\n"
+                                      "layer_lr_decay = 0.8\ncrf = true\nbest_metric = macro_f1\n"));
+  run_config again;
+  CU_ASSERT_EQUAL_FATAL(load_text(&again, text, NULL, 0, &err), ST_OK);
+  CU_ASSERT_EQUAL(memcmp(&again.finetune, &c.finetune, sizeof c.finetune), 0);
+  free(text);
+  const char *bad[] = {"[finetune]\nlayer_lr_decay = 0\n", "[finetune]\nlayer_lr_decay = 1.5\n",
+                       "[finetune]\nhead_lr = -1\n", "[finetune]\nbest_metric = f2\n", "[finetune]\nfreeze = 1\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CU_ASSERT_EQUAL(load_text(&c, bad[i], NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "`ddpt help finetune`"));
+  CU_ASSERT_EQUAL(load_text(&c, "[finetune]\nbest_metric = f2\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "auto accuracy macro_f1 token_accuracy entity_f1 loss"));
+  free(err);
+  const char *bio[] = {"B-PER", "I-PER", "O"}, *bmes[] = {"B", "M", "E", "S"}, *pos[] = {"NN", "VB", "O"};
+  CU_ASSERT_EQUAL(run_config_best_metric_auto(BERT_TASK_CLASSIFY, bio, 3), RUN_BEST_ACCURACY);
+  CU_ASSERT_EQUAL(run_config_best_metric_auto(BERT_TASK_TAG, bio, 3), RUN_BEST_ENTITY_F1);
+  CU_ASSERT_EQUAL(run_config_best_metric_auto(BERT_TASK_TAG, bmes, 4), RUN_BEST_ENTITY_F1);
+  CU_ASSERT_EQUAL(run_config_best_metric_auto(BERT_TASK_TAG, pos, 3), RUN_BEST_TOKEN_ACCURACY);
+}
+
 static const harness_test tests[] = {
     {"test_settings_and_overrides_apply_with_model_preset_first", test_settings_and_overrides_apply_with_model_preset_first},
     {"test_unknown_key_and_section_are_named", test_unknown_key_and_section_are_named},
@@ -164,6 +205,7 @@ static const harness_test tests[] = {
     {"test_bad_override_and_unreadable_file_fail_clearly", test_bad_override_and_unreadable_file_fail_clearly},
     {"test_format_round_trips", test_format_round_trips},
     {"test_integers_are_exact_and_enums_round_trip", test_integers_are_exact_and_enums_round_trip},
+    {"test_finetune_section_reads_writes_and_resolves_its_metric", test_finetune_section_reads_writes_and_resolves_its_metric},
     {NULL, NULL},
 };
 const harness_suite trainer_run_config_suite = {"run_config", tests};
