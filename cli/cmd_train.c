@@ -1,5 +1,6 @@
-/* `ddpt train`: runs (or resumes) pretraining; under mpirun every rank runs
- * this command and is one data-parallel replica. */
+/* `ddpt train` and `ddpt finetune`: run (or resume) pretraining or
+ * fine-tuning, one loop (trainer/train.h); under mpirun every rank runs the
+ * command and is one data-parallel replica. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,14 +17,19 @@
 #include "util/status.h"
 
 static volatile sig_atomic_t g_stop = 0;
+/* "train" or "finetune": the command, for messages. */
+static const char *g_command = "train";
 
 /* The first SIGINT/SIGTERM asks for a checkpoint at the end of the step; a
  * second one ends the process at once. */
 static void on_stop_signal(int sig) {
   if (g_stop) _exit(128 + sig);
   g_stop = 1;
-  static const char msg[] = "\nddpt train: stopping after this step (checkpoint follows); signal again to abort now\n";
-  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  static const char train[] = "\nddpt train: stopping after this step (checkpoint follows); signal again to abort now\n",
+                    finetune[] = "\nddpt finetune: stopping after this step (checkpoint follows); signal again to "
+                                 "abort now\n";
+  int ft = g_command[0] == 'f';
+  ssize_t ignored = write(STDERR_FILENO, ft ? finetune : train, ft ? sizeof finetune - 1 : sizeof train - 1);
   (void)ignored;
 }
 
@@ -56,11 +62,14 @@ static void print_step(void *ctx, const metrics_step *m, int logged, int final) 
   if (final) end_live_line(pr);
 }
 
-static void print_summary(const train_summary *s) {
+static void print_summary(const train_summary *s, const char *run_dir) {
   printf("done: %llu steps, %llu tokens, %.1f s; %llu steps skipped; last step waited %.3f s on %zu gradient "
          "bucket(s)\n",
          (unsigned long long)s->steps, (unsigned long long)s->tokens, s->seconds, (unsigned long long)s->skipped,
          s->comm_wait_s, s->buckets);
+  if (s->has_best)
+    printf("best: step %llu, %s %.4f (%s/BEST; scores in %s/report.json)\n", (unsigned long long)s->best_step,
+           s->best_metric, s->best_value, run_dir, run_dir);
 }
 
 /* Fills req from the command line, the --set values into overrides (argc
@@ -86,17 +95,20 @@ static int parse_args(int argc, char **argv, train_request *req, char **override
       break;
     case 'i': req->init = optarg; break;
     case 't':
-      if (cli_parse_int("train", "--threads", optarg, 1, 1024, &req->threads) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
+      if (cli_parse_int(g_command, "--threads", optarg, 1, 1024, &req->threads) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
       break;
-    default: return cli_bad_option("train", argc, argv);
+    default: return cli_bad_option(g_command, argc, argv);
     }
   }
   if (optind < argc) req->config_path = argv[optind++];
-  if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+  if (optind < argc) return cli_usage_error(g_command, "unexpected argument '%s'", argv[optind]);
   if (!req->config_path && !req->resume)
-    return cli_usage_error("train", "give a CONFIG file (e.g. configs/bert-tiny.ini) or --resume RUN_DIR");
+    return cli_usage_error(g_command, "give a CONFIG file (e.g. configs/bert-tiny.ini) or --resume RUN_DIR");
   if (req->init && req->resume)
-    return cli_usage_error("train", "--init starts a new run from a model; --resume continues a run: give one");
+    return cli_usage_error(g_command, "--init starts a new run from a model; --resume continues a run: give one");
+  if (req->finetune && !req->init && !req->resume)
+    return cli_usage_error(g_command, "fine-tuning starts from a trained model: give --init MODEL (a ddpt "
+                           "checkpoint, a HuggingFace directory or a TF checkpoint), or --resume RUN_DIR");
   req->overrides = overrides;
   req->n_overrides = n_over;
   return CLI_EXIT_OK;
@@ -113,39 +125,41 @@ static void set_stop_signals(void (*handler)(int)) {
 
 /* Reports how train_run ended (rc, err: its status and message, freed
  * here), ends this rank's part of the job and returns the exit code. */
-static int finish(int rc, const train_summary *s, char *err) {
+static int finish(int rc, const train_summary *s, const char *run_dir, char *err) {
   int rank = comm_rank(), world = comm_world_size();
   if (rc == ST_OK || rc == ST_INTERRUPTED) {
-    if (rank == 0 && rc == ST_OK) print_summary(s);
-    if (rank == 0 && rc == ST_INTERRUPTED) fprintf(stderr, "ddpt train: %s\n", err);
+    if (rank == 0 && rc == ST_OK) print_summary(s, run_dir);
+    if (rank == 0 && rc == ST_INTERRUPTED) fprintf(stderr, "ddpt %s: %s\n", g_command, err);
     free(err);
     comm_finalize();
     return rc == ST_OK ? CLI_EXIT_OK : CLI_EXIT_INTERRUPTED;
   }
   if (world == 1) {
     comm_finalize();
-    return cli_fail("train", err);
+    return cli_fail(g_command, err);
   }
   /* A failure every rank returned together is reported once, by rank 0.
    * Any other must end every rank: the others may be waiting for this one
    * inside a collective. */
-  if (!s->failed_together || rank == 0) fprintf(stderr, "ddpt train: rank %d: %s\n", rank, err);
+  if (!s->failed_together || rank == 0) fprintf(stderr, "ddpt %s: rank %d: %s\n", g_command, rank, err);
   free(err);
   if (!s->failed_together) comm_abort(CLI_EXIT_FAILURE);
   comm_finalize();
   return CLI_EXIT_FAILURE;
 }
 
-int cmd_train(int argc, char **argv) {
+/* The whole command; finetune: `ddpt finetune` rather than `ddpt train`. */
+static int run_command(int argc, char **argv, int finetune) {
+  g_command = finetune ? "finetune" : "train";
   char **overrides = calloc((size_t)argc, sizeof *overrides);
-  if (!overrides) return cli_fail("train", strdup("out of memory"));
-  train_request req = {.run_dir = "run", .stop_requested = &g_stop};
+  if (!overrides) return cli_fail(g_command, strdup("out of memory"));
+  train_request req = {.run_dir = "run", .stop_requested = &g_stop, .finetune = finetune};
   int code = parse_args(argc, argv, &req, overrides);
   char *err = NULL;
   /* Before MPI starts: this may re-execute the process with a better
    * OpenBLAS kernel. */
   if (code == CLI_EXIT_OK && (blas_kernel_ensure(argc, argv, &err) || comm_init(&argc, &argv, &err)))
-    code = cli_fail("train", err);
+    code = cli_fail(g_command, err);
   if (code != CLI_EXIT_OK) {
     free(overrides);
     return code;
@@ -163,5 +177,9 @@ int cmd_train(int argc, char **argv) {
   set_stop_signals(SIG_DFL);
   free(overrides);
   end_live_line(&pr);
-  return finish(rc, &summary, err);
+  return finish(rc, &summary, req.run_dir, err);
 }
+
+int cmd_train(int argc, char **argv) { return run_command(argc, argv, 0); }
+
+int cmd_finetune(int argc, char **argv) { return run_command(argc, argv, 1); }

@@ -14,7 +14,9 @@ int cmd_corpus(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 int cmd_fill_mask(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 
@@ -130,6 +132,7 @@ const cli_command cli_commands[] = {
      "optimizer and data position. The model config is the init's: a CONFIG\n"
      "without [model] takes it; one with [model] must agree (the error names\n"
      "both values). The corpus must be sharded with the model's vocab.txt.\n"
+     "A labelled corpus (ddpt shard --task) is refused: use ddpt finetune.\n"
      "SIGINT/SIGTERM: finish the step, checkpoint, exit 3; a second one aborts.\n"
      "Config keys ([section] key: range):\n"
      "  [model] preset (bert-tiny|mini|small|medium|base), hf_config (config.json),\n"
@@ -153,6 +156,41 @@ const cli_command cli_commands[] = {
      "  [checkpoint] every, keep\n"
      "  [log] every, eval_every, level (error|warn|info|debug)\n",
      cmd_train},
+    {"finetune", "fine-tune a model for classification or tagging (under mpirun: data-parallel)",
+     "usage: ddpt finetune CONFIG --init MODEL [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
+     "                     [--threads N]\n"
+     "       ddpt finetune --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
+     "Fine-tunes MODEL (a ddpt checkpoint, from pretraining or from an earlier\n"
+     "fine-tuning, or anything ddpt import reads) on the labelled corpus [data]\n"
+     "corpus names (made by ddpt shard --task classify|tag; a pretraining corpus\n"
+     "is refused: use ddpt train). The task and its labels come from the corpus,\n"
+     "the encoder's sizes from MODEL (as train --init), the CRF from [finetune].\n"
+     "Tensors load by name, as PyTorch's load_state_dict(strict=False) does; it\n"
+     "logs what was loaded, what is new (\"classifier.weight [3, 128]\") and what\n"
+     "is unused (\"cls.predictions.* (5 tensors)\"); a tensor both have with other\n"
+     "shapes fails naming it and both shapes. The loop is ddpt train's: batches,\n"
+     "accumulation, mpirun ranks (2 ranks x b = 1 rank x 2b), [schedule] warmup\n"
+     "and decay, checkpoints, SIGINT/SIGTERM (exit 3) and --resume bit for bit; a\n"
+     "resumed corpus must have the run's labels. Every [log] eval_every steps and\n"
+     "at the end it scores the whole validation split (classify: accuracy,\n"
+     "macro-F1, per-class precision/recall/F1, confusion matrix; tag: token\n"
+     "accuracy and conlleval's entity precision/recall/F1), shown on the progress\n"
+     "line (\"acc\" and \"f1\": macro-F1, or entity F1) and in metrics.jsonl;\n"
+     "each evaluation is checkpointed, and RUN_DIR/BEST names the best by\n"
+     "best_metric (kept by [checkpoint] keep). At the end RUN_DIR/report.json\n"
+     "holds the task, labels, best and final evaluations with their tables.\n"
+     "Config keys: ddpt train's (`ddpt help train`; the masking keys of [data]\n"
+     "do not apply), plus:\n"
+     "  [finetune] freeze_embeddings (true|false: bert.embeddings.* not trained)\n"
+     "             freeze_layers (K: the first K encoder layers not trained)\n"
+     "             head_lr (pooler, classifier, crf; 0: [optim] lr)\n"
+     "             layer_lr_decay (d in (0, 1], 1: off; layer i of N learns at\n"
+     "               lr * d^(N-i), the embeddings at lr * d^(N+1), heads at lr)\n"
+     "             crf (true|false: tag with a linear-chain CRF, Viterbi decoding)\n"
+     "             best_metric (accuracy|macro_f1 for classify, token_accuracy|\n"
+     "               entity_f1 for tag, loss; auto (default): accuracy, entity_f1\n"
+     "               when the tags are BIO/BIOES/BMES, else token_accuracy)\n",
+     cmd_finetune},
     {"fill-mask", "the most probable tokens at each [MASK] of a text, from a checkpoint",
      "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased] TEXT\n"
      "Prints the K (default 5) most probable tokens and their probabilities at\n"
@@ -168,6 +206,33 @@ const cli_command cli_commands[] = {
      "of {\"token\", \"id\", \"prob\"}}. Fails (exit 1, one line) when TEXT has no\n"
      "[MASK], is longer than the model's positions, or the files do not fit.\n",
      cmd_fill_mask},
+    {"predict", "classify texts or tag words with a fine-tuned checkpoint",
+     "usage: ddpt predict --ckpt FILE [--vocab FILE] [--json] [--top-k K] [--batch N]\n"
+     "                    [--threads T] [--seq-len L] [--cased] [FILE|-]\n"
+     "Runs a checkpoint fine-tuned for classify or tag over each line of FILE\n"
+     "(default: standard input), N lines (default 32, at most 4096) per forward\n"
+     "pass, on T threads (default: all CPUs). One output line per input line; a\n"
+     "blank line gets a blank line (with --json: null).\n"
+     "classify: a line is a text, or text_a<TAB>text_b (a pair: [CLS] a [SEP] b\n"
+     "[SEP]). Prints the K (default 1) most probable labels as label:prob,\n"
+     "TAB-separated; --json: {\"label\", \"probs\": {label: p}, \"top\": [{\"label\",\n"
+     "\"prob\"}], \"truncated\"}.\n"
+     "tag: the words of a line are its whitespace-separated tokens, and each CJK\n"
+     "character is a word of its own (as one CoNLL line each); a word's tag is\n"
+     "the one at its first piece (with a CRF: the Viterbi path). Prints\n"
+     "word/TAG ... then each span as text/TYPE, TAB-separated; --json:\n"
+     "{\"tokens\", \"tags\", \"spans\": [{\"type\", \"start\", \"end\" (exclusive),\n"
+     "\"text\"}], \"truncated\"}.\n"
+     "Inputs are built as ddpt shard --truncate builds training examples: longer\n"
+     "than L tokens with [CLS] and [SEP] (default max_position_embeddings; give\n"
+     "the corpus's --seq-len to cut as training did), a pair loses pieces from\n"
+     "its longer text, a tagged line its last words (left untagged). The vocab,\n"
+     "casing and label names come from the checkpoint (--vocab must then be the\n"
+     "recorded vocab; --cased: for checkpoints that record no casing). Fails\n"
+     "(exit 1, one line naming FILE:LINE for a bad line) on a pretraining\n"
+     "checkpoint (use fill-mask), a vocab mismatch, or a line with more than one\n"
+     "TAB or an empty text.\n",
+     cmd_predict},
     {"export", "write a checkpoint as a HuggingFace model directory (safetensors)",
      "usage: ddpt export SRC --out DIR [--arch ARCH] [--dtype f32|bf16|f16] [--vocab FILE]\n"
      "                   [--overwrite]\n"

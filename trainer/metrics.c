@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "trainer/bert.h"
 #include "util/file.h"
 #include "util/status.h"
 
@@ -66,18 +67,37 @@ static void add_number(cJSON *o, const char *key, double v) {
   else cJSON_AddNullToObject(o, key);
 }
 
+/* A fine-tuning evaluation's fields. */
+static void add_eval_task(cJSON *o, const metrics_step *s) {
+  add_number(o, "eval_loss", s->eval_loss);
+  if (s->task == BERT_TASK_CLASSIFY) {
+    add_number(o, "eval_accuracy", s->eval_accuracy);
+    add_number(o, "eval_macro_f1", s->eval_macro_f1);
+  } else {
+    add_number(o, "eval_token_accuracy", s->eval_accuracy);
+    add_number(o, "eval_entity_precision", s->eval_precision);
+    add_number(o, "eval_entity_recall", s->eval_recall);
+    add_number(o, "eval_entity_f1", s->eval_f1);
+  }
+  cJSON_AddBoolToObject(o, "eval_best", s->eval_best);
+}
+
 int metrics_log_write(metrics_log *m, const metrics_step *s, char **err) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return status_set(err, ST_NOMEM, "out of memory");
   add_number(o, "step", (double)s->step);
   add_number(o, "tokens", (double)s->tokens);
   add_number(o, "loss", s->loss);
-  add_number(o, "mlm_loss", s->mlm_loss);
-  add_number(o, "nsp_loss", s->nsp_loss);
+  if (s->task == BERT_TASK_PRETRAIN) {
+    add_number(o, "mlm_loss", s->mlm_loss);
+    add_number(o, "nsp_loss", s->nsp_loss);
+  }
   add_number(o, "lr", s->lr);
   add_number(o, "grad_norm", s->grad_norm);
   add_number(o, "skipped", (double)s->skipped);
-  if (s->has_eval) {
+  if (s->has_eval && s->task != BERT_TASK_PRETRAIN) {
+    add_eval_task(o, s);
+  } else if (s->has_eval) {
     add_number(o, "eval_loss", s->eval_loss);
     add_number(o, "eval_accuracy", s->eval_accuracy);
     add_number(o, "eval_perplexity", s->eval_perplexity);
@@ -113,7 +133,10 @@ void metrics_progress(FILE *out, int live, const metrics_step *s) {
           live ? "\r\033[K" : "", (unsigned long long)s->step, (unsigned long long)s->total_steps, s->loss,
           s->lr, s->tokens_per_s, elapsed, eta);
   if (s->skipped) fprintf(out, "  skipped %llu", (unsigned long long)s->skipped);
-  if (s->has_eval && !live)
+  if (s->has_eval && !live && s->task != BERT_TASK_PRETRAIN)
+    fprintf(out, "  eval loss %.4f acc %.3f f1 %.3f%s", s->eval_loss, s->eval_accuracy,
+            s->task == BERT_TASK_CLASSIFY ? s->eval_macro_f1 : s->eval_f1, s->eval_best ? " (best)" : "");
+  else if (s->has_eval && !live)
     fprintf(out, "  eval loss %.4f acc %.4f ppl %.2f", s->eval_loss, s->eval_accuracy, s->eval_perplexity);
   if (!live) fputc('\n', out);
   fflush(out);

@@ -32,6 +32,14 @@ typedef struct metrics_step {
   double eval_loss, eval_accuracy, eval_perplexity;
   int has_eval_nsp;
   double eval_nsp_accuracy;
+  /* Fine-tuning: task is a bert_task; for CLASSIFY and TAG the step's loss
+   * is the head's (no mlm_loss/nsp_loss), and an evaluation gives eval_loss,
+   * eval_accuracy (classify: of the sequences; tag: of the labelled tokens)
+   * and these, over the whole validation split: */
+  int task;
+  double eval_macro_f1;                       /* classify */
+  double eval_precision, eval_recall, eval_f1; /* tag: entities, as conlleval */
+  int eval_best; /* the best evaluation so far: RUN_DIR/BEST names this step's checkpoint */
 } metrics_step;
 
 typedef struct metrics_log metrics_log;

@@ -1,5 +1,7 @@
-/* The training loop of `ddpt train` (see train.h): set-up and resume,
- * steps, evaluation, metrics, parameter-hash checks and checkpoints. */
+/* The training loop of `ddpt train` and `ddpt finetune` (see train.h):
+ * set-up and resume, steps, evaluation, metrics, parameter-hash checks and
+ * checkpoints; for fine-tuning also loading by name, frozen entries and
+ * learning-rate scales, task scores, RUN_DIR/BEST and report.json. */
 #include "trainer/train.h"
 
 #include <dirent.h>
@@ -11,17 +13,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "comm/comm.h"
 #include "corpus/corpus.h"
 #include "storage/ckpt.h"
 #include "trainer/bert.h"
 #include "trainer/blas.h"
+#include "trainer/heads.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
 #include "trainer/params.h"
 #include "trainer/run_config.h"
 #include "trainer/schedule.h"
-#include "util/file.h"
+#include "trainer/task_metrics.h"
 #include "trainer/interchange.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -54,6 +59,24 @@ typedef struct trainer {
   double started, interval_start;
   uint64_t interval_tokens;
   int failed_together; /* the failure being returned is every rank's, at the same point */
+  /* Writing in the background: the checkpoint of this step, and whether
+   * BEST is to name it once it is committed. */
+  uint64_t writer_step;
+  int writer_is_best;
+  /* Fine-tuning (cfg.model.task is CLASSIFY or TAG). */
+  char *labels_json;        /* the corpus's label names, a JSON array: attribute "labels" */
+  task_tagset tagset;       /* TAG: the labels read as chunk tags */
+  uint64_t *eval_counts;    /* (n_eval_counts) CLASSIFY: the (K, K) confusion; TAG: the tag counts */
+  size_t n_eval_counts;
+  int32_t *eval_pred;       /* (B, L) rank 0: predictions of one validation batch */
+  int32_t *eval_gold_chain, *eval_pred_chain; /* (B * L) TAG: the labelled positions, compacted */
+  size_t *eval_rows, *eval_first;             /* (B * L), (B + 1) TAG: head_chain_rows */
+  task_prf *eval_prf;       /* (K or chunk types) the per-class or per-type scores */
+  char *last_eval;          /* rank 0: the latest evaluation, a JSON object */
+  int has_best;             /* every rank: some evaluation was scored */
+  uint64_t best_step;
+  double best_value;
+  char *best_eval;          /* rank 0: the best evaluation, a JSON object */
 } trainer;
 
 /* ---------------------------------------------------- agreed failures */
@@ -219,6 +242,22 @@ static int check_ranks_agree(trainer *t, char **err) {
   return check_same_digest(t, d, "the corpus manifest", err);
 }
 
+/* `ddpt train` pretrains on plain text; `ddpt finetune` trains a task head
+ * on labels. Each refuses the other's corpus, naming the right command. */
+static int check_corpus_kind(const trainer *t, const manifest *man, char **err) {
+  if (t->req->finetune && man->task == MANIFEST_TASK_PRETRAIN)
+    return status_set(err, ST_INVALID,
+                      "corpus %s is a pretraining corpus (no labels): pretrain on it with `ddpt train`; `ddpt "
+                      "finetune` needs a labelled corpus made by `ddpt shard --task classify|tag`",
+                      t->cfg.corpus);
+  if (!t->req->finetune && man->task != MANIFEST_TASK_PRETRAIN)
+    return status_set(err, ST_INVALID,
+                      "corpus %s is labelled (task %s, %zu labels): fine-tune on it with `ddpt finetune CONFIG "
+                      "--init MODEL`; `ddpt train` pretrains on unlabelled text",
+                      t->cfg.corpus, manifest_task_name(man->task), man->num_labels);
+  return ST_OK;
+}
+
 static int open_corpus(trainer *t, char **err) {
   if (!t->cfg.corpus[0])
     return status_set(err, ST_INVALID, "no corpus: set [data] corpus = DIR in the config or --set data.corpus=DIR");
@@ -238,7 +277,9 @@ static int open_corpus(trainer *t, char **err) {
   int rc = manifest_read(t->cfg.corpus, &man, err);
   if (rc) return rc;
   t->L = man->seq_len;
+  rc = check_corpus_kind(t, man, err);
   manifest_free(man);
+  if (rc) return rc;
   t->max_pred = t->cfg.max_predictions ? t->cfg.max_predictions
                                        : corpus_default_max_predictions(t->cfg.mask_prob, t->L);
   if (t->max_pred > t->L) t->max_pred = t->L;
@@ -283,8 +324,55 @@ static int read_corpus_vocab(trainer *t, char **err) {
   return agree_with_rank0(t, rc, "reading the corpus vocab", err);
 }
 
+/* The model's task from the manifest's (the enums are separate so that
+ * corpus/ and trainer/ need not include each other). */
+static int task_of_corpus(manifest_task task) {
+  switch (task) {
+  case MANIFEST_TASK_CLASSIFY: return BERT_TASK_CLASSIFY;
+  case MANIFEST_TASK_TAG: return BERT_TASK_TAG;
+  default: return BERT_TASK_PRETRAIN;
+  }
+}
+
+/* Whether best_metric is a figure of task: classification's, tagging's,
+ * or the loss, which every task has. */
+static int metric_fits_task(int metric, int task) {
+  if (metric == RUN_BEST_LOSS) return 1;
+  if (task == BERT_TASK_CLASSIFY) return metric == RUN_BEST_ACCURACY || metric == RUN_BEST_MACRO_F1;
+  return metric == RUN_BEST_TOKEN_ACCURACY || metric == RUN_BEST_ENTITY_F1;
+}
+
+/* [finetune]: checked against the task and the model, best_metric resolved.
+ * A pretraining run has none of it: settings there would be ignored. */
+static int check_finetune_settings(trainer *t, char **err) {
+  run_finetune *f = &t->cfg.finetune;
+  const bert_config *m = &t->cfg.model;
+  if (m->task == BERT_TASK_PRETRAIN) {
+    if (f->freeze_embeddings || f->freeze_layers || f->head_lr > 0 || f->layer_lr_decay != 1 || f->crf ||
+        f->best_metric != RUN_BEST_AUTO)
+      return status_set(err, ST_INVALID, "[finetune] settings are for `ddpt finetune` on a labelled corpus; corpus "
+                        "%s is a pretraining one: remove them", t->cfg.corpus);
+    return ST_OK;
+  }
+  if (f->crf && m->task != BERT_TASK_TAG)
+    return status_set(err, ST_INVALID, "[finetune] crf = true needs a tag corpus; corpus %s is %s", t->cfg.corpus,
+                      bert_task_name(m->task));
+  if (f->freeze_layers > m->layers)
+    return status_set(err, ST_INVALID, "[finetune] freeze_layers = %zu but the model has %zu layers",
+                      f->freeze_layers, m->layers);
+  if (f->best_metric == RUN_BEST_AUTO)
+    f->best_metric = (int)run_config_best_metric_auto(m->task, (const char *const *)t->man->labels,
+                                                       t->man->num_labels);
+  if (!metric_fits_task(f->best_metric, m->task))
+    return status_set(err, ST_INVALID, "[finetune] best_metric = %s does not score a %s task; use %s or loss",
+                      run_config_best_metric_name(f->best_metric), bert_task_name(m->task),
+                      m->task == BERT_TASK_CLASSIFY ? "accuracy, macro_f1" : "token_accuracy, entity_f1");
+  return ST_OK;
+}
+
 /* The model follows the corpus where the corpus decides: vocabulary size,
- * sequence length, and whether there is a next-sentence task. */
+ * sequence length, whether there is a next-sentence task, and the task and
+ * its labels ([finetune] crf adds the CRF to tagging). */
 static int fit_model_to_corpus(trainer *t, char **err) {
   bert_config *m = &t->cfg.model;
   if (m->vocab_size == 0) {
@@ -299,30 +387,161 @@ static int fit_model_to_corpus(trainer *t, char **err) {
     return status_set(err, ST_INVALID, "corpus %s has seq_len %zu but the model has only %zu positions",
                       t->cfg.corpus, t->L, m->max_positions);
   m->nsp = t->man->nsp;
-  return bert_config_validate(m, err);
+  m->task = task_of_corpus(t->man->task);
+  m->num_labels = m->task == BERT_TASK_PRETRAIN ? 0 : t->man->num_labels;
+  m->crf = m->task == BERT_TASK_TAG && t->cfg.finetune.crf;
+  int rc = check_finetune_settings(t, err);
+  return rc ? rc : bert_config_validate(m, err);
 }
 
-/* --init, rank 0: every parameter the init has, by name (same config, so
- * same shapes); the rest keep their seeded values and are named. */
-static void adopt_init_weights(trainer *t) {
+/* The label names as a JSON array (index = id), recorded in checkpoints;
+ * and for tagging the tag set the entity scores read. */
+static int read_labels(trainer *t, char **err) {
+  if (t->cfg.model.task == BERT_TASK_PRETRAIN) return ST_OK;
+  cJSON *a = cJSON_CreateStringArray((const char *const *)t->man->labels, (int)t->man->num_labels);
+  t->labels_json = a ? cJSON_PrintUnformatted(a) : NULL;
+  cJSON_Delete(a);
+  if (!t->labels_json) return status_set(err, ST_NOMEM, "out of memory");
+  if (t->cfg.model.task != BERT_TASK_TAG) return ST_OK;
+  int rc = task_tagset_init(&t->tagset, (const char *const *)t->man->labels, t->man->num_labels, err);
+  return rc ? status_wrap(err, rc, "the labels of corpus %s", t->cfg.corpus) : ST_OK;
+}
+
+static void shape_text(char *buf, size_t size, const params_entry *e) {
+  size_t at = (size_t)snprintf(buf, size, "[");
+  for (int d = 0; d < e->ndim && at < size; d++)
+    at += (size_t)snprintf(buf + at, size - at, "%s%zu", d ? ", " : "", e->shape[d]);
+  if (at < size) snprintf(buf + at, size - at, "]");
+}
+
+static int same_shape(const params_entry *a, const params_entry *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d]) return 0;
+  return 1;
+}
+
+/* Whether interchange initialised name itself because the source lacked it
+ * (its report lists "name [shape]"): such a tensor is new, not loaded. */
+static int init_made_fresh(const xchg_report *r, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < r->n_fresh; i++)
+    if (strncmp(r->fresh[i], name, n) == 0 && r->fresh[i][n] == ' ') return 1;
+  return 0;
+}
+
+/* "cls.predictions" of "cls.predictions.transform.dense.weight": the
+ * first two parts of a name, by which unused tensors are grouped. */
+static size_t name_group_len(const char *name) {
+  const char *dot = strchr(name, '.');
+  if (dot) dot = strchr(dot + 1, '.');
+  return dot ? (size_t)(dot - name) : strlen(name);
+}
+
+/* Logs the init's tensors the model has no place for, a group ("cls.predictions.*
+ * (5 tensors)") where several share their first two name parts. */
+static void log_unused(const params *src, const params *model, const char *init) {
+  for (size_t i = 0; i < src->count; i++) {
+    const char *name = src->entries[i].name;
+    if (params_find(model, name)) continue;
+    size_t g = name_group_len(name), in_group = 0, seen_before = 0;
+    for (size_t j = 0; j < src->count; j++) {
+      const char *other = src->entries[j].name;
+      if (params_find(model, other) || strncmp(other, name, g) != 0 || (other[g] != '.' && other[g])) continue;
+      in_group++;
+      seen_before += j < i;
+    }
+    if (seen_before) continue;
+    if (in_group > 1) log_info("init: unused: %.*s.* (%zu tensors of %s)", (int)g, name, in_group, init);
+    else log_info("init: unused: %s", name);
+  }
+}
+
+/* --init, rank 0: PyTorch's load_state_dict(strict=False). Every tensor of
+ * the model that the init has is copied by name; the others (a new head)
+ * keep their seeded values. Logs what was loaded, what is new, with its
+ * shape, and what of the init is unused. A tensor both have with different
+ * shapes fails naming it and both shapes. */
+static int adopt_init_weights(trainer *t, char **err) {
   const params *src = t->init.p;
-  size_t copied = 0;
+  size_t loaded = 0, fresh = 0;
   for (size_t i = 0; i < t->p->count; i++) {
     const params_entry *e = &t->p->entries[i];
     const params_entry *s = params_find(src, e->name);
-    if (s && s->count == e->count) {
-      memcpy(t->p->data + e->offset, src->data + s->offset, e->count * sizeof(float));
-      copied++;
-    } else {
-      log_info("init: %s is not in %s: initialised from the seed", e->name, t->req->init);
+    char mine[96], theirs[96];
+    shape_text(mine, sizeof mine, e);
+    if (!s || init_made_fresh(&t->init.report, e->name)) {
+      log_info("init: new: %s %s", e->name, mine);
+      fresh++;
+      continue;
     }
+    if (!same_shape(e, s)) {
+      shape_text(theirs, sizeof theirs, s);
+      return status_set(err, ST_MISMATCH,
+                        "%s is %s in %s but this model needs %s; a tensor cannot change shape (a head for "
+                        "another label set: start from the pretrained model instead)",
+                        e->name, theirs, t->req->init, mine);
+    }
+    memcpy(t->p->data + e->offset, src->data + s->offset, e->count * sizeof(float));
+    loaded++;
   }
-  for (size_t i = 0; i < src->count; i++)
-    if (!params_find(t->p, src->entries[i].name))
-      log_info("init: %s of %s is unused (this corpus has no task for it)", src->entries[i].name, t->req->init);
-  log_info("init: %zu of %zu parameters from %s; fresh optimizer and data position", copied, t->p->count,
-           t->req->init);
+  log_unused(src, t->p, t->req->init);
+  log_info("init: %zu of %zu tensors loaded from %s, %zu new; fresh optimizer and data position", loaded,
+           t->p->count, t->req->init, fresh);
   xchg_model_clear(&t->init);
+  return ST_OK;
+}
+
+/* Where an entry sits for [finetune]: -1 the embeddings, i encoder layer i,
+ * layers for everything after the encoder (pooler and heads). */
+static long entry_depth(const char *name, size_t layers) {
+  if (strncmp(name, "bert.embeddings.", 16) == 0) return -1;
+  unsigned long i;
+  if (sscanf(name, "bert.encoder.layer.%lu.", &i) == 1 && i < layers) return (long)i;
+  return (long)layers;
+}
+
+/* [finetune]: frozen entries lose PARAMS_TRAINABLE (the optimizer leaves
+ * them, and their gradients count in no norm); every other entry's
+ * lr_scale is head_lr / lr for the pooler and heads, and with layer-wise
+ * decay d, d^(N - i) for layer i of N and d^(N + 1) for the embeddings
+ * (ELECTRA's and HuggingFace's recipes). The same on every rank. */
+static void set_finetune_rates(trainer *t) {
+  const run_finetune *f = &t->cfg.finetune;
+  long N = (long)t->cfg.model.layers;
+  size_t trainable = 0;
+  for (size_t i = 0; i < t->p->count; i++) {
+    params_entry *e = &t->p->entries[i];
+    long depth = entry_depth(e->name, (size_t)N);
+    if ((depth == -1 && f->freeze_embeddings) || (depth >= 0 && depth < (long)f->freeze_layers))
+      e->flags &= ~(unsigned)PARAMS_TRAINABLE;
+    if (depth == N) e->lr_scale = f->head_lr > 0 ? (float)(f->head_lr / t->cfg.lr) : 1.0f;
+    else e->lr_scale = (float)pow(f->layer_lr_decay, (double)(N - depth));
+    if (e->flags & PARAMS_TRAINABLE) trainable += e->count;
+  }
+  if (t->rank == 0)
+    log_info("finetune: %zu of %zu parameters trainable (embeddings %s, %zu of %ld layers frozen); head lr %g, "
+             "layer lr decay %g",
+             trainable, t->p->total, f->freeze_embeddings ? "frozen" : "trained", f->freeze_layers, N,
+             f->head_lr > 0 ? f->head_lr : t->cfg.lr, f->layer_lr_decay);
+}
+
+/* Rank 0's evaluation buffers for a fine-tuning task: the summable counts
+ * and one batch's predictions and chains. */
+static int alloc_task_eval(trainer *t, char **err) {
+  size_t K = t->cfg.model.num_labels, BL = t->B * t->L;
+  t->n_eval_counts = t->cfg.model.task == BERT_TASK_CLASSIFY ? K * K : task_tag_counts_len(&t->tagset);
+  t->eval_counts = calloc(t->n_eval_counts, sizeof *t->eval_counts);
+  t->eval_pred = malloc(BL * sizeof *t->eval_pred);
+  t->eval_gold_chain = malloc(BL * sizeof *t->eval_gold_chain);
+  t->eval_pred_chain = malloc(BL * sizeof *t->eval_pred_chain);
+  t->eval_rows = malloc(BL * sizeof *t->eval_rows);
+  t->eval_first = malloc((t->B + 1) * sizeof *t->eval_first);
+  t->eval_prf = calloc(K + t->tagset.n_types, sizeof *t->eval_prf);
+  if (!t->eval_counts || !t->eval_pred || !t->eval_gold_chain || !t->eval_pred_chain || !t->eval_rows ||
+      !t->eval_first || !t->eval_prf)
+    return status_set(err, ST_NOMEM, "out of memory for evaluation buffers");
+  return ST_OK;
 }
 
 static int create_model(trainer *t, char **err) {
@@ -332,7 +551,9 @@ static int create_model(trainer *t, char **err) {
   if (rc) return rc;
   t->p = bert_model_params(t->model);
   params_init(t->p, t->cfg.seed);
-  if (t->init.p) adopt_init_weights(t);
+  if (t->cfg.model.task != BERT_TASK_PRETRAIN) set_finetune_rates(t);
+  rc = t->init.p ? adopt_init_weights(t, err) : ST_OK;
+  if ((rc = agree_with_rank0(t, rc, "loading --init", err))) return rc;
   /* Initialisation depends only on (seed, name), so ranks agree already;
    * the broadcast makes it so whatever a future initialiser does, and
    * carries --init's weights from rank 0. */
@@ -342,6 +563,7 @@ static int create_model(trainer *t, char **err) {
   for (size_t a = 0; a < t->A; a++)
     if ((rc = corpus_batch_alloc(t->B, t->L, &t->micro[a], err))) return rc;
   if (t->valid && (rc = corpus_batch_alloc(t->B, t->L, &t->eval_batch, err))) return rc;
+  if (t->cfg.model.task != BERT_TASK_PRETRAIN && (rc = alloc_task_eval(t, err))) return rc;
   size_t bucket = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / sizeof(float));
   if (bucket < 1) bucket = 1;
   return comm_reducer_create(t->p->grad, t->p->total, bucket, &t->reducer, err);
@@ -382,6 +604,39 @@ done:
   return rc;
 }
 
+/* The best evaluation so far as the checkpoint attribute "best":
+ * {"metric", "step", "value", "evaluation"}; a resumed run reads it back
+ * (restore_best). NULL when there is none, or out of memory (*oom). */
+static char *best_attr(const trainer *t, int *oom) {
+  *oom = 0;
+  if (!t->has_best || !t->best_eval) return NULL;
+  cJSON *o = cJSON_CreateObject();
+  int ok = o && cJSON_AddStringToObject(o, "metric", run_config_best_metric_name(t->cfg.finetune.best_metric)) &&
+           cJSON_AddNumberToObject(o, "step", (double)t->best_step) &&
+           cJSON_AddNumberToObject(o, "value", t->best_value) &&
+           cJSON_AddRawToObject(o, "evaluation", t->best_eval);
+  char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+  cJSON_Delete(o);
+  *oom = !text;
+  return text;
+}
+
+/* Waits for the checkpoint being written (rank 0); once it is committed,
+ * BEST names it if its step was the best. *written: its path (malloc'd),
+ * or NULL. */
+static int wait_for_writer(trainer *t, char **written, char **err) {
+  *written = NULL;
+  if (!t->writer) return ST_OK;
+  int rc = ckpt_writer_wait(t->writer, written, err);
+  ckpt_writer_free(t->writer);
+  t->writer = NULL;
+  if (rc == ST_OK && t->writer_is_best) {
+    const char *slash = strrchr(*written, '/');
+    rc = ckpt_dir_set_best(t->req->run_dir, slash ? slash + 1 : *written, err);
+  }
+  return rc;
+}
+
 /* Starts writing a checkpoint of the current step in the background (rank
  * 0), after the previous write has finished. Collective: every rank calls. */
 static int checkpoint(trainer *t, char **err) {
@@ -391,16 +646,12 @@ static int checkpoint(trainer *t, char **err) {
     free(rows);
     return rc;
   }
-  if (t->writer) {
-    char *written = NULL;
-    rc = ckpt_writer_wait(t->writer, &written, err);
-    ckpt_writer_free(t->writer);
-    t->writer = NULL;
-    free(written);
-    if (rc) {
-      free(rows);
-      return rc;
-    }
+  char *written = NULL;
+  rc = wait_for_writer(t, &written, err);
+  free(written);
+  if (rc) {
+    free(rows);
+    return rc;
   }
   ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
   ckpt_tensor *mt = params_ckpt_tensors(t->p, t->p->m);
@@ -410,17 +661,27 @@ static int checkpoint(trainer *t, char **err) {
       {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data), 3}, .data = rows},
       {.path = "rng/seed_step", .ndim = 1, .shape = {2}, .data = rng},
   };
-  ckpt_attr attrs[2] = {{"vocab", t->vocab_text}, {"vocab_lowercase", t->man->lowercase ? "1" : "0"}};
+  /* vocab and its casing first: a checkpoint without a vocab has none of
+   * the others either. */
+  int oom;
+  char *best = best_attr(t, &oom);
+  ckpt_attr attrs[4] = {{"vocab", t->vocab_text}, {"vocab_lowercase", t->man->lowercase ? "1" : "0"}};
+  size_t n_attrs = t->vocab_text ? 2 : 0;
+  if (n_attrs && t->labels_json) attrs[n_attrs++] = (ckpt_attr){"labels", t->labels_json};
+  if (n_attrs && best) attrs[n_attrs++] = (ckpt_attr){"best", best};
   ckpt_content c = {
       .meta = {.step = (int64_t)t->step, .tokens_seen = (int64_t)t->tokens_seen, .world_size = t->world,
                .seed = t->cfg.seed, .model_type = "bert", .config = t->cfg_text, .attrs = attrs,
-               .n_attrs = t->vocab_text ? 2 : 0},
+               .n_attrs = n_attrs},
       .params = pt, .n_params = t->p->count,
       .optim_m = mt, .optim_v = vt, .n_optim_m = t->p->count, .n_optim_v = t->p->count,
       .arrays = arrays, .n_arrays = 2,
   };
-  if (!pt || !mt || !vt) rc = status_set(err, ST_NOMEM, "out of memory");
+  if (!pt || !mt || !vt || oom) rc = status_set(err, ST_NOMEM, "out of memory");
   else rc = ckpt_writer_begin(t->req->run_dir, &c, (int)t->cfg.ckpt_keep, &t->writer, err);
+  t->writer_step = t->step;
+  t->writer_is_best = t->has_best && t->best_step == t->step;
+  free(best);
   free(pt);
   free(mt);
   free(vt);
@@ -429,12 +690,9 @@ static int checkpoint(trainer *t, char **err) {
 }
 
 static int finish_checkpoints(trainer *t, char **err) {
-  if (!t->writer) return ST_OK;
   char *written = NULL;
-  int rc = ckpt_writer_wait(t->writer, &written, err);
-  ckpt_writer_free(t->writer);
-  t->writer = NULL;
-  if (!rc) log_info("checkpoint %s", written);
+  int rc = wait_for_writer(t, &written, err);
+  if (!rc && written) log_info("checkpoint %s", written);
   free(written);
   return rc;
 }
@@ -547,23 +805,50 @@ static void on_grads_ready(void *ctx, size_t lo) {
   free(err);
 }
 
-static bert_batch as_bert_batch(const corpus_batch *b) {
+/* The batch the model reads: the labels of its task only. */
+static bert_batch as_bert_batch(const corpus_batch *b, int task) {
   bert_batch x = {
       .B = b->batch_size, .L = b->seq_len, .input_ids = b->input_ids, .segment_ids = b->segment_ids,
-      .attention_mask = b->attention_mask, .mlm_labels = b->mlm_labels, .nsp_labels = b->nsp_labels,
+      .attention_mask = b->attention_mask,
   };
+  if (task == BERT_TASK_PRETRAIN) {
+    x.mlm_labels = b->mlm_labels;
+    x.nsp_labels = b->nsp_labels;
+  } else if (task == BERT_TASK_CLASSIFY) {
+    x.class_labels = b->class_labels;
+  } else {
+    x.tag_labels = b->tag_labels;
+  }
   return x;
 }
 
 typedef struct step_result {
-  double loss, mlm, nsp, grad_norm, lr;
+  double loss, mlm, nsp, task, grad_norm, lr;
   uint64_t tokens;
   int applied;
 } step_result;
 
+/* What the task's loss is a mean over in batch b (bert_loss.task_count):
+ * labelled sequences (classify), labelled tokens (tag), sequences with a
+ * labelled token (tag with the CRF). */
+static double task_units(const trainer *t, const corpus_batch *b) {
+  const bert_config *m = &t->cfg.model;
+  double n = 0;
+  if (m->task == BERT_TASK_CLASSIFY) {
+    for (size_t i = 0; i < t->B; i++) n += b->class_labels[i] != CORPUS_IGNORE_LABEL;
+  } else if (m->task == BERT_TASK_TAG) {
+    for (size_t i = 0; i < t->B; i++) {
+      size_t labelled = 0;
+      for (size_t j = 0; j < t->L; j++) labelled += b->tag_labels[i * t->L + j] != CORPUS_IGNORE_LABEL;
+      n += m->crf ? labelled > 0 : (double)labelled;
+    }
+  }
+  return n;
+}
+
 /* Reads this rank's A micro-batches; counts (predicted tokens, NSP
- * sequences, tokens) become the step's totals over all ranks. */
-static int read_micro_batches(trainer *t, double counts[3], char **err) {
+ * sequences, tokens, task units) become the step's totals over all ranks. */
+static int read_micro_batches(trainer *t, double counts[4], char **err) {
   for (size_t a = 0; a < t->A; a++) {
     corpus_batch *b = t->micro[a];
     int rc = corpus_next_batch(t->data, b, err);
@@ -574,25 +859,27 @@ static int read_micro_batches(trainer *t, double counts[3], char **err) {
     }
     if (t->cfg.model.nsp)
       for (size_t i = 0; i < t->B; i++) counts[1] += b->nsp_labels[i] >= 0;
+    counts[3] += task_units(t, b);
   }
-  int rc = comm_allreduce_sum_f64(counts, 3, err);
+  int rc = comm_allreduce_sum_f64(counts, 4, err);
   if (rc == ST_OK && t->samples) log_samples(t, t->step + 1);
   return rc;
 }
 
 /* Forward and backward over the micro-batches, the gradients summed over
- * ranks; means: the step's MLM and NSP losses over the global batch. */
-static int forward_backward(trainer *t, const double counts[3], double means[2], char **err) {
+ * ranks; means: the step's MLM, NSP and task losses over the global batch. */
+static int forward_backward(trainer *t, const double counts[4], double means[3], char **err) {
   /* An applied update left the gradients at zero (OPTIM_ZERO_GRAD). */
   if (!t->grads_clear) params_zero_grad(t->p);
   t->grads_clear = 0;
   comm_reducer_begin(t->reducer);
   /* Each token's (sequence's) loss weighs 1 / its count over all ranks and
    * micro-batches: the sum over ranks is the mean over the global batch. */
-  bert_grad_scale scale = {counts[0] > 0 ? (float)(1.0 / counts[0]) : 0.0f,
-                           counts[1] > 0 ? (float)(1.0 / counts[1]) : 0.0f};
+  bert_grad_scale scale = {.mlm = counts[0] > 0 ? (float)(1.0 / counts[0]) : 0.0f,
+                           .nsp = counts[1] > 0 ? (float)(1.0 / counts[1]) : 0.0f,
+                           .task = counts[3] > 0 ? (float)(1.0 / counts[3]) : 0.0f};
   for (size_t a = 0; a < t->A; a++) {
-    bert_batch x = as_bert_batch(t->micro[a]);
+    bert_batch x = as_bert_batch(t->micro[a], t->cfg.model.task);
     bert_dropout drop = {.seed = t->cfg.seed, .step = (uint32_t)t->step,
                          .micro = (uint32_t)((size_t)t->rank * t->A + a)};
     bert_loss loss;
@@ -600,13 +887,14 @@ static int forward_backward(trainer *t, const double counts[3], double means[2],
     if (rc) return rc;
     if (counts[0] > 0) means[0] += loss.mlm * (double)loss.predicted / counts[0];
     if (counts[1] > 0) means[1] += loss.nsp * (double)loss.nsp_count / counts[1];
+    if (counts[3] > 0) means[2] += loss.task * (double)loss.task_count / counts[3];
     /* Gradient accumulation reduces only once, during the last backward. */
     bert_set_grad_ready(t->model, a + 1 == t->A ? on_grads_ready : NULL, t);
     bert_backward(t->model, &x, &scale);
   }
   bert_set_grad_ready(t->model, NULL, NULL);
   int rc = comm_reducer_finish(t->reducer, 1.0f, err);
-  return rc ? rc : comm_allreduce_sum_f64(means, 2, err);
+  return rc ? rc : comm_allreduce_sum_f64(means, 3, err);
 }
 
 /* Clipping, the non-finite guard and the optimizer step at the schedule's
@@ -632,13 +920,14 @@ static int update(trainer *t, step_result *r, char **err) {
 }
 
 static int train_step(trainer *t, step_result *r, char **err) {
-  double counts[3] = {0, 0, 0}; /* predicted tokens, NSP sequences, tokens */
-  double means[2] = {0, 0};     /* MLM and NSP loss */
+  double counts[4] = {0, 0, 0, 0}; /* predicted tokens, NSP sequences, tokens, task units */
+  double means[3] = {0, 0, 0};     /* MLM, NSP and task loss */
   int rc = read_micro_batches(t, counts, err);
   if (rc || (rc = forward_backward(t, counts, means, err))) return rc;
   r->mlm = means[0];
   r->nsp = means[1];
-  r->loss = means[0] + means[1];
+  r->task = means[2];
+  r->loss = means[0] + means[1] + means[2];
   r->tokens = (uint64_t)counts[2];
   return update(t, r, err);
 }
@@ -653,7 +942,7 @@ static int evaluate_on_rank0(trainer *t, double sums[5], char **err) {
   for (uint64_t start = 0; start < n; start += t->B) {
     int rc = corpus_valid_batch(t->valid, start, t->eval_batch, err);
     if (rc) return rc;
-    bert_batch x = as_bert_batch(t->eval_batch);
+    bert_batch x = as_bert_batch(t->eval_batch, BERT_TASK_PRETRAIN);
     x.B = t->eval_batch->count; /* the last batch may be short */
     bert_loss loss;
     if ((rc = bert_forward(t->model, &x, NULL, &loss, err)))
@@ -668,9 +957,155 @@ static int evaluate_on_rank0(trainer *t, double sums[5], char **err) {
   return ST_OK;
 }
 
+/* Adds one validation batch's predictions into the task counts: the
+ * argmax class (the lowest among equals), or the tags bert_tag_decode gives
+ * (Viterbi with the CRF) at the labelled positions. */
+static int count_task_batch(trainer *t, const bert_batch *x, char **err) {
+  size_t K = t->cfg.model.num_labels;
+  if (t->cfg.model.task == BERT_TASK_CLASSIFY) {
+    size_t rows, k;
+    const float *logits = bert_task_logits(t->model, &rows, &k);
+    for (size_t i = 0; i < x->B; i++) {
+      const float *row = logits + i * K; /* (K) */
+      int32_t best = 0;
+      for (size_t j = 1; j < K; j++)
+        if (row[j] > row[best]) best = (int32_t)j;
+      t->eval_pred[i] = best;
+    }
+    task_confusion_add(t->eval_counts, x->class_labels, t->eval_pred, x->B, K);
+    return ST_OK;
+  }
+  int rc = bert_tag_decode(t->model, x->tag_labels, t->eval_pred, err);
+  if (rc) return rc;
+  size_t P = head_chain_rows(t->eval_rows, t->eval_first, t->eval_gold_chain, x->tag_labels, x->B, x->L);
+  for (size_t p = 0; p < P; p++) t->eval_pred_chain[p] = t->eval_pred[t->eval_rows[p]];
+  task_tag_count(t->eval_counts, &t->tagset, t->eval_gold_chain, t->eval_pred_chain, t->eval_first, x->B);
+  return ST_OK;
+}
+
+/* The scores of t->eval_counts into m (eval_accuracy and the F1 figures),
+ * and the value of [finetune] best_metric. */
+static double task_scores(trainer *t, metrics_step *m) {
+  if (t->cfg.model.task == BERT_TASK_CLASSIFY) {
+    task_class_scores cs;
+    task_class_scores_compute(&cs, t->eval_prf, t->eval_counts, t->cfg.model.num_labels);
+    m->eval_accuracy = cs.accuracy;
+    m->eval_macro_f1 = cs.macro_f1;
+  } else {
+    task_tag_scores ts;
+    task_tag_scores_compute(&ts, t->eval_prf, t->eval_counts, &t->tagset);
+    m->eval_accuracy = ts.token_accuracy;
+    m->eval_precision = ts.overall.precision;
+    m->eval_recall = ts.overall.recall;
+    m->eval_f1 = ts.overall.f1;
+  }
+  switch (t->cfg.finetune.best_metric) {
+  case RUN_BEST_MACRO_F1: return m->eval_macro_f1;
+  case RUN_BEST_ENTITY_F1: return m->eval_f1;
+  case RUN_BEST_LOSS: return m->eval_loss;
+  default: return m->eval_accuracy; /* accuracy, token_accuracy */
+  }
+}
+
+/* Whether an evaluation scoring value beats the best so far (the first
+ * finite one does; a tie keeps the earlier step). */
+static int is_new_best(const trainer *t, double value) {
+  if (!isfinite(value)) return 0;
+  if (!t->has_best) return 1;
+  return t->cfg.finetune.best_metric == RUN_BEST_LOSS ? value < t->best_value : value > t->best_value;
+}
+
+/* An evaluation as one JSON object: step, loss, then task_metrics' report
+ * (per-class or per-type tables, the confusion matrix). */
+static int evaluation_json(const trainer *t, double loss, char **out, char **err) {
+  char *text = NULL;
+  int rc = t->cfg.model.task == BERT_TASK_CLASSIFY
+               ? task_class_json(&text, t->eval_counts, (const char *const *)t->man->labels,
+                                 t->cfg.model.num_labels, err)
+               : task_tag_json(&text, t->eval_counts, &t->tagset, err);
+  if (rc) return rc;
+  cJSON *report = cJSON_Parse(text), *o = cJSON_CreateObject();
+  free(text);
+  int ok = report && o && cJSON_AddNumberToObject(o, "step", (double)t->step) &&
+           (isfinite(loss) ? cJSON_AddNumberToObject(o, "loss", loss) != NULL
+                           : cJSON_AddNullToObject(o, "loss") != NULL);
+  for (cJSON *item = report ? report->child : NULL; ok && item;) {
+    cJSON *next = item->next;
+    ok = cJSON_AddItemToObject(o, item->string, cJSON_DetachItemViaPointer(report, item));
+    item = next;
+  }
+  *out = ok ? cJSON_PrintUnformatted(o) : NULL;
+  cJSON_Delete(report);
+  cJSON_Delete(o);
+  return *out ? ST_OK : status_set(err, ST_NOMEM, "out of memory");
+}
+
+/* Rank 0's part of evaluate_task: the whole validation split (every
+ * sequence, whatever eval_batches says) into sums (loss sum, task units)
+ * and t->eval_counts; the evaluation's JSON into *json, and a copy into
+ * *best_json when it is the best so far. */
+static int evaluate_task_on_rank0(trainer *t, double sums[2], char **json, char **best_json, char **err) {
+  uint64_t n = corpus_valid_size(t->valid);
+  for (uint64_t start = 0; start < n; start += t->B) {
+    int rc = corpus_valid_batch(t->valid, start, t->eval_batch, err);
+    if (rc) return rc;
+    bert_batch x = as_bert_batch(t->eval_batch, t->cfg.model.task);
+    x.B = t->eval_batch->count; /* the last batch may be short */
+    bert_loss loss;
+    if ((rc = bert_forward(t->model, &x, NULL, &loss, err)) || (rc = count_task_batch(t, &x, err)))
+      return status_wrap(err, rc, "validation sequences %llu-%llu of corpus %s", (unsigned long long)start,
+                         (unsigned long long)(start + x.B - 1), t->cfg.corpus);
+    sums[0] += loss.task * (double)loss.task_count;
+    sums[1] += (double)loss.task_count;
+  }
+  metrics_step m = {.eval_loss = sums[1] > 0 ? sums[0] / sums[1] : NAN};
+  double value = task_scores(t, &m);
+  int rc = evaluation_json(t, m.eval_loss, json, err);
+  if (rc == ST_OK && is_new_best(t, value) && !(*best_json = strdup(*json)))
+    rc = status_set(err, ST_NOMEM, "out of memory");
+  return rc;
+}
+
+/* A fine-tuning evaluation: rank 0 scores the validation split, every rank
+ * receives the counts (or rank 0's failure) and computes the same scores
+ * and the same best. Collective. */
+static int evaluate_task(trainer *t, metrics_step *m, char **err) {
+  double sums[2] = {0, 0};
+  char *json = NULL, *best_json = NULL;
+  memset(t->eval_counts, 0, t->n_eval_counts * sizeof *t->eval_counts);
+  int rc = t->rank == 0 ? evaluate_task_on_rank0(t, sums, &json, &best_json, err) : ST_OK;
+  char what[64];
+  snprintf(what, sizeof what, "evaluation after step %llu", (unsigned long long)t->step);
+  if ((rc = agree_with_rank0(t, rc, what, err)) || (rc = comm_broadcast(sums, sizeof sums, 0, err)) ||
+      (rc = comm_broadcast(t->eval_counts, t->n_eval_counts * sizeof *t->eval_counts, 0, err))) {
+    free(json);
+    free(best_json);
+    return rc;
+  }
+  m->has_eval = 1;
+  m->eval_loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
+  double value = task_scores(t, m);
+  m->eval_best = is_new_best(t, value);
+  if (m->eval_best) {
+    t->has_best = 1;
+    t->best_step = t->step;
+    t->best_value = value;
+  }
+  if (t->rank == 0) {
+    free(t->last_eval);
+    t->last_eval = json;
+    if (best_json) {
+      free(t->best_eval);
+      t->best_eval = best_json;
+    }
+  }
+  return ST_OK;
+}
+
 /* Every rank receives rank 0's figures, or its failure: a failed evaluation
  * never reaches the metrics. Collective. */
 static int evaluate(trainer *t, metrics_step *m, char **err) {
+  if (t->cfg.model.task != BERT_TASK_PRETRAIN) return evaluate_task(t, m, err);
   double sums[5] = {0, 0, 0, 0, 0};
   int rc = t->rank == 0 ? evaluate_on_rank0(t, sums, err) : ST_OK;
   char what[64];
@@ -761,6 +1196,62 @@ static int plan_steps(trainer *t, char **err) {
   return ST_OK;
 }
 
+/* Resuming a fine-tuning run: the corpus must have the labels its
+ * checkpoint was trained on (attribute "labels"), names and order. */
+static int check_resume_labels(trainer *t, const resume_point *rp, char **err) {
+  char *recorded = NULL;
+  int rc = ckpt_file_read_attr(rp->file, "labels", &recorded, err);
+  if (rc) return rc;
+  if (!t->labels_json && !recorded) rc = ST_OK;
+  else if (!recorded || !t->labels_json)
+    rc = status_set(err, ST_MISMATCH, "%s was trained on %s but corpus %s is %s: resume with the corpus it was "
+                    "trained on", rp->path, recorded ? "a labelled corpus" : "a pretraining corpus",
+                    t->cfg.corpus, t->labels_json ? "labelled" : "a pretraining one");
+  else if (strcmp(recorded, t->labels_json) != 0)
+    rc = status_set(err, ST_MISMATCH, "%s was fine-tuned on labels %s but corpus %s has %zu labels %s: resume with "
+                    "the corpus it was trained on, or start a new run from it with --init",
+                    rp->path, recorded, t->cfg.corpus, t->man->num_labels, t->labels_json);
+  free(recorded);
+  return rc;
+}
+
+/* Resuming: the best evaluation so far, from the checkpoint's attribute
+ * "best" (unless best_metric has changed since), and RUN_DIR/BEST set to
+ * its checkpoint again, should the stopped run have died before writing
+ * it. */
+static int restore_best(trainer *t, const resume_point *rp, char **err) {
+  char *text = NULL;
+  int rc = ckpt_file_read_attr(rp->file, "best", &text, err);
+  if (rc || !text) return rc;
+  cJSON *o = cJSON_Parse(text);
+  free(text);
+  const cJSON *metric = cJSON_GetObjectItemCaseSensitive(o, "metric");
+  const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
+  const cJSON *value = cJSON_GetObjectItemCaseSensitive(o, "value");
+  const cJSON *eval = cJSON_GetObjectItemCaseSensitive(o, "evaluation");
+  const char *now = run_config_best_metric_name(t->cfg.finetune.best_metric);
+  if (!cJSON_IsString(metric) || !cJSON_IsNumber(step) || !cJSON_IsNumber(value) || !cJSON_IsObject(eval)) {
+    rc = status_set(err, ST_CORRUPT, "%s: attribute \"best\" is not {metric, step, value, evaluation}", rp->path);
+  } else if (strcmp(metric->valuestring, now) != 0) {
+    if (t->rank == 0)
+      log_info("resume: best_metric is now %s (was %s): the best checkpoint is chosen anew", now,
+               metric->valuestring);
+  } else {
+    t->has_best = 1;
+    t->best_step = (uint64_t)step->valuedouble;
+    t->best_value = value->valuedouble;
+    if (t->rank == 0 && !(t->best_eval = cJSON_PrintUnformatted(eval)))
+      rc = status_set(err, ST_NOMEM, "out of memory");
+  }
+  cJSON_Delete(o);
+  if (rc || !t->has_best || t->rank != 0) return rc;
+  char name[64], *note = NULL;
+  snprintf(name, sizeof name, "ckpt-%08llu.h5", (unsigned long long)t->best_step);
+  if (ckpt_dir_set_best(t->req->run_dir, name, &note) != ST_OK) log_warn("resume: %s", note);
+  free(note);
+  return ST_OK;
+}
+
 /* Config, corpus, length, model and, on resume, the state to continue
  * from: everything before the run directory is touched. */
 static int set_up(trainer *t, const resume_point *rp, char **err) {
@@ -768,15 +1259,19 @@ static int set_up(trainer *t, const resume_point *rp, char **err) {
   if (rc) return rc;
   if (!getenv("DDPT_LOG")) log_set_level((log_level)t->cfg.log_level);
   blas_set_threads(choose_threads(t));
+  /* The corpus first: the wrong kind for the command is the cheapest
+   * mistake to report, before a large --init is read. */
+  if ((rc = open_corpus(t, err))) return rc;
   if (t->req->init && (rc = read_init(t, err))) return rc;
-  if ((rc = open_corpus(t, err)) || (rc = read_corpus_vocab(t, err)) || (rc = fit_model_to_corpus(t, err)) ||
+  if ((rc = read_corpus_vocab(t, err)) || (rc = fit_model_to_corpus(t, err)) || (rc = read_labels(t, err)) ||
       (rc = plan_steps(t, err)))
     return rc;
+  if (rp->path && (rc = check_resume_labels(t, rp, err))) return rc;
   if (!(t->cfg_text = run_config_format(&t->cfg))) return status_set(err, ST_NOMEM, "out of memory");
   if ((rc = check_ranks_agree(t, err)) || (rc = create_model(t, err))) return rc;
   if (!rp->path) return ST_OK;
   if (t->rank == 0) log_config_changes(rp->header.config, t->cfg_text);
-  if ((rc = restore(t, rp->file, &rp->header, err))) return rc;
+  if ((rc = restore(t, rp->file, &rp->header, err)) || (rc = restore_best(t, rp, err))) return rc;
   if (t->rank == 0) log_info("resumed from %s at step %llu", rp->path, (unsigned long long)t->step);
   return ST_OK;
 }
@@ -854,10 +1349,12 @@ static int step_once(trainer *t, uint64_t first_step, int *stop, char **err) {
   if ((rc = stop_requested_anywhere(t, stop, err))) return rc;
   metrics_step m = {.step = t->step, .total_steps = t->total_steps, .tokens = t->tokens_seen, .loss = r.loss,
                     .mlm_loss = r.mlm, .nsp_loss = r.nsp, .lr = r.lr, .grad_norm = r.grad_norm,
-                    .skipped = t->guard.skipped};
+                    .skipped = t->guard.skipped, .task = t->cfg.model.task};
   if (t->cfg.eval_every && (t->step % t->cfg.eval_every == 0 || last) && (rc = evaluate(t, &m, err))) return rc;
   if ((rc = report_step(t, &m, first_step, last || *stop, err))) return rc;
-  if ((t->cfg.ckpt_every && t->step % t->cfg.ckpt_every == 0) || last || *stop) {
+  /* Fine-tuning checkpoints every evaluation: BEST can name any of them. */
+  int evaluated = m.has_eval && t->cfg.model.task != BERT_TASK_PRETRAIN;
+  if ((t->cfg.ckpt_every && t->step % t->cfg.ckpt_every == 0) || last || *stop || evaluated) {
     if (t->cfg.hash_every && (rc = check_parameter_hashes(t, err))) return rc;
     rc = checkpoint(t, err);
   }
@@ -873,12 +1370,47 @@ static int run_steps(trainer *t, int *stop, char **err) {
   return rc;
 }
 
+/* RUN_DIR/report.json (rank 0, atomically) at the end of a fine-tuning
+ * run: the task and labels, the best step and its evaluation, the final
+ * evaluation, steps, tokens and this process's seconds of training. */
+static int write_report(trainer *t, char **err) {
+  cJSON *o = cJSON_CreateObject();
+  int ok = o && cJSON_AddStringToObject(o, "task", bert_task_name(t->cfg.model.task)) &&
+           cJSON_AddRawToObject(o, "labels", t->labels_json) &&
+           cJSON_AddStringToObject(o, "best_metric", run_config_best_metric_name(t->cfg.finetune.best_metric));
+  if (ok && t->has_best && t->best_eval) {
+    char name[64];
+    snprintf(name, sizeof name, "ckpt-%08llu.h5", (unsigned long long)t->best_step);
+    cJSON *b = cJSON_AddObjectToObject(o, "best");
+    ok = b && cJSON_AddNumberToObject(b, "step", (double)t->best_step) &&
+         cJSON_AddNumberToObject(b, "value", t->best_value) && cJSON_AddStringToObject(b, "checkpoint", name) &&
+         cJSON_AddRawToObject(b, "evaluation", t->best_eval);
+  } else if (ok) {
+    ok = cJSON_AddNullToObject(o, "best") != NULL;
+  }
+  if (ok) ok = (t->last_eval ? cJSON_AddRawToObject(o, "final", t->last_eval) : cJSON_AddNullToObject(o, "final")) != NULL;
+  ok = ok && cJSON_AddNumberToObject(o, "steps", (double)t->step) &&
+       cJSON_AddNumberToObject(o, "tokens", (double)t->tokens_seen) &&
+       cJSON_AddNumberToObject(o, "seconds", timer_now() - t->started);
+  char *text = ok ? cJSON_Print(o) : NULL;
+  cJSON_Delete(o);
+  if (!text) return status_set(err, ST_NOMEM, "out of memory");
+  char *path = file_path_join(t->req->run_dir, "report.json");
+  int rc = path ? file_write_atomic(path, text, strlen(text), err) : status_set(err, ST_NOMEM, "out of memory");
+  free(path);
+  free(text);
+  return rc;
+}
+
 /* On failure a checkpoint still being written is left to finish: train_run
  * frees the writer, which waits for it. */
 static int run(trainer *t, char **err) {
   const train_request *req = t->req;
   resume_point rp = {0};
   int stop = 0;
+  if (req->finetune && !req->resume && !req->init)
+    return status_set(err, ST_INVALID, "ddpt finetune starts from a trained model: give --init MODEL (a ddpt "
+                      "checkpoint, a HuggingFace directory or a TF checkpoint), or --resume RUN_DIR");
   int rc = req->resume ? open_resume_point(t, &rp, err) : refuse_used_run_dir(req, err);
   if (rc == ST_OK) rc = set_up(t, &rp, err);
   if (rc == ST_OK) rc = prepare_run_dir(t, err);
@@ -886,6 +1418,8 @@ static int run(trainer *t, char **err) {
   if (rc == ST_OK && t->cfg.log_samples) rc = open_sample_log(t, err);
   if (rc == ST_OK) rc = run_steps(t, &stop, err);
   if (rc == ST_OK) rc = finish_checkpoints(t, err);
+  if (rc == ST_OK && !stop && t->cfg.model.task != BERT_TASK_PRETRAIN)
+    rc = agree_with_rank0(t, t->rank == 0 ? write_report(t, err) : ST_OK, "writing report.json", err);
   if (rc == ST_OK && stop)
     rc = status_set(err, ST_INTERRUPTED, "stopped on request after step %llu; checkpoint written; continue with "
                     "--resume %s", (unsigned long long)t->step, req->run_dir);
@@ -898,7 +1432,9 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   int rc = run(&t, err);
   *summary = (train_summary){.steps = t.step, .tokens = t.tokens_seen, .skipped = t.guard.skipped,
                              .seconds = t.started > 0 ? timer_now() - t.started : 0,
-                             .failed_together = rc != ST_OK && t.failed_together};
+                             .failed_together = rc != ST_OK && t.failed_together, .has_best = t.has_best,
+                             .best_step = t.best_step, .best_value = t.best_value,
+                             .best_metric = run_config_best_metric_name(t.cfg.finetune.best_metric)};
   if (t.reducer) {
     comm_reducer_stats cs = comm_reducer_get_stats(t.reducer);
     summary->comm_wait_s = cs.wait_seconds;
@@ -916,6 +1452,17 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   corpus_valid_close(t.valid);
   corpus_close(t.data);
   xchg_model_clear(&t.init);
+  task_tagset_free(&t.tagset);
+  free(t.labels_json);
+  free(t.eval_counts);
+  free(t.eval_pred);
+  free(t.eval_gold_chain);
+  free(t.eval_pred_chain);
+  free(t.eval_rows);
+  free(t.eval_first);
+  free(t.eval_prf);
+  free(t.last_eval);
+  free(t.best_eval);
   free(t.vocab_text);
   free(t.cfg_text);
   return rc;

@@ -1,5 +1,5 @@
-/* `ddpt train`: the training loop. Every rank runs it; comm/ averages the
- * gradients, rank 0 writes metrics and checkpoints.
+/* `ddpt train` and `ddpt finetune`: the training loop. Every rank runs it;
+ * comm/ averages the gradients, rank 0 writes metrics and checkpoints.
  *
  * One step: read A micro-batches; agree on the global number of predicted
  * tokens (the loss is their mean, so N ranks x A micro-batches give the
@@ -8,6 +8,14 @@
  * the global norm; skip the update on a non-finite loss or norm; AdamW (or
  * SGD) at the schedule's learning rate. Evaluation, parameter-hash checks
  * and checkpoints happen between steps.
+ *
+ * Fine-tuning is the same loop with the task the corpus's manifest names
+ * (classify or tag): its head's loss takes the place of MLM/NSP, normalised
+ * the same way (over the labelled sequences or tokens of the global batch);
+ * [finetune] freezes entries and scales their learning rates; every
+ * evaluation scores the whole validation split (task_metrics.h), is
+ * checkpointed, and RUN_DIR/BEST names the best checkpoint by best_metric;
+ * the last step writes RUN_DIR/report.json.
  */
 #ifndef DDPT_TRAINER_TRAIN_H
 #define DDPT_TRAINER_TRAIN_H
@@ -46,6 +54,9 @@ typedef struct train_request {
   size_t n_overrides;
   const char *run_dir;
   int resume;                /* continue from run_dir's newest valid checkpoint */
+  /* 1: `ddpt finetune`: the corpus must be labelled, and a fresh run needs
+   * init. 0: `ddpt train`: the corpus must be a pretraining one. */
+  int finetune;
   /* A fresh run starting from these weights (a ddpt checkpoint, a
    * HuggingFace directory or a TF checkpoint: trainer/interchange.h) with a
    * fresh optimizer and data position; the model config is the init's.
@@ -70,6 +81,11 @@ typedef struct train_summary {
    * disagree, a run of non-finite steps), so none waits in a collective and
    * the job can end without being aborted; rank 0's message says why. */
   int failed_together;
+  /* Fine-tuning with evaluation: the checkpoint RUN_DIR/BEST names. */
+  int has_best;
+  uint64_t best_step;
+  double best_value;
+  const char *best_metric; /* run_config_best_metric_name; static */
 } train_summary;
 
 /* ST_OK when the run reached its last step; ST_INTERRUPTED when
