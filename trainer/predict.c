@@ -279,15 +279,27 @@ static int load_params(predict_model *pm, params *p, char **err) {
   return rc;
 }
 
-/* A model for batches of B sequences of L tokens (fill-mask: every token
- * may be predicted). The first one reads the parameters from the file; a
- * new shape copies them from the last. */
-static int fit_model(predict_model *pm, size_t B, size_t L, char **err) {
-  if (pm->model && pm->L == L && pm->B >= B) return ST_OK;
+/* A model for batches of up to B sequences of *L tokens (fill-mask: every
+ * token may be predicted). The first one reads the parameters from the
+ * file; a new shape copies them from the last. A model takes batches of
+ * exactly its L, and making one costs more than a forward pass of a small
+ * batch (its four parameter arenas are allocated and cleared), so task
+ * prediction pads a batch to the current model's length when that wastes
+ * at most a quarter (plus 8 positions), and otherwise makes the new model
+ * a multiple of 8 long: batches of similar lengths share one model. *L
+ * receives the length to pad to. */
+static int fit_model(predict_model *pm, size_t B, size_t *L, char **err) {
+  int task = pm->cfg.task != BERT_TASK_PRETRAIN;
+  size_t want = *L;
+  if (pm->model && pm->B >= B && (pm->L == want || (task && pm->L > want && pm->L <= want + want / 4 + 8))) {
+    *L = pm->L;
+    return ST_OK;
+  }
+  if (task) want = (want + 7) / 8 * 8 < pm->seq_len ? (want + 7) / 8 * 8 : pm->seq_len;
   if (pm->model && pm->B > B) B = pm->B;
   bert_model *m = NULL;
-  size_t max_pred = pm->cfg.task == BERT_TASK_PRETRAIN ? L : 1;
-  int rc = bert_model_create(&m, &pm->cfg, B, L, max_pred, err);
+  size_t max_pred = task ? 1 : want;
+  int rc = bert_model_create(&m, &pm->cfg, B, want, max_pred, err);
   if (rc) return rc;
   params *p = bert_model_params(m);
   if (pm->model) {
@@ -299,7 +311,7 @@ static int fit_model(predict_model *pm, size_t B, size_t L, char **err) {
   bert_model_free(pm->model);
   pm->model = m;
   pm->B = B;
-  pm->L = L;
+  pm->L = *L = want;
   return ST_OK;
 }
 
@@ -379,7 +391,7 @@ int predict_fill_mask(predict_model *pm, const char *text, size_t k, predict_res
                     L, pm->cfg.max_positions);
     goto fail;
   }
-  if ((rc = fit_model(pm, 1, L, err))) goto fail;
+  if ((rc = fit_model(pm, 1, &L, err))) goto fail;
 
   batch_buf = malloc(3 * L * sizeof *batch_buf);
   all = malloc(pm->cfg.vocab_size * sizeof *all);
@@ -486,14 +498,14 @@ static int encode_example(predict_model *pm, const char *line, int32_t *seq, siz
 }
 
 /* One forward pass over n sequences (seq row i at i * pm->seq_len, len[i]
- * ids, segment 1 from split[i] on) padded to the longest; the task logits
- * are then the model's. */
+ * ids, segment 1 from split[i] on) padded to *L_out >= the longest; the
+ * task logits are then the model's. */
 static int forward_batch(predict_model *pm, const int32_t *seq, const size_t *len, const size_t *split,
                          size_t n, size_t *L_out, char **err) {
   size_t L = 0, S = pm->seq_len;
   for (size_t i = 0; i < n; i++)
     if (len[i] > L) L = len[i];
-  int rc = fit_model(pm, n, L, err);
+  int rc = fit_model(pm, n, &L, err);
   if (rc) return rc;
   int32_t *buf = malloc(3 * n * L * sizeof *buf);
   if (!buf) return status_set(err, ST_NOMEM, "out of memory");

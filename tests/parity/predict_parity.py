@@ -4,9 +4,10 @@
 Writes, with h5py and the documented checkpoint format (docs/checkpoint.md:
 root attributes, the [model] config text with task / num_labels / crf,
 /params by HuggingFace name, the recorded vocab and label names), tiny BERTs
-with random weights and the heads of BertForSequenceClassification,
-BertForTokenClassification and a linear-chain CRF (pytorch-crf's names), so
-nothing here depends on `ddpt finetune`. Then, on the same lines:
+with random weights: tests/parity/bert_reference.py's
+BertForSequenceClassification and BertForTokenClassification, with and
+without its CRF (pytorch-crf's names), so nothing here depends on `ddpt
+finetune`. Then, on the same lines:
   1. classify (texts and text_a<TAB>text_b pairs, batches of mixed lengths,
      lines longer than the model's positions cut longest_first as `ddpt
      shard --truncate` cuts them): every probability of `ddpt predict --json`
@@ -32,7 +33,6 @@ import tempfile
 import h5py
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bert_reference as ref  # noqa: E402
@@ -60,37 +60,6 @@ def write_vocab(path, extra=()):
     return tokens
 
 
-class Tagger(nn.Module):
-    """BertForTokenClassification (+ pytorch-crf's parameters when crf)."""
-
-    def __init__(self, c, k, crf):
-        super().__init__()
-        self.bert = ref.BertModel(c, add_pooling_layer=False)
-        self.classifier = nn.Linear(c.hidden_size, k)
-        if crf:
-            self.crf = nn.Module()
-            self.crf.transitions = nn.Parameter(torch.empty(k, k))
-            self.crf.start_transitions = nn.Parameter(torch.empty(k))
-            self.crf.end_transitions = nn.Parameter(torch.empty(k))
-
-    def forward(self, ids, seg, att):
-        x, _ = self.bert(ids, seg, att)
-        return self.classifier(x)
-
-
-class Classifier(nn.Module):
-    """BertForSequenceClassification: pooler (tanh) on [CLS], classifier."""
-
-    def __init__(self, c, k):
-        super().__init__()
-        self.bert = ref.BertModel(c, add_pooling_layer=True)
-        self.classifier = nn.Linear(c.hidden_size, k)
-
-    def forward(self, ids, seg, att):
-        _, pooled = self.bert(ids, seg, att)
-        return self.classifier(pooled)
-
-
 def randomize(model, seed):
     """Weights large enough that the probabilities are far from uniform."""
     g = torch.Generator().manual_seed(seed)
@@ -102,9 +71,11 @@ def randomize(model, seed):
                 p.copy_(0.3 * torch.randn(p.shape, generator=g))
 
 
-def write_ckpt(path, model, vocab_tokens, model_keys, labels):
+def write_ckpt(path, model, vocab_tokens, model_keys, labels, shape=None):
+    """A weights-only ddpt checkpoint of model (docs/checkpoint.md), recording
+    the vocab and the label names; shape: the [model] sizes (default SHAPE)."""
     config = "[model]\npreset = bert-tiny\nvocab_size = %d\n" % len(vocab_tokens)
-    config += "".join("%s = %s\n" % kv for kv in SHAPE.items()) + "".join("%s = %s\n" % kv for kv in model_keys)
+    config += "".join("%s = %s\n" % kv for kv in (shape or SHAPE).items()) + "".join("%s = %s\n" % kv for kv in model_keys)
     with h5py.File(path, "w") as f:
         for k, v in (("format", "ddpt-checkpoint"), ("model_type", "bert"), ("config", config),
                      ("ddpt_version", "predict_parity.py"), ("created", "2026-01-01T00:00:00Z"),
@@ -244,7 +215,7 @@ def random_lines(rng, n, pair_share, tokens):
 def check_classify(exe, d, vocab_tokens, vocab):
     torch.manual_seed(0)
     c = ref.Config(vocab_size=len(vocab_tokens), **SHAPE)
-    model = Classifier(c, len(LABELS_CLASS))
+    model = ref.BertForSequenceClassification(c, len(LABELS_CLASS))
     randomize(model, 1)
     ckpt = os.path.join(d, "classify.h5")
     write_ckpt(ckpt, model, vocab_tokens, [("task", "classify"), ("num_labels", 3)], LABELS_CLASS)
@@ -272,7 +243,7 @@ def check_classify(exe, d, vocab_tokens, vocab):
         ids, seg, truncated = build_classify(line, vocab, MAX_POS)
         with torch.no_grad():
             t = torch.tensor([ids])
-            probs = torch.softmax(model(t, torch.tensor([seg]), torch.ones_like(t))[0], -1).numpy()
+            probs = torch.softmax(model(t, torch.tensor([seg]), torch.ones_like(t))[1][0], -1).numpy()
         if set(got) != {"label", "probs", "top", "truncated"}:
             fail("classify JSON keys %s" % sorted(got))
         for k, name in enumerate(LABELS_CLASS):
@@ -298,8 +269,12 @@ def check_classify(exe, d, vocab_tokens, vocab):
 
 def check_tag(exe, d, vocab_tokens, vocab, labels, crf, lines):
     c = ref.Config(vocab_size=len(vocab_tokens), **SHAPE)
-    model = Tagger(c, len(labels), crf)
+    model = ref.BertForTokenClassification(c, len(labels), crf)
     randomize(model, 2 + crf)
+    if crf:  # transitions strong enough that Viterbi and argmax disagree
+        with torch.no_grad():
+            for p in model.crf.parameters():
+                p.mul_(8)
     name = "tag-crf" if crf else "tag"
     ckpt = os.path.join(d, name + ".h5")
     write_ckpt(ckpt, model, vocab_tokens,
@@ -309,7 +284,7 @@ def check_tag(exe, d, vocab_tokens, vocab, labels, crf, lines):
     if outs[3] != outs[32]:
         fail("%s: --batch 3 and --batch 32 print different results" % name)
     plain = predict(exe, ckpt, lines)
-    words_total, spans_total, cut = 0, 0, 0
+    words_total, spans_total, cut, not_argmax = 0, 0, 0, 0
     for i, line in enumerate(lines):
         got = json.loads(outs[3][i])
         if not line.strip():
@@ -319,12 +294,18 @@ def check_tag(exe, d, vocab_tokens, vocab, labels, crf, lines):
         ids, first, words = build_tag(line, vocab, MAX_POS)
         with torch.no_grad():
             t = torch.tensor([ids])
-            emis = model(t, torch.zeros_like(t), torch.ones_like(t))[0].numpy()[first]
+            logits = model(t, torch.zeros_like(t), torch.ones_like(t))[1]
+        emis = logits[0].numpy()[first]
         if crf:
             want = viterbi(emis, model.crf.transitions.detach().numpy(), model.crf.start_transitions.detach().numpy(),
                            model.crf.end_transitions.detach().numpy())
         else:
             want = [int(k) for k in emis.argmax(axis=1)]
+        not_argmax += sum(int(a) != b for a, b in zip(emis.argmax(axis=1), want))
+        chain = torch.full(t.shape, -100, dtype=torch.long)
+        chain[0, first] = 0
+        if model.decode(logits, chain)[0, first].tolist() != want:
+            fail("%s line %d: bert_reference's decode disagrees with the test's own" % (name, i + 1))
         want = [labels[k] for k in want]
         if set(got) != {"tokens", "tags", "spans", "truncated"}:
             fail("tag JSON keys %s" % sorted(got))
@@ -345,9 +326,11 @@ def check_tag(exe, d, vocab_tokens, vocab, labels, crf, lines):
         words_total += len(first)
         spans_total += len(spans)
         cut += len(first) < len(words)
+    if crf and not_argmax < 10:
+        fail("%s: Viterbi differs from argmax at only %d words: the test cannot tell them apart" % (name, not_argmax))
     print("%s: %d lines, %d words, %d spans, %d lines cut: every tag equals PyTorch's %s"
           % (name, sum(1 for l in lines if l.strip()), words_total, spans_total, cut,
-             "Viterbi (numpy)" if crf else "argmax"))
+             "Viterbi (numpy; %d words where it is not the argmax)" % not_argmax if crf else "argmax"))
     return ckpt
 
 
@@ -386,7 +369,7 @@ def main():
         tag_ckpt = check_tag(exe, d, vocab_tokens, vocab, LABELS_BMES, True, cws)
 
         # Refusals.
-        pre = Tagger(ref.Config(vocab_size=len(vocab_tokens), **SHAPE), 2, False)
+        pre = ref.BertForTokenClassification(ref.Config(vocab_size=len(vocab_tokens), **SHAPE), 2)
         pre.classifier = None
         pre_ckpt = os.path.join(d, "pretrain.h5")
         write_ckpt(pre_ckpt, pre, vocab_tokens, [], None)
