@@ -96,6 +96,14 @@ static void print_class(const predict_model *pm, const float *p, size_t K, size_
   printf("\n");
 }
 
+/* p to nine significant digits, which read back as the same float: JSON
+ * shows 0.530787349, not the 17 digits of the double it widens to. */
+static double json_prob(float p) {
+  char text[32];
+  snprintf(text, sizeof text, "%.9g", (double)p);
+  return strtod(text, NULL);
+}
+
 /* {"label", "probs": {NAME: p}, "top": [{"label", "prob"}], "truncated"} */
 static cJSON *class_json(const predict_model *pm, int32_t label, const float *p, size_t K, size_t k,
                          int truncated, size_t *order) {
@@ -105,7 +113,7 @@ static cJSON *class_json(const predict_model *pm, int32_t label, const float *p,
       !(probs = cJSON_AddObjectToObject(o, "probs")))
     goto fail;
   for (size_t j = 0; j < K; j++)
-    if (!cJSON_AddNumberToObject(probs, predict_model_label(pm, (int32_t)j), (double)p[j])) goto fail;
+    if (!cJSON_AddNumberToObject(probs, predict_model_label(pm, (int32_t)j), json_prob(p[j]))) goto fail;
   cJSON *top = cJSON_AddArrayToObject(o, "top");
   if (!top) goto fail;
   top_labels(order, p, K, k);
@@ -113,7 +121,7 @@ static cJSON *class_json(const predict_model *pm, int32_t label, const float *p,
     cJSON *t = cJSON_CreateObject();
     if (!cJSON_AddItemToArray(top, t) ||
         !cJSON_AddStringToObject(t, "label", predict_model_label(pm, (int32_t)order[i])) ||
-        !cJSON_AddNumberToObject(t, "prob", (double)p[order[i]]))
+        !cJSON_AddNumberToObject(t, "prob", json_prob(p[order[i]])))
       goto fail;
   }
   if (!cJSON_AddBoolToObject(o, "truncated", truncated)) goto fail;
