@@ -11,7 +11,11 @@
 #  4. Evaluation: BEST names the best evaluation's checkpoint, survives
 #     [checkpoint] keep = 1, and report.json holds the confusion matrix;
 #     accuracy beats the majority class.
-#  5. Bad input, one line each: train on a labelled corpus, finetune on a
+#  5. [finetune] rates: after one AdamW step (first step = lr * sign(g)),
+#     frozen entries are unchanged with zero moments, and the largest change
+#     of each entry is its learning rate: head_lr for the head, lr * d^(N-i)
+#     for layer i, lr * d^(N+1) for the embeddings.
+#  6. Bad input, one line each: train on a labelled corpus, finetune on a
 #     pretraining one, finetune without --init, a [model] hidden_size that is
 #     not --init's, resume on a corpus with other labels, an --init head of
 #     another shape.
@@ -165,7 +169,39 @@ print("train_finetune: best step %d accuracy %.3f (BEST %s), final %.3f, majorit
 assert rep["best"]["value"] > majority, "no better than the majority class"
 PY
 
-# 5. bad input: one line each
+# 5. frozen entries and per-entry learning rates
+rates="--init $dir/load/ckpt-00000002.h5 --set data.corpus=$dir/cls --set train.steps=1 --set log.eval_every=0 \
+  --set schedule.kind=constant --set schedule.warmup_steps=0 --set optim.weight_decay=0 --set optim.lr=1e-3 \
+  --set finetune.head_lr=4e-3 --set finetune.layer_lr_decay=0.5"
+# shellcheck disable=SC2086
+finetune decay 1 8 $rates
+# shellcheck disable=SC2086
+finetune frozen 1 8 $rates --set finetune.freeze_embeddings=true --set finetune.freeze_layers=1
+"$py" - "$dir" <<'PY' || fail "frozen entries or learning-rate scales are wrong"
+import h5py, numpy as np, sys
+d = sys.argv[1]
+def group(path, g):
+    with h5py.File(path, "r") as f:
+        return {k: f[g][k][()] for k in f[g]}
+init = group(d + "/load/ckpt-00000002.h5", "params")
+def rate(name):
+    if name.startswith("bert.embeddings."): return 1e-3 * 0.5 ** 3
+    if name.startswith("bert.encoder.layer."): return 1e-3 * 0.5 ** (2 - int(name.split(".")[3]))
+    return 4e-3
+after = group(d + "/decay/ckpt-00000001.h5", "params")
+# (not the attention key bias: its true gradient is 0, so |g| is near eps)
+for k, v in ((k, v) for k, v in after.items() if not k.endswith("key.bias")):
+    step = float(np.max(np.abs(v - init[k])))
+    assert abs(step - rate(k)) <= 0.01 * rate(k), f"{k}: largest change {step:.3g}, want {rate(k):.3g}"
+after, m = group(d + "/frozen/ckpt-00000001.h5", "params"), group(d + "/frozen/ckpt-00000001.h5", "optim/m")
+for k, v in after.items():
+    frozen = k.startswith("bert.embeddings.") or k.startswith("bert.encoder.layer.0.")
+    assert np.array_equal(v, init[k]) == frozen and (not frozen or not m[k].any()), f"{k}: frozen {frozen}"
+print("train_finetune: one step moves each entry by its rate (head 4e-3, layers 5e-4/2.5e-4, embeddings "
+      "1.25e-4); frozen embeddings and layer 0 unchanged, moments zero")
+PY
+
+# 6. bad input: one line each
 refused() { # what needle command...
   what=$1 needle=$2; shift 2
   rc=0
