@@ -50,6 +50,11 @@ void xchg_report_clear(xchg_report *r);
 typedef struct xchg_model {
   bert_config cfg; /* nsp set when the source has the next-sentence head */
   params *p;       /* allocated, every entry filled (loaded or fresh) */
+  /* Float tensors of the source this layout has no place for, under ddpt's
+   * names (a BertModel's pooler when the model has no NSP head, a foreign
+   * head): fine-tuning loads by name from p, then from here, as PyTorch
+   * would. NULL when there are none (and for ddpt checkpoints). */
+  params *extra;
   int has_optim;   /* p->m and p->v hold the source's Adam moments */
   char *vocab;     /* the vocab.txt text, NULL when the source has none */
   char *labels;    /* CLASSIFY, TAG: the label names as a JSON array (index = id), or NULL */

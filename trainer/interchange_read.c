@@ -63,6 +63,7 @@ void xchg_report_clear(xchg_report *r) {
 void xchg_model_clear(xchg_model *m) {
   if (!m) return;
   params_free(m->p);
+  params_free(m->extra);
   free(m->vocab);
   free(m->labels);
   xchg_report_clear(&m->report);
@@ -322,6 +323,33 @@ static int check_slots(const source *s, const xchg_model *m, const unsigned char
   return ST_OK;
 }
 
+/* An unused tensor goes to m->extra under its ddpt name (its value is read
+ * by load_extras once every entry is known). Shapes beyond the table's
+ * dimensions and duplicate names are simply not kept. */
+static int keep_extra(xchg_model *m, const src_tensor *t, const char *name, int transpose, char **err) {
+  if (t->ndim < 1 || t->ndim > PARAMS_NDIM_MAX || (transpose && t->ndim != 2) || strlen(name) >= PARAMS_NAME_MAX)
+    return ST_OK;
+  if (!m->extra && !(m->extra = params_create())) return status_set(err, ST_NOMEM, "out of memory");
+  if (params_find(m->extra, name)) return ST_OK;
+  size_t shape[PARAMS_NDIM_MAX];
+  for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[transpose ? t->ndim - 1 - d : d];
+  return params_add(m->extra, name, t->ndim, shape, 0, PARAMS_INIT_ZEROS, err);
+}
+
+static int load_extras(source *s, xchg_model *m, char **err) {
+  int rc = params_alloc(m->extra, err);
+  char name[PARAMS_NAME_MAX + 32];
+  for (size_t i = 0; i < source_count(s) && !rc; i++) {
+    src_tensor t = source_tensor(s, i);
+    int transpose, renamed;
+    if (source_name(s, t.name, name, sizeof name, &transpose, &renamed) != NAME_PARAM || params_find(m->p, name))
+      continue;
+    const params_entry *e = params_find(m->extra, name);
+    if (e && t.is_float) rc = load_entry(s, i, &t, transpose, m->extra->data + e->offset, err);
+  }
+  return rc;
+}
+
 static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char **err) {
   m->report.format = s->tf ? "TensorFlow checkpoint" : "safetensors";
   m->cfg.nsp = m->cfg.task == BERT_TASK_PRETRAIN && source_has_nsp(s);
@@ -370,7 +398,8 @@ static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char 
     }
     const params_entry *e = params_find(m->p, name);
     if (!e) {
-      rc = list_add(&m->report.unused, &m->report.n_unused, "%s", t.name) ? status_set(err, ST_NOMEM, "out of memory") : ST_OK;
+      rc = list_add(&m->report.unused, &m->report.n_unused, "%s", t.name) ? status_set(err, ST_NOMEM, "out of memory")
+                                                                        : keep_extra(m, &t, name, transpose, err);
       continue;
     }
     size_t idx = (size_t)(e - m->p->entries);
@@ -385,6 +414,7 @@ static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char 
     m->report.loaded++;
     m->report.renamed += (size_t)renamed;
   }
+  if (!rc && m->extra) rc = load_extras(s, m, err);
   if (!rc && buffers)
     rc = list_add(&m->report.notes, &m->report.n_notes, "dropped %d position_ids buffer%s (a constant)", buffers,
                   buffers == 1 ? "" : "s");

@@ -53,7 +53,14 @@ int params_add(params *p, const char *name, int ndim, const size_t *shape, unsig
   return ST_OK;
 }
 
+/* A first allocation is calloc's: the zero pages stay untouched, so the
+ * arenas a command never uses (gradients and moments for import, export,
+ * predict) cost address space, not memory. */
 static int grow_arena(float **arena, size_t old_n, size_t new_n) {
+  if (!*arena) {
+    *arena = calloc(new_n ? new_n : 1, sizeof(float));
+    return *arena ? 0 : -1;
+  }
   float *grown = realloc(*arena, new_n * sizeof(float));
   if (!grown) return -1;
   memset(grown + old_n, 0, (new_n - old_n) * sizeof(float));

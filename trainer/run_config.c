@@ -202,8 +202,15 @@ static int parse_bool(const char *value) {
 
 int run_config_set(run_config *c, const char *section, const char *key, const char *value, char **err) {
   if (strcmp(section, "model") == 0) {
-    c->model_given = 1;
+    if (strcmp(key, "hidden_dropout_prob") == 0 || strcmp(key, "attention_probs_dropout_prob") == 0)
+      c->dropout_given = 1;
+    else
+      c->model_given = 1;
     if (strcmp(key, "preset") == 0) {
+      if (!*value) { /* a config whose model came from elsewhere (--init) names no preset */
+        c->preset[0] = '\0';
+        return ST_OK;
+      }
       bert_config m;
       if (bert_config_preset(&m, value, err)) return status_wrap(err, ST_INVALID, "[model] preset");
       snprintf(c->preset, sizeof c->preset, "%s", value);

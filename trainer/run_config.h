@@ -55,7 +55,8 @@ typedef struct run_finetune {
 typedef struct run_config {
   /* [model] */
   char preset[64];
-  int model_given;  /* some [model] key was set (by the file or --set) */
+  int model_given;   /* a [model] size was set (preset, hf_config, a size key; by the file or --set) */
+  int dropout_given; /* a [model] dropout rate was set */
   char hf_config[RUN_CONFIG_PATH_MAX];
   bert_config model; /* vocab_size 0 means "take it from the corpus" */
   /* [data] */

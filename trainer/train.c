@@ -118,13 +118,21 @@ static int choose_threads(const trainer *t) {
   return cores / ranks > 0 ? (int)(cores / ranks) : 1;
 }
 
-/* --init: the model is the init's. A config that says nothing of [model]
- * takes it whole; one that does must agree on every size (dropout rates
- * are the run's to choose). */
+/* --init: the model is the init's. A config that sets no [model] size
+ * takes it whole; one that does must agree on every size. Dropout rates
+ * are the run's to choose either way. */
 static int adopt_init_config(trainer *t, const bert_config *init, char **err) {
   bert_config *m = &t->cfg.model;
+  /* config.ini then names no preset: the sizes below it are the init's. */
+  t->cfg.preset[0] = '\0';
+  t->cfg.hf_config[0] = '\0';
   if (!t->cfg.model_given) {
+    float hidden = m->hidden_dropout, attention = m->attention_dropout;
     *m = *init;
+    if (t->cfg.dropout_given) {
+      m->hidden_dropout = hidden;
+      m->attention_dropout = attention;
+    }
     return ST_OK;
   }
   const struct {
@@ -183,11 +191,10 @@ static int read_init(trainer *t, char **err) {
   if (t->rank == 0) {
     xchg_read_opts o = {.seed = t->cfg.seed};
     rc = xchg_read(t->req->init, &o, &t->init, err);
-    if (!rc) {
+    /* What the model leaves unused is logged once the model exists
+     * (adopt_init_weights): the init's own layout may keep less. */
+    if (!rc)
       for (size_t i = 0; i < t->init.report.n_notes; i++) log_info("init: %s", t->init.report.notes[i]);
-      for (size_t i = 0; i < t->init.report.n_unused; i++)
-        log_info("init: %s of %s has no place in the model", t->init.report.unused[i], t->req->init);
-    }
   }
   if ((rc = agree_with_rank0(t, rc, "reading --init", err))) return rc;
   bert_config cfg = t->init.cfg;
@@ -440,14 +447,14 @@ static size_t name_group_len(const char *name) {
 
 /* Logs the init's tensors the model has no place for, a group ("cls.predictions.*
  * (5 tensors)") where several share their first two name parts. */
-static void log_unused(const params *src, const params *model, const char *init) {
+static void log_unused(const params *src, const params *model, const xchg_report *r, const char *init) {
   for (size_t i = 0; i < src->count; i++) {
     const char *name = src->entries[i].name;
-    if (params_find(model, name)) continue;
+    if (params_find(model, name) || init_made_fresh(r, name)) continue; /* fresh: never in the init */
     size_t g = name_group_len(name), in_group = 0, seen_before = 0;
     for (size_t j = 0; j < src->count; j++) {
       const char *other = src->entries[j].name;
-      if (params_find(model, other) || strncmp(other, name, g) != 0 || (other[g] != '.' && other[g])) continue;
+      if (params_find(model, other) || init_made_fresh(r, other) || strncmp(other, name, g) != 0 || (other[g] != '.' && other[g])) continue;
       in_group++;
       seen_before += j < i;
     }
@@ -468,6 +475,8 @@ static int adopt_init_weights(trainer *t, char **err) {
   for (size_t i = 0; i < t->p->count; i++) {
     const params_entry *e = &t->p->entries[i];
     const params_entry *s = params_find(src, e->name);
+    const float *from = src->data;
+    if (!s && t->init.extra && (s = params_find(t->init.extra, e->name))) from = t->init.extra->data;
     char mine[96], theirs[96];
     shape_text(mine, sizeof mine, e);
     if (!s || init_made_fresh(&t->init.report, e->name)) {
@@ -482,10 +491,11 @@ static int adopt_init_weights(trainer *t, char **err) {
                         "another label set: start from the pretrained model instead)",
                         e->name, theirs, t->req->init, mine);
     }
-    memcpy(t->p->data + e->offset, src->data + s->offset, e->count * sizeof(float));
+    memcpy(t->p->data + e->offset, from + s->offset, e->count * sizeof(float));
     loaded++;
   }
-  log_unused(src, t->p, t->req->init);
+  log_unused(src, t->p, &t->init.report, t->req->init);
+  if (t->init.extra) log_unused(t->init.extra, t->p, &t->init.report, t->req->init);
   log_info("init: %zu of %zu tensors loaded from %s, %zu new; fresh optimizer and data position", loaded,
            t->p->count, t->req->init, fresh);
   xchg_model_clear(&t->init);

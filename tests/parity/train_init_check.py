@@ -9,8 +9,10 @@ PyTorch, on the very batch and masks ddpt drew. argv[1] is the ddpt binary.
    vocab.txt) and as Google's TF release by tf_bundle_writer; both say
    dropout 0.1, as released models do.
 2. Text is sharded with that vocab.txt into an NSP corpus (`ddpt shard`).
-3. `ddpt train --init` runs one step, dropout set to 0 by [model] keys that
-   restate the model's sizes, with [log] samples = true, from the HF
+3. `ddpt train --init` runs one step, dropout set to 0 by the only [model]
+   keys the config sets (the sizes come from --init; the run's config.ini
+   names no preset and holds the init's sizes), with [log] samples = true,
+   from the HF
    directory, from the TF checkpoint prefix and from the TF bundle after
    `ddpt import` (an .h5).
 4. The batch of step 1 is rebuilt from the sample log (shard:index@epoch),
@@ -170,7 +172,6 @@ def train_settings(corpus):
             "train.steps": 1, "train.batch_size": BATCH, "train.seed": SEED, "checkpoint.every": 1,
             "log.eval_every": 0, "log.samples": "true", "model.hidden_dropout_prob": 0,
             "model.attention_probs_dropout_prob": 0}
-    sets.update({"model." + k: v for k, v in MODEL.items()})
     return sets
 
 
@@ -186,6 +187,11 @@ def check_start(ddpt, d, what, init, corpus, weights, cfg, vocab_text):
     write_text(ini, "[optim]\nlr = 1e-4\n")
     run_dir = os.path.join(d, "run-" + what.replace(" ", "-"))
     run(*train_argv(ddpt, ini, init, run_dir, train_settings(corpus)))
+    with open(os.path.join(run_dir, "config.ini")) as f:
+        written = f.read()
+    for line in ["preset = \n"] + ["%s = %s\n" % kv for kv in MODEL.items()]:
+        if line not in written:
+            fail("%s: config.ini lacks %r (the model is --init's)" % (what, line))
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         first = json.loads(f.readline())
     if first["step"] != 1:
