@@ -525,6 +525,86 @@ def part_tools(d):
           % x.numel())
 
 
+def spread(model, seed):
+    """model's weights drawn wide, as random_bert's; its state_dict as numpy."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_((1 + 0.2 * torch.randn_like(p)) if name.endswith("LayerNorm.weight") else
+                    (0.1 if name.endswith("bias") else 0.3) * torch.randn_like(p))
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def part_tasks(ddpt, d, vocab, vocab_text):
+    """Fine-tuned models: a BertForSequenceClassification directory imports
+    as a classify model (labels from id2label, /params exact) and exports
+    back with id2label/label2id, loading strictly into the PyTorch class,
+    bit-identical after a second import; a tagger with a CRF exports as
+    BertForTokenClassification with the CRF in crf.safetensors."""
+    cfg = ref.Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=32)
+    labels = ["neg", "neu", "pos"]
+    weights = spread(ref.BertForSequenceClassification(cfg, 3), 11)
+    hf = os.path.join(d, "hf-classify")
+    write_hf(hf, {"model.safetensors:F32": weights}, cfg, "BertForSequenceClassification", vocab_text)
+    c = json.loads(open(os.path.join(hf, "config.json")).read())
+    c.update(id2label={str(i): n for i, n in enumerate(labels)}, label2id={n: i for i, n in enumerate(labels)})
+    write_text(os.path.join(hf, "config.json"), json.dumps(c))
+    a = os.path.join(d, "classify-a.h5")
+    run(ddpt, "import", hf, "--out", a)
+    expect_params(a, weights, "import BertForSequenceClassification")
+    model, _ = h5_model(a)
+    with h5py.File(a, "r") as f:
+        got = json.loads(f.attrs["labels"])
+    if model["task"] != "classify" or model["num_labels"] != "3" or got != labels:
+        fail("classifier import: task %s, num_labels %s, labels %s" % (model["task"], model["num_labels"], got))
+    out = os.path.join(d, "hf-classify-out")
+    run(ddpt, "export", a, "--out", out)
+    conf = json.loads(open(os.path.join(out, "config.json")).read())
+    if (conf["architectures"] != ["BertForSequenceClassification"] or conf["id2label"] != c["id2label"]
+            or conf["label2id"] != c["label2id"]):
+        fail("classifier export: config.json says %s, %s, %s" % (conf["architectures"], conf.get("id2label"),
+                                                                   conf.get("label2id")))
+    stored = st.read(os.path.join(out, "model.safetensors"))
+    ref.BertForSequenceClassification(cfg, 3).load_state_dict(
+        {k: torch.from_numpy(np.array(v)) for k, v in stored.items()}, strict=True)
+    b = os.path.join(d, "classify-b.h5")
+    run(ddpt, "import", out, "--out", b)
+    expect_params(b, weights, "classifier import -> export -> import")
+    print("BertForSequenceClassification: import (task, labels from id2label) -> export (id2label, label2id) -> "
+          "strict load in PyTorch -> import: /params bit-identical (%d tensors)" % len(weights))
+
+    tagger = spread(ref.BertForTokenClassification(cfg, 4, crf=True), 12)
+    plain = {k: v for k, v in tagger.items() if not k.startswith("crf.")}
+    hf = os.path.join(d, "hf-tag")
+    write_hf(hf, {"model.safetensors:F32": plain}, cfg, "BertForTokenClassification", vocab_text)
+    c = json.loads(open(os.path.join(hf, "config.json")).read())
+    c.update(num_labels=4)  # no id2label: HF's LABEL_i names
+    write_text(os.path.join(hf, "config.json"), json.dumps(c))
+    t = os.path.join(d, "tag.h5")
+    run(ddpt, "import", hf, "--out", t)
+    with h5py.File(t, "r+") as f:  # make it a CRF tagger, as ddpt finetune would
+        f.attrs["config"] = f.attrs["config"].replace("crf = false", "crf = true")
+        for k, v in tagger.items():
+            if k.startswith("crf."):
+                f.create_dataset("params/" + k, data=v, fletcher32=True, chunks=v.shape)
+    out = os.path.join(d, "hf-tag-out")
+    run(ddpt, "export", t, "--out", out)
+    conf = json.loads(open(os.path.join(out, "config.json")).read())
+    if conf["architectures"] != ["BertForTokenClassification"] or \
+            conf["id2label"] != {str(i): "LABEL_%d" % i for i in range(4)}:
+        fail("tagger export: config.json says %s, %s" % (conf["architectures"], conf.get("id2label")))
+    stored = st.read(os.path.join(out, "model.safetensors"))
+    ref.BertForTokenClassification(cfg, 4).load_state_dict(
+        {k: torch.from_numpy(np.array(v)) for k, v in stored.items()}, strict=True)
+    crf = st.read(os.path.join(out, "crf.safetensors"))
+    if sorted(crf) != sorted(k for k in tagger if k.startswith("crf.")) or \
+            not all(bits_equal(crf[k], tagger[k]) for k in crf):
+        fail("tagger export: crf.safetensors holds %s, not the CRF's tensors exactly" % sorted(crf))
+    print("BertForTokenClassification + CRF: export loads strictly in PyTorch; crf.safetensors holds %s exactly"
+          % ", ".join(sorted(crf)))
+
+
 def main():
     ddpt = sys.argv[1]
     with tempfile.TemporaryDirectory(prefix="ddpt-interchange-") as d:
@@ -538,6 +618,7 @@ def main():
         cfg, weights = part_import(ddpt, d, vocab, vocab_text)
         part_tf(ddpt, d, cfg, weights, vocab)
         part_bad(ddpt, d, cfg, weights, vocab, vocab_text)
+        part_tasks(ddpt, d, vocab, vocab_text)
     print("interchange_check: ok")
 
 
