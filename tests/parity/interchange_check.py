@@ -370,7 +370,37 @@ def part_import(ddpt, d, vocab, vocab_text):
     print("import BertModel (no bert. prefix, I64 position_ids): %d tensors as bert.* exactly, the pooler %s; "
           "position_ids not a parameter" % (len([k for k in want if k in got]),
                                            "imported" if pooler[0] in got else "reported unused"))
+    finetune_from_hf(ddpt, d, hf, want)
     return cfg, weights
+
+
+def finetune_from_hf(ddpt, d, hf, want):
+    """`ddpt finetune --init` takes the HF directory itself and, as
+    load_state_dict(strict=False) would, loads every encoder tensor and the
+    pooler of a BertModel (which a pretraining layout without the NSP head
+    has no place for) and creates the classifier: with lr 1e-30, the first
+    checkpoint's bert.* are the directory's exactly."""
+    tsv = os.path.join(d, "topics.tsv")
+    write_text(tsv, "".join("%s\t%s\n" % ("animal" if i % 2 else "place", SENTENCES[i % len(SENTENCES)])
+                            for i in range(60)))
+    corpus = os.path.join(d, "topics")
+    run(ddpt, "shard", "--task", "classify", "--vocab", os.path.join(hf, "vocab.txt"), "--out", corpus,
+        "--shards", "1", "--seq-len", "16", tsv)
+    ini = os.path.join(d, "ft.ini")
+    write_text(ini, "[optim]\nlr = 1e-30\n")  # too small to move a float32 weight of this size
+    run_dir = os.path.join(d, "ft-run")
+    p = subprocess.run([ddpt, "finetune", ini, "--init", hf, "--run-dir", run_dir, "--threads", "1",
+                        "--set", "data.corpus=" + corpus, "--set", "train.steps=1", "--set", "train.batch_size=4",
+                        "--set", "checkpoint.every=1", "--set", "log.eval_every=0"], capture_output=True, text=True)
+    said = p.stdout + p.stderr
+    if p.returncode != 0 or "new: classifier.weight [2, 32]" not in said:
+        fail("finetune --init HF dir: exit %d, no 'new: classifier.weight [2, 32]' in:\n%s" % (p.returncode, said))
+    got = h5_params(os.path.join(run_dir, "ckpt-00000001.h5"))
+    bad = [k for k in want if k not in got or not bits_equal(got[k], want[k])]
+    if bad:
+        fail("finetune --init HF dir: %s not loaded exactly" % bad)
+    print("finetune --init HF BertModel dir: %d encoder and pooler tensors loaded exactly, classifier new"
+          % len(want))
 
 
 def part_tf(ddpt, d, cfg, weights, vocab):
