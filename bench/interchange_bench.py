@@ -145,9 +145,13 @@ def timed(argv, cold, cleanup):
     cleanup()
     if cold:
         drop_caches()
-    with tempfile.TemporaryFile() as log:
+    # The peak RSS comes from /usr/bin/time in the child: wait4's ru_maxrss
+    # would also count this Python process, whose pages a forked child
+    # starts with (about 1 GB here, holding the model's arrays).
+    with tempfile.TemporaryFile() as log, tempfile.NamedTemporaryFile("r") as peak:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", peak.name] + argv, stdout=log,
+                             stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(p.pid, 0)
         seconds = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -155,7 +159,8 @@ def timed(argv, cold, cleanup):
             log.seek(0)
             sys.exit("interchange_bench: %s exited %d:\n%s" % (" ".join(argv), p.returncode,
                                                                log.read()[-3000:].decode(errors="replace")))
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        rss_kb = float(peak.read().split()[-1])
+    return seconds, usage.ru_utime + usage.ru_stime, rss_kb / 1024
 
 
 def disk_speed(work, nbytes, repeat, cold):
