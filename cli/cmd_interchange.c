@@ -122,11 +122,12 @@ int cmd_export(int argc, char **argv) {
   const char *src = NULL;
   int rc = parse("export", argc, argv, &a, &src);
   if (rc != CLI_EXIT_OK) return rc;
+  char *err = NULL;
+  if (xchg_check_out_dir(a.out, a.overwrite, &err)) return cli_fail("export", err);
   xchg_model m;
   if ((rc = read_model("export", src, &a, &m)) != CLI_EXIT_OK) return rc;
   xchg_export_opts eo = {.arch = (xchg_arch)a.arch, .dtype = a.dtype, .overwrite = a.overwrite};
   xchg_arch written;
-  char *err = NULL;
   if (xchg_write_hf(&m, a.out, &eo, &written, &err)) rc = cli_fail("export", err);
   else printf("wrote %s (%s, %s)\n", a.out, xchg_arch_name(written), safet_dtype_name((safet_dtype)a.dtype));
   xchg_model_clear(&m);

@@ -109,5 +109,8 @@ typedef struct xchg_export_opts {
  * written. */
 int xchg_write_hf(const xchg_model *m, const char *out_dir, const xchg_export_opts *o,
                   xchg_arch *arch_out, char **err);
+/* The check xchg_write_hf starts with (out_dir missing, an empty directory,
+ * or overwrite), for callers that want to fail before reading a model. */
+int xchg_check_out_dir(const char *out_dir, int overwrite, char **err);
 
 #endif

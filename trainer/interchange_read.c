@@ -350,78 +350,76 @@ static int load_extras(source *s, xchg_model *m, char **err) {
   return rc;
 }
 
-static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char **err) {
-  m->report.format = s->tf ? "TensorFlow checkpoint" : "safetensors";
-  m->cfg.nsp = m->cfg.task == BERT_TASK_PRETRAIN && source_has_nsp(s);
-  int rc;
-  if (!(m->p = params_create())) return status_set(err, ST_NOMEM, "out of memory");
-  if ((rc = bert_params_add(m->p, &m->cfg, err)) || (rc = params_alloc(m->p, err))) return rc;
-  unsigned char *filled = calloc(m->p->count, 1), *slots = calloc(m->p->count, 1);
-  tied_copy dec_w = {0}, dec_b = {0};
-  int buffers = 0;
-  if (!filled || !slots) {
-    free(filled);
-    free(slots);
-    return status_set(err, ST_NOMEM, "out of memory");
-  }
-  const params_entry *word = params_find(m->p, WORD_EMB), *bias = params_find(m->p, MLM_BIAS);
+/* What read_foreign keeps while it walks the source's tensors. */
+typedef struct reading {
+  unsigned char *filled;             /* (p->count) entry loaded from the source */
+  unsigned char *slots;              /* (p->count) --with-optimizer: 1 adam_m, 2 adam_v seen */
+  tied_copy dec_w, dec_b;            /* a stored decoder weight and bias */
+  int buffers;                       /* position_ids buffers dropped */
+  const params_entry *word, *bias;   /* what the decoder's are tied to (bias NULL without MLM head) */
+} reading;
+
+static int list_unused(xchg_model *m, const char *name, char **err) {
+  return list_add(&m->report.unused, &m->report.n_unused, "%s", name) ? status_set(err, ST_NOMEM, "out of memory")
+                                                                    : ST_OK;
+}
+
+/* Source tensor i: an optimizer slot, a buffer, a tie, a model entry or
+ * unused (kept in m->extra). */
+static int place_tensor(source *s, size_t i, const xchg_read_opts *o, xchg_model *m, reading *r, char **err) {
+  src_tensor t = source_tensor(s, i);
   char name[PARAMS_NAME_MAX + 32];
-  for (size_t i = 0; i < source_count(s) && !rc; i++) {
-    src_tensor t = source_tensor(s, i);
-    int transpose, renamed;
-    name_kind kind = source_name(s, t.name, name, sizeof name, &transpose, &renamed);
-    if (kind == NAME_OPTIMIZER) {
-      if (o->with_optimizer && s->tf && (ends_with(t.name, "/adam_m") || ends_with(t.name, "/adam_v")) && t.is_float)
-        rc = load_slot(s, i, &t, m, slots, err);
-      else
-        m->report.optimizer++;
-      continue;
-    }
-    if (kind == NAME_BUFFER) {
-      buffers++;
-      continue;
-    }
-    if (!t.is_float) {
-      rc = status_set(err, ST_INVALID, "%s: tensor %s is %s, not float32/float16/bfloat16", s->path, t.name,
-                      t.dtype);
-      break;
-    }
-    const params_entry *keeper = kind == NAME_DECODER_WEIGHT ? word : bias;
-    if ((kind == NAME_DECODER_WEIGHT || kind == NAME_DECODER_BIAS) && keeper && m->cfg.task == BERT_TASK_PRETRAIN) {
-      tied_copy *c = kind == NAME_DECODER_WEIGHT ? &dec_w : &dec_b;
-      if (!c->data) rc = read_tied(s, i, &t, keeper, c, err);
-      continue;
-    }
-    if (kind != NAME_PARAM) { /* a decoder, and the model has no MLM head */
-      if (list_add(&m->report.unused, &m->report.n_unused, "%s", t.name)) rc = status_set(err, ST_NOMEM, "out of memory");
-      continue;
-    }
-    const params_entry *e = params_find(m->p, name);
-    if (!e) {
-      rc = list_add(&m->report.unused, &m->report.n_unused, "%s", t.name) ? status_set(err, ST_NOMEM, "out of memory")
-                                                                        : keep_extra(m, &t, name, transpose, err);
-      continue;
-    }
-    size_t idx = (size_t)(e - m->p->entries);
-    if (filled[idx]) {
-      rc = status_set(err, ST_CORRUPT, "%s: two tensors map to %s (the second is %s); remove one", s->path,
-                      e->name, t.name);
-      break;
-    }
-    if ((rc = check_shape(s, &t, e, transpose, err))) break;
-    if ((rc = load_entry(s, i, &t, transpose, m->p->data + e->offset, err))) break;
-    filled[idx] = 1;
-    m->report.loaded++;
-    m->report.renamed += (size_t)renamed;
+  int transpose, renamed;
+  name_kind kind = source_name(s, t.name, name, sizeof name, &transpose, &renamed);
+  if (kind == NAME_OPTIMIZER) {
+    if (o->with_optimizer && s->tf && (ends_with(t.name, "/adam_m") || ends_with(t.name, "/adam_v")) && t.is_float)
+      return load_slot(s, i, &t, m, r->slots, err);
+    m->report.optimizer++;
+    return ST_OK;
   }
-  if (!rc && m->extra) rc = load_extras(s, m, err);
-  if (!rc && buffers)
-    rc = list_add(&m->report.notes, &m->report.n_notes, "dropped %d position_ids buffer%s (a constant)", buffers,
-                  buffers == 1 ? "" : "s");
-  if (!rc && dec_w.data) rc = settle_tie(m, &dec_w, word, &filled[word - m->p->entries], err);
-  if (!rc && dec_b.data) rc = settle_tie(m, &dec_b, bias, &filled[bias - m->p->entries], err);
+  if (kind == NAME_BUFFER) {
+    r->buffers++;
+    return ST_OK;
+  }
+  if (!t.is_float)
+    return status_set(err, ST_INVALID, "%s: tensor %s is %s, not float32/float16/bfloat16", s->path, t.name,
+                      t.dtype);
+  if (kind == NAME_DECODER_WEIGHT || kind == NAME_DECODER_BIAS) {
+    const params_entry *keeper = kind == NAME_DECODER_WEIGHT ? r->word : r->bias;
+    tied_copy *c = kind == NAME_DECODER_WEIGHT ? &r->dec_w : &r->dec_b;
+    if (!keeper || m->cfg.task != BERT_TASK_PRETRAIN) return list_unused(m, t.name, err); /* no MLM head */
+    return c->data ? ST_OK : read_tied(s, i, &t, keeper, c, err);
+  }
+  const params_entry *e = params_find(m->p, name);
+  if (!e) {
+    int rc = list_unused(m, t.name, err);
+    return rc ? rc : keep_extra(m, &t, name, transpose, err);
+  }
+  size_t idx = (size_t)(e - m->p->entries);
+  if (r->filled[idx])
+    return status_set(err, ST_CORRUPT, "%s: two tensors map to %s (the second is %s); remove one", s->path,
+                      e->name, t.name);
+  int rc = check_shape(s, &t, e, transpose, err);
+  if (!rc) rc = load_entry(s, i, &t, transpose, m->p->data + e->offset, err);
+  if (rc) return rc;
+  r->filled[idx] = 1;
+  m->report.loaded++;
+  m->report.renamed += (size_t)renamed;
+  return ST_OK;
+}
+
+/* After every tensor is placed: extras, ties, fresh entries, the slots. */
+static int finish_reading(source *s, const xchg_read_opts *o, xchg_model *m, reading *r, char **err) {
+  int rc = m->extra ? load_extras(s, m, err) : ST_OK;
+  if (!rc && r->buffers)
+    rc = list_add(&m->report.notes, &m->report.n_notes, "dropped %d position_ids buffer%s (a constant)",
+                  r->buffers, r->buffers == 1 ? "" : "s")
+             ? status_set(err, ST_NOMEM, "out of memory")
+             : ST_OK;
+  if (!rc && r->dec_w.data) rc = settle_tie(m, &r->dec_w, r->word, &r->filled[r->word - m->p->entries], err);
+  if (!rc && r->dec_b.data) rc = settle_tie(m, &r->dec_b, r->bias, &r->filled[r->bias - m->p->entries], err);
   for (size_t i = 0; i < m->p->count && !rc; i++) {
-    if (filled[i]) continue;
+    if (r->filled[i]) continue;
     const params_entry *e = &m->p->entries[i];
     char shape[96];
     shape_text(shape, sizeof shape, e->ndim, e->shape);
@@ -432,13 +430,30 @@ static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char 
   if (!rc && m->report.loaded == 0)
     rc = status_set(err, ST_INVALID, "%s: no tensor has a BERT name ddpt knows; is it a BERT model?", s->path);
   if (!rc && o->with_optimizer) {
-    if (!s->tf) rc = status_set(err, ST_INVALID, "%s: --with-optimizer reads TensorFlow checkpoints' Adam slots; this is not one", s->path);
-    else if (!(rc = check_slots(s, m, slots, err))) m->has_optim = 1;
+    if (!s->tf)
+      rc = status_set(err, ST_INVALID, "%s: --with-optimizer reads TensorFlow checkpoints' Adam slots; this is not one",
+                      s->path);
+    else if (!(rc = check_slots(s, m, r->slots, err)))
+      m->has_optim = 1;
   }
-  free(slots);
-  free(dec_w.data);
-  free(dec_b.data);
-  free(filled);
+  return rc;
+}
+
+static int read_foreign(source *s, const xchg_read_opts *o, xchg_model *m, char **err) {
+  m->report.format = s->tf ? "TensorFlow checkpoint" : "safetensors";
+  m->cfg.nsp = m->cfg.task == BERT_TASK_PRETRAIN && source_has_nsp(s);
+  int rc;
+  if (!(m->p = params_create())) return status_set(err, ST_NOMEM, "out of memory");
+  if ((rc = bert_params_add(m->p, &m->cfg, err)) || (rc = params_alloc(m->p, err))) return rc;
+  reading r = {.filled = calloc(m->p->count, 1), .slots = calloc(m->p->count, 1),
+               .word = params_find(m->p, WORD_EMB), .bias = params_find(m->p, MLM_BIAS)};
+  if (!r.filled || !r.slots) rc = status_set(err, ST_NOMEM, "out of memory");
+  for (size_t i = 0; i < source_count(s) && !rc; i++) rc = place_tensor(s, i, o, m, &r, err);
+  if (!rc) rc = finish_reading(s, o, m, &r, err);
+  free(r.slots);
+  free(r.dec_w.data);
+  free(r.dec_b.data);
+  free(r.filled);
   return rc;
 }
 

@@ -307,6 +307,34 @@ done:
   return rc;
 }
 
+/* Puts the complete directory tmp where out_dir is: an old non-empty one
+ * is moved aside first (and back if the rename fails), then removed. */
+static int install_dir(const char *tmp, const char *old, const char *parent, const char *out_dir, char **err) {
+  struct stat st;
+  int had_old = dir_nonempty(out_dir), rc = ST_OK;
+  if (had_old && rename(out_dir, old) != 0) {
+    rc = status_set(err, ST_IO, "cannot move the old %s aside: %s", out_dir, strerror(errno));
+  } else if (!had_old && lstat(out_dir, &st) == 0 && rmdir(out_dir) != 0) {
+    rc = status_set(err, ST_IO, "cannot replace the empty %s: %s", out_dir, strerror(errno));
+  } else if (rename(tmp, out_dir) != 0) {
+    rc = status_set(err, ST_IO, "cannot rename %s to %s: %s", tmp, out_dir, strerror(errno));
+    if (had_old) rename(old, out_dir); /* put the old one back */
+  }
+  if (rc) return rc;
+  if ((rc = file_fsync_dir(parent, err))) return rc;
+  return had_old ? remove_dir(old, err) : ST_OK;
+}
+
+int xchg_check_out_dir(const char *out_dir, int overwrite, char **err) {
+  if (dir_nonempty(out_dir) && !overwrite)
+    return status_set(err, ST_INVALID, "%s exists and is not empty; choose another --out or add --overwrite",
+                      out_dir);
+  struct stat st;
+  if (lstat(out_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+    return status_set(err, ST_INVALID, "%s exists and is not a directory", out_dir);
+  return ST_OK;
+}
+
 int xchg_write_hf(const xchg_model *m, const char *out_dir, const xchg_export_opts *o, xchg_arch *arch_out,
                   char **err) {
   assert(m && m->p && out_dir && o);
@@ -317,12 +345,7 @@ int xchg_write_hf(const xchg_model *m, const char *out_dir, const xchg_export_op
     return status_set(err, ST_INVALID,
                       "the model records no vocab (a checkpoint from before ddpt recorded it): give --vocab "
                       "FILE, the vocab.txt of its corpus");
-  if (dir_nonempty(out_dir) && !o->overwrite)
-    return status_set(err, ST_INVALID, "%s exists and is not empty; choose another --out or add --overwrite",
-                      out_dir);
-  struct stat st;
-  if (lstat(out_dir, &st) == 0 && !S_ISDIR(st.st_mode))
-    return status_set(err, ST_INVALID, "%s exists and is not a directory", out_dir);
+  if ((rc = xchg_check_out_dir(out_dir, o->overwrite, err))) return rc;
   /* Built beside out_dir, then renamed into place: a reader sees the old
    * directory or the complete new one. */
   size_t len = strlen(out_dir);
@@ -336,37 +359,15 @@ int xchg_write_hf(const xchg_model *m, const char *out_dir, const xchg_export_op
   parent = prefix ? strndup(out_dir, (size_t)prefix) : strdup(".");
   if (!tmp || !old || !parent) {
     rc = status_set(err, ST_NOMEM, "out of memory");
-    goto done;
-  }
-  if (mkdir(tmp, 0755) != 0) {
+  } else if (mkdir(tmp, 0755) != 0) {
     rc = status_set(err, ST_IO, "cannot create %s: %s", tmp, strerror(errno));
-    goto done;
-  }
-  if ((rc = write_hf_files(m, a, tmp, o->dtype, err))) {
+  } else if ((rc = write_hf_files(m, a, tmp, o->dtype, err)) || (rc = install_dir(tmp, old, parent, out_dir, err))) {
     char *ignored = NULL;
-    remove_dir(tmp, &ignored);
+    remove_dir(tmp, &ignored); /* when the rename failed: tmp is still there */
     free(ignored);
-    goto done;
+  } else if (arch_out) {
+    *arch_out = a;
   }
-  int had_old = dir_nonempty(out_dir);
-  if (had_old && rename(out_dir, old) != 0) {
-    rc = status_set(err, ST_IO, "cannot move the old %s aside: %s", out_dir, strerror(errno));
-  } else if (!had_old && lstat(out_dir, &st) == 0 && rmdir(out_dir) != 0) {
-    rc = status_set(err, ST_IO, "cannot replace the empty %s: %s", out_dir, strerror(errno));
-  } else if (rename(tmp, out_dir) != 0) {
-    rc = status_set(err, ST_IO, "cannot rename %s to %s: %s", tmp, out_dir, strerror(errno));
-    if (had_old) rename(old, out_dir); /* put the old one back */
-  }
-  if (rc) {
-    char *ignored = NULL;
-    remove_dir(tmp, &ignored);
-    free(ignored);
-    goto done;
-  }
-  if ((rc = file_fsync_dir(parent, err))) goto done;
-  if (had_old) rc = remove_dir(old, err);
-  if (arch_out) *arch_out = a;
-done:
   free(parent);
   free(old);
   free(tmp);
