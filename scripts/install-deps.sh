@@ -11,10 +11,11 @@ BUILD="build-essential cmake pkg-config git
   libinih-dev libssl-dev"
 # Tests: HDF5 tools (h5diff), PyTorch parity and file-format checks in
 # Debian's python3, metrics plots (matplotlib), clang's libFuzzer and OpenMP
-# (the fuzz build configures the whole project with clang), and real
-# messy text (fortunes).
+# (the fuzz build configures the whole project with clang), real messy
+# text (fortunes), and jieba's word segmentation of the Chinese fortunes
+# (the tags tests/finetune_e2e.sh fine-tunes a segmenter on).
 TEST="hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-plyvel
-  python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh"
+  python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh python3-jieba"
 
 missing=""
 for pkg in $BUILD $TEST; do
