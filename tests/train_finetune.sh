@@ -82,6 +82,10 @@ done
 finetune again 1 8 --init "$dir/load/ckpt-00000002.h5" --set data.corpus="$dir/cls" --set train.steps=1 \
   --set log.eval_every=0
 grep -q "init: 41 of 41 tensors loaded" "$dir/again.out" || { cat "$dir/again.out"; fail "a fine-tuned --init did not load its head"; }
+# eval_every = 0 still scores the final model: report.json and BEST exist.
+"$py" -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['final'] and r['best'], r" \
+  "$dir/again/report.json" || fail "eval_every = 0: no final evaluation in report.json"
+[ -s "$dir/again/BEST" ] || fail "eval_every = 0: no BEST"
 echo "train_finetune: --init loads the encoder by name, names the new head and the unused MLM head"
 
 # 2. data parallelism: 2 ranks x 4 = 1 rank x 8 = 1 rank x 2 x 4

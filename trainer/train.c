@@ -59,6 +59,7 @@ typedef struct trainer {
   double started, interval_start;
   uint64_t interval_tokens;
   int failed_together; /* the failure being returned is every rank's, at the same point */
+  int eval_final;      /* fine-tuning with a validation split: evaluate the last step whatever eval_every */
   /* Writing in the background: the checkpoint of this step, and whether
    * BEST is to name it once it is committed. */
   uint64_t writer_step;
@@ -301,7 +302,11 @@ static int open_corpus(trainer *t, char **err) {
                t->cfg.corpus);
     t->cfg.eval_every = 0;
   }
-  if (t->cfg.eval_every > 0 && t->rank == 0) return corpus_valid_open(t->cfg.corpus, &opt, &t->valid, err);
+  /* Fine-tuning scores its final model whenever there is a validation
+   * split (report.json, BEST): eval_every = 0 means at the end only. */
+  t->eval_final = t->man->task != MANIFEST_TASK_PRETRAIN && t->man->num_valid > 0;
+  if ((t->cfg.eval_every > 0 || t->eval_final) && t->rank == 0)
+    return corpus_valid_open(t->cfg.corpus, &opt, &t->valid, err);
   return ST_OK;
 }
 
@@ -1360,7 +1365,8 @@ static int step_once(trainer *t, uint64_t first_step, int *stop, char **err) {
   metrics_step m = {.step = t->step, .total_steps = t->total_steps, .tokens = t->tokens_seen, .loss = r.loss,
                     .mlm_loss = r.mlm, .nsp_loss = r.nsp, .lr = r.lr, .grad_norm = r.grad_norm,
                     .skipped = t->guard.skipped, .task = t->cfg.model.task};
-  if (t->cfg.eval_every && (t->step % t->cfg.eval_every == 0 || last) && (rc = evaluate(t, &m, err))) return rc;
+  int eval_now = (t->cfg.eval_every && (t->step % t->cfg.eval_every == 0 || last)) || (t->eval_final && last);
+  if (eval_now && (rc = evaluate(t, &m, err))) return rc;
   if ((rc = report_step(t, &m, first_step, last || *stop, err))) return rc;
   /* Fine-tuning checkpoints every evaluation: BEST can name any of them. */
   int evaluated = m.has_eval && t->cfg.model.task != BERT_TASK_PRETRAIN;
