@@ -13,9 +13,10 @@ BUILD="build-essential cmake pkg-config git
 # Debian's python3, metrics plots (matplotlib), clang's libFuzzer and OpenMP
 # (the fuzz build configures the whole project with clang), real messy
 # text (fortunes), and jieba's word segmentation of the Chinese fortunes
-# (the tags tests/finetune_e2e.sh fine-tunes a segmenter on).
+# (the tags tests/finetune_e2e.sh fine-tunes a segmenter on); GNU time for
+# the benchmarks' peak-RSS figures.
 TEST="hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-plyvel
-  python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh python3-jieba"
+  python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh python3-jieba time"
 
 missing=""
 for pkg in $BUILD $TEST; do
