@@ -3,8 +3,9 @@
 # the validation file equals what fine-tuning's evaluation scored on the
 # same examples (report.json), so predict builds the inputs training built:
 #  1. classify, pairs, sharded with --seq-len 24 --truncate (most pairs are
-#     cut longest_first): `ddpt predict --seq-len 24` over the validation
-#     texts has exactly the evaluation's accuracy (correct count);
+#     cut longest_first): `ddpt predict` over the validation texts, cutting
+#     to the seq_len the checkpoint records, has exactly the evaluation's
+#     accuracy (correct count), and --seq-len 24 gives the same output;
 #  2. tag with the CRF, BIO tags: predict over the validation sentences (one
 #     line of words each) has exactly the evaluation's token accuracy, and
 #     the spans it prints give the evaluation's entity F1 counted the
@@ -62,8 +63,11 @@ for task in cls tag; do
 done
 
 cut -f2- "$dir/valid.tsv" >"$dir/valid.txt"
-"$ddpt" predict --ckpt "$dir/cls-run/ckpt-00000060.h5" --seq-len 24 --json "$dir/valid.txt" >"$dir/cls.jsonl" ||
+"$ddpt" predict --ckpt "$dir/cls-run/ckpt-00000060.h5" --seq-len 24 --json "$dir/valid.txt" >"$dir/cls24.jsonl" ||
+  fail "predict --seq-len 24 failed"
+"$ddpt" predict --ckpt "$dir/cls-run/ckpt-00000060.h5" --json "$dir/valid.txt" >"$dir/cls.jsonl" ||
   fail "predict (classify) failed"
+cmp -s "$dir/cls24.jsonl" "$dir/cls.jsonl" || fail "predict does not cut to the recorded seq_len 24 by default"
 "$py" - "$dir" <<'PY' || fail "classify: predict disagrees with fine-tuning's evaluation"
 import json, sys
 d = sys.argv[1]

@@ -90,8 +90,18 @@ static int read_config(predict_model *pm, char **err) {
                           "classifier.weight: the file is incomplete", path, bert_task_name(pm->cfg.task));
     goto done;
   }
-  if ((rc = bert_config_validate(&pm->cfg, err))) status_wrap(err, rc, "%s: the config attribute", path);
+  if ((rc = bert_config_validate(&pm->cfg, err))) {
+    status_wrap(err, rc, "%s: the config attribute", path);
+    goto done;
+  }
+  /* Inputs are cut as training's were: to the fine-tuning corpus's
+   * seq_len, which ddpt finetune records; else to the model's positions. */
   pm->seq_len = pm->cfg.max_positions;
+  char *recorded = NULL;
+  if ((rc = ckpt_file_read_attr(pm->file, "seq_len", &recorded, err))) goto done;
+  unsigned long long L = recorded ? strtoull(recorded, NULL, 10) : 0;
+  if (L >= MIN_SEQ_LEN && L <= pm->cfg.max_positions) pm->seq_len = (size_t)L;
+  free(recorded);
 done:
   ckpt_entries_free(e, n);
   ckpt_header_clear(&h);

@@ -680,9 +680,14 @@ static int checkpoint(trainer *t, char **err) {
    * the others either. */
   int oom;
   char *best = best_attr(t, &oom);
-  ckpt_attr attrs[4] = {{"vocab", t->vocab_text}, {"vocab_lowercase", t->man->lowercase ? "1" : "0"}};
+  ckpt_attr attrs[5] = {{"vocab", t->vocab_text}, {"vocab_lowercase", t->man->lowercase ? "1" : "0"}};
   size_t n_attrs = t->vocab_text ? 2 : 0;
+  /* The corpus's sequence length: ddpt predict cuts its inputs to it, as
+   * the shard cut the training examples. */
+  char seq_len[32];
+  snprintf(seq_len, sizeof seq_len, "%zu", t->L);
   if (n_attrs && t->labels_json) attrs[n_attrs++] = (ckpt_attr){"labels", t->labels_json};
+  if (n_attrs && t->labels_json) attrs[n_attrs++] = (ckpt_attr){"seq_len", seq_len};
   if (n_attrs && best) attrs[n_attrs++] = (ckpt_attr){"best", best};
   ckpt_content c = {
       .meta = {.step = (int64_t)t->step, .tokens_seen = (int64_t)t->tokens_seen, .world_size = t->world,
