@@ -19,7 +19,11 @@ finetune`. Then, on the same lines:
      conlleval's chunks of those tags (BIO and BMES);
   3. the plain output says the same as the JSON, blank lines give blank
      lines (null in JSON), and --batch does not change any result;
-  4. refusals, one line each: a pretraining checkpoint (no task head), a
+  4. a checkpoint `ddpt finetune` wrote (a few steps from the classify
+     checkpoint above on a small labelled corpus) loads into the reference
+     BertForSequenceClassification with load_state_dict(strict=True), and
+     `ddpt predict` matches it within 1e-5 there too;
+  5. refusals, one line each: a pretraining checkpoint (no task head), a
      vocab other than the recorded one, a line with two TABs (naming
      FILE:LINE), fill-mask on a fine-tuned checkpoint; usage errors exit 2.
 argv[1] is the ddpt executable.
@@ -267,6 +271,50 @@ def check_classify(exe, d, vocab_tokens, vocab):
     return ckpt
 
 
+def check_finetuned(exe, d, vocab_path, vocab_tokens, vocab, init):
+    """4: fine-tune from init, load what ddpt wrote into PyTorch, compare."""
+    rng = np.random.default_rng(11)
+    tsv = os.path.join(d, "ft.tsv")
+    with open(tsv, "w") as f:
+        for i in range(80):
+            words = [str(w) for w in rng.choice(WORDS, int(rng.integers(2, 10)))]
+            f.write("%s\t%s\n" % (LABELS_CLASS[i % 3], " ".join(words)))
+    corpus, run_dir, ini = (os.path.join(d, n) for n in ("ft-corpus", "ft-run", "ft.ini"))
+    with open(ini, "w") as f:
+        f.write("[optim]\nlr = 1e-2\n[train]\nsteps = 5\nbatch_size = 8\n")
+    for argv in (["shard", "--task", "classify", "--vocab", vocab_path, "--out", corpus, "--shards", "1",
+                  "--seq-len", str(MAX_POS), "--truncate", tsv],
+                 ["finetune", ini, "--init", init, "--run-dir", run_dir, "--threads", "1",
+                  "--set", "data.corpus=" + corpus, "--set", "log.eval_every=0"]):
+        p = ddpt(exe, *argv)
+        if p.returncode != 0:
+            fail("ddpt %s exited %d: %s" % (argv[0], p.returncode, (p.stdout + p.stderr)[-2000:]))
+    ckpt = os.path.join(run_dir, "ckpt-00000005.h5")
+    model = ref.BertForSequenceClassification(ref.Config(vocab_size=len(vocab_tokens), **SHAPE), len(LABELS_CLASS))
+    with h5py.File(ckpt, "r") as f:
+        state = {k: torch.from_numpy(v[()]) for k, v in f["params"].items()}
+        moved = max(float(np.abs(v[()] - h5py.File(init, "r")["params"][k][()]).max()) for k, v in f["params"].items())
+    model.load_state_dict(state, strict=True)
+    if moved == 0:
+        fail("fine-tuning moved no weight: the check would compare the init again")
+    model = model.double().eval()
+    lines = random_lines(rng, 40, 0.3, WORDS)
+    got = predict(exe, ckpt, lines, "--json")
+    worst = 0.0
+    for i, line in enumerate(lines):
+        ids, seg, _ = build_classify(line, vocab, MAX_POS)
+        with torch.no_grad():
+            t = torch.tensor([ids])
+            probs = torch.softmax(model(t, torch.tensor([seg]), torch.ones_like(t))[1][0], -1).numpy()
+        g = json.loads(got[i])
+        for k, name in enumerate(LABELS_CLASS):
+            worst = max(worst, abs(g["probs"][name] - probs[k]))
+    if worst > TOL:
+        fail("a ddpt finetune checkpoint: predict differs from PyTorch by %.2e > %g" % (worst, TOL))
+    print("finetuned: ddpt finetune's checkpoint (weights moved up to %.3f) loads strictly into PyTorch; "
+          "%d lines: max |dp| %.2e" % (moved, len(lines), worst))
+
+
 def check_tag(exe, d, vocab_tokens, vocab, labels, crf, lines):
     c = ref.Config(vocab_size=len(vocab_tokens), **SHAPE)
     model = ref.BertForTokenClassification(c, len(labels), crf)
@@ -353,6 +401,7 @@ def main():
         vocab_tokens = write_vocab(vocab_path)
         vocab = tokref.load_vocab(vocab_path)
         cls_ckpt = check_classify(exe, d, vocab_tokens, vocab)
+        check_finetuned(exe, d, vocab_path, vocab_tokens, vocab, cls_ckpt)
 
         rng = np.random.default_rng(9)
         ner = [" ".join(str(rng.choice(WORDS + ["playing", "unwalkable", "London", "!"]))
