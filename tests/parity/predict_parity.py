@@ -291,9 +291,9 @@ def check_finetuned(exe, d, vocab_path, vocab_tokens, vocab, init):
             fail("ddpt %s exited %d: %s" % (argv[0], p.returncode, (p.stdout + p.stderr)[-2000:]))
     ckpt = os.path.join(run_dir, "ckpt-00000005.h5")
     model = ref.BertForSequenceClassification(ref.Config(vocab_size=len(vocab_tokens), **SHAPE), len(LABELS_CLASS))
-    with h5py.File(ckpt, "r") as f:
+    with h5py.File(ckpt, "r") as f, h5py.File(init, "r") as f0:
         state = {k: torch.from_numpy(v[()]) for k, v in f["params"].items()}
-        moved = max(float(np.abs(v[()] - h5py.File(init, "r")["params"][k][()]).max()) for k, v in f["params"].items())
+        moved = max(float(np.abs(v[()] - f0["params"][k][()]).max()) for k, v in f["params"].items())
     model.load_state_dict(state, strict=True)
     if moved == 0:
         fail("fine-tuning moved no weight: the check would compare the init again")
