@@ -25,23 +25,23 @@
 
 /* ----------------------------------------------------------- examples */
 
-static int is_space(char c) {
+int lab_is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
 
-static int all_space(const char *s, size_t len) {
+int lab_is_blank(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
-    if (!is_space(s[i])) return 0;
+    if (!lab_is_space(s[i])) return 0;
   return 1;
 }
 
 /* *s, *len without leading and trailing whitespace. */
 static void trim(const char **s, size_t *len) {
-  while (*len && is_space(**s)) {
+  while (*len && lab_is_space(**s)) {
     (*s)++;
     (*len)--;
   }
-  while (*len && is_space((*s)[*len - 1])) (*len)--;
+  while (*len && lab_is_space((*s)[*len - 1])) (*len)--;
 }
 
 static size_t drop_cr(const char *line, size_t len) {
@@ -51,7 +51,7 @@ static size_t drop_cr(const char *line, size_t len) {
 int lab_parse_tsv(const char *line, size_t len, lab_example *ex, char **err) {
   memset(ex, 0, sizeof *ex);
   len = drop_cr(line, len);
-  if (all_space(line, len)) {
+  if (lab_is_blank(line, len)) {
     ex->blank = 1;
     return ST_OK;
   }
@@ -73,7 +73,7 @@ int lab_parse_tsv(const char *line, size_t len, lab_example *ex, char **err) {
   trim(&field[0], &flen[0]);
   if (flen[0] == 0) return status_set(err, ST_INVALID, "empty label");
   for (size_t i = 1; i < nf; i++)
-    if (all_space(field[i], flen[i]))
+    if (lab_is_blank(field[i], flen[i]))
       return status_set(err, ST_INVALID, "empty %s",
                         nf == 2 ? "text" : i == 1 ? "text_a" : "text_b");
   ex->label = field[0];
@@ -100,7 +100,7 @@ static int json_text(const cJSON *obj, const char *key, int optional, const char
                       x ? "not a string" : "missing");
   *s = x->valuestring;
   *len = strlen(x->valuestring);
-  if (all_space(*s, *len)) return status_set(err, ST_INVALID, "\"%s\" is empty", key);
+  if (lab_is_blank(*s, *len)) return status_set(err, ST_INVALID, "\"%s\" is empty", key);
   return ST_OK;
 }
 
@@ -112,7 +112,7 @@ int lab_parse_jsonl(lab_jsonl *j, const char *line, size_t len, lab_example *ex,
   cJSON_Delete(j->root);
   j->root = NULL;
   len = drop_cr(line, len);
-  if (all_space(line, len)) {
+  if (lab_is_blank(line, len)) {
     ex->blank = 1;
     return ST_OK;
   }
@@ -123,7 +123,7 @@ int lab_parse_jsonl(lab_jsonl *j, const char *line, size_t len, lab_example *ex,
     size_t col = at && at >= line && at <= line + len ? (size_t)(at - line) + 1 : 1;
     return status_set(err, ST_INVALID, "not valid JSON (at column %zu)", col);
   }
-  if (!all_space(end, (size_t)(line + len - end)))
+  if (!lab_is_blank(end, (size_t)(line + len - end)))
     return status_set(err, ST_INVALID, "text after the JSON value: one object per line");
   if (!cJSON_IsObject(j->root))
     return status_set(err, ST_INVALID,
@@ -173,19 +173,19 @@ int lab_parse_conll(const char *line, size_t len, lab_conll_line *out, char **er
   memset(out, 0, sizeof *out);
   len = drop_cr(line, len);
   size_t b = 0, e;
-  while (b < len && is_space(line[b])) b++;
+  while (b < len && lab_is_space(line[b])) b++;
   if (b == len) {
     out->kind = LAB_CONLL_BREAK;
     return ST_OK;
   }
-  for (e = b; e < len && !is_space(line[e]); e++) {}
+  for (e = b; e < len && !lab_is_space(line[e]); e++) {}
   out->word = line + b;
   out->word_len = e - b;
   int docstart = out->word_len == strlen(DOCSTART) && memcmp(out->word, DOCSTART, e - b) == 0;
   size_t te = len;
-  while (is_space(line[te - 1])) te--;
+  while (lab_is_space(line[te - 1])) te--;
   size_t tb = te;
-  while (tb > 0 && !is_space(line[tb - 1])) tb--;
+  while (tb > 0 && !lab_is_space(line[tb - 1])) tb--;
   if (docstart) {
     out->kind = LAB_CONLL_DOCSTART;
     return ST_OK;

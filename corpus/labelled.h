@@ -37,6 +37,11 @@ typedef struct lab_example {
 
 /* "label<TAB>text" or "label<TAB>text_a<TAB>text_b". ST_INVALID for another
  * number of fields, an empty label or an empty (whitespace-only) text. */
+/* ASCII whitespace (space, \t, \r, \n, \f, \v), as the parsers trim it;
+ * and whether s[0..len) is nothing else. */
+int lab_is_space(char c);
+int lab_is_blank(const char *s, size_t len);
+
 int lab_parse_tsv(const char *line, size_t len, lab_example *ex, char **err);
 
 /* JSON lines: an object with "text" (string), optional "text_b" (string

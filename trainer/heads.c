@@ -17,20 +17,35 @@ static double logsumexp(const double *x, size_t K) {
   return mx + log(s);
 }
 
+/* One row's softmax into p; returns its log-sum-exp, *best its argmax. */
+static double softmax_row(float *p, size_t *best, const float *x, size_t K) {
+  size_t b = 0;
+  for (size_t k = 1; k < K; k++)
+    if (x[k] > x[b]) b = k;
+  double s = 0.0;
+  for (size_t k = 0; k < K; k++) s += exp((double)x[k] - x[b]);
+  double lse = x[b] + log(s);
+  for (size_t k = 0; k < K; k++) p[k] = (float)exp((double)x[k] - lse);
+  *best = b;
+  return lse;
+}
+
+void head_softmax_rows(float *probs, int32_t *argmax, const float *logits, size_t N, size_t K) {
+  for (size_t n = 0; n < N; n++) {
+    size_t best;
+    softmax_row(probs + n * K, &best, logits + n * K, K);
+    if (argmax) argmax[n] = (int32_t)best;
+  }
+}
+
 double head_softmax_ce_forward(float *probs, size_t *count, size_t *correct, const float *logits,
                                const int32_t *labels, size_t N, size_t K) {
   double total = 0.0;
   size_t labelled = 0, right = 0;
   for (size_t n = 0; n < N; n++) {
     const float *x = logits + n * K;
-    float *p = probs + n * K;
-    size_t best = 0;
-    for (size_t k = 1; k < K; k++)
-      if (x[k] > x[best]) best = k;
-    double s = 0.0;
-    for (size_t k = 0; k < K; k++) s += exp((double)x[k] - x[best]);
-    double lse = x[best] + log(s);
-    for (size_t k = 0; k < K; k++) p[k] = (float)exp((double)x[k] - lse);
+    size_t best;
+    double lse = softmax_row(probs + n * K, &best, x, K);
     if (labels[n] == HEAD_IGNORE) continue;
     assert(labels[n] >= 0 && (size_t)labels[n] < K);
     total += lse - x[labels[n]];

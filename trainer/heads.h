@@ -54,6 +54,14 @@
 
 /* ---------------------------------------------------------- cross-entropy */
 
+/* probs = softmax of each row of logits (in double, shifted by the row's
+ * largest), and argmax[n] its highest (the lowest index among equals);
+ * argmax may be NULL. Returns nothing; the same rows as the loss uses. */
+void head_softmax_rows(float *probs,        /* (N, K) */
+                       int32_t *argmax,     /* (N) or NULL */
+                       const float *logits, /* (N, K) */
+                       size_t N, size_t K);
+
 /* Mean over the labelled rows of -log softmax(logits)[label]; returns 0
  * when no row is labelled. Writes (=) the probabilities of every row
  * (ignored rows too: prediction wants them); *count gets the labelled rows

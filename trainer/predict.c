@@ -18,6 +18,7 @@
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "storage/ckpt.h"
+#include "trainer/heads.h"
 #include "trainer/run_config.h"
 #include "util/status.h"
 
@@ -462,16 +463,6 @@ static lab_seq_config seq_config(const predict_model *pm) {
                           .cls_id = pm->cls_id, .sep_id = pm->sep_id, .unk_id = pm->unk_id};
 }
 
-static int is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
-static int all_space(const char *s, size_t len) {
-  for (size_t i = 0; i < len; i++)
-    if (!is_space(s[i])) return 0;
-  return 1;
-}
-
 static size_t line_len(const char *line) {
   size_t len = strlen(line);
   return len && line[len - 1] == '\r' ? len - 1 : len;
@@ -482,7 +473,7 @@ static size_t line_len(const char *line) {
 static int encode_text(predict_model *pm, const char *text, size_t len, tok_ids *out, const char *what,
                        char **err) {
   out->len = 0;
-  if (all_space(text, len)) return status_set(err, ST_INVALID, "empty %s", what);
+  if (lab_is_blank(text, len)) return status_set(err, ST_INVALID, "empty %s", what);
   int rc = tok_encode(pm->tok, text, len, out, NULL, err);
   if (!rc && out->len == 0)
     rc = status_set(err, ST_INVALID, "%s gives no word piece (only control characters or invalid UTF-8)",
@@ -558,17 +549,7 @@ int predict_classify(int32_t *label, float *probs, int *truncated, size_t *bad, 
   size_t rows, k_out;
   const float *logits = bert_task_logits(pm->model, &rows, &k_out);
   assert(logits && rows >= n && k_out == K);
-  for (size_t i = 0; i < n; i++) {
-    const float *z = logits + i * K;
-    float *p = probs + i * K;
-    size_t best = 0;
-    for (size_t k = 1; k < K; k++)
-      if (z[k] > z[best]) best = k;
-    double sum = 0;
-    for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - (double)z[best]);
-    for (size_t k = 0; k < K; k++) p[k] = (float)(exp((double)z[k] - (double)z[best]) / sum);
-    label[i] = (int32_t)best;
-  }
+  head_softmax_rows(probs, label, logits, n, K); /* as training's loss reads them */
 done:
   free(len);
   free(seq);
@@ -592,7 +573,7 @@ static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *c) {
 /* Whitespace between words: ASCII's and Unicode's space separators (Zs)
  * and line/paragraph separators, which BERT's tokenizer also splits at. */
 static int is_space_char(uint32_t c) {
-  return (c < 0x80 && is_space((char)c)) || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+  return (c < 0x80 && lab_is_space((char)c)) || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
          c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
