@@ -501,13 +501,7 @@ static int label_id(job *j, const char *name, size_t len, int32_t *id, char **er
  * from the seed and the example's number as pretraining draws documents. */
 static shard_set *route(job *j, const where *at) {
   if (at->valid_file) return &j->valid;
-  int to_valid = 0;
-  if (j->opt->valid_fraction > 0) {
-    rng_stream s;
-    rng_stream_init(&s, rng_mix64(j->opt->seed ^ SHARD_VALID_SEED_TAG), (uint32_t)j->index,
-                    (uint32_t)(j->index >> 32), 0);
-    to_valid = rng_next_uniform_double(&s) < j->opt->valid_fraction;
-  }
+  int to_valid = shard_out_to_valid(j->opt->valid_fraction, j->opt->seed, j->index);
   j->index++;
   return to_valid ? &j->valid : &j->train;
 }

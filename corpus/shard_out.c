@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "corpus/shard_reader.h"
+#include "util/rng.h"
 #include "util/array.h"
 #include "util/file.h"
 #include "util/sha256.h"
@@ -324,4 +325,11 @@ int shard_out_write_manifest(manifest *m, const shard_options *opt, const char *
     m->tokens += m->valid[i].tokens;
   }
   return manifest_write(opt->out_dir, m, err);
+}
+
+int shard_out_to_valid(double valid_fraction, uint64_t seed, uint64_t index) {
+  if (!(valid_fraction > 0)) return 0;
+  rng_stream s;
+  rng_stream_init(&s, rng_mix64(seed ^ SHARD_VALID_SEED_TAG), (uint32_t)index, (uint32_t)(index >> 32), 0);
+  return rng_next_uniform_double(&s) < valid_fraction;
 }

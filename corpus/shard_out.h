@@ -20,6 +20,12 @@
 
 /* Makes dir an empty directory (*created: it did not exist). An existing
  * corpus is replaced only with overwrite; anything else in dir is refused. */
+/* Whether document (pretraining) or example (labelled) number index goes
+ * to the validation split: drawn with probability valid_fraction from the
+ * seed and the number alone, so threads and inputs' order of arrival do
+ * not change the split. */
+int shard_out_to_valid(double valid_fraction, uint64_t seed, uint64_t index);
+
 int shard_out_prepare(const char *dir, int overwrite, int *created, char **err);
 
 /* Removes the corpus in dir, manifest first so that a crash midway leaves

@@ -217,13 +217,7 @@ static int consume_chunk(run *r, chunk *c, char **err) {
   for (size_t d = 0; d < c->ndoc; d++) {
     size_t first = d ? c->doc_sent_end[d - 1] : 0;
     size_t nsent = c->doc_sent_end[d] - first;
-    int to_valid = 0;
-    if (r->opt->valid_fraction > 0) {
-      rng_stream s;
-      rng_stream_init(&s, rng_mix64(r->opt->seed ^ SHARD_VALID_SEED_TAG), (uint32_t)r->doc_index,
-                      (uint32_t)(r->doc_index >> 32), 0);
-      to_valid = rng_next_uniform_double(&s) < r->opt->valid_fraction;
-    }
+    int to_valid = shard_out_to_valid(r->opt->valid_fraction, r->opt->seed, r->doc_index);
     r->doc_index++;
     packer *p = to_valid ? r->valid_packer : r->train_packer;
     int rc = packer_add_document(p, c->ids.ids + c->doc_tok_start[d], c->sent_end + first, nsent,
