@@ -302,8 +302,9 @@ int lab_labels_load(lab_labels *l, const char *path, char **err) {
 
 /* A decimal integer written as Python's str(int) writes it. */
 static int is_decimal(const char *s) {
-  if (*s == '-') s++;
-  if (s[0] == '0') return s[1] == '\0' && s[-1] != '-';
+  int negative = *s == '-';
+  s += negative;
+  if (s[0] == '0') return s[1] == '\0' && !negative; /* "0", never "-0" or "07" */
   if (*s < '1' || *s > '9') return 0;
   while (*s >= '0' && *s <= '9') s++;
   return *s == '\0';
