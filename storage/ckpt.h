@@ -103,7 +103,7 @@ typedef struct ckpt_header {
 } ckpt_header;
 
 /* Reads the root attributes; fails (ST_CORRUPT/ST_MISMATCH) when one is
- * missing, format is not CKPT_FORMAT_NAME or format_version is newer than
+ * missing or out of range (step or tokens_seen < 0, world_size < 1), format is not CKPT_FORMAT_NAME or format_version is newer than
  * this build reads. On failure *out is zeroed. */
 int ckpt_file_read_header(ckpt_file *f, ckpt_header *out, char **err);
 void ckpt_header_clear(ckpt_header *h);
@@ -157,8 +157,9 @@ void ckpt_load_report_clear(ckpt_load_report *r);
 
 /* Opens path and checks it whole: the header, every dataset read in full
  * (so every Fletcher-32 checksum), tensors under params/ and optim/ being
- * checksummed float32, and optim/m and optim/v matching params name for
- * name and shape for shape. The message names the first dataset at fault. */
+ * checksummed float32, every float finite, and optim/m and optim/v
+ * matching params name for name and shape for shape. The message names the
+ * first dataset at fault. */
 int ckpt_file_verify(const char *path, char **err);
 
 /* ------------------------------------------------------ the run directory */

@@ -4,6 +4,7 @@
 #include "storage/ckpt.h"
 
 #include <assert.h>
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -458,6 +459,13 @@ int ckpt_file_read_header(ckpt_file *f, ckpt_header *out, char **err) {
   if ((rc = read_attr(f->id, "tokens_seen", H5T_NATIVE_INT64, &out->tokens_seen, p, err))) goto fail;
   if ((rc = read_attr(f->id, "world_size", H5T_NATIVE_INT64, &out->world_size, p, err))) goto fail;
   if ((rc = read_attr(f->id, "seed", H5T_NATIVE_UINT64, &out->seed, p, err))) goto fail;
+  if (out->step < 0 || out->tokens_seen < 0 || out->world_size < 1) {
+    rc = status_set(err, ST_CORRUPT,
+                    "%s: root attributes step %lld, tokens_seen %lld, world_size %lld are out of range (step and "
+                    "tokens_seen >= 0, world_size >= 1): the file is damaged or not ddpt's",
+                    p, (long long)out->step, (long long)out->tokens_seen, (long long)out->world_size);
+    goto fail;
+  }
   if ((rc = read_attr_string(f->id, "model_type", &out->model_type, p, err))) goto fail;
   if ((rc = read_attr_string(f->id, "config", &out->config, p, err))) goto fail;
   if ((rc = read_attr_string(f->id, "ddpt_version", &out->ddpt_version, p, err))) goto fail;
@@ -786,6 +794,18 @@ static int verify_optim(const char *file, const ckpt_entry *e, size_t n, char **
   return ST_OK;
 }
 
+/* A tensor of a model is finite: a NaN or an infinity that Fletcher-32
+ * vouches for is a diverged run or an edited file, never a usable state. */
+static int check_finite(const char *file, const char *path, const float *x, size_t count, char **err) {
+  for (size_t i = 0; i < count; i++)
+    if (!isfinite(x[i]))
+      return status_set(err, ST_CORRUPT,
+                        "%s: %s holds a non-finite value (%g at element %zu): the run diverged or the file was "
+                        "altered; use an earlier checkpoint",
+                        file, path, (double)x[i], i);
+  return ST_OK;
+}
+
 int ckpt_file_verify(const char *path, char **err) {
   assert(path);
   ckpt_file *f = NULL;
@@ -822,9 +842,13 @@ int ckpt_file_verify(const char *path, char **err) {
     rc = status_set(err, ST_NOMEM, "%s: out of memory for a %zu-element dataset", path, most);
     goto done;
   }
-  for (size_t i = 0; i < n && rc == ST_OK; i++)
-    rc = e[i].dtype == CKPT_FLOAT32 ? ckpt_file_read_float(f, e[i].path, buf, e[i].count, err)
-                                    : ckpt_file_read_int64(f, e[i].path, buf, e[i].count, err);
+  for (size_t i = 0; i < n && rc == ST_OK; i++) {
+    if (e[i].dtype != CKPT_FLOAT32) {
+      rc = ckpt_file_read_int64(f, e[i].path, buf, e[i].count, err);
+    } else if (!(rc = ckpt_file_read_float(f, e[i].path, buf, e[i].count, err))) {
+      rc = check_finite(path, e[i].path, buf, e[i].count, err);
+    }
+  }
 done:
   free(buf);
   ckpt_entries_free(e, n);

@@ -101,6 +101,14 @@ with open(sys.argv[1], "r+b") as f:
     f.write(b"\xff\xfe\xfd\xfc")
 PY
 expect 1 "damaged.h5" "damaged checkpoint" --ckpt "$dir/damaged.h5" $v "the [MASK]"
+# A NaN written through HDF5, so its Fletcher-32 checksum is valid (issue
+# 16, row 5): fill-mask refuses it, and ckpt verify says what is wrong.
+cp "$ckpt" "$dir/nan.h5"
+"$py" -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); f['params/bert.embeddings.LayerNorm.bias'][3] = float('nan'); f.close()" "$dir/nan.h5"
+expect 1 "params/bert.embeddings.LayerNorm.bias holds a non-finite value (nan at element 3)" "nan checkpoint" \
+  --ckpt "$dir/nan.h5" $v "the [MASK]"
+vout=$("$ddpt" ckpt verify "$dir/nan.h5" 2>&1) && fail "ckpt verify accepts a NaN: $vout"
+echo "$vout" | grep -q "non-finite" || fail "ckpt verify on a NaN: $vout"
 expect 2 "give --ckpt" "no checkpoint" $v "the [MASK]"
 expect 2 "top-k: '0'" "bad top-k" --ckpt "$ckpt" $v --top-k 0 "the [MASK]"
 expect 2 "give the text" "no text" --ckpt "$ckpt" $v

@@ -145,6 +145,19 @@ void params_zero_grad(params *p) {
   memset(p->grad, 0, p->allocated * sizeof(float));
 }
 
+const params_entry *params_first_nonfinite(const params *p, size_t *at) {
+  for (size_t i = 0; i < p->count; i++) {
+    const params_entry *e = &p->entries[i];
+    const float *x = p->data + e->offset;
+    for (size_t j = 0; j < e->count; j++)
+      if (!isfinite(x[j])) {
+        *at = j;
+        return e;
+      }
+  }
+  return NULL;
+}
+
 size_t params_bytes(const params *p) { return p->total * sizeof(float); }
 
 ckpt_tensor *params_ckpt_tensors(const params *p, float *arena) {

@@ -81,6 +81,11 @@ void params_init_entry(params *p, const params_entry *e, uint64_t seed);
 
 void params_zero_grad(params *p);
 
+/* The first entry holding a NaN or an infinity in p->data (*at: its
+ * element), or NULL when every value is finite. A model loaded for use
+ * (predict, fill-mask) is refused with it rather than answering nan. */
+const params_entry *params_first_nonfinite(const params *p, size_t *at);
+
 /* Bytes of one arena (parameters, or gradients, or one Adam moment). */
 size_t params_bytes(const params *p);
 

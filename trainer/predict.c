@@ -287,6 +287,13 @@ static int load_params(predict_model *pm, params *p, char **err) {
   if (!ts) return status_set(err, ST_NOMEM, "out of memory");
   int rc = ckpt_file_load(pm->file, "params", ts, p->count, 1, NULL, err);
   free(ts);
+  size_t at;
+  const params_entry *bad = rc ? NULL : params_first_nonfinite(p, &at);
+  if (bad)
+    rc = status_set(err, ST_CORRUPT,
+                    "checkpoint params/%s holds a non-finite value (%g at element %zu): the run diverged or the "
+                    "file was altered; use an earlier checkpoint",
+                    bad->name, (double)p->data[bad->offset + at], at);
   return rc;
 }
 

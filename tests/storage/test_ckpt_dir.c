@@ -2,6 +2,7 @@
  * with markers, the fallback from a damaged LATEST, the background writer,
  * and a writer killed with SIGKILL mid-write leaving LATEST complete. */
 #include <signal.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -191,6 +192,22 @@ static void check_fallback(const char *dir, const char *reason) {
   free(note);
   free(err);
   CU_ASSERT_EQUAL(storage_open_object_count(), 0);
+}
+
+/* Issue 16, row 5: a NaN that Fletcher-32 vouches for (the writer
+ * checksummed it) fails verification, so resume takes the older file. */
+static void test_find_latest_valid_falls_back_from_a_nan_the_checksum_covers(void) {
+  char *dir = harness_tmpdir("ckpt-dir");
+  CU_ASSERT_EQUAL_FATAL(commit_step(dir, 1, 0), ST_OK);
+  fixture fx;
+  fixture_init(&fx, 2);
+  fx.params[2].data[5] = NAN;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(ckpt_dir_commit(dir, &fx.content, 0, NULL, &err), ST_OK);
+  fixture_free(&fx);
+  check_fallback(dir, "non-finite value (nan at element 5)");
+  harness_rmtree(dir);
+  free(dir);
 }
 
 static void test_find_latest_valid_falls_back_from_truncated_latest(void) {
@@ -397,6 +414,8 @@ static const harness_test tests[] = {
     {"test_best_is_never_pruned_and_only_names_checkpoints", test_best_is_never_pruned_and_only_names_checkpoints},
     {"test_find_latest_valid_uses_intact_latest", test_find_latest_valid_uses_intact_latest},
     {"test_find_latest_valid_falls_back_from_truncated_latest", test_find_latest_valid_falls_back_from_truncated_latest},
+    {"test_find_latest_valid_falls_back_from_a_nan_the_checksum_covers",
+     test_find_latest_valid_falls_back_from_a_nan_the_checksum_covers},
     {"test_find_latest_valid_falls_back_from_bit_flip_naming_dataset", test_find_latest_valid_falls_back_from_bit_flip_naming_dataset},
     {"test_find_latest_valid_without_latest_uses_newest_file", test_find_latest_valid_without_latest_uses_newest_file},
     {"test_find_latest_valid_in_empty_dir_gives_no_path", test_find_latest_valid_in_empty_dir_gives_no_path},

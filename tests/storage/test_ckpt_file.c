@@ -428,7 +428,39 @@ static void test_load_of_damaged_tensor_names_it(void) {
   cleanup(path);
 }
 
+/* Issue 16, rows 5 and 9: a checksummed NaN, and a negative step. Loading
+ * stays bit-exact for any float (test_dotted_names_round_trip_bit_exact);
+ * verification, which resume's fallback relies on, refuses them. */
+static void test_nan_tensor_fails_verify_naming_it(void) {
+  char *path = fresh_path("nan.h5");
+  fixture fx;
+  fixture_init(&fx, 3);
+  fx.params[2].data[7] = -INFINITY;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(ckpt_file_write(path, &fx.content, &err), ST_OK);
+  CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_CORRUPT);
+  CU_ASSERT_TRUE(fixture_contains(err, "params/" FIXTURE_QUERY " holds a non-finite value (-inf at element 7)"));
+  free(err);
+  fixture_free(&fx);
+  cleanup(path);
+}
+
+static void test_negative_step_is_refused_by_the_header(void) {
+  char *path = fresh_path("neg.h5");
+  fixture fx;
+  fixture_init(&fx, -5);
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(ckpt_file_write(path, &fx.content, &err), ST_OK);
+  CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_CORRUPT);
+  CU_ASSERT_TRUE(fixture_contains(err, "step -5"));
+  free(err);
+  fixture_free(&fx);
+  cleanup(path);
+}
+
 static const harness_test tests[] = {
+    {"test_nan_tensor_fails_verify_naming_it", test_nan_tensor_fails_verify_naming_it},
+    {"test_negative_step_is_refused_by_the_header", test_negative_step_is_refused_by_the_header},
     {"test_dotted_names_round_trip_bit_exact", test_dotted_names_round_trip_bit_exact},
     {"test_root_attributes_round_trip", test_root_attributes_round_trip},
     {"test_int64_arrays_round_trip_with_extreme_values", test_int64_arrays_round_trip_with_extreme_values},
