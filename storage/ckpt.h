@@ -103,8 +103,9 @@ typedef struct ckpt_header {
 } ckpt_header;
 
 /* Reads the root attributes; fails (ST_CORRUPT/ST_MISMATCH) when one is
- * missing or out of range (step or tokens_seen < 0, world_size < 1), format is not CKPT_FORMAT_NAME or format_version is newer than
- * this build reads. On failure *out is zeroed. */
+ * missing or out of range (step or tokens_seen < 0, world_size < 1),
+ * format is not CKPT_FORMAT_NAME or format_version is newer than this
+ * build reads. On failure *out is zeroed. */
 int ckpt_file_read_header(ckpt_file *f, ckpt_header *out, char **err);
 void ckpt_header_clear(ckpt_header *h);
 
