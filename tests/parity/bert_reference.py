@@ -391,3 +391,18 @@ def synthetic_batch(c, batch, seq_len, generator, pad_step=3, mask_rate=0.15):
         labels[b, :n][pick] = torch.randint(0, c.vocab_size, (int(pick.sum()),), generator=generator)
     nsp = torch.arange(batch) % 2
     return ids, seg, mask, labels, nsp
+
+
+def spread_weights(model, seed):
+    """Draws model's weights wide (LayerNorm gains 1 + 0.2 N, biases 0.1 N,
+    the rest 0.3 N, from torch seed seed), so its predictions are peaked and
+    a swapped or transposed tensor moves them; returns the state_dict as
+    numpy arrays (tied tensors under each of their names)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("LayerNorm.weight"):
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            else:
+                p.copy_((0.1 if name.endswith("bias") else 0.3) * torch.randn_like(p))
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}

@@ -262,19 +262,10 @@ def part_export(ddpt, d, vocab_file, vocab, vocab_text):
 
 
 def random_bert(cfg, seed):
-    """A BertForPreTraining with weights spread wide enough that its
-    predictions are peaked (a swapped or transposed tensor changes them)."""
-    torch.manual_seed(seed)
-    model = ref.BertForPreTraining(cfg)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("LayerNorm.weight"):
-                p.copy_(1 + 0.2 * torch.randn_like(p))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn_like(p))
-            else:
-                p.copy_(0.3 * torch.randn_like(p))
-    return {k: v.numpy().copy() for k, v in model.state_dict().items() if k not in TIED}
+    """HF-named weights of a BertForPreTraining drawn wide
+    (ref.spread_weights), without the two tied keys HuggingFace stores once."""
+    weights = ref.spread_weights(ref.BertForPreTraining(cfg), seed)
+    return {k: v for k, v in weights.items() if k not in TIED}
 
 
 def hf_config(cfg, arch):
@@ -555,16 +546,6 @@ def part_tools(d):
           % x.numel())
 
 
-def spread(model, seed):
-    """model's weights drawn wide, as random_bert's; its state_dict as numpy."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_((1 + 0.2 * torch.randn_like(p)) if name.endswith("LayerNorm.weight") else
-                    (0.1 if name.endswith("bias") else 0.3) * torch.randn_like(p))
-    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
-
-
 def part_tasks(ddpt, d, vocab, vocab_text):
     """Fine-tuned models: a BertForSequenceClassification directory imports
     as a classify model (labels from id2label, /params exact) and exports
@@ -574,7 +555,7 @@ def part_tasks(ddpt, d, vocab, vocab_text):
     cfg = ref.Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=64, max_position_embeddings=32)
     labels = ["neg", "neu", "pos"]
-    weights = spread(ref.BertForSequenceClassification(cfg, 3), 11)
+    weights = ref.spread_weights(ref.BertForSequenceClassification(cfg, 3), 11)
     hf = os.path.join(d, "hf-classify")
     write_hf(hf, {"model.safetensors:F32": weights}, cfg, "BertForSequenceClassification", vocab_text)
     c = json.loads(open(os.path.join(hf, "config.json")).read())
@@ -604,7 +585,7 @@ def part_tasks(ddpt, d, vocab, vocab_text):
     print("BertForSequenceClassification: import (task, labels from id2label) -> export (id2label, label2id) -> "
           "strict load in PyTorch -> import: /params bit-identical (%d tensors)" % len(weights))
 
-    tagger = spread(ref.BertForTokenClassification(cfg, 4, crf=True), 12)
+    tagger = ref.spread_weights(ref.BertForTokenClassification(cfg, 4, crf=True), 12)
     plain = {k: v for k, v in tagger.items() if not k.startswith("crf.")}
     hf = os.path.join(d, "hf-tag")
     write_hf(hf, {"model.safetensors:F32": plain}, cfg, "BertForTokenClassification", vocab_text)

@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bert_reference as ref  # noqa: E402
+from harness import write_arena  # noqa: E402
 
 LOSS_TOL = 1e-5
 LOGIT_TOL = 1e-5
@@ -101,21 +102,7 @@ def run_case(exe, name, over, task, K, batch, seq_len, tmp):
                 p.normal_(1.0, 0.1)
     model = model.double()
     named = dict(model.named_parameters())
-    if sorted(named) != sorted(n for n, _, _ in index):
-        differ = set(named) ^ set(n for n, _, _ in index)
-        raise SystemExit(f"{name} {task}: parameter names differ from HuggingFace's: {sorted(differ)}")
-    total = sum(int(np.prod(s)) for _, _, s in index)
-    arena = np.zeros(total, dtype=np.float32)
-    for n, off, shape in index:
-        t = named[n]
-        if tuple(t.shape) != shape:
-            raise SystemExit(f"{name} {task}: {n} has shape {shape}, PyTorch {tuple(t.shape)}")
-        arena[off:off + t.numel()] = t.detach().float().numpy().ravel()
-    arena.tofile(os.path.join(tmp, "params.f32"))
-    # The reference runs on exactly the float32 values ddpt holds.
-    with torch.no_grad():
-        for n, off, shape in index:
-            named[n].copy_(torch.from_numpy(arena[off:off + named[n].numel()].astype(np.float64)).view(shape))
+    write_arena(named, index, os.path.join(tmp, "params.f32"), "%s %s" % (name, task))
 
     g = torch.Generator().manual_seed(77)
     ids, seg, mask, _, _ = ref.synthetic_batch(c, batch, seq_len, g)

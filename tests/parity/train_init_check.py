@@ -64,19 +64,10 @@ def write_text(path, text):
 
 
 def random_bert(cfg, seed):
-    """HF-named weights of a BertForPreTraining, spread wide enough that the
-    predictions are peaked; without the two tied keys HuggingFace stores once."""
-    torch.manual_seed(seed)
-    model = ref.BertForPreTraining(cfg)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("LayerNorm.weight"):
-                p.copy_(1 + 0.2 * torch.randn_like(p))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn_like(p))
-            else:
-                p.copy_(0.3 * torch.randn_like(p))
-    return {k: v.numpy().copy() for k, v in model.state_dict().items() if k not in TIED}
+    """HF-named weights of a BertForPreTraining drawn wide
+    (ref.spread_weights), without the two tied keys HuggingFace stores once."""
+    weights = ref.spread_weights(ref.BertForPreTraining(cfg), seed)
+    return {k: v for k, v in weights.items() if k not in TIED}
 
 
 def documents(seed):

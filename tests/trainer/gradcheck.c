@@ -2,7 +2,10 @@
 #include "gradcheck.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
+#include "harness.h"
 #include "util/rng.h"
 
 double gradcheck_rel_error(gradcheck_loss_fn loss, void *ctx, float *x, const float *analytic,
@@ -39,4 +42,23 @@ double gradcheck_dot(const float *out, const float *r, size_t n) {
   double acc = 0.0;
   for (size_t i = 0; i < n; i++) acc += (double)out[i] * r[i];
   return acc;
+}
+
+float *gradcheck_vec(size_t n, float scale, uint32_t stream) {
+  float *x = malloc(n * sizeof *x);
+  gradcheck_fill(x, n, scale, stream);
+  return x;
+}
+
+float *gradcheck_zeros(size_t n) { return calloc(n, sizeof(float)); }
+
+float *gradcheck_stale(size_t n) {
+  float *x = malloc(n * sizeof *x);
+  for (size_t i = 0; i < n; i++) x[i] = NAN;
+  return x;
+}
+
+void gradcheck_expect_close(const char *what, double rel) {
+  if (rel >= GRADCHECK_TOL) printf("\n  %s: relative error %.3g\n", what, rel);
+  CU_ASSERT(rel < GRADCHECK_TOL);
 }

@@ -20,6 +20,15 @@ double gradcheck_rel_error(gradcheck_loss_fn loss, void *ctx, float *x, const fl
 /* Fills x with uniform values in [-scale, scale) from a fixed stream. */
 void gradcheck_fill(float *x, size_t n, float scale, uint32_t stream);
 
+/* Buffers for the checks, malloc'd (the caller frees): n values from
+ * gradcheck_fill; n zeros; n NaNs, for gradients a backward must write
+ * (=), which any addition would leave NaN. */
+float *gradcheck_vec(size_t n, float scale, uint32_t stream);
+float *gradcheck_zeros(size_t n);
+float *gradcheck_stale(size_t n);
+/* Asserts rel < GRADCHECK_TOL, printing what failed and by how much. */
+void gradcheck_expect_close(const char *what, double rel);
+
 /* sum_i out[i] * r[i] in double: the loss whose d/d(out) is r. */
 double gradcheck_dot(const float *out, const float *r, size_t n);
 

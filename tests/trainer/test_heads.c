@@ -14,27 +14,6 @@
 
 #define SAMPLES 60
 
-static float *vec(size_t n, float scale, uint32_t stream) {
-  float *x = malloc(n * sizeof *x);
-  gradcheck_fill(x, n, scale, stream);
-  return x;
-}
-
-static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
-
-/* Input gradients are written (heads.h, 2): they start as NaN, which any
- * addition would keep. */
-static float *stale(size_t n) {
-  float *x = malloc(n * sizeof *x);
-  for (size_t i = 0; i < n; i++) x[i] = NAN;
-  return x;
-}
-
-static void expect_close(const char *what, double rel) {
-  if (rel >= GRADCHECK_TOL) printf("\n  %s: relative error %.3g\n", what, rel);
-  CU_ASSERT(rel < GRADCHECK_TOL);
-}
-
 /* ------------------------------------------------ classifier + cross-entropy */
 typedef struct {
   size_t N, H, K;
@@ -53,16 +32,20 @@ static void test_classifier_and_crossentropy_backward_match_finite_differences(v
   /* Rows 1 and 4 are ignored (-100): no loss, no gradient. */
   int32_t labels[6] = {2, HEAD_IGNORE, 0, 1, HEAD_IGNORE, 2};
   cls_ctx c = {.N = 6, .H = 9, .K = 3, .labels = labels};
-  c.x = vec(c.N * c.H, 1, 101), c.w = vec(c.K * c.H, 1, 102), c.b = vec(c.K, 1, 103);
-  c.logits = zeros(c.N * c.K), c.probs = zeros(c.N * c.K);
+  c.x = gradcheck_vec(c.N * c.H, 1, 101), c.w = gradcheck_vec(c.K * c.H, 1, 102),
+  c.b = gradcheck_vec(c.K, 1, 103);
+  c.logits = gradcheck_zeros(c.N * c.K), c.probs = gradcheck_zeros(c.N * c.K);
   cls_loss(&c);
-  float *dlogits = stale(c.N * c.K), *dx = stale(c.N * c.H), *dw = zeros(c.K * c.H);
-  float *db = zeros(c.K);
+  float *dlogits = gradcheck_stale(c.N * c.K), *dx = gradcheck_stale(c.N * c.H),
+        *dw = gradcheck_zeros(c.K * c.H);
+  float *db = gradcheck_zeros(c.K);
   head_softmax_ce_backward(dlogits, c.probs, labels, c.N, c.K, 1.0f);
   layer_linear_backward(dx, dw, db, dlogits, c.x, c.w, c.N, c.H, c.K);
-  expect_close("dx", gradcheck_rel_error(cls_loss, &c, c.x, dx, c.N * c.H, c.N * c.H, 1e-3f, 1e-6));
-  expect_close("classifier.weight", gradcheck_rel_error(cls_loss, &c, c.w, dw, c.K * c.H, SAMPLES, 1e-3f, 1e-6));
-  expect_close("classifier.bias", gradcheck_rel_error(cls_loss, &c, c.b, db, c.K, c.K, 1e-3f, 1e-6));
+  gradcheck_expect_close("dx", gradcheck_rel_error(cls_loss, &c, c.x, dx, c.N * c.H, c.N * c.H, 1e-3f, 1e-6));
+  gradcheck_expect_close("classifier.weight",
+                         gradcheck_rel_error(cls_loss, &c, c.w, dw, c.K * c.H, SAMPLES, 1e-3f, 1e-6));
+  gradcheck_expect_close("classifier.bias",
+                         gradcheck_rel_error(cls_loss, &c, c.b, db, c.K, c.K, 1e-3f, 1e-6));
   for (size_t h = 0; h < c.H; h++) {
     CU_ASSERT_EQUAL(dx[1 * c.H + h], 0.0f);
     CU_ASSERT_EQUAL(dx[4 * c.H + h], 0.0f);
@@ -135,9 +118,9 @@ static void crf_setup(crf_ctx *c, size_t B, size_t T, size_t K, const int32_t *l
   c->B = B, c->T = T, c->K = K;
   memcpy(c->labels, labels, B * T * sizeof *labels);
   c->P = head_chain_rows(c->rows, c->first, c->tags, c->labels, B, T);
-  c->logits = vec(B * T * K, 2, stream), c->emis = zeros(B * T * K);
-  c->trans = vec(K * K, 1, stream + 1), c->start = vec(K, 1, stream + 2);
-  c->end = vec(K, 1, stream + 3);
+  c->logits = gradcheck_vec(B * T * K, 2, stream), c->emis = gradcheck_zeros(B * T * K);
+  c->trans = gradcheck_vec(K * K, 1, stream + 1), c->start = gradcheck_vec(K, 1, stream + 2);
+  c->end = gradcheck_vec(K, 1, stream + 3);
   c->work = malloc(head_crf_work_len(T, K) * sizeof(double));
   layer_gather_forward(c->emis, c->logits, c->rows, c->P, K);
 }
@@ -167,15 +150,18 @@ static void test_crf_backward_matches_finite_differences(void) {
   crf_setup(&c, 4, 5, 4, crf_labels, 201);
   crf_loss(&c);
   size_t K = c.K, n = c.B * c.T * K;
-  float *demis = stale(c.P * K), *dlogits = zeros(n), *dtrans = zeros(K * K);
-  float *dstart = zeros(K), *dend = zeros(K);
+  float *demis = gradcheck_stale(c.P * K), *dlogits = gradcheck_zeros(n), *dtrans = gradcheck_zeros(K * K);
+  float *dstart = gradcheck_zeros(K), *dend = gradcheck_zeros(K);
   head_crf_backward(demis, dtrans, dstart, dend, c.work, c.emis, c.tags, c.first, c.trans,
                     c.start, c.end, c.B, K, 1.0f);
   layer_gather_backward(dlogits, demis, c.rows, c.P, K);
-  expect_close("d emissions", gradcheck_rel_error(crf_loss, &c, c.logits, dlogits, n, n, GRADCHECK_EPS, 1e-6));
-  expect_close("d transitions", gradcheck_rel_error(crf_loss, &c, c.trans, dtrans, K * K, K * K, GRADCHECK_EPS, 1e-6));
-  expect_close("d start", gradcheck_rel_error(crf_loss, &c, c.start, dstart, K, K, GRADCHECK_EPS, 1e-6));
-  expect_close("d end", gradcheck_rel_error(crf_loss, &c, c.end, dend, K, K, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close("d emissions",
+                         gradcheck_rel_error(crf_loss, &c, c.logits, dlogits, n, n, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close(
+      "d transitions", gradcheck_rel_error(crf_loss, &c, c.trans, dtrans, K * K, K * K, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close("d start",
+                         gradcheck_rel_error(crf_loss, &c, c.start, dstart, K, K, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close("d end", gradcheck_rel_error(crf_loss, &c, c.end, dend, K, K, GRADCHECK_EPS, 1e-6));
   /* Ignored positions get no gradient. */
   for (size_t k = 0; k < K; k++) {
     CU_ASSERT_EQUAL(dlogits[1 * K + k], 0.0f);
@@ -297,13 +283,18 @@ static void test_crf_of_an_empty_chain_is_zero_and_decodes_nothing(void) {
 }
 
 static const harness_test tests[] = {
-    {"test_classifier_and_crossentropy_backward_match_finite_differences", test_classifier_and_crossentropy_backward_match_finite_differences},
-    {"test_crossentropy_counts_labelled_rows_and_correct_ones", test_crossentropy_counts_labelled_rows_and_correct_ones},
-    {"test_chain_rows_keep_the_labelled_positions_in_order", test_chain_rows_keep_the_labelled_positions_in_order},
+    {"test_classifier_and_crossentropy_backward_match_finite_differences",
+     test_classifier_and_crossentropy_backward_match_finite_differences},
+    {"test_crossentropy_counts_labelled_rows_and_correct_ones",
+     test_crossentropy_counts_labelled_rows_and_correct_ones},
+    {"test_chain_rows_keep_the_labelled_positions_in_order",
+     test_chain_rows_keep_the_labelled_positions_in_order},
     {"test_crf_backward_matches_finite_differences", test_crf_backward_matches_finite_differences},
-    {"test_crf_log_partition_matches_brute_force_enumeration", test_crf_log_partition_matches_brute_force_enumeration},
+    {"test_crf_log_partition_matches_brute_force_enumeration",
+     test_crf_log_partition_matches_brute_force_enumeration},
     {"test_crf_viterbi_matches_brute_force_argmax", test_crf_viterbi_matches_brute_force_argmax},
-    {"test_crf_of_an_empty_chain_is_zero_and_decodes_nothing", test_crf_of_an_empty_chain_is_zero_and_decodes_nothing},
+    {"test_crf_of_an_empty_chain_is_zero_and_decodes_nothing",
+     test_crf_of_an_empty_chain_is_zero_and_decodes_nothing},
     {NULL, NULL},
 };
 const harness_suite trainer_heads_suite = {"heads", tests};

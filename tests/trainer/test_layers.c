@@ -13,27 +13,6 @@
 
 #define SAMPLES 40
 
-static float *vec(size_t n, float scale, uint32_t stream) {
-  float *x = malloc(n * sizeof *x);
-  gradcheck_fill(x, n, scale, stream);
-  return x;
-}
-
-static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
-
-/* Input gradients are written, not added to (layers.h, 2): they start as
- * NaN, which any addition would keep. */
-static float *stale(size_t n) {
-  float *x = malloc(n * sizeof *x);
-  for (size_t i = 0; i < n; i++) x[i] = NAN;
-  return x;
-}
-
-static void expect_close(const char *what, double rel) {
-  if (rel >= GRADCHECK_TOL) printf("\n  %s: relative error %.3g\n", what, rel);
-  CU_ASSERT(rel < GRADCHECK_TOL);
-}
-
 /* ------------------------------------------------------------------ linear */
 typedef struct {
   size_t N, C, OC;
@@ -48,13 +27,17 @@ static double linear_loss(void *p) {
 
 static void test_linear_backward_matches_finite_differences(void) {
   linear_ctx c = {.N = 6, .C = 5, .OC = 7};
-  c.inp = vec(c.N * c.C, 1, 1), c.w = vec(c.OC * c.C, 1, 2), c.b = vec(c.OC, 1, 3);
-  c.out = zeros(c.N * c.OC), c.r = vec(c.N * c.OC, 1, 4);
-  float *dinp = stale(c.N * c.C), *dw = zeros(c.OC * c.C), *db = zeros(c.OC);
+  c.inp = gradcheck_vec(c.N * c.C, 1, 1), c.w = gradcheck_vec(c.OC * c.C, 1, 2),
+  c.b = gradcheck_vec(c.OC, 1, 3);
+  c.out = gradcheck_zeros(c.N * c.OC), c.r = gradcheck_vec(c.N * c.OC, 1, 4);
+  float *dinp = gradcheck_stale(c.N * c.C), *dw = gradcheck_zeros(c.OC * c.C), *db = gradcheck_zeros(c.OC);
   layer_linear_backward(dinp, dw, db, c.r, c.inp, c.w, c.N, c.C, c.OC);
-  expect_close("dinp", gradcheck_rel_error(linear_loss, &c, c.inp, dinp, c.N * c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
-  expect_close("dw", gradcheck_rel_error(linear_loss, &c, c.w, dw, c.OC * c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
-  expect_close("db", gradcheck_rel_error(linear_loss, &c, c.b, db, c.OC, SAMPLES, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close(
+      "dinp", gradcheck_rel_error(linear_loss, &c, c.inp, dinp, c.N * c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close(
+      "dw", gradcheck_rel_error(linear_loss, &c, c.w, dw, c.OC * c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close("db",
+                         gradcheck_rel_error(linear_loss, &c, c.b, db, c.OC, SAMPLES, GRADCHECK_EPS, 1e-6));
   /* Parameter gradients accumulate: a second call doubles them. The _ld
    * form with add adds into the input gradient (a residual branch). */
   float before = dw[3], *dsum = malloc(c.N * c.C * sizeof *dsum);
@@ -81,14 +64,16 @@ static double ln_loss(void *p) {
 static void test_layernorm_backward_matches_finite_differences(void) {
   /* C > 64 so the column sums cross a block boundary. */
   ln_ctx c = {.N = 5, .C = 70};
-  c.inp = vec(c.N * c.C, 2, 11), c.w = vec(c.C, 1, 12), c.b = vec(c.C, 1, 13);
-  c.out = zeros(c.N * c.C), c.mean = zeros(c.N), c.rstd = zeros(c.N), c.r = vec(c.N * c.C, 1, 14);
+  c.inp = gradcheck_vec(c.N * c.C, 2, 11), c.w = gradcheck_vec(c.C, 1, 12), c.b = gradcheck_vec(c.C, 1, 13);
+  c.out = gradcheck_zeros(c.N * c.C), c.mean = gradcheck_zeros(c.N), c.rstd = gradcheck_zeros(c.N),
+  c.r = gradcheck_vec(c.N * c.C, 1, 14);
   ln_loss(&c);
-  float *dinp = stale(c.N * c.C), *dw = zeros(c.C), *db = zeros(c.C);
+  float *dinp = gradcheck_stale(c.N * c.C), *dw = gradcheck_zeros(c.C), *db = gradcheck_zeros(c.C);
   layer_layernorm_backward(dinp, dw, db, c.r, c.inp, c.w, c.mean, c.rstd, c.N, c.C);
-  expect_close("dinp", gradcheck_rel_error(ln_loss, &c, c.inp, dinp, c.N * c.C, SAMPLES, 1e-3f, 1e-6));
-  expect_close("dw", gradcheck_rel_error(ln_loss, &c, c.w, dw, c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
-  expect_close("db", gradcheck_rel_error(ln_loss, &c, c.b, db, c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close("dinp",
+                         gradcheck_rel_error(ln_loss, &c, c.inp, dinp, c.N * c.C, SAMPLES, 1e-3f, 1e-6));
+  gradcheck_expect_close("dw", gradcheck_rel_error(ln_loss, &c, c.w, dw, c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close("db", gradcheck_rel_error(ln_loss, &c, c.b, db, c.C, SAMPLES, GRADCHECK_EPS, 1e-6));
   free(c.inp), free(c.w), free(c.b), free(c.out), free(c.mean), free(c.rstd), free(c.r);
   free(dinp), free(dw), free(db);
 }
@@ -112,14 +97,15 @@ static double ew_loss(void *p) {
 static void test_gelu_and_tanh_backward_match_finite_differences(void) {
   for (int t = 0; t < 2; t++) {
     ew_ctx c = {.n = 64, .tanh = t};
-    c.inp = vec(c.n, 3, 21), c.out = zeros(c.n), c.r = vec(c.n, 1, 22);
-    float *dinp = stale(c.n);
+    c.inp = gradcheck_vec(c.n, 3, 21), c.out = gradcheck_zeros(c.n), c.r = gradcheck_vec(c.n, 1, 22);
+    float *dinp = gradcheck_stale(c.n);
     ew_loss(&c);
     if (t)
       layer_tanh_backward(dinp, c.r, c.out, c.n);
     else
       layer_gelu_backward(dinp, c.r, c.inp, c.out, c.n);
-    expect_close(t ? "tanh" : "gelu", gradcheck_rel_error(ew_loss, &c, c.inp, dinp, c.n, SAMPLES, 1e-3f, 1e-6));
+    gradcheck_expect_close(t ? "tanh" : "gelu",
+                           gradcheck_rel_error(ew_loss, &c, c.inp, dinp, c.n, SAMPLES, 1e-3f, 1e-6));
     free(c.inp), free(c.out), free(c.r), free(dinp);
   }
 }
@@ -173,11 +159,12 @@ static double drop_loss(void *p) {
 
 static void test_dropout_backward_regenerates_the_forward_mask(void) {
   drop_ctx c = {.n = 10000, .p = 0.25f, .key = {7, 1, 2, 3}};
-  c.inp = vec(c.n, 1, 31), c.out = zeros(c.n), c.r = vec(c.n, 1, 32);
-  float *dinp = stale(c.n);
+  c.inp = gradcheck_vec(c.n, 1, 31), c.out = gradcheck_zeros(c.n), c.r = gradcheck_vec(c.n, 1, 32);
+  float *dinp = gradcheck_stale(c.n);
   drop_loss(&c);
   layer_dropout_backward(dinp, c.r, c.n, c.p, c.key);
-  expect_close("dropout", gradcheck_rel_error(drop_loss, &c, c.inp, dinp, c.n, SAMPLES, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close("dropout",
+                         gradcheck_rel_error(drop_loss, &c, c.inp, dinp, c.n, SAMPLES, GRADCHECK_EPS, 1e-6));
   drop_loss(&c);
   size_t dropped = 0;
   for (size_t i = 0; i < c.n; i++) {
@@ -192,7 +179,8 @@ static void test_dropout_backward_regenerates_the_forward_mask(void) {
 
 static void test_dropout_mask_depends_only_on_key_and_position(void) {
   size_t n = 50000;
-  float *ones = malloc(n * sizeof *ones), *a = zeros(n), *b = zeros(n), *c = zeros(n);
+  float *ones = malloc(n * sizeof *ones), *a = gradcheck_zeros(n), *b = gradcheck_zeros(n),
+        *c = gradcheck_zeros(n);
   for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
   layer_rng key = {99, 5, 0, 17}, other = {99, 6, 0, 17};
   layer_dropout_forward(a, ones, n, 0.1f, key);
@@ -208,7 +196,7 @@ static void test_dropout_mask_depends_only_on_key_and_position(void) {
 
 static void test_dropout_keeps_element_i_by_word_i_of_its_rng_stream(void) {
   size_t n = 9000;
-  float *ones = malloc(n * sizeof *ones), *out = zeros(n);
+  float *ones = malloc(n * sizeof *ones), *out = gradcheck_zeros(n);
   for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
   layer_rng key = {0x123456789abcull, 7, 8, 9};
   layer_dropout_forward(out, ones, n, 0.3f, key);
@@ -242,13 +230,15 @@ static void check_attention(float p) {
   int32_t mask[10] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
   c.mask = mask;
   size_t n_att = c.B * c.NH * c.T * c.T;
-  c.qkv = vec(c.B * c.T * 3 * c.C, 1.5f, 41), c.out = zeros(c.B * c.T * c.C);
-  c.att = zeros(n_att), c.attd = p > 0 ? zeros(n_att) : NULL, c.r = vec(c.B * c.T * c.C, 1, 42);
+  c.qkv = gradcheck_vec(c.B * c.T * 3 * c.C, 1.5f, 41), c.out = gradcheck_zeros(c.B * c.T * c.C);
+  c.att = gradcheck_zeros(n_att), c.attd = p > 0 ? gradcheck_zeros(n_att) : NULL,
+  c.r = gradcheck_vec(c.B * c.T * c.C, 1, 42);
   att_loss(&c);
-  float *dqkv = stale(c.B * c.T * 3 * c.C), *scratch = stale(n_att);
+  float *dqkv = gradcheck_stale(c.B * c.T * 3 * c.C), *scratch = gradcheck_stale(n_att);
   layer_attention_backward(dqkv, scratch, c.r, c.qkv, c.att, c.attd, c.p, c.B, c.T, c.C,
                            c.NH);
-  expect_close("attention dqkv", gradcheck_rel_error(att_loss, &c, c.qkv, dqkv, c.B * c.T * 3 * c.C, 240, 1e-3f, 1e-6));
+  gradcheck_expect_close("attention dqkv", gradcheck_rel_error(att_loss, &c, c.qkv, dqkv, c.B * c.T * 3 * c.C,
+                                                               240, 1e-3f, 1e-6));
   /* Padding keys get probability exactly zero. */
   for (size_t h = 0; h < c.NH; h++)
     for (size_t i = 0; i < c.T; i++) {
@@ -283,13 +273,17 @@ static double emb_loss(void *p) {
 static void test_embeddings_backward_matches_finite_differences(void) {
   int32_t ids[6] = {3, 1, 3, 0, 2, 3}, types[6] = {0, 0, 1, 0, 1, 1};
   emb_ctx c = {.B = 2, .T = 3, .C = 70, .ids = ids, .types = types};
-  c.wte = vec(4 * c.C, 1, 51), c.wpe = vec(5 * c.C, 1, 52), c.wtt = vec(2 * c.C, 1, 53);
-  c.out = zeros(6 * c.C), c.r = vec(6 * c.C, 1, 54);
-  float *dwte = zeros(4 * c.C), *dwpe = zeros(5 * c.C), *dwtt = zeros(2 * c.C);
+  c.wte = gradcheck_vec(4 * c.C, 1, 51), c.wpe = gradcheck_vec(5 * c.C, 1, 52),
+  c.wtt = gradcheck_vec(2 * c.C, 1, 53);
+  c.out = gradcheck_zeros(6 * c.C), c.r = gradcheck_vec(6 * c.C, 1, 54);
+  float *dwte = gradcheck_zeros(4 * c.C), *dwpe = gradcheck_zeros(5 * c.C), *dwtt = gradcheck_zeros(2 * c.C);
   layer_embeddings_backward(dwte, dwpe, dwtt, c.r, ids, types, c.B, c.T, c.C);
-  expect_close("dwte", gradcheck_rel_error(emb_loss, &c, c.wte, dwte, 4 * c.C, 4 * c.C, GRADCHECK_EPS, 1e-6));
-  expect_close("dwpe", gradcheck_rel_error(emb_loss, &c, c.wpe, dwpe, 5 * c.C, 5 * c.C, GRADCHECK_EPS, 1e-6));
-  expect_close("dwtt", gradcheck_rel_error(emb_loss, &c, c.wtt, dwtt, 2 * c.C, 2 * c.C, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close(
+      "dwte", gradcheck_rel_error(emb_loss, &c, c.wte, dwte, 4 * c.C, 4 * c.C, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close(
+      "dwpe", gradcheck_rel_error(emb_loss, &c, c.wpe, dwpe, 5 * c.C, 5 * c.C, GRADCHECK_EPS, 1e-6));
+  gradcheck_expect_close(
+      "dwtt", gradcheck_rel_error(emb_loss, &c, c.wtt, dwtt, 2 * c.C, 2 * c.C, GRADCHECK_EPS, 1e-6));
   free(c.wte), free(c.wpe), free(c.wtt), free(c.out), free(c.r), free(dwte), free(dwpe), free(dwtt);
 }
 
@@ -312,13 +306,15 @@ static void test_gather_and_crossentropy_backward_match_finite_differences(void)
   size_t rows[3] = {4, 0, 2};
   int32_t targets[3] = {1, 6, 0};
   ce_ctx c = {.N = 5, .P = 3, .C = 7, .rows = rows, .targets = targets};
-  c.inp = vec(c.N * c.C, 3, 61), c.out = zeros(c.P * c.C), c.probs = zeros(c.P * c.C);
+  c.inp = gradcheck_vec(c.N * c.C, 3, 61), c.out = gradcheck_zeros(c.P * c.C),
+  c.probs = gradcheck_zeros(c.P * c.C);
   ce_loss(&c);
-  float *dout = malloc(c.P * c.C * sizeof(float)), *dinp = zeros(c.N * c.C);
+  float *dout = malloc(c.P * c.C * sizeof(float)), *dinp = gradcheck_zeros(c.N * c.C);
   memcpy(dout, c.probs, c.P * c.C * sizeof(float));
   layer_crossentropy_backward_inplace(dout, targets, c.P, c.C, 1.0f);
   layer_gather_backward(dinp, dout, rows, c.P, c.C);
-  expect_close("cross-entropy", gradcheck_rel_error(ce_loss, &c, c.inp, dinp, c.N * c.C, c.N * c.C, 1e-3f, 1e-6));
+  gradcheck_expect_close("cross-entropy",
+                         gradcheck_rel_error(ce_loss, &c, c.inp, dinp, c.N * c.C, c.N * c.C, 1e-3f, 1e-6));
   /* Rows not gathered get no gradient. */
   for (size_t k = 0; k < c.C; k++) CU_ASSERT_EQUAL(dinp[1 * c.C + k], 0.0f);
   free(c.inp), free(c.out), free(c.probs), free(dout), free(dinp);
@@ -337,9 +333,9 @@ static void test_crossentropy_of_uniform_logits_is_log_classes(void) {
 static void test_dropout_add_and_recorded_mask_match_the_plain_dropout(void) {
   size_t N = 40, C = 48, n = N * C;
   layer_rng key = {11, 2, 3, 4};
-  float *inp = vec(n, 1, 51), *res = vec(n, 1, 52), *plain = malloc(n * sizeof(float));
-  float *fused = malloc(n * sizeof(float)), *dout = vec(n, 1, 53);
-  float *d1 = stale(n), *d2 = stale(n);
+  float *inp = gradcheck_vec(n, 1, 51), *res = gradcheck_vec(n, 1, 52), *plain = malloc(n * sizeof(float));
+  float *fused = malloc(n * sizeof(float)), *dout = gradcheck_vec(n, 1, 53);
+  float *d1 = gradcheck_stale(n), *d2 = gradcheck_stale(n);
   uint8_t *mask = malloc(n);
   layer_dropout_forward(plain, inp, n, 0.2f, key);
   for (size_t i = 0; i < n; i++) plain[i] += res[i];
@@ -365,18 +361,29 @@ static void test_dropout_add_and_recorded_mask_match_the_plain_dropout(void) {
 
 static const harness_test tests[] = {
     {"test_linear_backward_matches_finite_differences", test_linear_backward_matches_finite_differences},
-    {"test_layernorm_backward_matches_finite_differences", test_layernorm_backward_matches_finite_differences},
-    {"test_gelu_and_tanh_backward_match_finite_differences", test_gelu_and_tanh_backward_match_finite_differences},
+    {"test_layernorm_backward_matches_finite_differences",
+     test_layernorm_backward_matches_finite_differences},
+    {"test_gelu_and_tanh_backward_match_finite_differences",
+     test_gelu_and_tanh_backward_match_finite_differences},
     {"test_gelu_is_the_erf_form", test_gelu_is_the_erf_form},
-    {"test_dropout_backward_regenerates_the_forward_mask", test_dropout_backward_regenerates_the_forward_mask},
-    {"test_dropout_add_and_recorded_mask_match_the_plain_dropout", test_dropout_add_and_recorded_mask_match_the_plain_dropout},
-    {"test_dropout_mask_depends_only_on_key_and_position", test_dropout_mask_depends_only_on_key_and_position},
-    {"test_dropout_keeps_element_i_by_word_i_of_its_rng_stream", test_dropout_keeps_element_i_by_word_i_of_its_rng_stream},
-    {"test_attention_backward_matches_finite_differences_with_padding", test_attention_backward_matches_finite_differences_with_padding},
-    {"test_attention_backward_matches_finite_differences_with_dropout", test_attention_backward_matches_finite_differences_with_dropout},
-    {"test_embeddings_backward_matches_finite_differences", test_embeddings_backward_matches_finite_differences},
-    {"test_gather_and_crossentropy_backward_match_finite_differences", test_gather_and_crossentropy_backward_match_finite_differences},
-    {"test_crossentropy_of_uniform_logits_is_log_classes", test_crossentropy_of_uniform_logits_is_log_classes},
+    {"test_dropout_backward_regenerates_the_forward_mask",
+     test_dropout_backward_regenerates_the_forward_mask},
+    {"test_dropout_add_and_recorded_mask_match_the_plain_dropout",
+     test_dropout_add_and_recorded_mask_match_the_plain_dropout},
+    {"test_dropout_mask_depends_only_on_key_and_position",
+     test_dropout_mask_depends_only_on_key_and_position},
+    {"test_dropout_keeps_element_i_by_word_i_of_its_rng_stream",
+     test_dropout_keeps_element_i_by_word_i_of_its_rng_stream},
+    {"test_attention_backward_matches_finite_differences_with_padding",
+     test_attention_backward_matches_finite_differences_with_padding},
+    {"test_attention_backward_matches_finite_differences_with_dropout",
+     test_attention_backward_matches_finite_differences_with_dropout},
+    {"test_embeddings_backward_matches_finite_differences",
+     test_embeddings_backward_matches_finite_differences},
+    {"test_gather_and_crossentropy_backward_match_finite_differences",
+     test_gather_and_crossentropy_backward_match_finite_differences},
+    {"test_crossentropy_of_uniform_logits_is_log_classes",
+     test_crossentropy_of_uniform_logits_is_log_classes},
     {NULL, NULL},
 };
 const harness_suite trainer_layers_suite = {"layers", tests};
