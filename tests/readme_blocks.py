@@ -233,15 +233,30 @@ def shape(line):
 last_output = [""]  # what the last sh block printed, for the output block after it
 
 
+def kind(lang, role):
+    """What this test does with a block (the module docstring), or None."""
+    table = {("sh", ""): "run", ("sh", "ci"): "ci", ("text", "output"): "output",
+             ("text", "hostfile"): "hostfile", ("bash", "slurm"): "slurm",
+             ("python", ""): "python", ("python", "needs-transformers"): "python"}
+    if (lang, role) in table:
+        return table[(lang, role)]
+    if lang == "ini" and re.fullmatch(r"[\w.-]+", role):
+        return "file"
+    if role in ("classify", "tag") and lang in ("tsv", "json", "text"):
+        return "sample"
+    return None
+
+
 def run_block(no, lang, role, text, work, src, env, real, notes):
     where = "README.md:%d" % no
-    if lang == "sh" and role == "":
+    k = kind(lang, role)
+    if k == "run":
         p = sh(text, work, env)
         if p.returncode != 0:
             fail("%s: the block failed (exit %d):\n%s\n--- output:\n%s" % (where, p.returncode, text, p.stdout))
         last_output[0] = p.stdout
         return
-    if lang == "sh" and role == "ci":
+    if k == "ci":
         for line in text.splitlines():
             cmd = line.split("#")[0].strip()
             if cmd and not os.access(os.path.join(src, cmd.split()[0]), os.X_OK):
@@ -249,7 +264,7 @@ def run_block(no, lang, role, text, work, src, env, real, notes):
         notes.append("%s: run by CI (.ci/run), not here: %s" % (where, "; ".join(
             l.split("#")[0].strip() for l in text.splitlines() if l.split("#")[0].strip())))
         return
-    if lang == "text" and role == "output":
+    if k == "output":
         # The lines shown must have the shape of lines the block before
         # printed: the same words, numbers where it had numbers.
         printed = {shape(l) for l in last_output[0].splitlines()}
@@ -258,11 +273,11 @@ def run_block(no, lang, role, text, work, src, env, real, notes):
                 fail("%s: `%s` is not shaped like any line the block before it printed:\n%s"
                      % (where, line, last_output[0]))
         return
-    if lang == "ini" and re.fullmatch(r"[\w.-]+", role):
+    if k == "file":
         with open(os.path.join(work, role), "w", encoding="utf-8") as f:
             f.write(text)
         return
-    if lang == "text" and role == "hostfile":
+    if k == "hostfile":
         # Open MPI refuses a host listed twice with slots, so the machines
         # become one localhost line holding all their slots.
         hosts = [l.split() for l in text.splitlines() if l.strip() and not l.startswith("#")]
@@ -273,7 +288,7 @@ def run_block(no, lang, role, text, work, src, env, real, notes):
             f.write("localhost slots=%d\n" % sum(int(m.group(1)) for m in slots))
         notes.append("%s: hostfile's %d machines replaced by localhost with all their slots" % (where, len(hosts)))
         return
-    if lang == "bash" and role == "slurm":
+    if k == "slurm":
         path = os.path.join(work, "train.sbatch")
         with open(path, "w") as f:
             f.write(text)
@@ -284,7 +299,7 @@ def run_block(no, lang, role, text, work, src, env, real, notes):
             fail("%s: a Slurm script starts with #!/bin/bash and has #SBATCH lines" % where)
         notes.append("%s: SYNTAX-CHECKED ONLY (bash -n): a Slurm batch script, no Slurm here" % where)
         return
-    if role in ("classify", "tag") and lang in ("tsv", "json", "text"):
+    if k == "sample":
         name = "sample-%d.%s" % (no, {"tsv": "tsv", "json": "jsonl", "text": "conll"}[lang])
         with open(os.path.join(work, name), "w", encoding="utf-8") as f:
             f.write(text)
@@ -294,7 +309,7 @@ def run_block(no, lang, role, text, work, src, env, real, notes):
         if p.returncode != 0:
             fail("%s: ddpt shard --task %s refuses the sample:\n%s" % (where, role, p.stdout))
         return
-    if lang == "python" and role in ("", "needs-transformers"):
+    if k == "python":
         path = os.path.join(work, "block-%d.py" % no)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
@@ -312,8 +327,7 @@ def run_block(no, lang, role, text, work, src, env, real, notes):
         if p.returncode != 0:
             fail("%s: the Python block failed:\n%s" % (where, p.stdout))
         return
-    fail("%s: a ```%s %s block this test does not know how to run; give it a role that "
-         "tests/readme_blocks.py explains" % (where, lang, role))
+    raise AssertionError("kind %r has no case" % k)
 
 
 def check_troubleshooting(readme, work, env):
@@ -347,11 +361,15 @@ def main(argv):
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                    OMPI_MCA_rmaps_base_oversubscribe="1", LC_ALL="C.UTF-8")
         env["PATH"] = os.path.dirname(os.path.abspath(mpirun)) + os.pathsep + env["PATH"]
+        all_blocks = blocks(readme)
+        for no, lang, role, _ in all_blocks:  # before running anything
+            if kind(lang, role) is None:
+                fail("README.md:%d: a ```%s %s block this test does not know how to run; give it a role "
+                     "that tests/readme_blocks.py explains" % (no, lang, role))
         t0 = time.time()
         env["PATH"] = prelude(work, src, real, env) + os.pathsep + env["PATH"]
         print("prelude: %.1f s" % (time.time() - t0))
         notes = []
-        all_blocks = blocks(readme)
         for no, lang, role, text in all_blocks:
             t = time.time()
             run_block(no, lang, role, text, work, src, env, real, notes)
