@@ -109,23 +109,23 @@ ckpt=$run/$final
 phase "evaluate"
 echo "masked-token accuracy on the validation split, against the unigram plateau"
 min_ratio=2.5
-if [ "$q" = quickstart ]; then
-  $py $helper mlm "$run" $min_ratio || mlm_failed=1
-else
-  $py $helper mlm "$run" $min_ratio || echo "(your text: a hint, not a failure — more text or steps help)"
-fi
+rc=0
+$py $helper mlm "$run" $min_ratio >"$q/mlm.txt" || rc=$?
+cat "$q/mlm.txt"
+if [ $rc != 0 ] && [ "$q" = quickstart ]; then mlm_failed=1; fi
+[ $rc = 0 ] || [ "$q" = quickstart ] || echo "(your text: a hint, not a failure; more text or steps help)"
 
 phase "fill-mask"
 echo "the 3 most probable tokens at each [MASK], with their probabilities"
 fill() { $ddpt fill-mask --ckpt "$ckpt" --top-k 3 --json "$1" | $py $helper fill "$1"; }
 if [ "$q" = quickstart ]; then
-  fill "i don't [MASK] what you mean."
-  fill "the [MASK] of the united states."
+  fill "what is the [MASK] of life?"
   fill "it is better to [MASK] than to receive."
   fill "you will be [MASK] in your work."
+  fill "my [MASK] is not working."
   fill "我们是中国[MASK]。"
-  fill "他不[MASK]道。"
-  fill "一年[MASK]季。"
+  fill "今天天[MASK]很好。"
+  fill "我[MASK]你。"
 else
   echo "your text: try  $ddpt fill-mask --ckpt $ckpt \"a sentence with a [MASK] in it\""
 fi
@@ -133,7 +133,12 @@ fi
 phase "fine-tune"
 echo "a topic classifier: which file a text comes from ($ft_config)"
 cls=$q/classifier
-if [ "$q" != quickstart ] && [ ! -s "$q/topics.tsv" ] && ! $py $helper topics "$text" "$format" "$q"; then
+if [ "$q" != quickstart ] && [ ! -s "$q/topics.tsv" ]; then
+  rc=0
+  $py $helper topics "$text" "$format" "$q" || rc=$? # 3: too few files to make topics of
+  [ $rc = 0 ] || [ $rc = 3 ] || exit $rc
+fi
+if [ ! -s "$q/topics.tsv" ]; then
   echo "skipped: no labelled set (each file of --text is one topic: give two or more files of 20+ documents)"
   cls=""
 elif [ -s "$cls/report.json" ]; then
@@ -165,7 +170,7 @@ $py scripts/plot_metrics.py "$run"
 
 phase end
 printf '\n== wall time per phase\n%b' "$phases"
-echo "  total          $(($(date +%s) - start)) s"
+printf '  %-14s %4d s\n' total $(($(date +%s) - start))
 cat <<EOF
 
 == where everything is ($q/)
@@ -182,6 +187,8 @@ cat <<EOF
   export:                 $ddpt export $run/$final --out DIR
   all commands:           $ddpt --help;  the user guide: README.md
 EOF
+printf '\n== what pretraining reached (validation split)\n'
+cat "$q/mlm.txt"
 if [ "${mlm_failed:-0}" = 1 ]; then
   echo "quickstart: FAILED: MLM accuracy below $min_ratio x the most frequent token's (above)" >&2
   exit 1
