@@ -614,8 +614,8 @@ static void job_free(job *j, int rc) {
   free(j->m.valid);
   packer_free(j->r.train_packer);
   packer_free(j->r.valid_packer);
-  free(j->r.train.shards);
-  free(j->r.valid.shards);
+  shard_set_free(&j->r.train);
+  shard_set_free(&j->r.valid);
   tok_vocab_free(j->vocab);
   corpus_inputs_free(&j->inputs);
 }
