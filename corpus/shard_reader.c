@@ -319,7 +319,7 @@ static int block_get(shard_reader *r, size_t ti, size_t b, cached_block **out, c
   struct stat now;
   int rc = file_read_at(t->fd, r->raw, need, h.offset, t->path, err);
   if (!rc && (fstat(t->fd, &now) != 0 || !same_file(&now, &t->st)))
-    return changed(r, t, "was written to", err);
+    return changed(r, t, now.st_nlink == 0 ? "was replaced or removed" : "was written to", err);
   if (!rc) rc = block_decode(r->raw, h, "data", t->path, &c->data, &c->cap, &c->len, err);
   if (rc) return rc;
   c->table = ti;
