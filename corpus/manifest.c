@@ -210,8 +210,8 @@ static void read_files(reader_ctx *c, const cJSON *o, const char *list, manifest
   size_t count = cJSON_IsArray(arr) ? (size_t)cJSON_GetArraySize(arr) : 0;
   if (count == 0 || !(s->files = calloc(count, sizeof *s->files))) {
     c->rc = count ? status_set(c->err, ST_NOMEM, "%s: out of memory", c->path)
-                  : status_set(c->err, ST_CORRUPT, "%s: %s %s: \"files\" is missing or empty",
-                               c->path, list, s->name);
+                  : status_set(c->err, ST_CORRUPT, "%s: shard %s (%s): \"files\" is missing "
+                               "or empty", c->path, s->name, list);
     return;
   }
   uint64_t next = 0;
@@ -225,18 +225,18 @@ static void read_files(reader_ctx *c, const cJSON *o, const char *list, manifest
     f->last = (uint64_t)whole(c, x, "last", MANIFEST_WHOLE_MAX);
     if (c->rc) return;
     if (!plain_name(f->name) || f->first != next || f->last < f->first) {
-      c->rc = status_set(c->err, ST_CORRUPT, "%s: %s %s: file \"%s\" holds keys %llu..%llu, "
-                         "but the next key is %llu: the manifest is damaged or edited; reshard",
-                         c->path, list, s->name, f->name, (unsigned long long)f->first,
+      c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s (%s): file \"%s\" holds keys "
+                         "%llu..%llu, but the next key is %llu: the manifest is damaged or edited; "
+                         "reshard", c->path, s->name, list, f->name, (unsigned long long)f->first,
                          (unsigned long long)f->last, (unsigned long long)next);
       return;
     }
     next = f->last + 1;
   }
   if (next != s->sequences)
-    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s %s: its files hold %llu records, but it says "
-                       "\"sequences\": %llu: the manifest is damaged or edited; reshard", c->path,
-                       list, s->name, (unsigned long long)next, (unsigned long long)s->sequences);
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s (%s): its files hold %llu records, but "
+                       "it says \"sequences\": %llu: the manifest is damaged or edited; reshard",
+                       c->path, s->name, list, (unsigned long long)next, (unsigned long long)s->sequences);
 }
 
 static manifest_shard *read_shards(reader_ctx *c, const cJSON *root, const char *key, size_t *n) {
