@@ -21,3 +21,7 @@ set_tests_properties(corpus_e2e_inputs PROPERTIES LABELS "e2e" TIMEOUT 60)
 add_test(NAME corpus_readers
          COMMAND ${CMAKE_SOURCE_DIR}/tests/corpus_readers.sh $<TARGET_FILE:ddpt_cli>)
 set_tests_properties(corpus_readers PROPERTIES LABELS "e2e" TIMEOUT 180)
+# One line-length limit for ddpt shard and ddpt tokenize (issue 16 row 14).
+add_test(NAME corpus_line_limit
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/corpus_line_limit.sh $<TARGET_FILE:ddpt_cli>)
+set_tests_properties(corpus_line_limit PROPERTIES LABELS "e2e" TIMEOUT 60)
