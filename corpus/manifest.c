@@ -191,10 +191,16 @@ static uint64_t whole(reader_ctx *c, const cJSON *obj, const char *key, double m
 static void str(reader_ctx *c, const cJSON *obj, const char *key, char *buf, size_t size) {
   const cJSON *item = need(c, obj, key, 1);
   if (!item) return;
-  if (strlen(item->valuestring) >= size)
+  const char *v = item->valuestring;
+  int control = 0;
+  for (const char *p = v; *p; p++) control |= (unsigned char)*p < 0x20 || *p == 0x7f;
+  if (strlen(v) >= size)
     c->rc = status_set(c->err, ST_CORRUPT, "%s: field \"%s\" is too long", c->path, key);
+  else if (control) /* it would break the one-line messages that quote it */
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: field \"%s\" holds a control character",
+                       c->path, key);
   else
-    strcpy(buf, item->valuestring);
+    strcpy(buf, v);
 }
 
 /* A name inside the corpus: no path separator, not hidden, not empty. */

@@ -330,6 +330,9 @@ static void test_damaged_manifest_is_refused_naming_what_is_wrong(void) {
       {"\"tool\":\t\"", "\"tool\":\t1, \"x\":\t\"",
        "field \"tool\" is missing or not a string"},
       {"\"name\":\t\"shard-00000\"", "\"name\":\t\"../x\"", "shards entry 0 (\"../x\") is invalid"},
+      /* Found by tests/fuzz/fuzz_manifest.c: a raw newline in a string
+       * reached a message quoting it, which was then two lines. */
+      {"\"format\":\t\"ddpt", "\"format\":\t\"d\ndpt", "field \"format\" holds a control character"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     fixture_shard(&opt);
