@@ -359,15 +359,20 @@ static int table_get(shard_reader *r, size_t ti, uint64_t key, const uint8_t **v
   return rc;
 }
 
-/* Decodes a record of the shard and checks its ids against the vocab. */
+/* Decodes a record of the shard. */
 static int record_read(shard_reader *r, const uint8_t *val, size_t len, int32_t *ids, record *rec,
                        char **err) {
-  int rc = record_decode(val, len, r->id_bytes, ids, r->tags, r->seq_len, rec, err);
-  for (size_t i = 0; !rc && i < rec->n; i++)
-    if (ids[i] >= r->vocab_size)
-      rc = status_set(err, ST_CORRUPT, "id %d at position %zu is not below the vocab size %lld",
-                      ids[i], i, (long long)r->vocab_size);
-  return rc;
+  return record_decode(val, len, r->id_bytes, ids, r->tags, r->seq_len, rec, err);
+}
+
+/* Every id of rec below the vocab size: verify's check (training checks the
+ * ids it embeds itself, and the manifest's max_id at open). */
+static int record_check_ids(const shard_reader *r, const record *rec, char **err) {
+  for (size_t i = 0; i < rec->n; i++)
+    if (rec->ids[i] >= r->vocab_size)
+      return status_set(err, ST_CORRUPT, "id %d at position %zu is not below the vocab size %lld",
+                        rec->ids[i], i, (long long)r->vocab_size);
+  return ST_OK;
 }
 
 int shard_reader_get(shard_reader *r, uint64_t index, int32_t *ids, record *rec, char **err) {
@@ -489,6 +494,7 @@ static int verify_entry(void *ctx, uint64_t key, const uint8_t *val, size_t len,
                       (unsigned long long)v->next);
   record rec;
   int rc = record_read(v->r, val, len, v->ids, &rec, err);
+  if (!rc) rc = record_check_ids(v->r, &rec, err);
   if (!rc) rc = record_check_task(&rec, v->m, err);
   if (rc) return status_wrap(err, rc, "shard %s, key %llu", v->r->path, (unsigned long long)key);
   v->tokens += rec.n;

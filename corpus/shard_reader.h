@@ -25,7 +25,7 @@ void shard_reader_close(shard_reader *r); /* NULL is a no-op */
 
 /* Reads record index (< n) into ids (room for seq_len); rec->ids points at
  * ids, rec->tags (a tag record) into the reader, valid until the next call.
- * Ids must be below the vocab size. Errors name the shard and key: missing
+ * Errors name the shard and key: missing
  * or malformed (ST_CORRUPT), unreadable (ST_IO), and a file of the shard
  * that changed since open (ST_CORRUPT): each block read is followed by an
  * fstat of its file, and the files' paths are stat'ed at most once a
