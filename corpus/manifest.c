@@ -242,7 +242,8 @@ static void read_files(reader_ctx *c, const cJSON *o, const char *list, manifest
   if (next != s->sequences)
     c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s (%s): its files hold %llu records, but "
                        "it says \"sequences\": %llu: the manifest is damaged or edited; reshard",
-                       c->path, s->name, list, (unsigned long long)next, (unsigned long long)s->sequences);
+                       c->path, s->name, list, (unsigned long long)next,
+                       (unsigned long long)s->sequences);
 }
 
 static manifest_shard *read_shards(reader_ctx *c, const cJSON *root, const char *key, size_t *n) {
@@ -426,7 +427,8 @@ static void read_labels(reader_ctx *c, const cJSON *root, manifest *m) {
   }
   read_counts(c, counts, "train", m->label_counts, n);
   read_counts(c, counts, "valid", m->label_counts + n, n);
-  if (m->task == MANIFEST_TASK_TAG) m->label_all_pieces = (int)whole(c, root, "label_all_pieces", INT32_MAX);
+  if (m->task == MANIFEST_TASK_TAG)
+    m->label_all_pieces = (int)whole(c, root, "label_all_pieces", INT32_MAX);
   m->truncated = (uint64_t)whole(c, root, "truncated", MANIFEST_WHOLE_MAX);
 }
 
@@ -454,8 +456,9 @@ static void check_sums(reader_ctx *c, const manifest *m) {
     size_t n = k ? m->num_valid : m->num_shards;
     for (size_t i = 0; i < n && !c->rc; i++) {
       if ((int64_t)s[i].max_id >= m->vocab_size)
-        c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s holds id %u, but the vocab has %" PRId64
-                           " tokens: the manifest or the vocab is damaged or edited; reshard",
+        c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s holds id %u, but the vocab has "
+                           "%" PRId64 " tokens: the manifest or the vocab is damaged or edited; "
+                           "reshard",
                            c->path, s[i].name, s[i].max_id, m->vocab_size);
       seqs += s[i].sequences;
       tokens += s[i].tokens;

@@ -110,13 +110,13 @@ static int block_decode(const uint8_t *raw, sstable_handle h, const char *kind, 
 /* The user key of an entry of a data block: 8 bytes and a value tag. */
 static int entry_key(const sstable_iter *it, const char *what, uint64_t *key, char **err) {
   if (it->key_len != INTERNAL_KEY_BYTES)
-    return status_set(err, ST_CORRUPT, "%s: the data block at offset %llu holds a key of %zu bytes, "
-                      "not %d: not a ddpt shard", what, (unsigned long long)it->b->offset,
+    return status_set(err, ST_CORRUPT, "%s: the data block at offset %llu holds a key of %zu "
+                      "bytes, not %d: not a ddpt shard", what, (unsigned long long)it->b->offset,
                       it->key_len, INTERNAL_KEY_BYTES);
   *key = key_decode(it->key);
   if (it->key[8] != VALUE_TYPE)
-    return status_set(err, ST_CORRUPT, "%s: key %llu is a deletion or of unknown type %u: the shard "
-                      "was written to after ddpt shard finished it", what,
+    return status_set(err, ST_CORRUPT, "%s: key %llu is a deletion or of unknown type %u: the "
+                      "shard was written to after ddpt shard finished it", what,
                       (unsigned long long)*key, it->key[8]);
   return ST_OK;
 }

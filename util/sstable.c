@@ -38,7 +38,8 @@ const uint8_t *sstable_handle_get(const uint8_t *p, const uint8_t *end, sstable_
 int sstable_footer_parse(const uint8_t *footer, const char *what, sstable_handle *meta,
                          sstable_handle *index, char **err) {
   if (sstable_le64(footer + 40) != SSTABLE_MAGIC)
-    return status_set(err, ST_CORRUPT, "%s: bad magic number: not an SSTable (LevelDB table)", what);
+    return status_set(err, ST_CORRUPT, "%s: bad magic number: not an SSTable (LevelDB table)",
+                      what);
   const uint8_t *p = sstable_handle_get(footer, footer + 40, meta);
   if (!p || !sstable_handle_get(p, footer + 40, index))
     return status_set(err, ST_CORRUPT, "%s: the table footer's block handles are malformed", what);
@@ -105,8 +106,8 @@ int sstable_iter_next(sstable_iter *it, const char *what, int *more, char **err)
   }
   const uint8_t *start = it->b->data + it->pos, *end = it->b->data + it->limit, *p;
   uint32_t shared, non_shared, value_len;
-  if (!(p = sstable_varint32(start, end, &shared)) || !(p = sstable_varint32(p, end, &non_shared)) ||
-      !(p = sstable_varint32(p, end, &value_len)))
+  if (!(p = sstable_varint32(start, end, &shared)) ||
+      !(p = sstable_varint32(p, end, &non_shared)) || !(p = sstable_varint32(p, end, &value_len)))
     return block_fail(it, what, "an entry header that runs past the entries", err);
   if (shared > it->key_len)
     return block_fail(it, what, "an entry sharing more bytes than the previous key has", err);
