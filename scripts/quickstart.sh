@@ -123,13 +123,19 @@ phase "fill-mask"
 echo "the 3 most probable tokens at each [MASK], with their probabilities"
 fill() { $ddpt fill-mask --ckpt "$ckpt" --top-k 3 --json "$1" | $py $helper fill "$1"; }
 if [ "$q" = quickstart ]; then
+  # Chosen before the final model answered them, from 57 tried (all, with
+  # the answers: docs/quickstart.md); the Chinese slots complete words of
+  # fortunes-zh's Debian manual part (软件, 文件, 系统, 需要) and 中国人.
+  fill "thank [MASK] very much."
   fill "what is the [MASK] of life?"
-  fill "it is better to [MASK] than to receive."
-  fill "you will be [MASK] in your work."
-  fill "my [MASK] is not working."
+  fill "there is nothing new in the [MASK]."
+  fill "i will tell you the [MASK]."
+  fill "the [MASK] goes around the sun."
   fill "我们是中国[MASK]。"
-  fill "今天天[MASK]很好。"
-  fill "我[MASK]你。"
+  fill "我在电脑上安装了这个软[MASK]。"
+  fill "请打开这个文[MASK]。"
+  fill "这个系[MASK]很安全。"
+  fill "你需[MASK]重新启动电脑。"
 else
   echo "your text: try  $ddpt fill-mask --ckpt $ckpt \"a sentence with a [MASK] in it\""
 fi
