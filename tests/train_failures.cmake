@@ -5,3 +5,11 @@
 add_test(NAME train_failures
          COMMAND ${CMAKE_SOURCE_DIR}/tests/train_failures.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(train_failures PROPERTIES LABELS "mpi" TIMEOUT 600)
+
+# The run directory and the job against a hostile user (issue 16,
+# tests/train_failures_run_dir.sh): the run-dir lock, a full file system
+# (tmpfs mounts: needs root), a second SIGTERM inside a checkpoint write,
+# RUN_DIR/STATUS, and the hang watchdog on a rank stopped with SIGSTOP.
+add_test(NAME train_failures_run_dir
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/train_failures_run_dir.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(train_failures_run_dir PROPERTIES LABELS "mpi" TIMEOUT 600)

@@ -60,6 +60,7 @@ static const key_def k_keys[] = {
     {"train", "threads", K_INT, OFF(threads), 0, 0, 1024, 0, NULL},
     {"train", "bucket_mb", K_DOUBLE, OFF(bucket_mb), 0, 0, 4096, 1, NULL},
     {"train", "hash_every", K_U64, OFF(hash_every), 0, 0, 1e12, 0, NULL},
+    {"train", "watchdog_s", K_DOUBLE, OFF(watchdog_s), 0, 0, 1e7, 0, NULL},
     {"checkpoint", "every", K_U64, OFF(ckpt_every), 0, 0, 1e12, 0, NULL},
     {"checkpoint", "keep", K_UINT, OFF(ckpt_keep), 0, 0, 1e6, 0, NULL},
     {"log", "every", K_U64, OFF(log_every), 0, 1, 1e12, 0, NULL},
@@ -122,6 +123,11 @@ void run_config_defaults(run_config *c) {
   c->steps = 1000;
   c->seed = 12345;
   c->bucket_mb = 4;
+  /* Ten minutes: a healthy step's waits in collectives last as long as
+   * the ranks' skew, seconds even for bert-base on slow nodes, and the
+   * longest single phase (a bert-base micro-batch of 32 x 512 on a small
+   * node) about two; a stalled job still ends within ten (docs/distributed.md). */
+  c->watchdog_s = 600;
   c->hash_every = 100;
   c->ckpt_every = 1000;
   c->ckpt_keep = 3;
