@@ -2,6 +2,7 @@
  * ranges; INI parsing by inih; [model] resolved through trainer/bert.h. */
 #include "trainer/run_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -169,6 +170,20 @@ static void describe_range(const key_def *d, char *buf, size_t size) {
   }
 }
 
+/* Whether a text value survives run_config_format and a second load (the
+ * resolved config is read back on resume): inih strips surrounding spaces
+ * and cuts at ';' where it follows a space (an inline comment); a value
+ * that begins with one is read as it stands only directly after '='. */
+static int reads_back(const char *value) {
+  size_t n = strlen(value);
+  if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1]) || value[0] == ';'))
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (iscntrl((unsigned char)value[i]) || (value[i] == ';' && i > 0 && isspace((unsigned char)value[i - 1])))
+      return 0;
+  return 1;
+}
+
 static int is_integral(key_kind k) { return k == K_SIZE || k == K_U64 || k == K_UINT || k == K_INT; }
 
 static int parse_number(const key_def *d, const char *value, double *out) {
@@ -263,6 +278,10 @@ int run_config_set(run_config *c, const char *section, const char *key, const ch
   case K_STR:
     if (strlen(value) >= d->size)
       return status_set(err, ST_INVALID, "[%s] %s: value longer than %zu bytes", section, key, d->size - 1);
+    if (!reads_back(value))
+      return status_set(err, ST_INVALID, "[%s] %s: '%s' would not read back from config.ini (it starts or ends "
+                        "with a space, starts with ';' or has one after a space, which INI reads as a comment, or "
+                        "holds a control character): rename the path", section, key, value);
     snprintf(at, d->size, "%s", value);
     return ST_OK;
   case K_POINTS:
