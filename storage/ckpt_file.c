@@ -8,6 +8,7 @@
 #include <math.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <hdf5.h>
 
 #include "ddpt_version.h"
+#include "util/size.h"
 #include "util/status.h"
 
 /* Fletcher-32 covers one chunk; small chunks localise damage and keep the
@@ -591,7 +593,15 @@ static int describe_dataset(hid_t dset, ckpt_entry *e, const char *file, char **
   e->count = 1;
   for (int i = 0; i < ndim; i++) {
     e->shape[i] = (size_t)dims[i];
-    e->count *= (size_t)dims[i];
+    /* A damaged shape must not wrap into a small count that a buffer is
+     * then sized by. */
+    if (dims[i] > SIZE_MAX || !size_mul_ok(e->count, (size_t)dims[i], &e->count)) {
+      H5Pclose(dcpl);
+      H5Sclose(space);
+      H5Tclose(type);
+      return status_set(err, ST_CORRUPT, "%s: %s has a shape whose element count does not fit in memory "
+                        "addresses; the file is damaged", file, e->path);
+    }
   }
   int nfilters = H5Pget_nfilters(dcpl);
   for (int i = 0; i < nfilters; i++) {
