@@ -7,7 +7,12 @@
  * complete, it sends (count, step) to every peer on a communicator of its
  * own (tiny eager messages: they leave even when the peer is stopped). A
  * rank stuck in wait k names the peers whose latest announcement is below
- * k: they have not given their part yet. MPI runs at MPI_THREAD_FUNNELED, so only the
+ * k: they have not given their part yet. Reaching a wait is not the whole
+ * story (a non-blocking collective progresses only while every rank calls
+ * into MPI), so a waiting rank also repeats its announcement every quarter
+ * of the limit as a heartbeat: a peer that has reached the wait but has
+ * been silent for half the limit (stopped, or stuck inside MPI) is named
+ * too. MPI runs at MPI_THREAD_FUNNELED, so only the
  * main thread calls MPI: waits poll (MPI_Testall) instead of blocking.
  *
  * A backstop thread covers what no wait sees, a rank stuck outside any
@@ -37,7 +42,8 @@ typedef struct watchdog {
   MPI_Comm comm;           /* a duplicate of MPI_COMM_WORLD: announcements only */
   int rank, world;
   int64_t seq;             /* collectives entered by this rank */
-  int64_t out[2];          /* (seq, step) being sent */
+  int64_t *outbox;         /* (world, 2) (seq, step) being sent to each peer */
+  double *heard;           /* (world) when each peer's last message arrived */
   MPI_Request *send, *recv; /* (world) */
   int64_t *inbox;          /* (world, 2) receive buffers */
   int64_t *seen;           /* (world, 2) each peer's latest (seq, step) */
@@ -58,6 +64,7 @@ static void drain(watchdog *w) {
     for (;;) {
       int flag = 0;
       if (MPI_Test(&w->recv[r], &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS || !flag) break;
+      w->heard[r] = timer_now();
       if (w->inbox[2 * r] > w->seen[2 * r]) {
         w->seen[2 * r] = w->inbox[2 * r];
         w->seen[2 * r + 1] = w->inbox[2 * r + 1];
@@ -72,19 +79,25 @@ static void drain(watchdog *w) {
 
 /* "rank 1 (last seen at collective 40, step 11)" or "ranks 1 (...), 3
  * (...)": the peers that have not reached wait seq. */
+static int is_behind(const watchdog *w, int r, double now) {
+  return r != w->rank && (w->seen[2 * r] < w->seq || now - w->heard[r] > w->limit_s / 2);
+}
+
 static void describe_behind(const watchdog *w, char *buf, size_t size) {
   int n = 0, behind = 0;
-  for (int r = 0; r < w->world; r++) behind += r != w->rank && w->seen[2 * r] < w->seq;
+  double now = timer_now();
+  for (int r = 0; r < w->world; r++) behind += is_behind(w, r, now);
   size_t at = (size_t)snprintf(buf, size, "waiting for rank%s ", behind > 1 ? "s" : "");
   for (int r = 0; r < w->world && at < size; r++) {
-    if (r == w->rank || w->seen[2 * r] >= w->seq) continue;
+    if (!is_behind(w, r, now)) continue;
     if (n++ == 8) {
       at += (size_t)snprintf(buf + at, size - at, " and more");
       break;
     }
     if (w->seen[2 * r] > 0)
-      at += (size_t)snprintf(buf + at, size - at, "%s%d (last seen at collective %lld, step %lld)",
-                             n > 1 ? ", " : "", r, (long long)w->seen[2 * r], (long long)w->seen[2 * r + 1]);
+      at += (size_t)snprintf(buf + at, size - at, "%s%d (silent for %.0f s, last seen at collective %lld, step %lld)",
+                             n > 1 ? ", " : "", r, now - w->heard[r], (long long)w->seen[2 * r],
+                             (long long)w->seen[2 * r + 1]);
     else
       at += (size_t)snprintf(buf + at, size - at, "%s%d (not seen since the watchdog started)", n > 1 ? ", " : "", r);
   }
@@ -126,11 +139,14 @@ int comm_watchdog_start(double limit_s, char **err) {
     w->recv = malloc((size_t)w->world * sizeof *w->recv);
     w->inbox = calloc(2 * (size_t)w->world, sizeof *w->inbox);
     w->seen = calloc(2 * (size_t)w->world, sizeof *w->seen);
-    if (!w->send || !w->recv || !w->inbox || !w->seen) {
+    w->heard = malloc((size_t)w->world * sizeof *w->heard);
+    w->outbox = calloc(2 * (size_t)w->world, sizeof *w->outbox);
+    if (!w->send || !w->recv || !w->inbox || !w->seen || !w->heard || !w->outbox) {
       comm_watchdog_stop();
       return status_set(err, ST_NOMEM, "rank %d: out of memory for the watchdog", w->rank);
     }
     for (int r = 0; r < w->world; r++) {
+      w->heard[r] = timer_now();
       w->send[r] = w->recv[r] = MPI_REQUEST_NULL;
       if (r != w->rank &&
           (rc = MPI_Irecv(&w->inbox[2 * r], 2, MPI_INT64_T, r, ANNOUNCE_TAG, w->comm, &w->recv[r])) != MPI_SUCCESS) {
@@ -168,6 +184,8 @@ void comm_watchdog_stop(void) {
   free(w->recv);
   free(w->inbox);
   free(w->seen);
+  free(w->heard);
+  free(w->outbox);
   memset(w, 0, sizeof *w);
 }
 
@@ -180,20 +198,30 @@ void comm_watchdog_phase(uint64_t step, const char *op, int watched) {
   if (watched) atomic_store(&w->phase_start, timer_now());
 }
 
+/* Sends (seq, step) to every peer whose previous message has left (one
+ * that has not is not heard from either, so it is not waited on here: a
+ * stopped peer must not stop the watchdog). The buffer is per peer: a send
+ * in flight keeps its own. */
+static void send_to_peers(watchdog *w) {
+  for (int r = 0; r < w->world; r++) {
+    if (r == w->rank) continue;
+    int done = 1;
+    if (w->send[r] != MPI_REQUEST_NULL && MPI_Test(&w->send[r], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) continue;
+    if (!done) continue;
+    w->outbox[2 * r] = w->seq;
+    w->outbox[2 * r + 1] = (int64_t)atomic_load(&w->step);
+    if (MPI_Isend(&w->outbox[2 * r], 2, MPI_INT64_T, r, ANNOUNCE_TAG, w->comm, &w->send[r]) != MPI_SUCCESS)
+      w->send[r] = MPI_REQUEST_NULL;
+  }
+}
+
 /* This rank has given its part of the next collective: its clock advances
- * and its peers hear of it. The previous announcement's sends finish first
- * (they are eager, so this does not wait on the peers). */
+ * and its peers hear of it. */
 static void announce(void) {
   watchdog *w = &g_wd;
   if (!w->on || w->world == 1) return;
-  for (int r = 0; r < w->world; r++)
-    if (w->send[r] != MPI_REQUEST_NULL) MPI_Wait(&w->send[r], MPI_STATUS_IGNORE);
   w->seq++;
-  w->out[0] = w->seq;
-  w->out[1] = (int64_t)atomic_load(&w->step);
-  for (int r = 0; r < w->world; r++)
-    if (r != w->rank && MPI_Isend(w->out, 2, MPI_INT64_T, r, ANNOUNCE_TAG, w->comm, &w->send[r]) != MPI_SUCCESS)
-      w->send[r] = MPI_REQUEST_NULL;
+  send_to_peers(w);
   drain(w);
 }
 
@@ -205,7 +233,7 @@ int comm_watch_wait(MPI_Request *req, int n, const char *call, char **err) {
   }
   announce();
   double start = timer_now();
-  int watched = atomic_load(&w->phase_start) > 0;
+  int watched = atomic_load(&w->phase_start) > 0, beats = 0;
   for (long spins = 0;; spins++) {
     int flag = 0;
     int rc = MPI_Testall(n, req, &flag, MPI_STATUSES_IGNORE);
@@ -217,8 +245,14 @@ int comm_watch_wait(MPI_Request *req, int n, const char *call, char **err) {
       struct timespec ts = {0, 100 * 1000};
       nanosleep(&ts, NULL);
     }
-    if ((spins & 63) == 0 && w->world > 1) drain(w);
     double waited = timer_now() - start;
+    if ((spins & 63) == 0 && w->world > 1) {
+      drain(w);
+      if (watched && waited > (beats + 1) * w->limit_s / 4) {
+        beats++;
+        send_to_peers(w); /* the heartbeat */
+      }
+    }
     if (watched && waited > w->limit_s) {
       char behind[512];
       drain(w);

@@ -13,3 +13,8 @@ set_tests_properties(train_failures PROPERTIES LABELS "mpi" TIMEOUT 600)
 add_test(NAME train_failures_run_dir
          COMMAND ${CMAKE_SOURCE_DIR}/tests/train_failures_run_dir.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(train_failures_run_dir PROPERTIES LABELS "mpi" TIMEOUT 600)
+
+# One training step under valgrind's memcheck (tests/train_valgrind.sh): no
+# memory error in the loop, the checkpoint writer or the run directory code.
+add_test(NAME train_valgrind COMMAND ${CMAKE_SOURCE_DIR}/tests/train_valgrind.sh $<TARGET_FILE:ddpt_cli>)
+set_tests_properties(train_valgrind PROPERTIES LABELS "e2e;slow" TIMEOUT 600)

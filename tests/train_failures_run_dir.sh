@@ -143,7 +143,7 @@ took=$(($(date +%s) - start))
 kill -9 "$victim" 2>/dev/null || true
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$dir/stall.out"; fail "a stalled rank: exit $rc"; }
 [ $took -lt 60 ] || fail "the stalled job took $took s to end"
-grep "^ddpt train: rank 0: watchdog: step [0-9]*, .* waiting for rank 1 (last seen at collective [0-9]*, step [0-9]*)" "$dir/stall.out" ||
+grep "^ddpt train: rank 0: watchdog: step [0-9]*, .* waiting for rank 1 (silent for [0-9]* s, last seen at collective [0-9]*, step [0-9]*)" "$dir/stall.out" ||
   { cat "$dir/stall.out"; fail "no watchdog line naming the step, the operation and rank 1"; }
 echo "train_failures_run_dir: rank 1 stopped: the watchdog ended the job in $took s"
 echo "train_failures_run_dir: ok"
