@@ -126,15 +126,26 @@ class Chaos:
         return rc
 
     def wait_until(self, job, run, step):
-        """Waits until metrics.jsonl logs step; False if the job ended first."""
+        """Waits until this launch has logged step (STATUS names one of its
+        ranks, so lines of a killed launch do not count); False if the job
+        ended first."""
         deadline = time.time() + LAUNCH_TIMEOUT
-        while logged_step(run) < step:
+        while logged_step(run) < step or not self.is_ours(job, run):
             if job.poll() is not None:
                 return False
             if time.time() > deadline:
                 fail(f"step {step} was not reached within {LAUNCH_TIMEOUT} s")
             time.sleep(0.01)
         return True
+
+    @staticmethod
+    def is_ours(job, run):
+        try:
+            with open(os.path.join(run, "STATUS")) as f:
+                words = f.read().split()
+        except OSError:
+            return False
+        return len(words) == 3 and words[0] == "running" and int(words[2]) in rank_pids(job.pid).values()
 
     def mishap(self, run, world, kind):
         """One launch that meets kind at a random step; True when it happened."""
@@ -170,9 +181,11 @@ class Chaos:
             for pid in pids.values():
                 os.kill(pid, signal.SIGTERM)
         rc = self.finish(job, log, False)
-        if kind == "term" and rc == 0 and latest_step(run) != self.steps:
-            fail(f"a run stopped by SIGTERM exited 0 at step {latest_step(run)}")
-        return True
+        if rc == 0 and latest_step(run) != self.steps:
+            fail(f"a run hit by {kind} exited 0 at step {latest_step(run)}")
+        # A signal that landed after the last step (or before the handlers
+        # were set) is no mishap survived: not counted.
+        return rc != 0
 
     def chaos_run(self, run, kills):
         done, kinds = 0, {"kill9": 0, "term": 0, "write": 0}
