@@ -4,7 +4,8 @@
 # one line and leaves no figures or files from the failed step.
 add_test(NAME train_failures
          COMMAND ${CMAKE_SOURCE_DIR}/tests/train_failures.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
-set_tests_properties(train_failures PROPERTIES LABELS "mpi" TIMEOUT 600)
+# Also in the sanitizer pass: every failure path under ASan + UBSan.
+set_tests_properties(train_failures PROPERTIES LABELS "mpi;sanitize" TIMEOUT 600)
 
 # The run directory and the job against a hostile user (issue 16,
 # tests/train_failures_run_dir.sh): the run-dir lock, a full file system
