@@ -278,6 +278,12 @@ int run_config_set(run_config *c, const char *section, const char *key, const ch
   case K_STR:
     if (strlen(value) >= d->size)
       return status_set(err, ST_INVALID, "[%s] %s: value longer than %zu bytes", section, key, d->size - 1);
+    /* inih reads at most INI_MAX_LINE - 1 bytes a line and cuts the rest
+     * silently into a line of its own: "key = value" must fit. */
+    if (strlen(key) + 3 + strlen(value) + 1 >= INI_MAX_LINE)
+      return status_set(err, ST_INVALID, "[%s] %s: %zu bytes is longer than one config line holds (%d bytes "
+                        "with the key): use a shorter path, e.g. through a symbolic link", section, key,
+                        strlen(value), INI_MAX_LINE - 1);
     if (!reads_back(value))
       return status_set(err, ST_INVALID, "[%s] %s: '%s' would not read back from config.ini (it starts or ends "
                         "with a space, starts with ';' or has one after a space, which INI reads as a comment, or "

@@ -141,6 +141,16 @@ static void test_text_values_that_would_not_read_back_are_refused(void) {
   CU_ASSERT_PTR_NULL(err ? strchr(err, '\n') : NULL);
   CU_ASSERT_EQUAL(load_text(&c, "[data]\ncorpus = /data/a;b\n", NULL, 0, &err), ST_OK);
   CU_ASSERT_STRING_EQUAL(c.corpus, "/data/a;b");
+  /* Found by the fuzzer too: a value that fills inih's line buffer was cut
+   * there, and read back cut elsewhere once formatted. */
+  char long_path[300];
+  memset(long_path, 'a', sizeof long_path - 1);
+  long_path[sizeof long_path - 1] = '\0';
+  char long_set[320];
+  snprintf(long_set, sizeof long_set, "data.corpus=%s", long_path);
+  char *long_over = long_set;
+  CU_ASSERT_EQUAL(load_text(&c, "", &long_over, 1, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "longer than one config line holds"));
   char *over = "data.corpus=;x";
   CU_ASSERT_EQUAL(load_text(&c, "", &over, 1, &err), ST_INVALID);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "would not read back"));
