@@ -6,22 +6,15 @@
 # configs take a small text from a vocab to a trained checkpoint, a metrics
 # plot and fill-mask.
 # usage: install.sh BUILD_DIR SOURCE_DIR   (as root: it needs unshare --mount)
-set -u
+set -eu
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
+need_root "(unshare --mount hides the source tree)"
 build=$(realpath "$1")
 src=$(realpath "$2")
-fail() {
-  echo "install: $*"
-  exit 1
-}
-[ "$(id -u)" = 0 ] || {
-  echo "install: needs root, to hide the source tree in a mount namespace (unshare --mount)"
-  exit 77
-}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-prefix=$tmp/prefix
+prefix=$dir/prefix
 
-cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || fail "cmake --install failed: $(tail -3 "$tmp/install.log")"
+cmake --install "$build" --prefix "$prefix" >"$dir/install.log" 2>&1 || fail "cmake --install failed: $(tail -3 "$dir/install.log")"
 for f in bin/ddpt share/ddpt/configs/bert-tiny.ini share/ddpt/configs/bert-base.ini \
   share/ddpt/scripts/shard_corpus.sh share/ddpt/scripts/plot_metrics.py \
   share/ddpt/scripts/torch_to_safetensors.py share/man/man1/ddpt.1.gz \
@@ -31,10 +24,10 @@ done
 for f in bin/ddpt share/ddpt/scripts/shard_corpus.sh share/ddpt/scripts/plot_metrics.py; do
   [ -x "$prefix/$f" ] || fail "installed $f is not executable"
 done
-mkdir "$tmp/text" && sh "$src/tests/lib/words_text.sh" "$tmp/text" || fail "tests/lib/words_text.sh failed"
+mkdir "$dir/text" && sh "$src/tests/lib/words_text.sh" "$dir/text" || fail "tests/lib/words_text.sh failed"
 
 # What runs with the trees hidden; stdout and stderr go to run.log.
-cat >"$tmp/run.sh" <<'EOF'
+cat >"$dir/run.sh" <<'EOF'
 set -eu
 prefix=$1
 cd "$(dirname "$prefix")"
@@ -63,7 +56,7 @@ EOF
 # The build tree first: it may lie inside the source tree.
 unshare --mount sh -c 'for d in "$3" "$2"; do mount -t tmpfs none "$d" || exit 1; done
   [ -z "$(ls -A "$2")" ] || exit 1
-  exec sh -x "$1/run.sh" "$1/prefix"' sh "$tmp" "$src" "$build" >"$tmp/run.log" 2>&1 ||
+  exec sh -x "$1/run.sh" "$1/prefix"' sh "$dir" "$src" "$build" >"$dir/run.log" 2>&1 ||
   fail "the installed ddpt failed with the source tree hidden; the end of its log:
-$(tail -15 "$tmp/run.log")"
+$(tail -15 "$dir/run.log")"
 echo "install: ok"

@@ -10,18 +10,19 @@ _ddpt_commands() {
   "$1" help 2>/dev/null | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { exit }'
 }
 
-# One line "SUB FLAG VALUE" per flag in the synopsis of `ddpt help CMD` (its
-# "usage:" line and the indented lines below it, up to the first line of
-# prose). SUB is the subcommand of the form the flag is in ("-" for none);
-# VALUE is what follows the flag: a metavariable (FILE, N), words separated
-# by '|' (a flag in two forms offers both forms' words), or "-" when the
-# flag takes no value.
+# The synopsis of `ddpt help CMD`: its "usage:" line and the indented lines
+# below it, up to the first line of prose.
+_ddpt_synopsis() {
+  "$1" help "$2" 2>/dev/null | awk 'NR == 1 { next } /^usage:/ { on = 1 } on && !/^(usage:| )/ { exit } on'
+}
+
+# One line "SUB FLAG VALUE" per flag in the synopsis of CMD. SUB is the
+# subcommand of the form the flag is in ("-" for none); VALUE is what
+# follows the flag: a metavariable (FILE, N), words separated by '|' (a flag
+# in two forms offers both forms' words), or "-" when it takes no value.
 _ddpt_help_flags() {
-  "$1" help "$2" 2>/dev/null | awk -v cmd="$2" '
-    NR == 1 { next }
-    /^usage:/ { on = 1 }
-    on && !/^(usage:| )/ { exit }
-    on {
+  _ddpt_synopsis "$1" "$2" | awk -v cmd="$2" '
+    {
       n = split($0, w, /[ \t]+/)
       for (i = 1; i <= n; i++) {
         t = w[i]
@@ -45,11 +46,8 @@ _ddpt_help_flags() {
 
 # The subcommands of CMD (info verify sample for corpus), one per line.
 _ddpt_subcommands() {
-  "$1" help "$2" 2>/dev/null | awk -v cmd="$2" '
-    NR == 1 { next }
-    /^usage:/ { on = 1 }
-    on && !/^(usage:| )/ { exit }
-    on {
+  _ddpt_synopsis "$1" "$2" | awk -v cmd="$2" '
+    {
       n = split($0, w, /[ \t]+/)
       for (i = 1; i < n - 1; i++)
         if (w[i] == "ddpt" && w[i + 1] == cmd && w[i + 2] ~ /^[a-z][a-z-]*$/ && !seen[w[i + 2]]++)
