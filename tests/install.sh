@@ -24,7 +24,8 @@ done
 for f in bin/ddpt share/ddpt/scripts/shard_corpus.sh share/ddpt/scripts/plot_metrics.py; do
   [ -x "$prefix/$f" ] || fail "installed $f is not executable"
 done
-mkdir "$dir/text" && sh "$src/tests/lib/words_text.sh" "$dir/text" || fail "tests/lib/words_text.sh failed"
+mkdir "$dir/text"
+sh "$src/tests/lib/words_text.sh" "$dir/text" || fail "tests/lib/words_text.sh failed"
 
 # What runs with the trees hidden; stdout and stderr go to run.log.
 cat >"$dir/run.sh" <<'EOF'
