@@ -64,7 +64,11 @@ ft_batch=$(($(setting batch_size $ft_config) * 2 / ranks))
 phase "dependencies and build"
 scripts/install-deps.sh
 [ -x $ddpt ] && echo "build/ exists: cmake rebuilds only what changed"
-cmake -S . -B build >/dev/null
+# CI (.ci/run) runs scripts/test.sh next on the same build/: configure it the
+# way test.sh does, so the tests do not recompile every source.
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+cmake -S . -B build -DDDPT_WERROR=$werror >/dev/null
 cmake --build build -j"$cores" --target ddpt_cli
 $ddpt version
 
