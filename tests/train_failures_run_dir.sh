@@ -26,6 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mpi() { timeout 120 "$mpirun" --allow-run-as-root --oversubscribe "$@"; }
+need_root "(it mounts small tmpfs file systems)"
 "$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
 printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
 common="--threads 1 --set data.corpus=$dir/corpus --set train.batch_size=4 --set log.every=1 --set log.eval_every=0"
