@@ -197,7 +197,7 @@ void ckpt_dir_remove_temp_now(void) {
 int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char **written, char **err) {
   assert(run_dir && c);
   if (c->meta.step < 0) return status_set(err, ST_INVALID, "checkpoint step %lld is negative", (long long)c->meta.step);
-  if (mkdir(run_dir, 0777) != 0 && errno != EEXIST)
+  if (file_mkdirs(run_dir) != 0)
     return status_set(err, ST_IO, "%s: cannot create run directory: %s", run_dir, strerror(errno));
   char name[64], tmp_name[96];
   snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)c->meta.step);
@@ -387,7 +387,7 @@ static void describe_holder(int fd, char *buf, size_t size) {
 int ckpt_dir_lock_take(const char *run_dir, ckpt_dir_lock **out, char **err) {
   assert(run_dir && out);
   *out = NULL;
-  if (mkdir(run_dir, 0777) != 0 && errno != EEXIST)
+  if (file_mkdirs(run_dir) != 0)
     return status_set(err, ST_IO, "%s: cannot create run directory: %s", run_dir, strerror(errno));
   char *path = file_path_join(run_dir, "LOCK");
   if (!path) return status_set(err, ST_NOMEM, "out of memory");

@@ -15,6 +15,7 @@
 #  4. the hang watchdog: rank 1 of 2 stopped with SIGSTOP; the job ends
 #     within a minute with rank 0's line naming the step, the operation and
 #     rank 1 ([train] watchdog_s = 3).
+#  5. a --run-dir whose parents do not exist yet: made, as mkdir -p would.
 set -eu
 ddpt=$1 mpirun=$2
 # shellcheck source=lib/e2e.sh
@@ -147,4 +148,11 @@ kill -9 "$victim" 2>/dev/null || true
 grep "^ddpt train: rank 0: watchdog: step [0-9]*, .* waiting for rank 1 (silent for [0-9]* s, last seen at collective [0-9]*, step [0-9]*)" "$dir/stall.out" ||
   { cat "$dir/stall.out"; fail "no watchdog line naming the step, the operation and rank 1"; }
 echo "train_failures_run_dir: rank 1 stopped: the watchdog ended the job in $took s"
+
+# 5. missing parents
+# shellcheck disable=SC2086
+"$ddpt" train "$dir/tiny.ini" --run-dir "$dir/runs/a/b" $common --set train.steps=2 >"$dir/nested.out" 2>&1 ||
+  { cat "$dir/nested.out"; fail "a --run-dir with missing parents failed"; }
+[ "$(cat "$dir/runs/a/b/STATUS" 2>/dev/null)" = "done step=2" ] || fail "the nested run's STATUS is not 'done step=2'"
+echo "train_failures_run_dir: a --run-dir with missing parents is made"
 echo "train_failures_run_dir: ok"

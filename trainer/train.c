@@ -1380,7 +1380,7 @@ static int set_up(trainer *t, const resume_point *rp, char **err) {
 /* Rank 0's part of prepare_run_dir. */
 static int write_run_dir(trainer *t, char **err) {
   const char *dir = t->req->run_dir;
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+  if (file_mkdirs(dir) != 0)
     return status_set(err, ST_IO, "cannot create run directory %s: %s", dir, strerror(errno));
   char *path = file_path_join(dir, "config.ini");
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
