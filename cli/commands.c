@@ -94,18 +94,21 @@ const cli_command cli_commands[] = {
     {"model", "a model's parameter count and memory for a batch size",
      "usage: ddpt model info [--preset NAME] [--config config.json] [--set KEY=VALUE]...\n"
      "                       [--batch B] [--seq-len L] [--max-predictions P]\n"
+     "                       [--precision fp32|bf16]\n"
      "Prints the parameter count and the memory of parameters, gradients, Adam\n"
      "state and activations for batches of B x L (default 8 x 128) with up to P\n"
      "predicted tokens per sequence (default ceil(0.15 L), as ddpt train sizes\n"
      "it). --preset: bert-tiny, bert-mini,\n"
      "bert-small, bert-medium, bert-base (default). --config reads a HuggingFace\n"
      "config.json; --set overrides one field by its config.json key\n"
-     "(num_hidden_layers=6, hidden_dropout_prob=0, nsp=false, ...).\n",
+     "(num_hidden_layers=6, hidden_dropout_prob=0, nsp=false, ...).\n"
+     "--precision bf16 adds the bf16 copy of the weights and the bf16 operand\n"
+     "buffers of its products (fp32 weights, gradients and Adam state stay).\n",
      cmd_model},
     {"bench", "time full training steps on synthetic batches",
      "usage: ddpt bench train [--preset NAME] [--config config.json] [--set KEY=VALUE]...\n"
      "                        [--batch B] [--seq-len L] [--threads T] [--steps K]\n"
-     "                        [--warmup W] [--seed S]\n"
+     "                        [--warmup W] [--seed S] [--precision fp32|bf16]\n"
      "Times K (default 5, at most 1000) training steps after W (default 1, at\n"
      "most 1000) warm-up steps: forward, backward and an AdamW update, on\n"
      "synthetic batches of B x L (default 8 x 128) with 15% of tokens\n"
@@ -113,12 +116,14 @@ const cli_command cli_commands[] = {
      "time, tokens/s, model FLOP/s, the sgemm throughput measured on this\n"
      "machine, peak RSS against the predicted memory, and the OpenBLAS kernel\n"
      "in use. --threads (default: all CPUs, at most 1024) sets OpenBLAS and\n"
-     "OpenMP threads; --seed S (default 1) any 64-bit number.\n",
+     "OpenMP threads; --seed S (default 1) any 64-bit number. --precision bf16\n"
+     "computes the products in bf16 (oneDNN; its ISA and bf16 peak printed too).\n",
      cmd_bench},
     {"train", "pretrain a BERT model (under mpirun: data-parallel over the ranks)",
      "usage: ddpt train CONFIG [--init MODEL] [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
-     "                  [--threads N]\n"
+     "                  [--threads N] [--precision fp32|bf16]\n"
      "       ddpt train --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
+     "                  [--precision fp32|bf16]\n"
      "Trains on the corpus [data] corpus names (see configs/ for ready presets),\n"
      "writing RUN_DIR (default ./run): config.ini (the resolved config, also\n"
      "printed at start), metrics.jsonl, ckpt-<step>.h5 and LATEST. Under\n"
@@ -152,14 +157,17 @@ const cli_command cli_commands[] = {
      "  [schedule] kind (linear|cosine|constant|piecewise), warmup_steps,\n"
      "             warmup_ratio, points (piecewise: \"STEP:MULT, ...\")\n"
      "  [train] batch_size (per rank), accumulation, steps, tokens, seed, threads,\n"
-     "          bucket_mb, hash_every\n"
+     "          bucket_mb, hash_every, precision (fp32|bf16: products in bf16 on\n"
+     "          oneDNN, fp32 weights and optimizer; --precision sets it; refused on\n"
+     "          a CPU without native bf16; docs/model.md)\n"
      "  [checkpoint] every, keep\n"
      "  [log] every, eval_every, level (error|warn|info|debug)\n",
      cmd_train},
     {"finetune", "fine-tune a model for classification or tagging (under mpirun: data-parallel)",
      "usage: ddpt finetune CONFIG --init MODEL [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
-     "                     [--threads N]\n"
+     "                     [--threads N] [--precision fp32|bf16]\n"
      "       ddpt finetune --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
+     "                     [--precision fp32|bf16]\n"
      "Fine-tunes MODEL (a ddpt checkpoint, from pretraining or from an earlier\n"
      "fine-tuning, or anything ddpt import reads) on the labelled corpus [data]\n"
      "corpus names (made by ddpt shard --task classify|tag; a pretraining corpus\n"
@@ -195,7 +203,8 @@ const cli_command cli_commands[] = {
      "               when the tags are BIO/BIOES/BMES, else token_accuracy)\n",
      cmd_finetune},
     {"fill-mask", "the most probable tokens at each [MASK] of a text, from a checkpoint",
-     "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased] TEXT\n"
+     "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased]\n"
+     "                      [--precision fp32|bf16] TEXT\n"
      "Prints the K (default 5) most probable tokens and their probabilities at\n"
      "each [MASK] of TEXT (quote it), e.g. \"the cat [MASK] on the mat\". The\n"
      "model comes from the checkpoint alone: its config attribute, /params and\n"
@@ -207,11 +216,13 @@ const cli_command cli_commands[] = {
      "[MASK] is never split. --json prints one object: \"tokens\" (the input)\n"
      "and \"masks\", a list of {\"position\" (0 is [CLS]), \"predictions\": a list\n"
      "of {\"token\", \"id\", \"prob\"}}. Fails (exit 1, one line) when TEXT has no\n"
-     "[MASK], is longer than the model's positions, or the files do not fit.\n",
+     "[MASK], is longer than the model's positions, or the files do not fit.\n"
+     "--precision bf16 computes the products in bf16 (as [train] precision).\n",
      cmd_fill_mask},
     {"predict", "classify texts or tag words with a fine-tuned checkpoint",
      "usage: ddpt predict --ckpt FILE [--vocab FILE] [--json] [--top-k K] [--batch N]\n"
-     "                    [--threads T] [--seq-len L] [--cased] [FILE|-]\n"
+     "                    [--threads T] [--seq-len L] [--cased] [--precision fp32|bf16]\n"
+     "                    [FILE|-]\n"
      "Runs a checkpoint fine-tuned for classify or tag over each line of FILE\n"
      "(default: standard input), N lines (default 32, at most 4096) per forward\n"
      "pass, on T threads (default: all CPUs). One output line per input line; a\n"
@@ -235,7 +246,7 @@ const cli_command cli_commands[] = {
      "recorded vocab; --cased: for checkpoints that record no casing). Fails\n"
      "(exit 1, one line naming FILE:LINE for a bad line) on a pretraining\n"
      "checkpoint (use fill-mask), a vocab mismatch, or a line with more than one\n"
-     "TAB or an empty text.\n",
+     "TAB or an empty text. --precision bf16 computes the products in bf16.\n",
      cmd_predict},
     {"export", "write a checkpoint as a HuggingFace model directory (safetensors)",
      "usage: ddpt export SRC --out DIR [--arch ARCH] [--dtype f32|bf16|f16] [--vocab FILE]\n"
