@@ -104,20 +104,28 @@ def best_round(rs):
     return best
 
 
+def or_dash(run, text, *widths):
+    """text(run), or a dash per column of the given widths when the run is missing."""
+    return text(run) if run else " ".join(f"{'-':>{w}}" for w in widths)
+
+
+def print_header(hdr):
+    print(hdr)
+    print("-" * len(hdr))
+
+
 def print_bf16(rows):
     """The bf16 table: each side's best round, ratios of the same run."""
     hdr = (f"{'model':<11} {'B':>3} {'thr':>3} | {'ddpt fp32':>9} {'ddpt bf16':>9} {'bf16/fp32':>9} | "
            f"{'torch fp32':>10} {'torch bf16':>10} | {'ddpt bf16/torch bf16':>20} | "
            f"{'bf16 GF/s':>9} {'work MFU':>8} | {'RSS/pred':>8} {'ops/pred':>8} | oneDNN")
     print()
-    print(hdr)
-    print("-" * len(hdr))
+    print_header(hdr)
     for r in rows:
         d, b = r["ddpt"], r["ddpt_bf16"]
-        f, t = r.get("torch_fair"), r.get("torch_bf16")
-        tf = f"{f['tokens_per_s']:>10.0f}" if f else f"{'-':>10}"
-        tb = f"{t['tokens_per_s']:>10.0f}" if t else f"{'-':>10}"
-        vs = f"{b['tokens_per_s'] / t['tokens_per_s']:>19.2f}x" if t else f"{'-':>20}"
+        tf = or_dash(r.get("torch_fair"), lambda f: f"{f['tokens_per_s']:>10.0f}", 10)
+        tb = or_dash(r.get("torch_bf16"), lambda t: f"{t['tokens_per_s']:>10.0f}", 10)
+        vs = or_dash(r.get("torch_bf16"), lambda t: f"{b['tokens_per_s'] / t['tokens_per_s']:>19.2f}x", 20)
         print(f"{r['preset']:<11} {r['batch']:>3} {r['threads']:>3} | {d['tokens_per_s']:>9.0f} "
               f"{b['tokens_per_s']:>9.0f} {b['tokens_per_s'] / d['tokens_per_s']:>8.2f}x | {tf} {tb} | {vs} | "
               f"{b['peak_gflops_per_s']:>9.1f} {b['work_mfu_vs_peak']:>8.2f} | "
@@ -198,14 +206,13 @@ def main():
     hdr = (f"{'model':<11} {'B':>3} {'thr':>3} | {'ddpt tok/s':>10} {'s/step':>7} | "
            f"{'torch tok/s':>11} {'s/step':>7} | {'torch fair':>10} {'s/step':>7} | "
            f"{'speedup':>7} | {'MFU':>5} {'work MFU':>8} {'sgemm GF/s':>10} | {'RSS/pred':>8} | kernel")
-    print(hdr)
-    print("-" * len(hdr))
+    print_header(hdr)
     for r in rows:
         d = r["ddpt"]
-        t, f = r.get("torch"), r.get("torch_fair")
-        tt = f"{t['tokens_per_s']:>11.0f} {t['step_time_median_s']:>7.2f}" if t else f"{'-':>11} {'-':>7}"
-        ff = f"{f['tokens_per_s']:>10.0f} {f['step_time_median_s']:>7.2f}" if f else f"{'-':>10} {'-':>7}"
-        sp = f"{d['tokens_per_s'] / f['tokens_per_s']:>6.2f}x" if f else f"{'-':>7}"
+        tt = or_dash(r.get("torch"), lambda t: f"{t['tokens_per_s']:>11.0f} {t['step_time_median_s']:>7.2f}", 11, 7)
+        ff = or_dash(r.get("torch_fair"), lambda f: f"{f['tokens_per_s']:>10.0f} {f['step_time_median_s']:>7.2f}",
+                     10, 7)
+        sp = or_dash(r.get("torch_fair"), lambda f: f"{d['tokens_per_s'] / f['tokens_per_s']:>6.2f}x", 7)
         print(f"{r['preset']:<11} {r['batch']:>3} {r['threads']:>3} | {d['tokens_per_s']:>10.0f} "
               f"{d['step_time_median_s']:>7.2f} | {tt} | {ff} | {sp} | {d['mfu_vs_sgemm']:>5.2f} "
               f"{d['work_mfu_vs_sgemm']:>8.2f} {d['sgemm_gflops_per_s']:>10.1f} | "
