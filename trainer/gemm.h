@@ -44,8 +44,10 @@ const char *gemm_onednn_isa(void);
 typedef enum { GEMM_N = 0, GEMM_T = 1 } gemm_trans;
 
 /* C (M x N) = alpha op(A) op(B) + beta C, row-major fp32 pointers; beta is 0
- * or 1. In fp32 the bits do not depend on the thread count. In bf16 they
- * are the same run to run at a fixed thread count. */
+ * or 1. Threads itself over the OpenMP threads: call it outside parallel
+ * regions (bf16 shares one set of conversion buffers). In fp32 the bits do
+ * not depend on the thread count. In bf16 they are the same run to run at a
+ * fixed thread count. */
 void gemm(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
           const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
           size_t ldc);
