@@ -231,6 +231,35 @@ static void test_bert_bf16_loss_and_gradients_match_fp32(void) {
   gemm_set_precision(GEMM_FP32, NULL);
 }
 
+/* The model rounds its weights once per update: a forward after the
+ * parameters changed, without bert_weights_changed (a later micro-batch of
+ * the same update), still sees the old bf16 copy; after it, the new one. */
+static void test_bert_rounds_weights_once_per_update(void) {
+  if (!bf16_or_refused()) return;
+  bert_config c;
+  bert_config_preset(&c, "bert-tiny", NULL);
+  c.vocab_size = PV;
+  bert_model *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(bert_model_create(&m, &c, PB, PL, PPRED, NULL), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(bert_set_precision(m, GEMM_BF16, NULL), ST_OK);
+  params *p = bert_model_params(m);
+  params_init(p, 11);
+  static parity_batch pb;
+  parity_batch_make(&pb);
+  bert_loss first, same, changed;
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &first, NULL), ST_OK);
+  float *w = params_data(p, "bert.encoder.layer.0.intermediate.dense.weight");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+  for (size_t i = 0; i < 128 * 512; i++) w[i] *= 4.0f;
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &same, NULL), ST_OK);
+  CU_ASSERT_EQUAL(same.total, first.total);
+  bert_weights_changed(m);
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &changed, NULL), ST_OK);
+  CU_ASSERT(changed.total != first.total);
+  bert_model_free(m);
+  gemm_set_precision(GEMM_FP32, NULL);
+}
+
 static const harness_test tests[] = {
     {"test_rounding_to_bf16_is_nearest_even", test_rounding_to_bf16_is_nearest_even},
     {"test_bf16_products_are_the_rounded_operands_product",
@@ -238,6 +267,7 @@ static const harness_test tests[] = {
     {"test_weights_come_from_the_shadow_until_refilled",
      test_weights_come_from_the_shadow_until_refilled},
     {"test_bert_bf16_loss_and_gradients_match_fp32", test_bert_bf16_loss_and_gradients_match_fp32},
+    {"test_bert_rounds_weights_once_per_update", test_bert_rounds_weights_once_per_update},
     {NULL, NULL},
 };
 const harness_suite trainer_gemm_suite = {"gemm", tests};
