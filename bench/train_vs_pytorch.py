@@ -49,6 +49,14 @@ def torch_worker(preset, batch, seq_len, threads, steps, warmup, bf16=False):
     model = ref.BertForPreTraining(c)
     ref.init_weights(model)
     model.train()
+    if bf16:
+        # PyTorch 1.13's CPU autocast leaves layer_norm off its fp32 list and
+        # then refuses a bf16 input with fp32 weights (the MLM head's
+        # LayerNorm after a bf16 GELU). Later versions run it in fp32, as
+        # here, and as ddpt does.
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.LayerNorm):
+                mod.register_forward_pre_hook(lambda _, inp: (inp[0].float(),))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, c.vocab_size, (batch, seq_len), generator=g)
