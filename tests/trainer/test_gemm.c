@@ -164,15 +164,22 @@ static double cosine(const float *a, const float *b, size_t n) {
   return aa == 0 && bb == 0 ? 1.0 : ab / sqrt(aa * bb);
 }
 
-static void test_bert_bf16_loss_and_gradients_match_fp32(void) {
-  if (!bf16_or_refused()) return;
+/* bert-tiny with the parity batch's vocab and seeded weights, in fp32. */
+static bert_model *parity_model(void) {
   bert_config c;
   bert_config_preset(&c, "bert-tiny", NULL);
   c.vocab_size = PV;
   bert_model *m = NULL;
-  CU_ASSERT_EQUAL_FATAL(bert_model_create(&m, &c, PB, PL, PPRED, NULL), ST_OK);
+  if (bert_model_create(&m, &c, PB, PL, PPRED, NULL) != ST_OK) return NULL;
+  params_init(bert_model_params(m), 11);
+  return m;
+}
+
+static void test_bert_bf16_loss_and_gradients_match_fp32(void) {
+  if (!bf16_or_refused()) return;
+  bert_model *m = parity_model();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   params *p = bert_model_params(m);
-  params_init(p, 11);
   static parity_batch pb;
   parity_batch_make(&pb);
   bert_dropout drop = {5, 1, 0}; /* the same masks in both precisions */
@@ -236,14 +243,10 @@ static void test_bert_bf16_loss_and_gradients_match_fp32(void) {
  * the same update), still sees the old bf16 copy; after it, the new one. */
 static void test_bert_rounds_weights_once_per_update(void) {
   if (!bf16_or_refused()) return;
-  bert_config c;
-  bert_config_preset(&c, "bert-tiny", NULL);
-  c.vocab_size = PV;
-  bert_model *m = NULL;
-  CU_ASSERT_EQUAL_FATAL(bert_model_create(&m, &c, PB, PL, PPRED, NULL), ST_OK);
+  bert_model *m = parity_model();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   CU_ASSERT_EQUAL_FATAL(bert_set_precision(m, GEMM_BF16, NULL), ST_OK);
   params *p = bert_model_params(m);
-  params_init(p, 11);
   static parity_batch pb;
   parity_batch_make(&pb);
   bert_loss first, same, changed;
