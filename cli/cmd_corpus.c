@@ -66,7 +66,7 @@ static int verify_list(const char *dir, const manifest *m, const manifest_shard 
     if (!path) return status_set(err, ST_NOMEM, "out of memory verifying %s", dir);
     shard_reader *r = NULL;
     uint64_t tokens = 0;
-    rc = shard_reader_open(path, s[i].sequences, m->seq_len, m->id_bytes, &r, err);
+    rc = shard_reader_open(dir, m, &s[i], &r, err);
     if (!rc) rc = shard_reader_verify(r, m, &tokens, err);
     shard_reader_close(r);
     if (!rc && tokens != s[i].tokens)

@@ -15,6 +15,10 @@
  *     corpus gives masked batches (mlm_labels, nsp_labels); a labelled one
  *     (classify, tag) gives its ids unmasked with class_labels or
  *     tag_labels. Order, ownership, cursors and validation are the same.
+ *  6. Readers never write into a corpus and take no lock: any number of
+ *     processes read one corpus at once, also from a read-only filesystem.
+ *     A shard file changed under a reader stops it with ST_CORRUPT naming
+ *     the shard (shard_reader.h says how).
  */
 #ifndef DDPT_CORPUS_CORPUS_H
 #define DDPT_CORPUS_CORPUS_H

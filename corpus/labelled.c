@@ -735,8 +735,8 @@ static void job_free(job *j, int rc) {
     free(ignored);
     if (j->out_created) rmdir(j->opt->out_dir);
   }
-  free(j->train.shards);
-  free(j->valid.shards);
+  shard_set_free(&j->train);
+  shard_set_free(&j->valid);
   free(j->m.shards);
   free(j->m.valid);
   free(j->counts);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,21 @@ int manifest_task_parse(const char *name) {
   return -1;
 }
 
+static cJSON *file_list(const manifest_file *f, size_t n) {
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; arr && i < n; i++) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) break;
+    cJSON_AddItemToArray(arr, o);
+    cJSON_AddStringToObject(o, "name", f[i].name);
+    cJSON_AddNumberToObject(o, "size", (double)f[i].size);
+    cJSON_AddNumberToObject(o, "crc32c", f[i].crc32c);
+    cJSON_AddNumberToObject(o, "first", (double)f[i].first);
+    cJSON_AddNumberToObject(o, "last", (double)f[i].last);
+  }
+  return arr;
+}
+
 static cJSON *shard_list(const manifest_shard *s, size_t n) {
   cJSON *arr = cJSON_CreateArray();
   for (size_t i = 0; arr && i < n; i++) {
@@ -38,6 +54,8 @@ static cJSON *shard_list(const manifest_shard *s, size_t n) {
     cJSON_AddStringToObject(o, "name", s[i].name);
     cJSON_AddNumberToObject(o, "sequences", (double)s[i].sequences);
     cJSON_AddNumberToObject(o, "tokens", (double)s[i].tokens);
+    cJSON_AddNumberToObject(o, "max_id", s[i].max_id);
+    cJSON_AddItemToObject(o, "files", file_list(s[i].files, s[i].num_files));
   }
   return arr;
 }
@@ -154,13 +172,78 @@ static double num(reader_ctx *c, const cJSON *obj, const char *key) {
   return cJSON_IsBool(item) ? (cJSON_IsTrue(item) ? 1 : 0) : item->valuedouble;
 }
 
+/* JSON numbers are doubles: integers are exact up to 2^53. */
+#define MANIFEST_WHOLE_MAX 9007199254740992.0
+
+/* A whole number (or a bool, as 0 or 1) from 0 to max: anything else,
+ * which no cast may take (a negative or huge double), is an error. */
+static uint64_t whole(reader_ctx *c, const cJSON *obj, const char *key, double max) {
+  double v = num(c, obj, key);
+  if (c->rc) return 0;
+  if (!(v >= 0 && v <= max && v == floor(v))) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: field \"%s\" is %g, not a whole number from 0 to "
+                       "%.0f", c->path, key, v, max);
+    return 0;
+  }
+  return (uint64_t)v;
+}
+
 static void str(reader_ctx *c, const cJSON *obj, const char *key, char *buf, size_t size) {
   const cJSON *item = need(c, obj, key, 1);
   if (!item) return;
-  if (strlen(item->valuestring) >= size)
+  const char *v = item->valuestring;
+  int control = 0;
+  for (const char *p = v; *p; p++) control |= (unsigned char)*p < 0x20 || *p == 0x7f;
+  if (strlen(v) >= size)
     c->rc = status_set(c->err, ST_CORRUPT, "%s: field \"%s\" is too long", c->path, key);
+  else if (control) /* it would break the one-line messages that quote it */
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: field \"%s\" holds a control character",
+                       c->path, key);
   else
-    strcpy(buf, item->valuestring);
+    strcpy(buf, v);
+}
+
+/* A name inside the corpus: no path separator, not hidden, not empty. */
+static int plain_name(const char *name) {
+  return name[0] != '\0' && name[0] != '.' && !strchr(name, '/');
+}
+
+/* s's "files": each a plain name, together covering keys 0..sequences-1 in
+ * order without gaps. */
+static void read_files(reader_ctx *c, const cJSON *o, const char *list, manifest_shard *s) {
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "files");
+  if (c->rc) return;
+  size_t count = cJSON_IsArray(arr) ? (size_t)cJSON_GetArraySize(arr) : 0;
+  if (count == 0 || !(s->files = calloc(count, sizeof *s->files))) {
+    c->rc = count ? status_set(c->err, ST_NOMEM, "%s: out of memory", c->path)
+                  : status_set(c->err, ST_CORRUPT, "%s: shard %s (%s): \"files\" is missing "
+                               "or empty", c->path, s->name, list);
+    return;
+  }
+  uint64_t next = 0;
+  const cJSON *x;
+  cJSON_ArrayForEach(x, arr) {
+    manifest_file *f = &s->files[s->num_files++];
+    str(c, x, "name", f->name, sizeof f->name);
+    f->size = (uint64_t)whole(c, x, "size", MANIFEST_WHOLE_MAX);
+    f->crc32c = (uint32_t)whole(c, x, "crc32c", UINT32_MAX);
+    f->first = (uint64_t)whole(c, x, "first", MANIFEST_WHOLE_MAX);
+    f->last = (uint64_t)whole(c, x, "last", MANIFEST_WHOLE_MAX);
+    if (c->rc) return;
+    if (!plain_name(f->name) || f->first != next || f->last < f->first) {
+      c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s (%s): file \"%s\" holds keys "
+                         "%llu..%llu, but the next key is %llu: the manifest is damaged or edited; "
+                         "reshard", c->path, s->name, list, f->name, (unsigned long long)f->first,
+                         (unsigned long long)f->last, (unsigned long long)next);
+      return;
+    }
+    next = f->last + 1;
+  }
+  if (next != s->sequences)
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s (%s): its files hold %llu records, but "
+                       "it says \"sequences\": %llu: the manifest is damaged or edited; reshard",
+                       c->path, s->name, list, (unsigned long long)next,
+                       (unsigned long long)s->sequences);
 }
 
 static manifest_shard *read_shards(reader_ctx *c, const cJSON *root, const char *key, size_t *n) {
@@ -181,11 +264,13 @@ static manifest_shard *read_shards(reader_ctx *c, const cJSON *root, const char 
   const cJSON *o;
   cJSON_ArrayForEach(o, arr) {
     str(c, o, "name", s[i].name, sizeof s[i].name);
-    s[i].sequences = (uint64_t)num(c, o, "sequences");
-    s[i].tokens = (uint64_t)num(c, o, "tokens");
-    if (!c->rc && (strchr(s[i].name, '/') || s[i].name[0] == '.' || s[i].sequences == 0))
+    s[i].sequences = (uint64_t)whole(c, o, "sequences", MANIFEST_WHOLE_MAX);
+    s[i].tokens = (uint64_t)whole(c, o, "tokens", MANIFEST_WHOLE_MAX);
+    s[i].max_id = (uint32_t)whole(c, o, "max_id", UINT32_MAX);
+    if (!c->rc && (!plain_name(s[i].name) || s[i].sequences == 0))
       c->rc = status_set(c->err, ST_CORRUPT, "%s: %s entry %zu (\"%s\") is invalid", c->path,
                          key, i, s[i].name);
+    read_files(c, o, key, &s[i]);
     i++;
   }
   *n = count;
@@ -229,19 +314,24 @@ done:
 static void read_header(reader_ctx *c, const cJSON *root, manifest *m) {
   char format[32] = "";
   str(c, root, "format", format, sizeof format);
-  int version = (int)num(c, root, "format_version");
+  int version = (int)whole(c, root, "format_version", INT32_MAX);
   if (!c->rc && strcmp(format, MANIFEST_FORMAT) != 0)
     c->rc = status_set(c->err, ST_CORRUPT, "%s: format is \"%s\", expected \"%s\"", c->path,
                        format, MANIFEST_FORMAT);
-  if (!c->rc && version != MANIFEST_VERSION)
+  if (!c->rc && version == 1)
+    c->rc = status_set(c->err, ST_INVALID,
+                       "%s: corpus format version 1, which lists no table files, so it can be "
+                       "read only through LevelDB's lock; this ddpt reads version %d: reshard it "
+                       "with this ddpt (ddpt shard ... --overwrite)", c->path, MANIFEST_VERSION);
+  else if (!c->rc && version != MANIFEST_VERSION)
     c->rc = status_set(c->err, ST_CORRUPT,
                        "%s: corpus format version %d, this ddpt reads version %d: reshard it",
                        c->path, version, MANIFEST_VERSION);
   str(c, root, "tool", m->tool, sizeof m->tool);
   str(c, root, "created", m->created, sizeof m->created);
-  m->seq_len = (size_t)num(c, root, "seq_len");
-  m->id_bytes = (int)num(c, root, "id_bytes");
-  m->nsp = (int)num(c, root, "nsp");
+  m->seq_len = (size_t)whole(c, root, "seq_len", 65535);
+  m->id_bytes = (int)whole(c, root, "id_bytes", INT32_MAX);
+  m->nsp = (int)whole(c, root, "nsp", INT32_MAX);
   str(c, root, "input_format", m->input_format, sizeof m->input_format);
   char seed[24] = "0";
   str(c, root, "seed", seed, sizeof seed);
@@ -256,20 +346,20 @@ static void read_vocab_and_totals(reader_ctx *c, const cJSON *root, manifest *m)
   if (!c->rc && (!cJSON_IsObject(v) || !cJSON_IsObject(t)))
     c->rc = status_set(c->err, ST_CORRUPT, "%s: \"vocab\" or \"totals\" is missing", c->path);
   if (c->rc) return;
-  m->vocab_size = (int64_t)num(c, v, "size");
+  m->vocab_size = (int64_t)whole(c, v, "size", MANIFEST_WHOLE_MAX);
   str(c, v, "sha256", m->vocab_sha256, sizeof m->vocab_sha256);
-  m->lowercase = (int)num(c, v, "lowercase");
-  m->cls_id = (int32_t)num(c, v, "cls_id");
-  m->sep_id = (int32_t)num(c, v, "sep_id");
-  m->mask_id = (int32_t)num(c, v, "mask_id");
-  m->pad_id = (int32_t)num(c, v, "pad_id");
-  m->unk_id = (int32_t)num(c, v, "unk_id");
-  m->documents = (uint64_t)num(c, t, "documents");
-  m->sequences = (uint64_t)num(c, t, "sequences");
-  m->tokens = (uint64_t)num(c, t, "tokens");
-  m->unk_tokens = (uint64_t)num(c, t, "unk_tokens");
-  m->bytes_in = (uint64_t)num(c, t, "bytes_in");
-  m->invalid_utf8_bytes = (uint64_t)num(c, t, "invalid_utf8_bytes");
+  m->lowercase = (int)whole(c, v, "lowercase", INT32_MAX);
+  m->cls_id = (int32_t)whole(c, v, "cls_id", INT32_MAX);
+  m->sep_id = (int32_t)whole(c, v, "sep_id", INT32_MAX);
+  m->mask_id = (int32_t)whole(c, v, "mask_id", INT32_MAX);
+  m->pad_id = (int32_t)whole(c, v, "pad_id", INT32_MAX);
+  m->unk_id = (int32_t)whole(c, v, "unk_id", INT32_MAX);
+  m->documents = (uint64_t)whole(c, t, "documents", MANIFEST_WHOLE_MAX);
+  m->sequences = (uint64_t)whole(c, t, "sequences", MANIFEST_WHOLE_MAX);
+  m->tokens = (uint64_t)whole(c, t, "tokens", MANIFEST_WHOLE_MAX);
+  m->unk_tokens = (uint64_t)whole(c, t, "unk_tokens", MANIFEST_WHOLE_MAX);
+  m->bytes_in = (uint64_t)whole(c, t, "bytes_in", MANIFEST_WHOLE_MAX);
+  m->invalid_utf8_bytes = (uint64_t)whole(c, t, "invalid_utf8_bytes", MANIFEST_WHOLE_MAX);
 }
 
 /* n numbers of the list obj[key] into counts. */
@@ -284,7 +374,15 @@ static void read_counts(reader_ctx *c, const cJSON *obj, const char *key, uint64
   }
   size_t i = 0;
   const cJSON *x;
-  cJSON_ArrayForEach(x, arr) counts[i++] = cJSON_IsNumber(x) ? (uint64_t)x->valuedouble : 0;
+  cJSON_ArrayForEach(x, arr) {
+    double v = cJSON_IsNumber(x) ? x->valuedouble : -1;
+    if (!(v >= 0 && v <= MANIFEST_WHOLE_MAX)) {
+      c->rc = status_set(c->err, ST_CORRUPT, "%s: label_counts \"%s\" entry %zu is not a count",
+                         c->path, key, i);
+      return;
+    }
+    counts[i++] = (uint64_t)v;
+  }
 }
 
 /* "task" (absent: pretrain) and, for a labelled corpus, its label fields. */
@@ -329,8 +427,9 @@ static void read_labels(reader_ctx *c, const cJSON *root, manifest *m) {
   }
   read_counts(c, counts, "train", m->label_counts, n);
   read_counts(c, counts, "valid", m->label_counts + n, n);
-  if (m->task == MANIFEST_TASK_TAG) m->label_all_pieces = (int)num(c, root, "label_all_pieces");
-  m->truncated = (uint64_t)num(c, root, "truncated");
+  if (m->task == MANIFEST_TASK_TAG)
+    m->label_all_pieces = (int)whole(c, root, "label_all_pieces", INT32_MAX);
+  m->truncated = (uint64_t)whole(c, root, "truncated", MANIFEST_WHOLE_MAX);
 }
 
 /* Values that each parse but do not fit together. */
@@ -348,30 +447,55 @@ static void check_values(reader_ctx *c, const manifest *m) {
                        c->path, m->seq_len, m->id_bytes, m->vocab_size, m->num_shards);
 }
 
-/* Reads path, dir's manifest.json, checking every field. */
-static int read_manifest_file(const char *path, const char *dir, manifest **out, char **err) {
-  char *text = NULL;
-  int rc = read_text(path, dir, &text, err);
-  if (rc) return rc;
+/* Each shard's ids fit the vocab; the totals are the shards' sums. What
+ * needs the shards' bytes (tokens per shard) is `ddpt corpus verify`'s. */
+static void check_sums(reader_ctx *c, const manifest *m) {
+  uint64_t seqs = 0, tokens = 0;
+  for (size_t k = 0; k < 2 && !c->rc; k++) {
+    const manifest_shard *s = k ? m->valid : m->shards;
+    size_t n = k ? m->num_valid : m->num_shards;
+    for (size_t i = 0; i < n && !c->rc; i++) {
+      if ((int64_t)s[i].max_id >= m->vocab_size)
+        c->rc = status_set(c->err, ST_CORRUPT, "%s: shard %s holds id %u, but the vocab has "
+                           "%" PRId64 " tokens: the manifest or the vocab is damaged or edited; "
+                           "reshard",
+                           c->path, s[i].name, s[i].max_id, m->vocab_size);
+      seqs += s[i].sequences;
+      tokens += s[i].tokens;
+    }
+  }
+  if (!c->rc && (seqs != m->sequences || tokens != m->tokens))
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: \"totals\" say %llu sequences and %llu tokens, "
+                       "the shards' entries add up to %llu and %llu: the manifest is damaged or "
+                       "edited; reshard", c->path, (unsigned long long)m->sequences,
+                       (unsigned long long)m->tokens, (unsigned long long)seqs,
+                       (unsigned long long)tokens);
+}
+
+int manifest_parse(const char *text, size_t len, const char *what, manifest **out, char **err) {
+  int rc = ST_OK;
   manifest *m = calloc(1, sizeof *m);
-  cJSON *root = m ? cJSON_Parse(text) : NULL;
+  cJSON *root = m ? cJSON_ParseWithLength(text, len) : NULL;
   if (!m)
-    rc = status_set(err, ST_NOMEM, "out of memory reading %s", path);
+    rc = status_set(err, ST_NOMEM, "out of memory reading %s", what);
   else if (!root)
     rc = status_set(err, ST_CORRUPT, "%s is not valid JSON; the corpus is damaged: reshard it",
-                    path);
+                    what);
+  else if (!cJSON_IsObject(root))
+    rc = status_set(err, ST_CORRUPT, "%s is not a JSON object; the corpus is damaged: reshard it",
+                    what);
   if (!rc) {
-    reader_ctx c = {path, err, ST_OK};
+    reader_ctx c = {what, err, ST_OK};
     read_header(&c, root, m);
     read_vocab_and_totals(&c, root, m);
     m->shards = read_shards(&c, root, "shards", &m->num_shards);
     m->valid = read_shards(&c, root, "valid_shards", &m->num_valid);
     read_labels(&c, root, m);
     check_values(&c, m);
+    check_sums(&c, m);
     rc = c.rc;
   }
   cJSON_Delete(root);
-  free(text);
   if (rc) {
     manifest_free(m);
     return rc;
@@ -384,15 +508,27 @@ int manifest_read(const char *dir, manifest **out, char **err) {
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
     return status_set(err, ST_IO, "corpus directory %s does not exist", dir);
-  char *path = file_path_join(dir, MANIFEST_FILE);
+  char *path = file_path_join(dir, MANIFEST_FILE), *text = NULL;
   if (!path) return status_set(err, ST_NOMEM, "out of memory reading corpus %s", dir);
-  int rc = read_manifest_file(path, dir, out, err);
+  int rc = read_text(path, dir, &text, err);
+  if (!rc) rc = manifest_parse(text, strlen(text), path, out, err);
+  free(text);
   free(path);
   return rc;
 }
 
+void manifest_shards_free_files(manifest_shard *s, size_t n) {
+  for (size_t i = 0; s && i < n; i++) {
+    free(s[i].files);
+    s[i].files = NULL;
+    s[i].num_files = 0;
+  }
+}
+
 void manifest_free(manifest *m) {
   if (!m) return;
+  manifest_shards_free_files(m->shards, m->num_shards);
+  manifest_shards_free_files(m->valid, m->num_valid);
   for (size_t i = 0; m->labels && i < m->num_labels; i++) free(m->labels[i]);
   free(m->labels);
   free(m->label_counts);

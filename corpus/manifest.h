@@ -9,7 +9,10 @@
 
 #define MANIFEST_FILE "manifest.json"
 #define MANIFEST_FORMAT "ddpt-corpus"
-#define MANIFEST_VERSION 1
+/* Version 2 lists each shard's table files (name, size, CRC32C, key range)
+ * and its largest id, so that readers need no LevelDB lock and can check
+ * their view; version 1 corpora are refused with "reshard it". */
+#define MANIFEST_VERSION 2
 #define MANIFEST_VOCAB_FILE "vocab.txt" /* the vocab, copied into the corpus */
 
 /* What the records are for. A manifest without "task" is a pretraining
@@ -24,9 +27,20 @@ typedef enum {
 const char *manifest_task_name(manifest_task t);
 int manifest_task_parse(const char *name);
 
+/* One LevelDB table (.ldb) of a finished shard: a reader's immutable view. */
+typedef struct manifest_file {
+  char name[32];       /* inside the shard's directory: "000005.ldb" */
+  uint64_t size;       /* bytes */
+  uint32_t crc32c;     /* of the whole file */
+  uint64_t first, last; /* the records (keys) it holds, first..last */
+} manifest_file;
+
 typedef struct manifest_shard {
   char name[32]; /* directory inside the corpus: "shard-00003", "valid-00000" */
   uint64_t sequences, tokens;
+  uint32_t max_id;       /* the largest token id in the shard */
+  size_t num_files;
+  manifest_file *files; /* (num_files) in key order, keys 0..sequences-1 without gaps */
 } manifest_shard;
 
 typedef struct manifest {
@@ -62,10 +76,18 @@ typedef struct manifest {
  * fsyncs dir. */
 int manifest_write(const char *dir, const manifest *m, char **err);
 
-/* Reads and checks dir/manifest.json. *out is malloc'd; free it with
+/* Reads and checks dir/manifest.json: every field, and that the fields
+ * agree with each other (totals are the shards' sums, each shard's files
+ * cover its keys, ids fit the vocab). *out is malloc'd; free it with
  * manifest_free. A directory without the file is reported as an incomplete
  * corpus (ST_INVALID). */
 int manifest_read(const char *dir, manifest **out, char **err);
+
+/* The same from text (len bytes) that `what` names in messages. */
+int manifest_parse(const char *text, size_t len, const char *what, manifest **out, char **err);
+
+/* Frees the file lists of n shards (not the shards themselves). */
+void manifest_shards_free_files(manifest_shard *s, size_t n);
 
 void manifest_free(manifest *m);
 

@@ -109,24 +109,28 @@ static int check_vocab(reader_common *rc, char **err) {
   return ST_OK;
 }
 
-/* Whole-word masking needs to know which ids continue a word ("##..."):
- * read from the vocab copied into the corpus, checked against its hash. */
-static int load_continuation(reader_common *rc, char **err) {
+/* The vocab copied into the corpus must be the one its manifest names
+ * (hash and size), checked at every open: a corpus whose vocab.txt or
+ * manifest was edited is refused before training starts. Whole-word
+ * masking also takes from it which ids continue a word ("##..."). */
+static int load_corpus_vocab(reader_common *rc, char **err) {
   char *path = file_path_join(rc->dir, MANIFEST_VOCAB_FILE);
   if (!path) return status_set(err, ST_NOMEM, "out of memory opening corpus %s", rc->dir);
   tok_vocab *v = NULL;
   int st = tok_vocab_load(path, &v, err);
   if (st) {
-    status_wrap(err, st, "whole-word masking needs the corpus's vocab");
+    status_wrap(err, st, "corpus %s", rc->dir);
     goto done;
   }
   if (strcmp(tok_vocab_sha256_hex(v), rc->m->vocab_sha256) != 0 ||
       (int64_t)tok_vocab_size(v) != rc->m->vocab_size) {
-    st = status_set(err, ST_MISMATCH, "%s (SHA-256 %s) is not the vocab the manifest names "
-                    "(SHA-256 %s): the corpus is damaged; reshard it", path,
-                    tok_vocab_sha256_hex(v), rc->m->vocab_sha256);
+    st = status_set(err, ST_MISMATCH, "%s (%zu tokens, SHA-256 %s) is not the vocab the manifest "
+                    "names (%lld tokens, SHA-256 %s): the corpus is damaged or edited; reshard it",
+                    path, tok_vocab_size(v), tok_vocab_sha256_hex(v), (long long)rc->m->vocab_size,
+                    rc->m->vocab_sha256);
     goto done;
   }
+  if (!rc->opt.whole_word) goto done;
   rc->continuation = calloc((size_t)rc->m->vocab_size, 1);
   if (!rc->continuation) {
     st = status_set(err, ST_NOMEM, "out of memory loading %s", path);
@@ -153,7 +157,7 @@ static int common_init(reader_common *rc, const char *dir, const corpus_options 
   if (rc->opt.max_predictions == 0)
     rc->opt.max_predictions = corpus_default_max_predictions(opt->mask_prob, rc->m->seq_len);
   if ((st = check_vocab(rc, err))) return st;
-  if (opt->whole_word && (st = load_continuation(rc, err))) return st;
+  if ((st = load_corpus_vocab(rc, err))) return st;
   rc->ids = malloc(rc->m->seq_len * sizeof *rc->ids);
   rc->scratch = malloc(rc->m->seq_len * sizeof *rc->scratch);
   if (!rc->ids || !rc->scratch) return status_set(err, ST_NOMEM, "out of memory opening %s", dir);
@@ -173,12 +177,7 @@ static int common_init(reader_common *rc, const char *dir, const corpus_options 
 
 static int open_shard(const reader_common *rc, const manifest_shard *s, shard_reader **out,
                       char **err) {
-  char *path = file_path_join(rc->dir, s->name);
-  if (!path)
-    return status_set(err, ST_NOMEM, "out of memory opening shard %s of %s", s->name, rc->dir);
-  int st = shard_reader_open(path, s->sequences, rc->m->seq_len, rc->m->id_bytes, out, err);
-  free(path);
-  return st;
+  return shard_reader_open(rc->dir, rc->m, s, out, err);
 }
 
 /* Writes row `row` of b from rec: ids (masked in a pretraining corpus),
@@ -376,8 +375,8 @@ int corpus_state_set(corpus *c, const corpus_cursor *cursors, size_t n, char **e
 
 /* ----------------------------------------------------------- validation */
 
-/* Validation records are read into memory at open: the set is small, and
- * this way no rank holds the validation shard's LevelDB lock for long. */
+/* Validation records are read into memory at open: the set is small and
+ * read again at every evaluation. */
 typedef struct valid_record {
   size_t offset, n, split; /* ids[offset .. offset+n), tags[offset .. offset+n) */
   int pair, random_next;

@@ -73,6 +73,9 @@ static int decode_labels(const uint8_t *p, record_kind kind, size_t n, int32_t *
     rec->label = get_label(p);
     if (rec->label < 0)
       return status_set(err, ST_CORRUPT, "record class label %d is negative", rec->label);
+    if (rec->label >= RECORD_MAX_LABELS)
+      return status_set(err, ST_CORRUPT, "record class label %d is not below %d", rec->label,
+                        RECORD_MAX_LABELS);
   } else if (kind == RECORD_TAGS) {
     assert(tags);
     for (size_t i = 0; i < n; i++) {
@@ -80,6 +83,9 @@ static int decode_labels(const uint8_t *p, record_kind kind, size_t n, int32_t *
       if (tags[i] < 0 && tags[i] != RECORD_IGNORE_LABEL)
         return status_set(err, ST_CORRUPT, "record tag %d at position %zu is negative and not %d",
                           tags[i], i, RECORD_IGNORE_LABEL);
+      if (tags[i] >= RECORD_MAX_LABELS)
+        return status_set(err, ST_CORRUPT, "record tag %d at position %zu is not below %d",
+                          tags[i], i, RECORD_MAX_LABELS);
     }
     rec->tags = tags;
   }

@@ -21,6 +21,9 @@
 
 #define BATCH_FLUSH_BYTES (1u << 20)   /* LevelDB write batch size per shard */
 #define WRITE_BUFFER_BYTES (8u << 20)  /* LevelDB memtable per shard */
+/* Table files of up to 64 MiB (LevelDB's default is 2): a reader holds each
+ * file of its shards open, so fewer files mean fewer descriptors. */
+#define MAX_FILE_BYTES (64u << 20)
 
 /* ------------------------------------------------------------ output dir */
 
@@ -200,6 +203,7 @@ int shard_set_open(shard_set *s, const char *dir, const char *prefix, size_t n,
   leveldb_options_set_create_if_missing(s->options, 1);
   leveldb_options_set_error_if_exists(s->options, 1);
   leveldb_options_set_write_buffer_size(s->options, WRITE_BUFFER_BYTES);
+  leveldb_options_set_max_file_size(s->options, MAX_FILE_BYTES);
   for (size_t i = 0; i < n; i++)
     snprintf(s->shards[i].info.name, sizeof s->shards[i].info.name, "%s-%05zu", prefix, i);
   return ST_OK;
@@ -235,6 +239,8 @@ int shard_set_emit(void *ctx, const record *rec, char **err) {
   o->batch_bytes += len + sizeof key;
   o->info.sequences++;
   o->info.tokens += rec->n;
+  for (size_t i = 0; i < rec->n; i++)
+    if ((uint32_t)rec->ids[i] > o->info.max_id) o->info.max_id = (uint32_t)rec->ids[i];
   s->next++;
   if (s->valid) {
     s->progress->valid_sequences++;
@@ -245,14 +251,25 @@ int shard_set_emit(void *ctx, const record *rec, char **err) {
   return o->batch_bytes >= BATCH_FLUSH_BYTES ? shard_set_flush(s, o, err) : ST_OK;
 }
 
+/* Lists the tables of shard o, closed, into its info for the manifest. */
+static int shard_describe(const shard_set *s, out_shard *o, char **err) {
+  char *path = file_path_join(s->dir, o->info.name);
+  if (!path) return status_set(err, ST_NOMEM, "out of memory describing shard %s", o->info.name);
+  int rc = shard_files_describe(path, &o->info, err);
+  free(path);
+  return rc;
+}
+
 /* With finish, flushes and compacts (so the data sit in sorted tables, not
- * in a log that the first reader would have to replay); closes every shard.
- * Closing again, or a set never opened, does nothing. The shards' infos
- * stay for the manifest. */
+ * in a log that the first reader would have to replay), closes every
+ * shard and lists its tables: from then on nothing writes to it and
+ * readers read the tables alone. Closing again, or a set never opened,
+ * does nothing. The shards' infos stay for the manifest. */
 int shard_set_close(shard_set *s, int finish, char **err) {
   int rc = ST_OK;
   for (size_t i = 0; s->shards && i < s->n; i++) {
     out_shard *o = &s->shards[i];
+    int opened = o->db != NULL;
     if (o->db && finish && !rc) {
       rc = shard_set_flush(s, o, err);
       if (!rc) leveldb_compact_range(o->db, NULL, 0, NULL, 0);
@@ -261,6 +278,7 @@ int shard_set_close(shard_set *s, int finish, char **err) {
     if (o->batch) leveldb_writebatch_destroy(o->batch);
     o->db = NULL;
     o->batch = NULL;
+    if (opened && finish && !rc) rc = shard_describe(s, o, err);
   }
   if (s->options) leveldb_options_destroy(s->options);
   if (s->write) leveldb_writeoptions_destroy(s->write);
@@ -269,6 +287,12 @@ int shard_set_close(shard_set *s, int finish, char **err) {
   s->write = NULL;
   s->buf = NULL;
   return rc;
+}
+
+void shard_set_free(shard_set *s) {
+  for (size_t i = 0; s->shards && i < s->n; i++) manifest_shards_free_files(&s->shards[i].info, 1);
+  free(s->shards);
+  s->shards = NULL;
 }
 
 int shard_out_load_vocab(const char *path, tok_vocab **vocab, manifest *m, char **err) {

@@ -71,10 +71,12 @@ int shard_set_open(shard_set *s, const char *dir, const char *prefix, size_t n, 
 /* Writes rec to the next shard (ctx is the shard_set): a pack_emit_fn. */
 int shard_set_emit(void *ctx, const record *rec, char **err);
 
-/* With finish, flushes and compacts; closes every shard. Closing again, or
- * a set never opened, does nothing. The shards' infos stay for the
- * manifest; free(s->shards) releases them. */
+/* With finish, flushes and compacts, closes every shard and lists its
+ * table files (shard_files_describe); without, only closes. Closing again,
+ * or a set never opened, does nothing. The shards' infos stay for the
+ * manifest (which shares their file lists); shard_set_free releases them. */
 int shard_set_close(shard_set *s, int finish, char **err);
+void shard_set_free(shard_set *s);
 
 /* Fills m's fields from the run (opt, input_format's name, the vocab, the
  * counts in p, the shards of train and valid; a labelled corpus's label

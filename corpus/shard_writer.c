@@ -20,6 +20,7 @@
 #include "corpus/packing.h"
 #include "corpus/record.h"
 #include "corpus/shard_out.h"
+#include "corpus/tok_lines.h"
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "util/array.h"
@@ -336,6 +337,7 @@ static int feed_file(feeder *f, const char *path, char **err) {
     return stopped(opt) ? ST_INTERRUPTED
                         : status_set(err, ST_IO, "cannot open input %s: %s", path, strerror(errno));
   const char *name = is_stdin ? "standard input" : path;
+  tok_line_check lines = {0, 0};
   int rc = ST_OK;
   for (;;) {
     if (f->pending_cap - f->pending_len < READ_BYTES) {
@@ -350,7 +352,9 @@ static int feed_file(feeder *f, const char *path, char **err) {
     }
     size_t got = 0;
     rc = read_input(fd, name, opt, f->pending + f->pending_len, READ_BYTES, &got, err);
-    if (rc || got == 0) break;
+    if (rc || got == 0 ||
+        (rc = tok_lines_check(&lines, name, f->pending + f->pending_len, got, err)))
+      break;
     f->pending_len += got;
     f->r->prog.bytes_read += got;
     size_t cut;
@@ -614,8 +618,8 @@ static void job_free(job *j, int rc) {
   free(j->m.valid);
   packer_free(j->r.train_packer);
   packer_free(j->r.valid_packer);
-  free(j->r.train.shards);
-  free(j->r.valid.shards);
+  shard_set_free(&j->r.train);
+  shard_set_free(&j->r.valid);
   tok_vocab_free(j->vocab);
   corpus_inputs_free(&j->inputs);
 }

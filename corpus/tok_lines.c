@@ -99,9 +99,26 @@ int tok_lines_next(tok_lines *r, const char **line, size_t *len, char **err) {
     int rc = tok_lines_fill(r, err);
     if (rc != ST_OK) return rc;
   }
-  return status_set(err, ST_INVALID,
-                    "'%s' line %zu is longer than %zu bytes; is it a text file with newlines?",
-                    r->path, r->line_no + 1, r->max_line);
+  return tok_lines_too_long(err, r->path, r->line_no + 1, r->max_line);
+}
+
+int tok_lines_too_long(char **err, const char *path, size_t line_no, size_t max_line) {
+  return status_set(err, ST_INVALID, "'%s' line %zu is longer than %zu bytes, the line limit; is "
+                    "it a text file with newlines?", path, line_no, max_line);
+}
+
+int tok_lines_check(tok_line_check *c, const char *path, const char *data, size_t n, char **err) {
+  for (const char *p = data, *end = data + n; p < end;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    c->len += (size_t)((nl ? nl : end) - p);
+    if (c->len > TOK_LINES_MAX_BYTES)
+      return tok_lines_too_long(err, path, c->line_no + 1, TOK_LINES_MAX_BYTES);
+    if (!nl) break;
+    c->line_no++;
+    c->len = 0;
+    p = nl + 1;
+  }
+  return ST_OK;
 }
 
 void tok_lines_close(tok_lines *r) {

@@ -6,9 +6,24 @@
 
 #include <stddef.h>
 
-/* The limit ddpt's commands use: a "line" this long is a binary or a file
- * without newlines, not text to tokenize line by line. */
+/* The one line-length limit of ddpt's commands (tokenize, vocab, shard,
+ * predict): a "line" longer is a binary or a file without newlines, not
+ * text to tokenize line by line. ddpt shard, which reads input in chunks
+ * rather than through tok_lines, checks it with tok_lines_check. */
 #define TOK_LINES_MAX_BYTES ((size_t)16 << 20)
+
+/* The one message for a line over the limit: path, its line number
+ * (1-based) and the limit. Returns ST_INVALID. */
+int tok_lines_too_long(char **err, const char *path, size_t line_no, size_t max_line);
+
+/* Line lengths across consecutive pieces of one input: counts lines and
+ * fails (tok_lines_too_long) as soon as one passes TOK_LINES_MAX_BYTES,
+ * before its end is read. Zero-initialise for each input. */
+typedef struct tok_line_check {
+  size_t line_no; /* complete lines seen */
+  size_t len;     /* bytes of the line not yet ended */
+} tok_line_check;
+int tok_lines_check(tok_line_check *c, const char *path, const char *data, size_t n, char **err);
 
 typedef struct tok_lines tok_lines;
 

@@ -15,9 +15,13 @@ BUILD="build-essential cmake pkg-config git
 # (the fuzz build configures the whole project with clang), real messy
 # text (fortunes), and jieba's word segmentation of the Chinese fortunes
 # (the tags tests/finetune_e2e.sh fine-tunes a segmenter on); GNU time for
-# the benchmarks' peak-RSS figures.
+# the benchmarks' peak-RSS figures; man-db (man -w finds ddpt(1)), and
+# dpkg-dev and file, with which `cpack -G DEB` finds the packages of the
+# libraries ddpt links (dpkg-shlibdeps) for the .deb tests/install_deb.sh
+# installs.
 TEST="hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-plyvel
-  python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh python3-jieba time"
+  python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh python3-jieba time
+  man-db dpkg-dev file"
 
 missing=""
 for pkg in $BUILD $TEST; do

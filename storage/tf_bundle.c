@@ -16,17 +16,13 @@
 #include "util/crc32c.h"
 #include "util/file.h"
 #include "util/half.h"
+#include "util/sstable.h"
 #include "util/status.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "tensor bytes are copied as they lie in the file: little-endian hosts only");
 
-enum {
-  TFB_FOOTER_LEN = 48,  /* two BlockHandles padded to 40 bytes, then the magic */
-  TFB_TRAILER_LEN = 5,  /* after each block: compression type, masked CRC32C */
-  TFB_BUNDLE_VERSION = 1, /* the bundle format version this reader implements */
-};
-#define TFB_TABLE_MAGIC 0xdb4775248b80fb57ull
+enum { TFB_BUNDLE_VERSION = 1 }; /* the bundle format version this reader implements */
 /* An .index holds a few hundred bytes per tensor: a file past this is not one. */
 #define TFB_INDEX_MAX ((size_t)1 << 30)
 
@@ -62,36 +58,6 @@ static int tfb_dtype_is_float(int dtype) {
 
 /* ----------------------------------------------------------- encodings */
 
-static uint32_t load_le32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t load_le64(const uint8_t *p) { return (uint64_t)load_le32(p) | (uint64_t)load_le32(p + 4) << 32; }
-
-/* A base-128 varint of at most max_bytes bytes (5 for 32-bit fields, 10 for
- * 64-bit ones); the byte after it, or NULL when it is longer or runs past
- * end. */
-static const uint8_t *varint_get(const uint8_t *p, const uint8_t *end, int max_bytes, uint64_t *v) {
-  uint64_t r = 0;
-  for (int i = 0; i < max_bytes && p < end; i++) {
-    uint64_t byte = *p++;
-    r |= (byte & 0x7fu) << (7 * i);
-    if (!(byte & 0x80u)) {
-      *v = r;
-      return p;
-    }
-  }
-  return NULL;
-}
-
-static const uint8_t *varint32_get(const uint8_t *p, const uint8_t *end, uint32_t *v) {
-  uint64_t r;
-  p = varint_get(p, end, 5, &r);
-  if (!p || r > UINT32_MAX) return NULL;
-  *v = (uint32_t)r;
-  return p;
-}
-
 /* Protobuf wire format, just what BundleHeaderProto and BundleEntryProto
  * use: a field is a tag varint (number << 3 | wire type) then a varint (0),
  * 8 bytes (1), a length-delimited run (2) or 4 bytes (5). Groups (3, 4)
@@ -111,22 +77,22 @@ enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2, PB_FIXED32 = 5 };
 static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f) {
   if (*p == end) return 0;
   uint64_t tag, len;
-  const uint8_t *q = varint_get(*p, end, 10, &tag);
+  const uint8_t *q = sstable_varint(*p, end, 10, &tag);
   if (!q || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffffu) return -1;
   f->number = (uint32_t)(tag >> 3);
   f->wire = (int)(tag & 7u);
   switch (f->wire) {
-  case PB_VARINT: q = varint_get(q, end, 10, &f->value); break;
+  case PB_VARINT: q = sstable_varint(q, end, 10, &f->value); break;
   case PB_FIXED64:
     if (end - q < 8) return -1;
-    f->value = load_le64(q), q += 8;
+    f->value = sstable_le64(q), q += 8;
     break;
   case PB_FIXED32:
     if (end - q < 4) return -1;
-    f->value = load_le32(q), q += 4;
+    f->value = sstable_le32(q), q += 4;
     break;
   case PB_LEN:
-    q = varint_get(q, end, 10, &len);
+    q = sstable_varint(q, end, 10, &len);
     if (!q || len > (uint64_t)(end - q)) return -1;
     f->run = q, f->run_len = (size_t)len, q += len;
     break;
@@ -168,7 +134,7 @@ static int version_check(const uint8_t *p, const uint8_t *end, const char *what,
     if (f.number == 3 && f.wire == PB_LEN) /* packed */
       for (const uint8_t *q = f.run, *qend = f.run + f.run_len; q < qend;) {
         uint64_t bad;
-        if (!(q = varint_get(q, qend, 10, &bad)))
+        if (!(q = sstable_varint(q, qend, 10, &bad)))
           return status_set(err, ST_CORRUPT, "%s: the bundle header's version is malformed", what);
         bad_listed |= (int32_t)(uint32_t)bad == TFB_BUNDLE_VERSION;
       }
@@ -315,128 +281,29 @@ static int entry_decode(const uint8_t *p, size_t len, const char *what, uint32_t
 
 /* ----------------------------------------------------------- SSTable blocks */
 
-typedef struct tfb_block {
-  const char *kind; /* "index", "metaindex", "data" */
-  uint64_t offset;
-  const uint8_t *data;
-  size_t len; /* without the trailer */
-} tfb_block;
-
-/* Loads the block at (offset, size) of buf[0..limit): inside the table,
- * its CRC32C over data and type byte right, uncompressed. */
-static int block_load(const uint8_t *buf, size_t limit, uint64_t offset, uint64_t size, const char *kind,
-                      const char *what, tfb_block *b, char **err) {
+/* Loads the block at h of buf[0..limit): inside the table, its CRC32C
+ * right, uncompressed. */
+static int block_load(const uint8_t *buf, size_t limit, sstable_handle h, const char *kind,
+                      const char *what, sstable_block *b, char **err) {
   b->kind = kind;
-  b->offset = offset;
-  if (offset > limit || size > limit - offset || TFB_TRAILER_LEN > limit - offset - size)
+  b->offset = h.offset;
+  if (h.offset > limit || h.size > limit - h.offset || SSTABLE_TRAILER_LEN > limit - h.offset - h.size)
     return status_set(err, ST_CORRUPT,
                       "%s: the %s block at offset %llu (%llu bytes) runs past the table's end (%zu): truncated?",
-                      what, kind, (unsigned long long)offset, (unsigned long long)size, limit);
-  b->data = buf + offset;
-  b->len = (size_t)size;
-  uint32_t stored = crc32c_unmask(load_le32(b->data + b->len + 1));
-  uint32_t actual = crc32c(b->data, b->len + 1);
-  if (stored != actual)
-    return status_set(err, ST_CORRUPT,
-                      "%s: the %s block at offset %llu fails its CRC32C (stored %08x, computed %08x): the file "
-                      "is damaged",
-                      what, kind, (unsigned long long)offset, stored, actual);
-  uint8_t type = b->data[b->len];
-  if (type == 1)
+                      what, kind, (unsigned long long)h.offset, (unsigned long long)h.size, limit);
+  b->data = buf + h.offset;
+  b->len = (size_t)h.size;
+  int type, rc = sstable_block_check(b->data, h.size, h.offset, kind, what, &type, err);
+  if (rc != ST_OK) return rc;
+  if (type == SSTABLE_SNAPPY)
     return status_set(err, ST_INVALID,
                       "%s: the %s block at offset %llu is snappy-compressed; snappy-compressed blocks are not "
                       "supported (TensorFlow writes bundles uncompressed)",
-                      what, kind, (unsigned long long)offset);
-  if (type != 0)
+                      what, kind, (unsigned long long)h.offset);
+  if (type != SSTABLE_NO_COMPRESSION)
     return status_set(err, ST_CORRUPT, "%s: the %s block at offset %llu has unknown compression type %u", what,
-                      kind, (unsigned long long)offset, type);
+                      kind, (unsigned long long)h.offset, type);
   return ST_OK;
-}
-
-/* Walks a block's entries in order: each is varint32 shared, non_shared,
- * value_len, then the key bytes after the shared prefix of the previous
- * key, then the value. The block ends in uint32 restart offsets and their
- * uint32 count; a restart is where an entry stores its whole key, so each
- * must fall on an entry with shared = 0. */
-typedef struct block_iter {
-  const tfb_block *b;
-  size_t limit; /* where the restart array starts */
-  uint32_t n_restarts, next_restart;
-  size_t pos;
-  uint8_t *key; /* (len + 1), a key never being longer than its block */
-  size_t key_len;
-  const uint8_t *value;
-  size_t value_len;
-} block_iter;
-
-static int block_fail(const block_iter *it, const char *what, const char *why, char **err) {
-  return status_set(err, ST_CORRUPT, "%s: the %s block at offset %llu is malformed: %s at byte %zu", what,
-                    it->b->kind, (unsigned long long)it->b->offset, why, it->pos);
-}
-
-static uint32_t restart_at(const block_iter *it, uint32_t i) {
-  return load_le32(it->b->data + it->limit + 4 * (size_t)i);
-}
-
-static int block_iter_init(block_iter *it, const tfb_block *b, const char *what, char **err) {
-  memset(it, 0, sizeof *it);
-  it->b = b;
-  if (b->len < 4) return block_fail(it, what, "shorter than its restart count", err);
-  it->n_restarts = load_le32(b->data + b->len - 4);
-  if (it->n_restarts > (b->len - 4) / 4) return block_fail(it, what, "restart count larger than the block", err);
-  it->limit = b->len - 4 - 4 * (size_t)it->n_restarts;
-  for (uint32_t i = 0; i < it->n_restarts; i++) {
-    uint32_t r = restart_at(it, i);
-    /* An empty block still records its first restart, at 0. */
-    int empty_block_start = it->limit == 0 && i == 0 && r == 0;
-    if ((r >= it->limit && !empty_block_start) || (i > 0 && r <= restart_at(it, i - 1)))
-      return block_fail(it, what, "restart offsets out of order or past the entries", err);
-  }
-  if (it->limit > 0 && it->n_restarts == 0) return block_fail(it, what, "entries without a restart point", err);
-  if (it->limit == 0) it->next_restart = it->n_restarts;
-  it->key = malloc(b->len + 1);
-  if (!it->key) return status_set(err, ST_NOMEM, "%s: out of memory reading the %s block", what, b->kind);
-  return ST_OK;
-}
-
-static void block_iter_free(block_iter *it) { free(it->key); }
-
-/* *more = 1 with the next entry in it->key and it->value, 0 past the last. */
-static int block_iter_next(block_iter *it, const char *what, int *more, char **err) {
-  *more = 0;
-  if (it->pos == it->limit) {
-    if (it->next_restart != it->n_restarts) return block_fail(it, what, "a restart offset not at an entry", err);
-    return ST_OK;
-  }
-  const uint8_t *start = it->b->data + it->pos, *end = it->b->data + it->limit, *p;
-  uint32_t shared, non_shared, value_len;
-  if (!(p = varint32_get(start, end, &shared)) || !(p = varint32_get(p, end, &non_shared)) ||
-      !(p = varint32_get(p, end, &value_len)))
-    return block_fail(it, what, "an entry header that runs past the entries", err);
-  if (shared > it->key_len) return block_fail(it, what, "an entry sharing more bytes than the previous key has", err);
-  if ((uint64_t)non_shared + value_len > (uint64_t)(end - p))
-    return block_fail(it, what, "an entry that runs past the entries", err);
-  if (it->next_restart < it->n_restarts) {
-    uint32_t r = restart_at(it, it->next_restart);
-    if (r < it->pos) return block_fail(it, what, "a restart offset not at an entry", err);
-    if (r == it->pos) {
-      if (shared != 0) return block_fail(it, what, "an entry at a restart point that shares a prefix", err);
-      it->next_restart++;
-    }
-  }
-  memcpy(it->key + shared, p, non_shared);
-  it->key_len = (size_t)shared + non_shared;
-  it->key[it->key_len] = '\0';
-  it->value = p + non_shared;
-  it->value_len = value_len;
-  it->pos = (size_t)(it->value + value_len - it->b->data);
-  *more = 1;
-  return ST_OK;
-}
-
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
-  int c = memcmp(a, b, alen < blen ? alen : blen);
-  return c ? c : (alen > blen) - (alen < blen);
 }
 
 /* ----------------------------------------------------------- the index */
@@ -454,7 +321,7 @@ typedef struct index_walk {
 
 /* Checks one key against the order and the block's index key, then
  * decodes its value: the header or one tensor entry. */
-static int index_walk_entry(index_walk *w, const block_iter *it, size_t block_no, const uint8_t *sep,
+static int index_walk_entry(index_walk *w, const sstable_iter *it, size_t block_no, const uint8_t *sep,
                             size_t sep_len, char **err) {
   const char *key = (const char *)it->key;
   for (size_t i = 0; i < it->key_len; i++)
@@ -465,10 +332,10 @@ static int index_walk_entry(index_walk *w, const block_iter *it, size_t block_no
                         w->what, w->n + 1, it->key[i]);
   if (!w->seen_header && it->key_len != 0)
     return status_set(err, ST_CORRUPT, "%s: the first key is \"%s\", not the bundle header (key \"\")", w->what, key);
-  if (w->seen_header && key_cmp(it->key, it->key_len, w->prev, w->prev_len) <= 0)
+  if (w->seen_header && sstable_key_cmp(it->key, it->key_len, w->prev, w->prev_len) <= 0)
     return status_set(err, ST_CORRUPT, "%s: keys out of order: \"%s\" after \"%.*s\"", w->what, key,
                       (int)w->prev_len, (const char *)w->prev);
-  if (key_cmp(it->key, it->key_len, sep, sep_len) > 0)
+  if (sstable_key_cmp(it->key, it->key_len, sep, sep_len) > 0)
     return status_set(err, ST_CORRUPT, "%s: key \"%s\" in data block %zu lies beyond that block's index key", w->what,
                       key, block_no);
   if (array_grow(&w->prev, &w->prev_cap, it->key_len + 1, 1) != ST_OK)
@@ -493,39 +360,34 @@ static int index_walk_entry(index_walk *w, const block_iter *it, size_t block_no
 
 /* Walks the entries of the data block at (offset, size) whose index key is
  * sep. */
-static int index_walk_block(index_walk *w, const uint8_t *buf, size_t limit, uint64_t offset, uint64_t size,
-                            size_t block_no, const uint8_t *sep, size_t sep_len, char **err) {
-  tfb_block b;
-  block_iter it;
-  int rc = block_load(buf, limit, offset, size, "data", w->what, &b, err);
+static int index_walk_block(index_walk *w, const uint8_t *buf, size_t limit, sstable_handle h, size_t block_no,
+                            const uint8_t *sep, size_t sep_len, char **err) {
+  sstable_block b;
+  sstable_iter it;
+  int rc = block_load(buf, limit, h, "data", w->what, &b, err);
   if (rc != ST_OK) return rc;
-  if ((rc = block_iter_init(&it, &b, w->what, err)) != ST_OK) return rc;
+  if ((rc = sstable_iter_init(&it, &b, w->what, err)) != ST_OK) return rc;
   size_t entries = 0;
   int more;
-  while ((rc = block_iter_next(&it, w->what, &more, err)) == ST_OK && more) {
+  while ((rc = sstable_iter_next(&it, w->what, &more, err)) == ST_OK && more) {
     if ((rc = index_walk_entry(w, &it, block_no, sep, sep_len, err)) != ST_OK) break;
     entries++;
   }
-  block_iter_free(&it);
+  sstable_iter_free(&it);
   if (rc == ST_OK && entries == 0)
     rc = status_set(err, ST_CORRUPT, "%s: data block %zu (offset %llu) holds no entries", w->what, block_no,
-                    (unsigned long long)offset);
+                    (unsigned long long)h.offset);
   return rc;
 }
 
 /* Checks that a block (the metaindex, whose entries TensorFlow never uses)
  * is well formed throughout. */
-static int block_walk_all(const tfb_block *b, const char *what, char **err) {
-  block_iter it;
-  int rc = block_iter_init(&it, b, what, err), more = 1;
-  while (rc == ST_OK && more) rc = block_iter_next(&it, what, &more, err);
-  block_iter_free(&it); /* init zeroes it first, so this holds on its failure too */
+static int block_walk_all(const sstable_block *b, const char *what, char **err) {
+  sstable_iter it;
+  int rc = sstable_iter_init(&it, b, what, err), more = 1;
+  while (rc == ST_OK && more) rc = sstable_iter_next(&it, what, &more, err);
+  sstable_iter_free(&it); /* init zeroes it first, so this holds on its failure too */
   return rc;
-}
-
-static const uint8_t *handle_get(const uint8_t *p, const uint8_t *end, uint64_t *offset, uint64_t *size) {
-  if (!(p = varint_get(p, end, 10, offset))) return NULL;
-  return varint_get(p, end, 10, size);
 }
 
 void tfb_entries_free(tfb_entry *e, size_t n) {
@@ -538,25 +400,20 @@ int tfb_index_parse(const uint8_t *buf, size_t len, const char *what, tfb_entry 
                     uint32_t *num_shards, char **err) {
   assert(buf || len == 0);
   index_walk w = {.what = what};
-  block_iter index_it = {0};
-  tfb_block meta, index;
-  uint64_t meta_off, meta_size, index_off, index_size;
+  sstable_iter index_it = {0};
+  sstable_block meta, index;
+  sstable_handle meta_h, index_h;
   int rc;
-  if (len < TFB_FOOTER_LEN)
+  if (len < SSTABLE_FOOTER_LEN)
     return status_set(err, ST_CORRUPT, "%s: %zu bytes, shorter than a table footer (48): not a bundle .index file",
                       what, len);
-  const uint8_t *footer = buf + len - TFB_FOOTER_LEN, *p;
-  if (load_le64(footer + 40) != TFB_TABLE_MAGIC)
-    return status_set(err, ST_CORRUPT,
-                      "%s: bad magic number: not an SSTable, so not a TensorFlow bundle .index file", what);
-  if (!(p = handle_get(footer, footer + 40, &meta_off, &meta_size)) ||
-      !handle_get(p, footer + 40, &index_off, &index_size))
-    return status_set(err, ST_CORRUPT, "%s: the table footer's block handles are malformed", what);
-  size_t limit = len - TFB_FOOTER_LEN;
-  if ((rc = block_load(buf, limit, meta_off, meta_size, "metaindex", what, &meta, err)) != ST_OK ||
+  if ((rc = sstable_footer_parse(buf + len - SSTABLE_FOOTER_LEN, what, &meta_h, &index_h, err)) != ST_OK)
+    return rc;
+  size_t limit = len - SSTABLE_FOOTER_LEN;
+  if ((rc = block_load(buf, limit, meta_h, "metaindex", what, &meta, err)) != ST_OK ||
       (rc = block_walk_all(&meta, what, err)) != ST_OK ||
-      (rc = block_load(buf, limit, index_off, index_size, "index", what, &index, err)) != ST_OK ||
-      (rc = block_iter_init(&index_it, &index, what, err)) != ST_OK)
+      (rc = block_load(buf, limit, index_h, "index", what, &index, err)) != ST_OK ||
+      (rc = sstable_iter_init(&index_it, &index, what, err)) != ST_OK)
     goto fail;
 
   /* Data blocks lie in file order without overlap, as TableBuilder writes
@@ -565,21 +422,21 @@ int tfb_index_parse(const uint8_t *buf, size_t len, const char *what, tfb_entry 
   uint64_t data_end = 0;
   size_t block_no = 0;
   int more;
-  while ((rc = block_iter_next(&index_it, what, &more, err)) == ST_OK && more) {
-    uint64_t off = 0, size = 0;
+  while ((rc = sstable_iter_next(&index_it, what, &more, err)) == ST_OK && more) {
+    sstable_handle h;
     const uint8_t *v = index_it.value, *vend = v + index_it.value_len;
-    if (handle_get(v, vend, &off, &size) != vend) {
+    if (sstable_handle_get(v, vend, &h) != vend) {
       rc = status_set(err, ST_CORRUPT, "%s: index entry %zu is not a block handle", what, block_no);
       goto fail;
     }
-    if (off < data_end) {
+    if (h.offset < data_end) {
       rc = status_set(err, ST_CORRUPT, "%s: data block %zu (offset %llu) overlaps or precedes the block before it",
-                      what, block_no, (unsigned long long)off);
+                      what, block_no, (unsigned long long)h.offset);
       goto fail;
     }
-    if ((rc = index_walk_block(&w, buf, limit, off, size, block_no, index_it.key, index_it.key_len, err)) != ST_OK)
+    if ((rc = index_walk_block(&w, buf, limit, h, block_no, index_it.key, index_it.key_len, err)) != ST_OK)
       goto fail;
-    data_end = off + size + TFB_TRAILER_LEN;
+    data_end = h.offset + h.size + SSTABLE_TRAILER_LEN;
     block_no++;
   }
   if (rc != ST_OK) goto fail;
@@ -587,7 +444,7 @@ int tfb_index_parse(const uint8_t *buf, size_t len, const char *what, tfb_entry 
     rc = status_set(err, ST_CORRUPT, "%s: the table holds no entries, not even the bundle header", what);
     goto fail;
   }
-  block_iter_free(&index_it);
+  sstable_iter_free(&index_it);
   free(w.prev);
   *entries = w.entries;
   *n = w.n;
@@ -595,7 +452,7 @@ int tfb_index_parse(const uint8_t *buf, size_t len, const char *what, tfb_entry 
   return ST_OK;
 
 fail:
-  block_iter_free(&index_it);
+  sstable_iter_free(&index_it);
   free(w.prev);
   tfb_entries_free(w.entries, w.n);
   return rc;
@@ -616,21 +473,6 @@ static char *data_path(const tfb_bundle *b, uint32_t shard) {
   char *path = len < 0 ? NULL : malloc((size_t)len + 1);
   if (path) snprintf(path, (size_t)len + 1, "%s.data-%05u-of-%05u", b->prefix, shard, b->num_shards);
   return path;
-}
-
-/* Reads n bytes at off; ST_CORRUPT when the file ends first. */
-static int read_at(int fd, void *buf, size_t n, uint64_t off, const char *path, char **err) {
-  uint8_t *p = buf;
-  for (size_t got = 0; got < n;) {
-    ssize_t r = pread(fd, p + got, n - got, (off_t)(off + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return status_set(err, ST_IO, "%s: read failed: %s", path, strerror(errno));
-    if (r == 0)
-      return status_set(err, ST_CORRUPT, "%s: ends at byte %llu, before %llu: truncated", path,
-                        (unsigned long long)(off + got), (unsigned long long)(off + n));
-    got += (size_t)r;
-  }
-  return ST_OK;
 }
 
 /* Each entry's bytes lie inside its shard's data file. */
@@ -761,7 +603,7 @@ int tfb_read_f32(tfb_bundle *b, size_t i, float *dst, char **err) {
                     (unsigned long long)e->size);
     goto fail;
   }
-  if ((rc = read_at(fd, raw, (size_t)e->size, e->offset, path, err)) != ST_OK) {
+  if ((rc = file_read_at(fd, raw, (size_t)e->size, e->offset, path, err)) != ST_OK) {
     status_wrap(err, rc, "tensor %s", e->name);
     goto fail;
   }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks the dependency direction of docs/design.md: MPI, HDF5 and LevelDB
-# headers appear only in comm/, storage/ and corpus/, and modules include
-# only the modules below them (cli -> trainer -> {comm, storage, corpus} -> util).
+# (and Snappy) headers appear only in comm/, storage/ and corpus/, and
+# modules include only the modules below them (cli -> trainer -> {comm, storage, corpus} -> util).
 # For MPI and HDF5 the build enforces the first rule as well (test
 # layering_build, tests/layering.cmake); LevelDB's and utf8proc's headers sit
 # in /usr/include, where only this check sees them.
@@ -19,6 +19,7 @@ check_header 'mpi\.h' comm
 check_header 'hdf5[^>]*\.h|H5[^>]*\.h' storage
 check_header 'leveldb/' corpus
 check_header 'utf8proc\.h' corpus
+check_header 'snappy' corpus
 # oneDNN only behind trainer/'s GEMM seam, in one file.
 hits=$(grep -rlE '#include *<(oneapi/dnnl/|dnnl)' cli trainer comm storage corpus util 2>/dev/null |
   grep -vx 'trainer/gemm_onednn.c' || true)

@@ -24,6 +24,6 @@ if(DDPT_FUZZ)
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer ${ddpt_fuzz_flags})
     target_link_options(${name} PRIVATE -fsanitize=fuzzer ${ddpt_fuzz_flags})
     target_link_libraries(${name} PRIVATE ddpt_fuzz_corpus ddpt_fuzz_storage ddpt_fuzz_util OpenSSL::Crypto
-                          leveldb::leveldb PkgConfig::UTF8PROC hdf5::hdf5 ddpt_cjson Threads::Threads m)
+                          leveldb::leveldb ddpt_snappy PkgConfig::UTF8PROC hdf5::hdf5 ddpt_cjson Threads::Threads m)
   endforeach()
 endif()

@@ -46,6 +46,9 @@ evals = [r for r in a if "eval_loss" in r]
 assert len(evals) >= 3, f"{len(evals)} evaluations, want 3 (steps 100, 200, 300)"
 assert all(0 <= r["eval_accuracy"] <= 1 and r["eval_perplexity"] > 1 for r in evals)
 assert evals[-1]["eval_accuracy"] > 0.03, f"eval accuracy {evals[-1]['eval_accuracy']}"
+# The unigram baseline depends on the validation masks alone, which are fixed.
+majority = {r["eval_majority_accuracy"] for r in evals}
+assert len(majority) == 1 and 0 < min(majority) < 1, f"eval_majority_accuracy {majority}"
 assert evals[-1]["eval_loss"] < ln_v - 1.0, f"eval loss {evals[-1]['eval_loss']}"
 # Fields that measure time end in "_s" (trainer/metrics.h); all others are deterministic.
 strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]

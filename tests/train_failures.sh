@@ -31,10 +31,13 @@ corpus() { # dir
     --valid-fraction 0.1 "$1/text.txt" >/dev/null || fail "sharding $1 failed"
 }
 # Rewrites record KEY of a shard with plyvel: "oov" puts token id 65535 (the
-# vocab has 205) after [CLS]; "truncate" cuts the record's last byte.
+# vocab has 205) after [CLS]; "truncate" cuts the record's last byte. ddpt
+# reads the table files the manifest lists (docs/corpus.md), so the shard is
+# written anew as one compacted table and the manifest lists it, as ddpt
+# shard would have: the damage is in the records, not in the framing.
 damage() { # shard-dir key how
   "$py" - "$@" <<'PY'
-import struct, sys
+import json, os, struct, sys
 import plyvel
 path, key, how = sys.argv[1], struct.pack(">Q", int(sys.argv[2])), sys.argv[3]
 db = plyvel.DB(path, create_if_missing=False)
@@ -45,7 +48,30 @@ if how == "oov":
 else:
     value = value[:-1]
 db.put(key, value)
+records = list(db.iterator())
 db.close()
+plyvel.destroy_db(path)
+db = plyvel.DB(path, create_if_missing=True)
+for k, v in records:
+    db.put(k, v)
+db.compact_range()
+db.close()
+def crc32c(data, crc=0xFFFFFFFF):
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+tables = [n for n in os.listdir(path) if n.endswith(".ldb")]
+assert len(tables) == 1, tables
+data = open(os.path.join(path, tables[0]), "rb").read()
+manifest_path = os.path.join(os.path.dirname(path), "manifest.json")
+m = json.load(open(manifest_path))
+for s in m["shards"] + m["valid_shards"]:
+    if s["name"] == os.path.basename(path):
+        s["files"] = [{"name": tables[0], "size": len(data), "crc32c": crc32c(data),
+                       "first": 0, "last": s["sequences"] - 1}]
+json.dump(m, open(manifest_path, "w"), indent=1)
 PY
 }
 # Lines of a run's output that start with prefix: exactly one, matching

@@ -101,6 +101,7 @@ int metrics_log_write(metrics_log *m, const metrics_step *s, char **err) {
     add_number(o, "eval_loss", s->eval_loss);
     add_number(o, "eval_accuracy", s->eval_accuracy);
     add_number(o, "eval_perplexity", s->eval_perplexity);
+    add_number(o, "eval_majority_accuracy", s->eval_majority_accuracy);
     if (s->has_eval_nsp) add_number(o, "eval_nsp_accuracy", s->eval_nsp_accuracy);
   }
   add_number(o, "tokens_per_s", s->tokens_per_s);
@@ -137,7 +138,8 @@ void metrics_progress(FILE *out, int live, const metrics_step *s) {
     fprintf(out, "  eval loss %.4f acc %.3f f1 %.3f%s", s->eval_loss, s->eval_accuracy,
             s->task == BERT_TASK_CLASSIFY ? s->eval_macro_f1 : s->eval_f1, s->eval_best ? " (best)" : "");
   else if (s->has_eval && !live)
-    fprintf(out, "  eval loss %.4f acc %.4f ppl %.2f", s->eval_loss, s->eval_accuracy, s->eval_perplexity);
+    fprintf(out, "  eval loss %.4f acc %.4f (most frequent token %.4f) ppl %.2f", s->eval_loss, s->eval_accuracy,
+            s->eval_majority_accuracy, s->eval_perplexity);
   if (!live) fputc('\n', out);
   fflush(out);
 }

@@ -30,6 +30,7 @@ typedef struct metrics_step {
   uint64_t skipped;     /* non-finite steps skipped so far */
   int has_eval;
   double eval_loss, eval_accuracy, eval_perplexity;
+  double eval_majority_accuracy; /* PRETRAIN: always answering the most frequent target id */
   int has_eval_nsp;
   double eval_nsp_accuracy;
   /* Fine-tuning: task is a bert_task; for CLASSIFY and TAG the step's loss

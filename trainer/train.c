@@ -957,29 +957,54 @@ static int train_step(trainer *t, step_result *r, char **err) {
   return update(t, r, err);
 }
 
+/* Adds the batch's MLM labels into counts (vocab_size): how often each id
+ * is a target. */
+static void count_mlm_labels(uint64_t *counts, const bert_batch *x) {
+  for (size_t i = 0; i < x->B * x->L; i++)
+    if (x->mlm_labels[i] >= 0) counts[x->mlm_labels[i]]++;
+}
+
+/* The most frequent id's count. */
+static uint64_t max_count(const uint64_t *counts, size_t n) {
+  uint64_t best = 0;
+  for (size_t i = 0; i < n; i++)
+    if (counts[i] > best) best = counts[i];
+  return best;
+}
+
 /* Rank 0's evaluation on the validation shards (a fixed set of sequences
- * with fixed masks, no dropout): sums[5] = loss sum, predicted tokens,
- * correct predictions, correct NSP labels, NSP sequences. */
-static int evaluate_on_rank0(trainer *t, double sums[5], char **err) {
+ * with fixed masks, no dropout): sums[6] = loss sum, predicted tokens,
+ * correct predictions, correct NSP labels, NSP sequences, and how many
+ * predicted tokens are the most frequent target id (the accuracy of a model
+ * that always answers it: what a model stuck at the unigram plateau scores). */
+static int evaluate_on_rank0(trainer *t, double sums[6], char **err) {
   uint64_t n = corpus_valid_size(t->valid);
   uint64_t limit = t->cfg.eval_batches * t->B;
   if (limit && limit < n) n = limit;
-  for (uint64_t start = 0; start < n; start += t->B) {
-    int rc = corpus_valid_batch(t->valid, start, t->eval_batch, err);
-    if (rc) return rc;
+  size_t V = t->cfg.model.vocab_size;
+  uint64_t *counts = calloc(V, sizeof *counts); /* (V) */
+  if (!counts) return status_set(err, ST_NOMEM, "out of memory for the evaluation's label counts");
+  int rc = ST_OK;
+  for (uint64_t start = 0; start < n && rc == ST_OK; start += t->B) {
+    if ((rc = corpus_valid_batch(t->valid, start, t->eval_batch, err))) break;
     bert_batch x = as_bert_batch(t->eval_batch, BERT_TASK_PRETRAIN);
     x.B = t->eval_batch->count; /* the last batch may be short */
     bert_loss loss;
-    if ((rc = bert_forward(t->model, &x, NULL, &loss, err)))
-      return status_wrap(err, rc, "validation sequences %llu-%llu of corpus %s", (unsigned long long)start,
-                         (unsigned long long)(start + x.B - 1), t->cfg.corpus);
+    if ((rc = bert_forward(t->model, &x, NULL, &loss, err))) {
+      status_wrap(err, rc, "validation sequences %llu-%llu of corpus %s", (unsigned long long)start,
+                  (unsigned long long)(start + x.B - 1), t->cfg.corpus);
+      break;
+    }
+    count_mlm_labels(counts, &x);
     sums[0] += loss.mlm * (double)loss.predicted;
     sums[1] += (double)loss.predicted;
     sums[2] += (double)loss.mlm_correct;
     sums[3] += (double)loss.nsp_correct;
     sums[4] += (double)loss.nsp_count;
   }
-  return ST_OK;
+  sums[5] = (double)max_count(counts, V);
+  free(counts);
+  return rc;
 }
 
 /* Adds one validation batch's predictions into the task counts: the
@@ -1131,7 +1156,7 @@ static int evaluate_task(trainer *t, metrics_step *m, char **err) {
  * never reaches the metrics. Collective. */
 static int evaluate(trainer *t, metrics_step *m, char **err) {
   if (t->cfg.model.task != BERT_TASK_PRETRAIN) return evaluate_task(t, m, err);
-  double sums[5] = {0, 0, 0, 0, 0};
+  double sums[6] = {0, 0, 0, 0, 0, 0};
   int rc = t->rank == 0 ? evaluate_on_rank0(t, sums, err) : ST_OK;
   char what[64];
   snprintf(what, sizeof what, "evaluation after step %llu", (unsigned long long)t->step);
@@ -1140,6 +1165,7 @@ static int evaluate(trainer *t, metrics_step *m, char **err) {
   m->eval_loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
   m->eval_accuracy = sums[1] > 0 ? sums[2] / sums[1] : NAN;
   m->eval_perplexity = exp(m->eval_loss);
+  m->eval_majority_accuracy = sums[1] > 0 ? sums[5] / sums[1] : NAN;
   m->has_eval_nsp = sums[4] > 0;
   m->eval_nsp_accuracy = sums[4] > 0 ? sums[3] / sums[4] : NAN;
   return ST_OK;

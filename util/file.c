@@ -21,6 +21,20 @@ char *file_path_join(const char *dir, const char *name) {
   return path;
 }
 
+int file_read_at(int fd, void *buf, size_t n, uint64_t off, const char *path, char **err) {
+  uint8_t *p = buf;
+  for (size_t got = 0; got < n;) {
+    ssize_t r = pread(fd, p + got, n - got, (off_t)(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return status_set(err, ST_IO, "%s: read failed: %s", path, strerror(errno));
+    if (r == 0)
+      return status_set(err, ST_CORRUPT, "%s: ends at byte %llu, before %llu: truncated", path,
+                        (unsigned long long)(off + got), (unsigned long long)(off + n));
+    got += (size_t)r;
+  }
+  return ST_OK;
+}
+
 int file_fsync_dir(const char *dir, char **err) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return status_set(err, ST_IO, "%s: cannot open directory to fsync: %s", dir, strerror(errno));

@@ -6,6 +6,7 @@
 #define DDPT_UTIL_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Replaces path with len bytes of data: written to "<dir>/.<name>.tmp-<pid>",
  * fsynced, renamed over path, then the directory is fsynced. A reader sees
@@ -33,6 +34,10 @@ char *file_path_join(const char *dir, const char *name);
  * terminating NUL after its *len bytes. Files larger than max bytes fail
  * (ST_INVALID, naming the file and the limit). */
 int file_read_all(const char *path, size_t max, char **data, size_t *len, char **err);
+
+/* Reads n bytes at offset off of fd (path names it in messages), retrying
+ * short reads; ST_CORRUPT when the file ends first, ST_IO on a failed read. */
+int file_read_at(int fd, void *buf, size_t n, uint64_t off, const char *path, char **err);
 
 /* Makes renames in dir durable. */
 int file_fsync_dir(const char *dir, char **err);

@@ -2,7 +2,8 @@
 """The shards are standard LevelDB: read them with plyvel (Python bindings
 of the LevelDB library), decode the records from the format documented in
 docs/corpus.md alone, and find exactly the token ids `ddpt tokenize` gives
-for the input, in order, packed between [CLS] and [SEP].
+for the input, in order, packed between [CLS] and [SEP]. ddpt still
+verifies the corpus after plyvel has opened (and written into) every shard.
 
 usage: plyvel_records.py DDPT_BIN"""
 import json
@@ -65,6 +66,9 @@ def main(ddpt):
                              capture_output=True, text=True).stdout
         want = [int(x) for x in out.split()]
         assert stream == want, f"records hold {len(stream)} ids, tokenize gives {len(want)}"
+        # plyvel opened every shard in place (LevelDB wrote its LOG and a new
+        # MANIFEST there); ddpt reads only the listed tables, which are intact.
+        subprocess.run([ddpt, "corpus", "verify", corpus], check=True, capture_output=True)
         print(f"plyvel_records: ok ({total} records, {len(want)} ids match ddpt tokenize)")
     finally:
         shutil.rmtree(root)

@@ -113,15 +113,12 @@ static void test_classify_round_trip_through_leveldb(void) {
   CU_ASSERT_EQUAL(counted, 60);
   CU_ASSERT(m->documents == 60 && m->sequences == 60 && m->num_valid == 0 && m->truncated == 0);
   for (size_t s = 0; s < m->num_shards; s++) {
-    char *path = file_path_join(f.out, m->shards[s].name);
     shard_reader *r = NULL;
     uint64_t tokens = 0;
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(path, m->shards[s].sequences, m->seq_len, m->id_bytes,
-                                            &r, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(f.out, m, &m->shards[s], &r, &err), ST_OK);
     CU_ASSERT_EQUAL(shard_reader_verify(r, m, &tokens, &err), ST_OK);
     CU_ASSERT_EQUAL(tokens, m->shards[s].tokens);
     shard_reader_close(r);
-    free(path);
   }
   /* One epoch, one row at a time: every example once, labels right. */
   tok_vocab *v = NULL;
@@ -506,18 +503,15 @@ static void test_pretraining_manifests_without_task_read_as_pretrain(void) {
   CU_ASSERT_EQUAL_FATAL(manifest_read(f.out, &m, &err), ST_OK);
   CU_ASSERT_EQUAL(m->task, MANIFEST_TASK_PRETRAIN);
   /* The records say what they are: pretraining records are no classify corpus. */
-  char *shard = file_path_join(f.out, m->shards[0].name);
   shard_reader *r = NULL;
   uint64_t tokens = 0;
-  CU_ASSERT_EQUAL_FATAL(shard_reader_open(shard, m->shards[0].sequences, m->seq_len, m->id_bytes,
-                                          &r, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(shard_reader_open(f.out, m, &m->shards[0], &r, &err), ST_OK);
   m->task = MANIFEST_TASK_CLASSIFY;
   m->num_labels = 2;
   CU_ASSERT_EQUAL(shard_reader_verify(r, m, &tokens, &err), ST_CORRUPT);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "key 0: record is not a classify record"));
   free(err);
   shard_reader_close(r);
-  free(shard);
   manifest_free(m);
   fixture_free(&f);
 }

@@ -1,13 +1,19 @@
 /* corpus reader: over an epoch every sample is read exactly once for world
- * sizes 1-4, a sample's masks do not depend on the world size, and a saved
- * state continues the same streams, on the same or another world size. */
+ * sizes 1-4, a sample's masks do not depend on the world size, a saved
+ * state continues the same streams, on the same or another world size, and
+ * a shard changed under a reader stops it, naming the shard. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "corpus/corpus.h"
+#include "corpus/shard_reader.h"
 #include "corpus/vocab.h"
 #include "harness.h"
 #include "test_shard_fixture.h"
+#include "util/file.h"
 #include "util/status.h"
 
 #define SHARDS 5
@@ -315,6 +321,100 @@ static void test_reader_whole_word_masks_cover_every_piece(void) {
   teardown();
 }
 
+/* Path of the first table file of shard 0, from the manifest. */
+static char *first_table(void) {
+  manifest *m = NULL;
+  char *err = NULL, rel[96];
+  CU_ASSERT_EQUAL_FATAL(manifest_read(corpus_dir(), &m, &err), ST_OK);
+  snprintf(rel, sizeof rel, "%s/%s", m->shards[0].name, m->shards[0].files[0].name);
+  manifest_free(m);
+  return file_path_join(corpus_dir(), rel);
+}
+
+static void append_byte(const char *path) {
+  FILE *f = fopen(path, "ab");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fputc(0, f);
+  fclose(f);
+}
+
+/* *err names shard 0 and says the shard changed; frees it. */
+static void expect_changed(int rc, char **err) {
+  CU_ASSERT_EQUAL(rc, ST_CORRUPT);
+  int named = *err && strstr(*err, "shard-00000") && strstr(*err, "changed");
+  if (!named) fprintf(stderr, "unexpected: %s\n", *err ? *err : "(no error)");
+  CU_ASSERT(named);
+  free(*err);
+  *err = NULL;
+}
+
+/* A table file appended to while a reader has it open: the next read after
+ * the once-a-second check stops naming the shard; a new open refuses the
+ * file's size. */
+static void test_reader_stops_when_a_shard_is_appended_to_under_it(void) {
+  setup();
+  corpus *c = open_corpus(0, 1, 8);
+  corpus_batch *b = NULL;
+  char *err = NULL, *path = first_table();
+  CU_ASSERT_EQUAL_FATAL(corpus_batch_alloc(8, corpus_manifest(c)->seq_len, &b, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(corpus_next_batch(c, b, &err), ST_OK);
+  append_byte(path);
+  struct timespec pause = {1, 200 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  int rc = ST_OK;
+  for (int i = 0; i < 100 && !rc; i++) rc = corpus_next_batch(c, b, &err);
+  expect_changed(rc, &err);
+  corpus_batch_free(b);
+  corpus_close(c);
+  corpus_options opt;
+  corpus_options_default(&opt);
+  c = NULL;
+  CU_ASSERT_EQUAL(corpus_open(corpus_dir(), 0, 1, &opt, &c, &err), ST_CORRUPT);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "shard-00000") && strstr(err, "the manifest says"));
+  free(err);
+  free(path);
+  teardown();
+}
+
+/* A table file replaced (renamed over) or removed while a shard reader has
+ * it open is noticed by the next block read (the opened file lost its
+ * name) and by shard_reader_check, naming the shard. */
+static void test_reader_notices_a_shard_file_replaced_or_removed(void) {
+  setup();
+  manifest *m = NULL;
+  char *err = NULL, *path = first_table();
+  CU_ASSERT_EQUAL_FATAL(manifest_read(corpus_dir(), &m, &err), ST_OK);
+  shard_reader *r = NULL;
+  int32_t ids[64];
+  record rec;
+  CU_ASSERT_EQUAL_FATAL(shard_reader_open(corpus_dir(), m, &m->shards[0], &r, &err), ST_OK);
+  CU_ASSERT_EQUAL(shard_reader_check(r, &err), ST_OK);
+  char *copy = malloc(strlen(path) + 8);
+  sprintf(copy, "%s.copy", path);
+  char *bytes = NULL;
+  size_t len = 0;
+  CU_ASSERT_EQUAL_FATAL(file_read_all(path, 1 << 30, &bytes, &len, &err), ST_OK);
+  FILE *f = fopen(copy, "wb");
+  fwrite(bytes, 1, len, f);
+  fclose(f);
+  CU_ASSERT_EQUAL_FATAL(rename(copy, path), 0); /* same bytes, another file */
+  int rc = shard_reader_get(r, 1, ids, &rec, &err);
+  expect_changed(rc, &err);
+  rc = shard_reader_check(r, &err);
+  expect_changed(rc, &err);
+  shard_reader_close(r);
+  CU_ASSERT_EQUAL_FATAL(shard_reader_open(corpus_dir(), m, &m->shards[0], &r, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(unlink(path), 0);
+  rc = shard_reader_check(r, &err);
+  expect_changed(rc, &err);
+  shard_reader_close(r);
+  free(bytes);
+  free(copy);
+  free(path);
+  manifest_free(m);
+  teardown();
+}
+
 static const harness_test tests[] = {
     {"test_reader_reads_every_sample_once_per_epoch_for_world_1_to_4",
      test_reader_reads_every_sample_once_per_epoch_for_world_1_to_4},
@@ -327,6 +427,10 @@ static const harness_test tests[] = {
     {"test_reader_whole_word_masks_cover_every_piece",
      test_reader_whole_word_masks_cover_every_piece},
     {"test_reader_validation_is_fixed_and_complete", test_reader_validation_is_fixed_and_complete},
+    {"test_reader_stops_when_a_shard_is_appended_to_under_it",
+     test_reader_stops_when_a_shard_is_appended_to_under_it},
+    {"test_reader_notices_a_shard_file_replaced_or_removed",
+     test_reader_notices_a_shard_file_replaced_or_removed},
     {NULL, NULL},
 };
 const harness_suite corpus_reader_suite = {"reader", tests};

@@ -68,6 +68,16 @@ static void test_labelled_record_decode_refuses_malformed_records(void) {
   bad[14] = 0xff; /* -1 at position 1 */
   bad[15] = 0xff;
   expect_corrupt(bad, 18, "tag -1 at position 1 is negative and not -100");
+  /* Found by tests/fuzz/fuzz_record.c: int16 holds 32767, which no label id
+   * reaches (at most 32767 labels: ids 0..32766); decoded, it could not be
+   * encoded back (record_encode asserts). */
+  bad[14] = 0xff; /* 32767 at position 1 */
+  bad[15] = 0x7f;
+  expect_corrupt(bad, 18, "tag 32767 at position 1 is not below 32767");
+  memcpy(bad, good, 14);
+  bad[12] = 0xff;
+  bad[13] = 0x7f;
+  expect_corrupt(bad, 14, "class label 32767 is not below 32767");
 }
 
 static const harness_test tests[] = {

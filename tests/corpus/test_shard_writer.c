@@ -32,13 +32,10 @@ static int same_shards(const char *a, const manifest *ma, const manifest_shard *
   int same = na == nb;
   int32_t ia[512], ib[512];
   for (size_t s = 0; same && s < na; s++) {
-    char *pa = file_path_join(a, sa[s].name), *pb = file_path_join(b, sb[s].name);
     shard_reader *ra = NULL, *rb = NULL;
     char *err = NULL;
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pa, sa[s].sequences, ma->seq_len, ma->id_bytes, &ra,
-                                            &err), ST_OK);
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(pb, sb[s].sequences, mb->seq_len, mb->id_bytes, &rb,
-                                            &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(a, ma, &sa[s], &ra, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(b, mb, &sb[s], &rb, &err), ST_OK);
     same = strcmp(sa[s].name, sb[s].name) == 0 && sa[s].sequences == sb[s].sequences &&
            sa[s].tokens == sb[s].tokens;
     for (uint64_t k = 0; same && k < sa[s].sequences; k++) {
@@ -50,8 +47,6 @@ static int same_shards(const char *a, const manifest *ma, const manifest_shard *
     }
     shard_reader_close(ra);
     shard_reader_close(rb);
-    free(pa);
-    free(pb);
   }
   return same;
 }
@@ -101,16 +96,13 @@ static void test_shard_round_robin_shards_verify(void) {
   manifest *m = read_manifest(f.out);
   uint64_t seqs = 0, tokens = 0;
   for (size_t s = 0; s < m->num_shards; s++) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", f.out, m->shards[s].name);
     /* Sequence j went to shard j % 4: sizes differ by at most one, first
      * shards first. */
     CU_ASSERT(m->shards[0].sequences - m->shards[s].sequences <= 1);
     shard_reader *r = NULL;
     char *err = NULL;
     uint64_t t = 0;
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(path, m->shards[s].sequences, m->seq_len,
-                                            m->id_bytes, &r, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(shard_reader_open(f.out, m, &m->shards[s], &r, &err), ST_OK);
     CU_ASSERT_EQUAL(shard_reader_verify(r, m, &t, &err), ST_OK);
     CU_ASSERT_EQUAL(t, m->shards[s].tokens);
     shard_reader_close(r);
@@ -264,10 +256,11 @@ static void test_shard_verify_names_a_damaged_shard(void) {
   shard_reader *r = NULL;
   char *err = NULL;
   uint64_t t = 0;
-  int rc = shard_reader_open(path, m->shards[1].sequences, m->seq_len, m->id_bytes, &r, &err);
+  int rc = shard_reader_open(f.out, m, &m->shards[1], &r, &err);
   if (!rc) rc = shard_reader_verify(r, m, &t, &err);
   CU_ASSERT_EQUAL(rc, ST_CORRUPT);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "shard-00001"));
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "shard-00001") &&
+                         strstr(err, "block checksum mismatch"));
   free(err);
   shard_reader_close(r);
   manifest_free(m);
@@ -331,12 +324,15 @@ static void test_damaged_manifest_is_refused_naming_what_is_wrong(void) {
     const char *from, *to, *needle;
   } cases[] = {
       {"{", "[", "is not valid JSON"},
-      {"\"format_version\":\t1", "\"format_version\":\t2", "corpus format version 2"},
+      {"\"format_version\":\t2", "\"format_version\":\t3", "corpus format version 3"},
       {"\"seq_len\":\t32", "\"seq_len\":\t7", "inconsistent values (seq_len 7"},
       {"\"totals\"", "\"sums\"", "\"vocab\" or \"totals\" is missing"},
       {"\"tool\":\t\"", "\"tool\":\t1, \"x\":\t\"",
        "field \"tool\" is missing or not a string"},
       {"\"name\":\t\"shard-00000\"", "\"name\":\t\"../x\"", "shards entry 0 (\"../x\") is invalid"},
+      /* Found by tests/fuzz/fuzz_manifest.c: a raw newline in a string
+       * reached a message quoting it, which was then two lines. */
+      {"\"format\":\t\"ddpt", "\"format\":\t\"d\ndpt", "field \"format\" holds a control character"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     fixture_shard(&opt);
@@ -352,6 +348,14 @@ static void test_damaged_manifest_is_refused_naming_what_is_wrong(void) {
     CU_ASSERT(named);
     free(err);
   }
+  /* A version 1 corpus (no file lists) is refused with what to do. */
+  fixture_shard(&opt);
+  edit_manifest(f.out, "\"format_version\":\t2", "\"format_version\":\t1");
+  manifest *m = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(manifest_read(f.out, &m, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "corpus format version 1") && strstr(err, "reshard"));
+  free(err);
   fixture_free(&f);
 }
 
