@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "comm/comm.h"
+#include "storage/ckpt.h"
 #include "trainer/blas.h"
 #include "trainer/gemm.h"
 #include "trainer/metrics.h"
@@ -22,9 +23,13 @@ static volatile sig_atomic_t g_stop = 0;
 static const char *g_command = "train";
 
 /* The first SIGINT/SIGTERM asks for a checkpoint at the end of the step; a
- * second one ends the process at once. */
+ * second one ends the process at once, removing the temporary file of a
+ * checkpoint being written (LATEST still names the previous one). */
 static void on_stop_signal(int sig) {
-  if (g_stop) _exit(128 + sig);
+  if (g_stop) {
+    ckpt_dir_remove_temp_now();
+    _exit(128 + sig);
+  }
   g_stop = 1;
   static const char train[] = "\nddpt train: stopping after this step (checkpoint follows); signal again to abort now\n",
                     finetune[] = "\nddpt finetune: stopping after this step (checkpoint follows); signal again to "

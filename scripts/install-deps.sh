@@ -18,10 +18,11 @@ BUILD="build-essential cmake pkg-config git
 # the benchmarks' peak-RSS figures; man-db (man -w finds ddpt(1)), and
 # dpkg-dev and file, with which `cpack -G DEB` finds the packages of the
 # libraries ddpt links (dpkg-shlibdeps) for the .deb tests/install_deb.sh
-# installs.
+# installs; valgrind for the memcheck run of one training step
+# (tests/train_valgrind.sh).
 TEST="hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-plyvel
   python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh python3-jieba time
-  man-db dpkg-dev file"
+  man-db dpkg-dev file valgrind"
 
 missing=""
 for pkg in $BUILD $TEST; do

@@ -15,6 +15,7 @@
 #include "trainer/gemm.h"
 #include "trainer/heads.h"
 #include "trainer/layers.h"
+#include "util/size.h"
 #include "util/status.h"
 
 /* ------------------------------------------------------------------ config */
@@ -179,8 +180,12 @@ int bert_config_validate(const bert_config *cfg, char **err) {
   if (cfg->hidden % cfg->heads)
     return status_set(err, ST_INVALID, "hidden size %zu is not a multiple of %zu heads",
                       cfg->hidden, cfg->heads);
-  if (cfg->vocab_size > INT32_MAX || cfg->hidden > 65536 || cfg->intermediate > 1u << 20)
-    return status_set(err, ST_INVALID, "model config sizes are out of range");
+  if (cfg->vocab_size > INT32_MAX || cfg->hidden > 65536 || cfg->intermediate > 1u << 20 ||
+      cfg->layers > 4096 || cfg->max_positions > 1u << 16 || cfg->type_vocab > 1u << 16)
+    return status_set(err, ST_INVALID,
+                      "model config sizes are out of range (at most: vocab_size 2^31 - 1, hidden_size 65536, "
+                      "intermediate_size 2^20, num_hidden_layers 4096, max_position_embeddings 65536, "
+                      "type_vocab_size 65536)");
   if (!(cfg->hidden_dropout >= 0.0f && cfg->hidden_dropout < 1.0f) ||
       !(cfg->attention_dropout >= 0.0f && cfg->attention_dropout < 1.0f))
     return status_set(err, ST_INVALID, "dropout rates must be in [0, 1)");
@@ -566,6 +571,19 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
                       "batch %zu x seq_len %zu (max %zu predictions per sequence) does not fit "
                       "a model with %zu positions",
                       B, L, max_pred, cfg->max_positions);
+  /* The largest products arena_layout forms, checked before it forms them
+   * unchecked: per layer B x L x (hidden, intermediate) and B x heads x L x
+   * L, and the MLM logits B x max_pred x vocab, with room for the sums. */
+  size_t per_token = cfg->hidden * 16 + cfg->intermediate * 4; /* bounded by bert_config_validate */
+  size_t bl, acts, attn, layer, all, preds, logits;
+  if (!size_mul_ok(B, L, &bl) || !size_mul_ok(bl, per_token, &acts) || !size_mul_ok(bl, cfg->heads, &attn) ||
+      !size_mul_ok(attn, L * 4, &attn) || !size_add_ok(acts, attn, &layer) ||
+      !size_mul_ok(layer, cfg->layers, &all) || !size_mul_ok(B, max_pred, &preds) ||
+      !size_mul_ok(preds, cfg->vocab_size * 4, &logits) || all > SIZE_MAX / 64 || logits > SIZE_MAX / 64)
+    return status_set(err, ST_NOMEM,
+                      "batch %zu x seq_len %zu for this model (hidden %zu, %zu layers, vocab %zu) is too large to "
+                      "address: reduce the batch size or the sequence length",
+                      B, L, cfg->hidden, cfg->layers, cfg->vocab_size);
   size_t count;
   if ((rc = count_params(cfg, &count, err)) != ST_OK) return rc;
   /* A model that is never allocated: the layout only counts. */
