@@ -121,7 +121,7 @@ const cli_command cli_commands[] = {
     {"model", "a model's parameter count and memory for a batch size",
      "usage: ddpt model info [--preset bert-tiny|bert-mini|bert-small|bert-medium|bert-base]\n"
      "                       [--config config.json] [--set KEY=VALUE]... [--batch B]\n"
-     "                       [--seq-len L] [--max-predictions P]\n"
+     "                       [--seq-len L] [--max-predictions P] [--precision fp32|bf16]\n"
      "Prints the parameter count and the memory of parameters, gradients, Adam\n"
      "state and activations for batches of B x L (default 8 x 128) with up to P\n"
      "predicted tokens per sequence (default ceil(0.15 L), as ddpt train sizes\n"
@@ -129,6 +129,8 @@ const cli_command cli_commands[] = {
      "bert-small, bert-medium, bert-base (default). --config reads a HuggingFace\n"
      "config.json; --set overrides one field by its config.json key\n"
      "(num_hidden_layers=6, hidden_dropout_prob=0, nsp=false, ...).\n"
+     "--precision bf16 adds the bf16 copy of the weights and the bf16 operand\n"
+     "buffers of its products (fp32 weights, gradients and Adam state stay).\n"
      "Examples:\n"
      "  ddpt model info --preset bert-base --batch 32 --seq-len 512\n"
      "  ddpt model info --config bert-base-chinese/config.json --set num_hidden_layers=6\n",
@@ -137,7 +139,7 @@ const cli_command cli_commands[] = {
      "usage: ddpt bench train [--preset bert-tiny|bert-mini|bert-small|bert-medium|bert-base]\n"
      "                        [--config config.json] [--set KEY=VALUE]... [--batch B]\n"
      "                        [--seq-len L] [--threads T] [--steps K] [--warmup W]\n"
-     "                        [--seed S]\n"
+     "                        [--seed S] [--precision fp32|bf16]\n"
      "Times K (default 5, at most 1000) training steps after W (default 1, at\n"
      "most 1000) warm-up steps: forward, backward and an AdamW update, on\n"
      "synthetic batches of B x L (default 8 x 128) with 15% of tokens\n"
@@ -146,14 +148,16 @@ const cli_command cli_commands[] = {
      "machine, peak RSS against the predicted memory, and the OpenBLAS kernel\n"
      "in use. --threads (default: all CPUs, at most 1024) sets OpenBLAS and\n"
      "OpenMP threads; --seed S (default 1) any 64-bit number. --preset,\n"
-     "--config and --set as in ddpt model info.\n"
+     "--config and --set as in ddpt model info. --precision bf16 computes the\n"
+     "products in bf16 (oneDNN; its ISA and bf16 peak printed too).\n"
      "Example:\n"
      "  ddpt bench train --preset bert-small --batch 16 --seq-len 128 --threads 8 --steps 10\n",
      cmd_bench},
     {"train", "pretrain a BERT model (under mpirun: data-parallel over the ranks)",
      "usage: ddpt train CONFIG [--init MODEL] [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
-     "                  [--threads N]\n"
+     "                  [--threads N] [--precision fp32|bf16]\n"
      "       ddpt train --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
+     "                  [--precision fp32|bf16]\n"
      "Trains on the corpus [data] corpus names (ready configs: configs/ in the\n"
      "source tree, share/ddpt/configs where ddpt is installed, e.g.\n"
      "/usr/share/ddpt/configs),\n"
@@ -189,7 +193,9 @@ const cli_command cli_commands[] = {
      "  [schedule] kind (linear|cosine|constant|piecewise), warmup_steps,\n"
      "             warmup_ratio, points (piecewise: \"STEP:MULT, ...\")\n"
      "  [train] batch_size (per rank), accumulation, steps, tokens, seed, threads,\n"
-     "          bucket_mb, hash_every\n"
+     "          bucket_mb, hash_every, precision (fp32|bf16: products in bf16 on\n"
+     "          oneDNN, fp32 weights and optimizer; --precision sets it; refused on\n"
+     "          a CPU without native bf16; docs/model.md)\n"
      "  [checkpoint] every, keep\n"
      "  [log] every, eval_every, level (error|warn|info|debug)\n"
      "Examples:\n"
@@ -200,8 +206,9 @@ const cli_command cli_commands[] = {
      cmd_train},
     {"finetune", "fine-tune a model for classification or tagging (under mpirun: data-parallel)",
      "usage: ddpt finetune CONFIG --init MODEL [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
-     "                     [--threads N]\n"
+     "                     [--threads N] [--precision fp32|bf16]\n"
      "       ddpt finetune --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
+     "                     [--precision fp32|bf16]\n"
      "Fine-tunes MODEL (a ddpt checkpoint, from pretraining or from an earlier\n"
      "fine-tuning, or anything ddpt import reads) on the labelled corpus [data]\n"
      "corpus names (made by ddpt shard --task classify|tag; a pretraining corpus\n"
@@ -241,7 +248,8 @@ const cli_command cli_commands[] = {
      "  mpirun -np 4 ddpt finetune --resume ft --threads 2\n",
      cmd_finetune},
     {"fill-mask", "the most probable tokens at each [MASK] of a text, from a checkpoint",
-     "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased] TEXT\n"
+     "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased]\n"
+     "                      [--precision fp32|bf16] TEXT\n"
      "Prints the K (default 5) most probable tokens and their probabilities at\n"
      "each [MASK] of TEXT (quote it), e.g. \"the cat [MASK] on the mat\". The\n"
      "model comes from the checkpoint alone: its config attribute, /params and\n"
@@ -254,13 +262,15 @@ const cli_command cli_commands[] = {
      "and \"masks\", a list of {\"position\" (0 is [CLS]), \"predictions\": a list\n"
      "of {\"token\", \"id\", \"prob\"}}. Fails (exit 1, one line) when TEXT has no\n"
      "[MASK], is longer than the model's positions, or the files do not fit.\n"
+     "--precision bf16 computes the products in bf16 (as [train] precision).\n"
      "Examples:\n"
      "  ddpt fill-mask --ckpt run/ckpt-00000600.h5 \"the cat sat on the [MASK].\"\n"
      "  ddpt fill-mask --ckpt zh.h5 --top-k 3 --json \"北京是中国的[MASK]都。\"\n",
      cmd_fill_mask},
     {"predict", "classify texts or tag words with a fine-tuned checkpoint",
      "usage: ddpt predict --ckpt FILE [--vocab FILE] [--json] [--top-k K] [--batch N]\n"
-     "                    [--threads T] [--seq-len L] [--cased] [FILE|-]\n"
+     "                    [--threads T] [--seq-len L] [--cased] [--precision fp32|bf16]\n"
+     "                    [FILE|-]\n"
      "Runs a checkpoint fine-tuned for classify or tag over each line of FILE\n"
      "(default: standard input), N lines (default 32, at most 4096) per forward\n"
      "pass, on T threads (default: all CPUs). One output line per input line; a\n"
@@ -284,7 +294,7 @@ const cli_command cli_commands[] = {
      "recorded vocab; --cased: for checkpoints that record no casing). Fails\n"
      "(exit 1, one line naming FILE:LINE for a bad line) on a pretraining\n"
      "checkpoint (use fill-mask), a vocab mismatch, or a line with more than one\n"
-     "TAB or an empty text.\n"
+     "TAB or an empty text. --precision bf16 computes the products in bf16.\n"
      "Examples:\n"
      "  echo \"a gripping, funny film\" | ddpt predict --ckpt ft/ckpt-00000300.h5\n"
      "  ddpt predict --ckpt ft/ckpt-00000300.h5 --top-k 3 --json reviews.txt\n",

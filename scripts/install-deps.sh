@@ -4,11 +4,12 @@
 # prints the apt-get line to run instead of running it.
 set -eu
 
-# Build: compiler, CMake, and the libraries ddpt links.
+# Build: compiler, CMake, and the libraries ddpt links (libdnnl-dev: oneDNN,
+# the bf16 products of precision = bf16; OpenBLAS stays the fp32 path).
 BUILD="build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-dev libopenblas-dev
   libleveldb-dev libsnappy-dev libcunit1-dev libutf8proc-dev libcjson-dev
-  libinih-dev libssl-dev"
+  libinih-dev libssl-dev libdnnl-dev"
 # Tests: HDF5 tools (h5diff), PyTorch parity and file-format checks in
 # Debian's python3, metrics plots (matplotlib), clang's libFuzzer and OpenMP
 # (the fuzz build configures the whole project with clang), real messy

@@ -22,3 +22,10 @@ set_tests_properties(train_resume_exact PROPERTIES LABELS "mpi" TIMEOUT 900)
 # ddpt train's bad inputs fail at start with one line (tests/train_bad_input.sh).
 add_test(NAME train_bad_input COMMAND ${CMAKE_SOURCE_DIR}/tests/train_bad_input.sh $<TARGET_FILE:ddpt_cli>)
 set_tests_properties(train_bad_input PROPERTIES LABELS "e2e" TIMEOUT 120)
+
+# precision = bf16 (tests/train_bf16.sh): 2 ranks x b = 1 rank x 2b to fp32
+# reduction order, bit-identical resume, checkpoints across precisions, and
+# the one-line refusal without native bf16. About 20 s.
+add_test(NAME train_bf16
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/train_bf16.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(train_bf16 PROPERTIES LABELS "mpi" TIMEOUT 600)

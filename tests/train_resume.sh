@@ -22,27 +22,14 @@ ddpt=$1 mpirun=$2
 "$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
 printf '[model]\npreset = bert-tiny\n[schedule]\nkind = constant\nwarmup_steps = 5\n' >"$dir/tiny.ini"
 common="--threads 1 --set data.corpus=$dir/corpus --set log.every=1 --set log.eval_every=0 --set log.samples=true"
-train() { # run-dir ranks batch options...
-  run=$1 np=$2 b=$3; shift 3
-  # shellcheck disable=SC2086
-  mpi -np "$np" "$ddpt" train "$dir/tiny.ini" --run-dir "$run" $common --set train.batch_size="$b" "$@" \
-    >>"$run.out" 2>&1 || { cat "$run.out"; fail "training $run failed"; }
-}
-resume() { # run-dir ranks batch options...
-  run=$1 np=$2 b=$3; shift 3
-  # shellcheck disable=SC2086
-  mpi -np "$np" "$ddpt" train --resume "$run" --threads 1 --set train.batch_size="$b" "$@" \
-    >>"$run.out" 2>&1 || { cat "$run.out"; fail "resuming $run failed"; }
-}
+# shellcheck source=lib/train_runs.sh
+. "$(dirname "$0")/lib/train_runs.sh"
 # Waits (up to 60 s) until metrics.jsonl logs STEP; fails saying WHAT otherwise.
 wait_for_step() { # metrics.jsonl step what
   i=0
   until grep -q "\"step\":$2," "$1" 2>/dev/null; do
     i=$((i + 1)); [ $i -gt 600 ] && fail "$3"; sleep 0.1
   done
-}
-same_state() { # a.h5 b.h5
-  h5diff -q "$1" "$2" /params /params && h5diff -q "$1" "$2" /optim /optim
 }
 
 # 1. straight vs stopped and resumed

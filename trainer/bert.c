@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "trainer/gemm.h"
 #include "trainer/heads.h"
 #include "trainer/layers.h"
 #include "util/size.h"
@@ -441,6 +442,11 @@ struct bert_model {
   size_t task_count;   /* bert_loss.task_count, for backward's scale */
   int dropout_on;
   bert_dropout drop;
+  /* bert_set_precision: GEMM_BF16 keeps a bf16 copy of the parameters,
+   * refreshed at the first pass after bert_weights_changed. */
+  int precision;
+  uint16_t *shadow;    /* (p->total) */
+  int shadow_stale;
 };
 
 /* Floats that hold a dropout mask of n bytes. */
@@ -538,6 +544,23 @@ static int count_params(const bert_config *cfg, size_t *count, char **err) {
   return rc;
 }
 
+/* The bf16 conversion buffers' floats (trainer/gemm.c): the largest A
+ * operand that is not a weight (an input, or an output gradient of up to
+ * max(3C, I, V, K) columns) and the largest B operand that is not (an input
+ * of a weight gradient, C or I columns), over every linear layer. */
+static size_t bf16_operand_floats(const bert_config *cfg, size_t B, size_t L, size_t max_pred) {
+  size_t N = B * L, P = B * max_pred, C = cfg->hidden, I = cfg->intermediate;
+  size_t a = N * (3 * C > I ? 3 * C : I), b = N * (C > I ? C : I);
+  if (P * cfg->vocab_size > a) a = P * cfg->vocab_size;
+  if (N * cfg->num_labels > a) a = N * cfg->num_labels;
+  return a + b;
+}
+
+size_t bert_memory_total(const bert_memory *mem, int precision) {
+  size_t total = mem->params + mem->grads + mem->adam + mem->activations + mem->scratch;
+  return precision == GEMM_BF16 ? total + mem->bf16_weights + mem->bf16_operands : total;
+}
+
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
                          bert_memory *mem, char **err) {
   int rc = bert_config_validate(cfg, err);
@@ -574,6 +597,8 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
       .activations = act * sizeof(float),
       .scratch = scratch * sizeof(float),
       .param_count = count,
+      .bf16_weights = count * sizeof(uint16_t),
+      .bf16_operands = bf16_operand_floats(cfg, B, L, mlm ? max_pred : 0) * sizeof(uint16_t),
   };
   return ST_OK;
 }
@@ -700,7 +725,47 @@ void bert_model_free(bert_model *m) {
   free(m->crf_work);
   free(m->crf_back);
   free(m->arena);
+  if (m->shadow) gemm_shadow_set(NULL, NULL, 0);
+  free(m->shadow);
   free(m);
+}
+
+int bert_set_precision(bert_model *m, int precision, char **err) {
+  int rc = gemm_set_precision((gemm_precision)precision, err);
+  if (rc != ST_OK) return rc;
+  if (precision == GEMM_BF16 && !m->shadow) {
+    m->shadow = malloc(m->p->total * sizeof *m->shadow);
+    if (!m->shadow)
+      return status_set(err, ST_NOMEM,
+                        "cannot allocate %.1f MiB for the bf16 copy of the weights: run with "
+                        "precision = fp32",
+                        (double)(m->p->total * sizeof *m->shadow) / (1 << 20));
+  }
+  if (precision != GEMM_BF16) {
+    gemm_shadow_set(NULL, NULL, 0);
+    free(m->shadow);
+    m->shadow = NULL;
+  }
+  m->precision = precision;
+  m->shadow_stale = 1;
+  return ST_OK;
+}
+
+int bert_precision(const bert_model *m) { return m->precision; }
+
+void bert_weights_changed(bert_model *m) { m->shadow_stale = 1; }
+
+/* Every pass computes in this model's precision, reading its own shadow
+ * (the seam's state is per process; a test may hold two models). The
+ * shadow is filled once per update, at the first pass that needs it. */
+static void use_precision(bert_model *m) {
+  int rc = gemm_set_precision((gemm_precision)m->precision, NULL);
+  assert(rc == ST_OK); /* bert_set_precision checked it */
+  (void)rc;
+  if (!m->shadow) return;
+  gemm_shadow_set(m->p->data, m->shadow, m->p->total);
+  if (m->shadow_stale) gemm_shadow_fill();
+  m->shadow_stale = 0;
 }
 
 params *bert_model_params(bert_model *m) { return m->p; }
@@ -904,6 +969,7 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
                  bert_loss *loss, char **err) {
   int rc = check_batch(m, batch, err);
   if (rc != ST_OK) return rc;
+  use_precision(m);
   const bert_config *cfg = &m->cfg;
   const float *w = m->p->data;
   const model_offsets *o = &m->off;
@@ -1098,6 +1164,7 @@ static void task_backward(bert_model *m, const bert_batch *batch, float dloss, f
 
 void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale) {
   assert(batch->B == m->batch_B && batch->L == m->L);
+  use_precision(m);
   const bert_config *cfg = &m->cfg;
   const float *w = m->p->data;
   float *g = m->p->grad;

@@ -14,6 +14,7 @@
 
 #include <ini.h>
 
+#include "trainer/gemm.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -59,6 +60,7 @@ static const key_def k_keys[] = {
     {"train", "tokens", K_U64, OFF(tokens), 0, 0, 1e18, 0, NULL},
     {"train", "seed", K_U64, OFF(seed), 0, 0, 18446744073709551616.0, 0, NULL},
     {"train", "threads", K_INT, OFF(threads), 0, 0, 1024, 0, NULL},
+    {"train", "precision", K_ENUM, OFF(precision), 0, 0, 0, 0, gemm_precision_name},
     {"train", "bucket_mb", K_DOUBLE, OFF(bucket_mb), 0, 0, 4096, 1, NULL},
     {"train", "hash_every", K_U64, OFF(hash_every), 0, 0, 1e12, 0, NULL},
     {"train", "watchdog_s", K_DOUBLE, OFF(watchdog_s), 0, 0, 1e7, 0, NULL},

@@ -597,6 +597,9 @@ static int create_model(trainer *t, char **err) {
   t->A = t->cfg.accumulation;
   int rc = bert_model_create(&t->model, &t->cfg.model, t->B, t->L, t->max_pred, err);
   if (rc) return rc;
+  /* Every rank checks its own CPU: one without bf16 stops the job. */
+  rc = bert_set_precision(t->model, t->cfg.precision, err);
+  if ((rc = agree_with_rank0(t, rc, "[train] precision", err))) return rc;
   t->p = bert_model_params(t->model);
   params_init(t->p, t->cfg.seed);
   if (t->cfg.model.task != BERT_TASK_PRETRAIN) set_finetune_rates(t);
@@ -771,6 +774,7 @@ static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
       (rc = ckpt_file_load(f, "optim/m", mt, t->p->count, 1, NULL, err)) ||
       (rc = ckpt_file_load(f, "optim/v", vt, t->p->count, 1, NULL, err)))
     goto done;
+  bert_weights_changed(t->model);
   if ((rc = ckpt_file_read_int64(f, "data/cursor", rows, 3 * n, err))) {
     status_wrap(err, rc, "the checkpoint's data position does not fit corpus %s (%zu shards)", t->cfg.corpus, n);
     goto done;
@@ -970,6 +974,7 @@ static int update(trainer *t, step_result *r, char **err) {
   r->applied = v == GUARD_APPLY;
   if (r->applied) {
     optim_step(&t->cfg.optim, t->p, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
+    bert_weights_changed(t->model);
     t->grads_clear = 1;
   } else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
                 (unsigned long long)t->step + 1, r->loss, r->grad_norm, (unsigned long long)t->guard.skipped);
