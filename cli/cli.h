@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum {
   CLI_EXIT_OK = 0,
@@ -25,6 +26,9 @@ typedef struct cli_command {
 extern const cli_command cli_commands[];
 
 const cli_command *cli_find(const char *name);
+
+/* `ddpt --help`: usage, the command list, exit codes, examples (cmd_help.c). */
+void cli_print_usage(FILE *out);
 
 /* "ddpt <cmd>: <msg>" on stderr; frees msg; returns CLI_EXIT_FAILURE. */
 int cli_fail(const char *cmd, char *msg);

@@ -13,6 +13,7 @@
 #include "corpus/corpus.h"
 #include "trainer/bert.h"
 #include "trainer/blas.h"
+#include "trainer/gemm.h"
 #include "trainer/optimizer.h"
 #include "util/rng.h"
 #include "util/status.h"
@@ -83,6 +84,7 @@ typedef struct bench_options {
   char *sets[MAX_SETS];      /* --set KEY=VALUE, in order */
   size_t nsets, B, L, threads, steps, warmup;
   uint64_t seed;
+  int precision; /* a gemm_precision */
 } bench_options;
 
 static int bench_parse(bench_options *o, int argc, char **argv) {
@@ -91,7 +93,8 @@ static int bench_parse(bench_options *o, int argc, char **argv) {
       {"set", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
       {"seq-len", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
       {"steps", required_argument, NULL, 'k'},   {"warmup", required_argument, NULL, 'w'},
-      {"seed", required_argument, NULL, 'S'},    {NULL, 0, NULL, 0}};
+      {"seed", required_argument, NULL, 'S'},    {"precision", required_argument, NULL, 'P'},
+      {NULL, 0, NULL, 0}};
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   *o = (bench_options){.B = 8, .L = 128, .steps = 5, .warmup = 1, .seed = 1,
                        .threads = ncpu > 0 ? (size_t)ncpu : 1};
@@ -127,6 +130,10 @@ static int bench_parse(bench_options *o, int argc, char **argv) {
       case 'S':
         if ((rc = cli_parse_u64("bench", "--seed", optarg, 0, UINT64_MAX, &o->seed))) return rc;
         break;
+      case 'P':
+        if ((o->precision = gemm_precision_parse(optarg)) < 0)
+          return cli_usage_error("bench", "--precision is fp32 or bf16, not '%s'", optarg);
+        break;
       default: return cli_bad_option("bench", argc, argv);
     }
   }
@@ -159,6 +166,7 @@ static int bench_run_steps(bench_result *r, bert_model *m, const bert_batch *bat
     if (rc != ST_OK) return rc;
     bert_backward(m, batch, NULL);
     optim_step(&oc, p, 1e-4f, step + 1, optim_grad_norm(p), OPTIM_ZERO_GRAD);
+    bert_weights_changed(m);
     double dt = timer_now() - t0;
     if (step == 0) r->first_loss = loss.total;
     r->last_loss = loss.total;
@@ -178,27 +186,37 @@ static void bench_report(const bench_options *o, const bert_config *cfg, const b
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double sgemm = blas_sgemm_gflops(2048, 3);
-  size_t predicted_bytes = mem->params + mem->grads + mem->adam + mem->activations + mem->scratch;
+  /* The bf16 ceiling too when the steps ran in bf16: the figure its MFU is
+   * measured against. */
+  int bf16 = o->precision == GEMM_BF16;
+  double peak = bf16 ? gemm_bf16_gflops(2048, 3) : sgemm;
+  size_t predicted_bytes = bert_memory_total(mem, o->precision);
   double tokens = (double)(o->B * o->L), median = r->median;
   double model_flops = flops->model, work_flops = flops->work;
   const char *coretype = getenv("OPENBLAS_CORETYPE");
-  char desc[512];
+  char desc[512], onednn[160];
   bert_config_describe(cfg, desc, sizeof desc);
+  gemm_onednn_version(onednn, sizeof onednn);
   printf("{\"bench\":\"train\",\"impl\":\"ddpt\",\"preset\":\"%s\",\"config\":\"%s\","
-         "\"params\":%zu,\"batch\":%zu,\"seq_len\":%zu,\"threads\":%zu,\"steps\":%zu,"
-         "\"predicted_tokens\":%zu,\"step_time_median_s\":%.4f,\"step_time_min_s\":%.4f,"
-         "\"tokens_per_s\":%.1f,\"model_flops_per_step\":%.4e,\"model_gflops_per_s\":%.1f,"
-         "\"work_flops_per_step\":%.4e,\"work_gflops_per_s\":%.1f,\"sgemm_gflops_per_s\":%.1f,"
-         "\"mfu_vs_sgemm\":%.3f,\"work_mfu_vs_sgemm\":%.3f,\"peak_rss_bytes\":%lld,"
-         "\"predicted_bytes\":%zu,\"rss_over_predicted\":%.3f,\"loss_first\":%.5f,"
-         "\"loss_last\":%.5f,\"blas_kernel\":\"%s\",\"openblas_coretype\":\"%s\"}\n",
-         o->preset ? o->preset : o->json ? o->json : "bert-base", desc, mem->param_count, o->B,
-         o->L, o->threads, o->steps, r->predicted, median, r->times[0], tokens / median,
-         model_flops, model_flops / median / 1e9, work_flops, work_flops / median / 1e9, sgemm,
+         "\"precision\":\"%s\",\"params\":%zu,\"batch\":%zu,\"seq_len\":%zu,\"threads\":%zu,"
+         "\"steps\":%zu,\"predicted_tokens\":%zu,\"step_time_median_s\":%.4f,"
+         "\"step_time_min_s\":%.4f,\"tokens_per_s\":%.1f,\"model_flops_per_step\":%.4e,"
+         "\"model_gflops_per_s\":%.1f,\"work_flops_per_step\":%.4e,\"work_gflops_per_s\":%.1f,"
+         "\"sgemm_gflops_per_s\":%.1f,\"peak_gflops_per_s\":%.1f,\"mfu_vs_sgemm\":%.3f,"
+         "\"work_mfu_vs_sgemm\":%.3f,\"work_mfu_vs_peak\":%.3f,\"peak_rss_bytes\":%lld,"
+         "\"predicted_bytes\":%zu,\"bf16_operand_bytes_used\":%zu,"
+         "\"bf16_operand_bytes_predicted\":%zu,\"rss_over_predicted\":%.3f,"
+         "\"loss_first\":%.5f,\"loss_last\":%.5f,\"blas_kernel\":\"%s\","
+         "\"openblas_coretype\":\"%s\",\"onednn\":\"%s\"}\n",
+         o->preset ? o->preset : o->json ? o->json : "bert-base", desc,
+         gemm_precision_name(o->precision), mem->param_count, o->B, o->L, o->threads, o->steps,
+         r->predicted, median, r->times[0], tokens / median, model_flops,
+         model_flops / median / 1e9, work_flops, work_flops / median / 1e9, sgemm, peak,
          model_flops / median / 1e9 / sgemm, work_flops / median / 1e9 / sgemm,
-         (long long)ru.ru_maxrss * 1024, predicted_bytes,
+         peak > 0 ? work_flops / median / 1e9 / peak : 0.0, (long long)ru.ru_maxrss * 1024,
+         predicted_bytes, gemm_scratch_bytes(), bf16 ? mem->bf16_operands : 0,
          (double)ru.ru_maxrss * 1024 / (double)predicted_bytes, r->first_loss, r->last_loss,
-         blas_corename(), coretype ? coretype : "");
+         blas_corename(), coretype ? coretype : "", onednn);
 }
 
 static int bench_train(int argc, char **argv) {
@@ -218,6 +236,7 @@ static int bench_train(int argc, char **argv) {
   if (bert_memory_estimate(&cfg, o.B, o.L, max_pred, &mem, &err) != ST_OK ||
       bert_model_create(&m, &cfg, o.B, o.L, max_pred, &err) != ST_OK)
     goto fail;
+  if (bert_set_precision(m, o.precision, &err) != ST_OK) goto fail;
   params_init(bert_model_params(m), o.seed);
   if (synth_make(&s, &cfg, o.B, o.L, max_pred, o.seed) != 0) {
     err = strdup("out of memory for the synthetic batch");

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "trainer/blas.h"
+#include "trainer/gemm.h"
 #include "trainer/predict.h"
 #include "util/status.h"
 
@@ -59,11 +60,12 @@ fail:
 }
 
 static int fill_mask(const char *ckpt, const char *vocab, int lowercase, size_t k, int json,
-                     const char *text) {
+                     int precision, const char *text) {
   char *err = NULL;
   predict_model *pm = NULL;
   predict_result r = {0};
-  if (predict_model_open(ckpt, vocab, lowercase, &pm, &err) || predict_fill_mask(pm, text, k, &r, &err)) {
+  if (predict_model_open(ckpt, vocab, lowercase, &pm, &err) ||
+      predict_model_set_precision(pm, precision, &err) || predict_fill_mask(pm, text, k, &r, &err)) {
     predict_model_close(pm);
     return cli_fail("fill-mask", err);
   }
@@ -87,8 +89,10 @@ int cmd_fill_mask(int argc, char **argv) {
   static const struct option opts[] = {
       {"ckpt", required_argument, NULL, 'c'}, {"vocab", required_argument, NULL, 'v'},
       {"top-k", required_argument, NULL, 'k'}, {"json", no_argument, NULL, 'j'},
-      {"cased", no_argument, NULL, 'C'},      {NULL, 0, NULL, 0},
+      {"cased", no_argument, NULL, 'C'},      {"precision", required_argument, NULL, 'P'},
+      {NULL, 0, NULL, 0},
   };
+  int precision = GEMM_FP32;
   const char *ckpt = NULL, *vocab = NULL;
   size_t k = 5;
   int json = 0, lowercase = -1;
@@ -104,6 +108,10 @@ int cmd_fill_mask(int argc, char **argv) {
       break;
     case 'j': json = 1; break;
     case 'C': lowercase = 0; break;
+    case 'P':
+      if ((precision = gemm_precision_parse(optarg)) < 0)
+        return cli_usage_error("fill-mask", "--precision is fp32 or bf16, not '%s'", optarg);
+      break;
     default: return cli_bad_option("fill-mask", argc, argv);
     }
   }
@@ -117,5 +125,5 @@ int cmd_fill_mask(int argc, char **argv) {
   if (blas_kernel_ensure(argc, argv, &err)) return cli_fail("fill-mask", err);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   blas_set_threads(cores > 0 ? (int)cores : 1);
-  return fill_mask(ckpt, vocab, lowercase, k, json, argv[optind]);
+  return fill_mask(ckpt, vocab, lowercase, k, json, precision, argv[optind]);
 }

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "corpus/corpus.h"
 #include "trainer/bert.h"
+#include "trainer/gemm.h"
 #include "util/status.h"
 
 /* Beyond any machine's memory, and far from overflowing the arena sizes;
@@ -25,7 +26,8 @@ int cmd_model(int argc, char **argv) {
       {"preset", required_argument, NULL, 'p'},  {"config", required_argument, NULL, 'c'},
       {"set", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
       {"seq-len", required_argument, NULL, 'l'}, {"max-predictions", required_argument, NULL, 'm'},
-      {NULL, 0, NULL, 0}};
+      {"precision", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
+  int precision = GEMM_FP32;
   const char *preset = NULL, *json = NULL;
   char *sets[MAX_SETS];
   size_t nsets = 0, B = 8, L = 128, max_pred = 0;
@@ -51,6 +53,10 @@ int cmd_model(int argc, char **argv) {
         rc = cli_parse_size("model", "--max-predictions", optarg, 1, MAX_SEQ_LEN, &max_pred);
         if (rc) return rc;
         break;
+      case 'P':
+        if ((precision = gemm_precision_parse(optarg)) < 0)
+          return cli_usage_error("model", "--precision is fp32 or bf16, not '%s'", optarg);
+        break;
       default: return cli_bad_option("model", argc, argv);
     }
   }
@@ -64,16 +70,23 @@ int cmd_model(int argc, char **argv) {
   if (bert_memory_estimate(&cfg, B, L, max_pred, &mem, &err) != ST_OK) return cli_fail("model", err);
   char desc[512];
   bert_config_describe(&cfg, desc, sizeof desc);
-  size_t total = mem.params + mem.grads + mem.adam + mem.activations + mem.scratch;
+  size_t total = bert_memory_total(&mem, precision);
   printf("model:       %s (%s)\n", preset ? preset : json ? json : "bert-base", desc);
   printf("parameters:  %zu\n", mem.param_count);
   printf("batch:       %zu x %zu tokens, up to %zu predicted tokens per sequence\n", B, L, max_pred);
+  printf("precision:   %s\n", gemm_precision_name(precision));
   printf("memory (MiB):\n");
   printf("  parameters        %10.1f\n", mib(mem.params));
   printf("  gradients         %10.1f\n", mib(mem.grads));
   printf("  adam m + v        %10.1f\n", mib(mem.adam));
   printf("  activations       %10.1f\n", mib(mem.activations));
   printf("  backward scratch  %10.1f\n", mib(mem.scratch));
+  if (precision == GEMM_BF16) {
+    /* fp32 master weights stay: bf16 adds its copy of them and the
+     * buffers the other operands of each product are rounded into. */
+    printf("  bf16 weights      %10.1f\n", mib(mem.bf16_weights));
+    printf("  bf16 operands     %10.1f\n", mib(mem.bf16_operands));
+  }
   printf("  total             %10.1f\n", mib(total));
   return CLI_EXIT_OK;
 }

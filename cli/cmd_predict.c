@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "corpus/tok_lines.h"
 #include "trainer/blas.h"
+#include "trainer/gemm.h"
 #include "trainer/predict.h"
 #include "util/status.h"
 
@@ -288,8 +289,9 @@ int cmd_predict(int argc, char **argv) {
       {"top-k", required_argument, NULL, 'k'},   {"json", no_argument, NULL, 'j'},
       {"batch", required_argument, NULL, 'b'},   {"threads", required_argument, NULL, 't'},
       {"seq-len", required_argument, NULL, 'L'}, {"cased", no_argument, NULL, 'C'},
-      {NULL, 0, NULL, 0},
+      {"precision", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
   };
+  int precision = GEMM_FP32;
   options o = {.lowercase = -1, .top_k = 1, .batch = 32};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   int threads = cores > 0 ? (int)cores : 1;
@@ -314,6 +316,10 @@ int cmd_predict(int argc, char **argv) {
       if (cli_parse_size(CMD, "--seq-len", optarg, 8, 1000000, &o.seq_len)) return CLI_EXIT_USAGE;
       break;
     case 'C': o.lowercase = 0; break;
+    case 'P':
+      if ((precision = gemm_precision_parse(optarg)) < 0)
+        return cli_usage_error(CMD, "--precision is fp32 or bf16, not '%s'", optarg);
+      break;
     default: return cli_bad_option(CMD, argc, argv);
     }
   }
@@ -326,6 +332,7 @@ int cmd_predict(int argc, char **argv) {
   blas_set_threads(threads);
   predict_model *pm = NULL;
   if (predict_model_open(o.ckpt, o.vocab, o.lowercase, &pm, &err) || predict_model_check_task(pm, &err) ||
+      predict_model_set_precision(pm, precision, &err) ||
       (o.seq_len && predict_model_set_seq_len(pm, o.seq_len, &err))) {
     predict_model_close(pm);
     return cli_fail(CMD, err);

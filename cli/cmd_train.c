@@ -10,7 +10,9 @@
 
 #include "cli/cli.h"
 #include "comm/comm.h"
+#include "storage/ckpt.h"
 #include "trainer/blas.h"
+#include "trainer/gemm.h"
 #include "trainer/metrics.h"
 #include "trainer/train.h"
 #include "util/log.h"
@@ -21,9 +23,13 @@ static volatile sig_atomic_t g_stop = 0;
 static const char *g_command = "train";
 
 /* The first SIGINT/SIGTERM asks for a checkpoint at the end of the step; a
- * second one ends the process at once. */
+ * second one ends the process at once, removing the temporary file of a
+ * checkpoint being written (LATEST still names the previous one). */
 static void on_stop_signal(int sig) {
-  if (g_stop) _exit(128 + sig);
+  if (g_stop) {
+    ckpt_dir_remove_temp_now();
+    _exit(128 + sig);
+  }
   g_stop = 1;
   static const char train[] = "\nddpt train: stopping after this step (checkpoint follows); signal again to abort now\n",
                     finetune[] = "\nddpt finetune: stopping after this step (checkpoint follows); signal again to "
@@ -78,8 +84,12 @@ static int parse_args(int argc, char **argv, train_request *req, char **override
   static const struct option opts[] = {
       {"set", required_argument, NULL, 's'},     {"run-dir", required_argument, NULL, 'r'},
       {"resume", required_argument, NULL, 'R'},  {"threads", required_argument, NULL, 't'},
-      {"init", required_argument, NULL, 'i'},    {NULL, 0, NULL, 0},
+      {"init", required_argument, NULL, 'i'},    {"precision", required_argument, NULL, 'P'},
+      {NULL, 0, NULL, 0},
   };
+  /* --precision P is --set train.precision=P, after any --set. */
+  static char precision_set[40];
+  const char *precision = NULL;
   size_t n_over = 0;
   opterr = 0;
   optind = 0;
@@ -97,8 +107,17 @@ static int parse_args(int argc, char **argv, train_request *req, char **override
     case 't':
       if (cli_parse_int(g_command, "--threads", optarg, 1, 1024, &req->threads) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
       break;
+    case 'P':
+      if (gemm_precision_parse(optarg) < 0)
+        return cli_usage_error(g_command, "--precision is fp32 or bf16, not '%s'", optarg);
+      precision = optarg;
+      break;
     default: return cli_bad_option(g_command, argc, argv);
     }
+  }
+  if (precision) {
+    snprintf(precision_set, sizeof precision_set, "train.precision=%s", precision);
+    overrides[n_over++] = precision_set;
   }
   if (optind < argc) req->config_path = argv[optind++];
   if (optind < argc) return cli_usage_error(g_command, "unexpected argument '%s'", argv[optind]);

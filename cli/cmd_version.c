@@ -9,6 +9,7 @@
 #include "ddpt_version.h"
 #include "storage/storage.h"
 #include "trainer/blas.h"
+#include "trainer/gemm.h"
 
 int cmd_version(int argc, char **argv) {
   static const struct option opts[] = {{NULL, 0, NULL, 0}};
@@ -25,6 +26,11 @@ int cmd_version(int argc, char **argv) {
   printf("  hdf5:     %s\n", line);
   blas_library_version(line, sizeof line);
   printf("  blas:     %s\n", line);
+  /* The bf16 products' library and the ISA it dispatches to, and whether
+   * precision = bf16 runs here (natively) or is refused. */
+  gemm_onednn_version(line, sizeof line);
+  printf("  onednn:   %s, precision = bf16 %s\n", line,
+         gemm_bf16_supported(NULL, 0) ? "supported" : "refused (no native bf16)");
   corpus_leveldb_version(line, sizeof line);
   printf("  leveldb:  %s\n", line);
   corpus_utf8proc_version(line, sizeof line);

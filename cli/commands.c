@@ -21,12 +21,22 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 
 const cli_command cli_commands[] = {
-    {"help", "show commands, or one command's options",
-     "usage: ddpt help [COMMAND]\n", cmd_help},
+    {"help", "show commands, one command's options and examples, or the manual page",
+     "usage: ddpt help [COMMAND]\n"
+     "       ddpt help --man\n"
+     "Prints the commands, or COMMAND's usage, description and examples (as\n"
+     "`ddpt COMMAND --help` does). --man prints the manual page ddpt(1) in roff,\n"
+     "made from these same texts; the build installs it (man ddpt).\n"
+     "Examples:\n"
+     "  ddpt help shard\n"
+     "  ddpt help --man | man -l -\n",
+     cmd_help},
     {"version", "print ddpt's version and the libraries it runs with",
      "usage: ddpt version\n"
      "Prints ddpt's version and git revision, then the versions of Open MPI,\n"
-     "HDF5, OpenBLAS (with the kernel it selected), LevelDB and utf8proc.\n",
+     "HDF5, OpenBLAS (with the kernel it selected), LevelDB and utf8proc.\n"
+     "Example:\n"
+     "  ddpt version\n",
      cmd_version},
     {"tokenize", "BERT WordPiece tokens or ids of a text, one line per input line",
      "usage: ddpt tokenize --vocab FILE [--cased] [--ids] [--out FILE] [--threads T] [FILE|-]\n"
@@ -35,7 +45,10 @@ const cli_command cli_commands[] = {
      "single spaces (ids with --ids). Lowercases and strips accents unless\n"
      "--cased. --out writes to FILE (via a temporary name, renamed when complete)\n"
      "instead of stdout. --threads (1..256, default: all CPUs) tokenizes that many\n"
-     "1 MiB chunks of lines at once and never changes the output.\n",
+     "1 MiB chunks of lines at once and never changes the output.\n"
+     "Examples:\n"
+     "  echo \"Hello, world!\" | ddpt tokenize --vocab vocab.txt\n"
+     "  ddpt tokenize --vocab vocab.txt --ids --out ids.txt text.txt\n",
      cmd_tokenize},
     {"vocab", "train a WordPiece vocab.txt from raw text",
      "usage: ddpt vocab --size N [--min-frequency K] [--cased] [--out vocab.txt] FILE|DIR...\n"
@@ -47,12 +60,18 @@ const cli_command cli_commands[] = {
      "Lowercases and strips accents unless --cased (use the same option with\n"
      "ddpt tokenize). Loads the vocab as ddpt tokenize will, reports the [UNK]\n"
      "rate it gives on the training text, and only then writes --out (default\n"
-     "vocab.txt), atomically.\n",
+     "vocab.txt), atomically.\n"
+     "Example:\n"
+     "  ddpt vocab --size 8000 --min-frequency 3 --out vocab.txt text/\n",
      cmd_vocab},
     {"shard", "tokenize text (or labelled examples) into a LevelDB corpus",
      "usage: ddpt shard --vocab FILE --out DIR --shards N --seq-len L [--format lines|docs|fortune]\n"
      "                  [--nsp] [--valid-fraction F] [--seed S] [--cased] [--threads T]\n"
      "                  [--overwrite] INPUT...\n"
+     "       ddpt shard --task classify|tag --vocab FILE --out DIR --shards N --seq-len L\n"
+     "                  [--format tsv|jsonl|conll] [--labels FILE] [--valid FILE |\n"
+     "                  --valid-fraction F] [--truncate] [--label-all-pieces] [--seed S]\n"
+     "                  [--cased] [--threads T] [--overwrite] INPUT...\n"
      "INPUT: files, directories (read recursively in byte order of names, skipping\n"
      "entries whose name starts with '.', as ddpt vocab does) or - for stdin.\n"
      "--format lines: one document per line (default); docs: one sentence per\n"
@@ -64,10 +83,8 @@ const cli_command cli_commands[] = {
      "and the validation split; --threads (default: all CPUs) never changes the\n"
      "output. Refuses a non-empty DIR unless --overwrite. manifest.json is\n"
      "written last: a DIR without it is an incomplete corpus.\n"
-     "Labelled corpora for fine-tuning, one example per sequence, never packed:\n"
-     "  ddpt shard --task classify|tag --vocab FILE --out DIR --shards N --seq-len L\n"
-     "             [--format tsv|jsonl|conll] [--labels FILE] [--valid FILE |\n"
-     "             --valid-fraction F] [--truncate] [--label-all-pieces] INPUT...\n"
+     "Labelled corpora for fine-tuning (the second form; --task pretrain is the\n"
+     "first): one example per sequence, never packed.\n"
      "--task classify reads label<TAB>text or label<TAB>text_a<TAB>text_b (tsv), or\n"
      "JSON lines {\"text\", \"text_b\", \"label\"} (jsonl; the default for *.jsonl and\n"
      "*.json files). --task tag reads CoNLL: word ... tag per line, a blank line\n"
@@ -76,7 +93,13 @@ const cli_command cli_commands[] = {
      "number when all are integers) unless --labels FILE gives them, one per line\n"
      "in id order. An unknown label, a malformed line or an example longer than L\n"
      "(unless --truncate) fails naming file:line. --valid FILE: the validation\n"
-     "examples, in the same format.\n",
+     "examples, in the same format.\n"
+     "Examples:\n"
+     "  ddpt shard --vocab vocab.txt --out corpus --shards 4 --seq-len 128 text/\n"
+     "  ddpt shard --vocab vocab.txt --out corpus --shards 8 --seq-len 512 --nsp \\\n"
+     "      --format docs --valid-fraction 0.01 wiki/\n"
+     "  ddpt shard --task classify --vocab vocab.txt --out reviews --shards 2 \\\n"
+     "      --seq-len 128 --valid dev.tsv train.tsv\n",
      cmd_shard},
     {"corpus", "inspect a sharded corpus: info, verify, sample",
      "usage: ddpt corpus info DIR\n"
@@ -89,23 +112,34 @@ const cli_command cli_commands[] = {
      "vocab hash (and --vocab's). sample prints, per step, the samples of rank\n"
      "R's batch as shard:index (with --masks: [position=input id,...] after each);\n"
      "--state loads the per-shard data state from FILE if it exists and saves it\n"
-     "after the last step.\n",
+     "after the last step.\n"
+     "Examples:\n"
+     "  ddpt corpus info corpus\n"
+     "  ddpt corpus verify --vocab vocab.txt corpus\n"
+     "  ddpt corpus sample --world 2 --rank 1 --batch 4 --steps 3 --masks corpus\n",
      cmd_corpus},
     {"model", "a model's parameter count and memory for a batch size",
-     "usage: ddpt model info [--preset NAME] [--config config.json] [--set KEY=VALUE]...\n"
-     "                       [--batch B] [--seq-len L] [--max-predictions P]\n"
+     "usage: ddpt model info [--preset bert-tiny|bert-mini|bert-small|bert-medium|bert-base]\n"
+     "                       [--config config.json] [--set KEY=VALUE]... [--batch B]\n"
+     "                       [--seq-len L] [--max-predictions P] [--precision fp32|bf16]\n"
      "Prints the parameter count and the memory of parameters, gradients, Adam\n"
      "state and activations for batches of B x L (default 8 x 128) with up to P\n"
      "predicted tokens per sequence (default ceil(0.15 L), as ddpt train sizes\n"
      "it). --preset: bert-tiny, bert-mini,\n"
      "bert-small, bert-medium, bert-base (default). --config reads a HuggingFace\n"
      "config.json; --set overrides one field by its config.json key\n"
-     "(num_hidden_layers=6, hidden_dropout_prob=0, nsp=false, ...).\n",
+     "(num_hidden_layers=6, hidden_dropout_prob=0, nsp=false, ...).\n"
+     "--precision bf16 adds the bf16 copy of the weights and the bf16 operand\n"
+     "buffers of its products (fp32 weights, gradients and Adam state stay).\n"
+     "Examples:\n"
+     "  ddpt model info --preset bert-base --batch 32 --seq-len 512\n"
+     "  ddpt model info --config bert-base-chinese/config.json --set num_hidden_layers=6\n",
      cmd_model},
     {"bench", "time full training steps on synthetic batches",
-     "usage: ddpt bench train [--preset NAME] [--config config.json] [--set KEY=VALUE]...\n"
-     "                        [--batch B] [--seq-len L] [--threads T] [--steps K]\n"
-     "                        [--warmup W] [--seed S]\n"
+     "usage: ddpt bench train [--preset bert-tiny|bert-mini|bert-small|bert-medium|bert-base]\n"
+     "                        [--config config.json] [--set KEY=VALUE]... [--batch B]\n"
+     "                        [--seq-len L] [--threads T] [--steps K] [--warmup W]\n"
+     "                        [--seed S] [--precision fp32|bf16]\n"
      "Times K (default 5, at most 1000) training steps after W (default 1, at\n"
      "most 1000) warm-up steps: forward, backward and an AdamW update, on\n"
      "synthetic batches of B x L (default 8 x 128) with 15% of tokens\n"
@@ -113,13 +147,20 @@ const cli_command cli_commands[] = {
      "time, tokens/s, model FLOP/s, the sgemm throughput measured on this\n"
      "machine, peak RSS against the predicted memory, and the OpenBLAS kernel\n"
      "in use. --threads (default: all CPUs, at most 1024) sets OpenBLAS and\n"
-     "OpenMP threads; --seed S (default 1) any 64-bit number.\n",
+     "OpenMP threads; --seed S (default 1) any 64-bit number. --preset,\n"
+     "--config and --set as in ddpt model info. --precision bf16 computes the\n"
+     "products in bf16 (oneDNN; its ISA and bf16 peak printed too).\n"
+     "Example:\n"
+     "  ddpt bench train --preset bert-small --batch 16 --seq-len 128 --threads 8 --steps 10\n",
      cmd_bench},
     {"train", "pretrain a BERT model (under mpirun: data-parallel over the ranks)",
      "usage: ddpt train CONFIG [--init MODEL] [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
-     "                  [--threads N]\n"
+     "                  [--threads N] [--precision fp32|bf16]\n"
      "       ddpt train --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
-     "Trains on the corpus [data] corpus names (see configs/ for ready presets),\n"
+     "                  [--precision fp32|bf16]\n"
+     "Trains on the corpus [data] corpus names (ready configs: configs/ in the\n"
+     "source tree, share/ddpt/configs where ddpt is installed, e.g.\n"
+     "/usr/share/ddpt/configs),\n"
      "writing RUN_DIR (default ./run): config.ini (the resolved config, also\n"
      "printed at start), metrics.jsonl, ckpt-<step>.h5 and LATEST. Under\n"
      "`mpirun -np N` each rank is a replica reading its own shards; gradients are\n"
@@ -152,14 +193,22 @@ const cli_command cli_commands[] = {
      "  [schedule] kind (linear|cosine|constant|piecewise), warmup_steps,\n"
      "             warmup_ratio, points (piecewise: \"STEP:MULT, ...\")\n"
      "  [train] batch_size (per rank), accumulation, steps, tokens, seed, threads,\n"
-     "          bucket_mb, hash_every\n"
+     "          bucket_mb, hash_every, precision (fp32|bf16: products in bf16 on\n"
+     "          oneDNN, fp32 weights and optimizer; --precision sets it; refused on\n"
+     "          a CPU without native bf16; docs/model.md)\n"
      "  [checkpoint] every, keep\n"
-     "  [log] every, eval_every, level (error|warn|info|debug)\n",
+     "  [log] every, eval_every, level (error|warn|info|debug)\n"
+     "Examples:\n"
+     "  ddpt train configs/bert-tiny.ini --set data.corpus=corpus --run-dir run\n"
+     "  mpirun -np 4 ddpt train configs/bert-tiny.ini --run-dir run --threads 1\n"
+     "  mpirun -np 8 ddpt train --resume run --threads 1\n"
+     "  ddpt train configs/bert-base.ini --init bert-base-chinese --run-dir dapt\n",
      cmd_train},
     {"finetune", "fine-tune a model for classification or tagging (under mpirun: data-parallel)",
      "usage: ddpt finetune CONFIG --init MODEL [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
-     "                     [--threads N]\n"
+     "                     [--threads N] [--precision fp32|bf16]\n"
      "       ddpt finetune --resume RUN_DIR [CONFIG] [--set SECTION.KEY=VALUE]... [--threads N]\n"
+     "                     [--precision fp32|bf16]\n"
      "Fine-tunes MODEL (a ddpt checkpoint, from pretraining or from an earlier\n"
      "fine-tuning, or anything ddpt import reads) on the labelled corpus [data]\n"
      "corpus names (made by ddpt shard --task classify|tag; a pretraining corpus\n"
@@ -192,10 +241,15 @@ const cli_command cli_commands[] = {
      "               encoder's, e.g. 1e-2 to 3e-2, or it barely learns)\n"
      "             best_metric (accuracy|macro_f1 for classify, token_accuracy|\n"
      "               entity_f1 for tag, loss; auto (default): accuracy, entity_f1\n"
-     "               when the tags are BIO/BIOES/BMES, else token_accuracy)\n",
+     "               when the tags are BIO/BIOES/BMES, else token_accuracy)\n"
+     "Examples:\n"
+     "  ddpt finetune classify.ini --init run/ckpt-00000600.h5 --run-dir ft\n"
+     "  mpirun -np 2 ddpt finetune classify.ini --init bert-base-chinese --threads 4\n"
+     "  mpirun -np 4 ddpt finetune --resume ft --threads 2\n",
      cmd_finetune},
     {"fill-mask", "the most probable tokens at each [MASK] of a text, from a checkpoint",
-     "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased] TEXT\n"
+     "usage: ddpt fill-mask --ckpt FILE [--vocab FILE] [--top-k K] [--json] [--cased]\n"
+     "                      [--precision fp32|bf16] TEXT\n"
      "Prints the K (default 5) most probable tokens and their probabilities at\n"
      "each [MASK] of TEXT (quote it), e.g. \"the cat [MASK] on the mat\". The\n"
      "model comes from the checkpoint alone: its config attribute, /params and\n"
@@ -207,11 +261,16 @@ const cli_command cli_commands[] = {
      "[MASK] is never split. --json prints one object: \"tokens\" (the input)\n"
      "and \"masks\", a list of {\"position\" (0 is [CLS]), \"predictions\": a list\n"
      "of {\"token\", \"id\", \"prob\"}}. Fails (exit 1, one line) when TEXT has no\n"
-     "[MASK], is longer than the model's positions, or the files do not fit.\n",
+     "[MASK], is longer than the model's positions, or the files do not fit.\n"
+     "--precision bf16 computes the products in bf16 (as [train] precision).\n"
+     "Examples:\n"
+     "  ddpt fill-mask --ckpt run/ckpt-00000600.h5 \"the cat sat on the [MASK].\"\n"
+     "  ddpt fill-mask --ckpt zh.h5 --top-k 3 --json \"北京是中国的[MASK]都。\"\n",
      cmd_fill_mask},
     {"predict", "classify texts or tag words with a fine-tuned checkpoint",
      "usage: ddpt predict --ckpt FILE [--vocab FILE] [--json] [--top-k K] [--batch N]\n"
-     "                    [--threads T] [--seq-len L] [--cased] [FILE|-]\n"
+     "                    [--threads T] [--seq-len L] [--cased] [--precision fp32|bf16]\n"
+     "                    [FILE|-]\n"
      "Runs a checkpoint fine-tuned for classify or tag over each line of FILE\n"
      "(default: standard input), N lines (default 32, at most 4096) per forward\n"
      "pass, on T threads (default: all CPUs). One output line per input line; a\n"
@@ -235,11 +294,14 @@ const cli_command cli_commands[] = {
      "recorded vocab; --cased: for checkpoints that record no casing). Fails\n"
      "(exit 1, one line naming FILE:LINE for a bad line) on a pretraining\n"
      "checkpoint (use fill-mask), a vocab mismatch, or a line with more than one\n"
-     "TAB or an empty text.\n",
+     "TAB or an empty text. --precision bf16 computes the products in bf16.\n"
+     "Examples:\n"
+     "  echo \"a gripping, funny film\" | ddpt predict --ckpt ft/ckpt-00000300.h5\n"
+     "  ddpt predict --ckpt ft/ckpt-00000300.h5 --top-k 3 --json reviews.txt\n",
      cmd_predict},
     {"export", "write a checkpoint as a HuggingFace model directory (safetensors)",
      "usage: ddpt export SRC --out DIR [--arch ARCH] [--dtype f32|bf16|f16] [--vocab FILE]\n"
-     "                   [--overwrite]\n"
+     "                   [--config FILE] [--cased] [--overwrite]\n"
      "Writes DIR/model.safetensors, config.json, vocab.txt, tokenizer_config.json\n"
      "and special_tokens_map.json, as HuggingFace's save_pretrained does, so\n"
      "AutoModel*.from_pretrained(DIR) loads it with no missing or unexpected keys.\n"
@@ -249,8 +311,12 @@ const cli_command cli_commands[] = {
      "next-sentence head: BertForPreTraining, else BertForMaskedLM). The decoder\n"
      "weight is tied to the word embeddings and not stored. --dtype narrows the\n"
      "weights (round to nearest even; default f32). --vocab for checkpoints that\n"
-     "record no vocab. DIR is built beside itself and renamed into place; an\n"
-     "existing non-empty DIR is replaced only with --overwrite.\n",
+     "record no vocab; --config and --cased as ddpt import's, for sources that\n"
+     "need them. DIR is built beside itself and renamed into place; an existing\n"
+     "non-empty DIR is replaced only with --overwrite.\n"
+     "Examples:\n"
+     "  ddpt export run/ckpt-00000600.h5 --out hf-model\n"
+     "  ddpt export ft/ckpt-00000300.h5 --out hf-classifier --dtype bf16 --overwrite\n",
      cmd_export},
     {"import", "read a HuggingFace or Google TensorFlow BERT into a ddpt checkpoint",
      "usage: ddpt import SRC --out CKPT.h5 [--vocab FILE] [--config FILE] [--cased]\n"
@@ -270,7 +336,10 @@ const cli_command cli_commands[] = {
      "model config and the vocab recorded, for ddpt train --init, finetune,\n"
      "fill-mask and export. pytorch_model.bin (a pickle) is not read: convert\n"
      "it with scripts/torch_to_safetensors.py. --cased: the tokenizer keeps case\n"
-     "(for sources without tokenizer_config.json). CKPT must not exist.\n",
+     "(for sources without tokenizer_config.json). CKPT must not exist.\n"
+     "Examples:\n"
+     "  ddpt import bert-base-chinese --out bert-base-chinese.h5\n"
+     "  ddpt import chinese_L-12_H-768_A-12/bert_model.ckpt --out zh.h5 --with-optimizer\n",
      cmd_import},
     {"ckpt", "inspect, verify and compare checkpoints",
      "usage: ddpt ckpt info FILE\n"
@@ -286,7 +355,11 @@ const cli_command cli_commands[] = {
      "absolute difference, shapes that differ and paths present in only one file\n"
      "(attributes are not compared). Exit status: 0 when A and B hold the same\n"
      "datasets bit for bit, 1 when they differ (or one cannot be read: then one\n"
-     "line on stderr says why). See docs/checkpoint.md.\n",
+     "line on stderr says why). See docs/checkpoint.md.\n"
+     "Examples:\n"
+     "  ddpt ckpt info run/ckpt-00000600.h5\n"
+     "  ddpt ckpt verify run/ckpt-00000600.h5\n"
+     "  ddpt ckpt diff a/ckpt-00000600.h5 b/ckpt-00000600.h5\n",
      cmd_ckpt},
     {NULL, NULL, NULL, NULL},
 };

@@ -1,5 +1,5 @@
-/* ddpt's entry point: dispatches `ddpt <command> [options]` and implements
- * `ddpt help`. */
+/* ddpt's entry point: dispatches `ddpt <command> [options]`, and the error
+ * reporting every command shares. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,13 +7,6 @@
 
 #include "cli/cli.h"
 #include "util/log.h"
-
-static void print_usage(FILE *out) {
-  fprintf(out, "usage: ddpt <command> [options]\n\ncommands:\n");
-  for (const cli_command *c = cli_commands; c->name; c++)
-    fprintf(out, "  %-12s %s\n", c->name, c->summary);
-  fprintf(out, "\nRun `ddpt help <command>` for a command's options.\n");
-}
 
 int cli_fail(const char *cmd, char *msg) {
   fprintf(stderr, "ddpt %s: %s\n", cmd, msg ? msg : "failed (no message)");
@@ -41,27 +34,13 @@ int cli_bad_option(const char *cmd, int argc, char **argv) {
   return cli_usage_error(cmd, "unknown option or missing value: %s", arg);
 }
 
-int cmd_help(int argc, char **argv) {
-  if (argc < 2) {
-    print_usage(stdout);
-    return CLI_EXIT_OK;
-  }
-  if (argc > 2) return cli_usage_error("help", "expected one command name, got %d", argc - 1);
-  const cli_command *c = cli_find(argv[1]);
-  if (!c) {
-    fprintf(stderr, "ddpt help: unknown command '%s'\n", argv[1]);
-    print_usage(stderr);
-    return CLI_EXIT_USAGE;
-  }
-  printf("ddpt %s: %s\n%s", c->name, c->summary, c->usage);
-  return CLI_EXIT_OK;
-}
+int cmd_help(int argc, char **argv);
 
 int main(int argc, char **argv) {
   log_init(0, 1);
   if (argc < 2) {
     fprintf(stderr, "ddpt: no command given\n");
-    print_usage(stderr);
+    cli_print_usage(stderr);
     return CLI_EXIT_USAGE;
   }
   const char *name = argv[1];
@@ -70,13 +49,15 @@ int main(int argc, char **argv) {
   const cli_command *c = cli_find(name);
   if (!c) {
     fprintf(stderr, "ddpt: unknown command '%s'\n", argv[1]);
-    print_usage(stderr);
+    cli_print_usage(stderr);
     return CLI_EXIT_USAGE;
   }
-  /* `ddpt CMD --help` is `ddpt help CMD`. */
-  if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-    char *help_argv[] = {"help", (char *)c->name, NULL};
-    return cmd_help(2, help_argv);
-  }
+  /* `ddpt CMD ... --help` is `ddpt help CMD`, wherever --help stands (no
+   * command takes "--help" or "-h" as a value). */
+  for (int i = 2; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      char *help_argv[] = {"help", (char *)c->name, NULL};
+      return cmd_help(2, help_argv);
+    }
   return c->run(argc - 1, argv + 1);
 }

@@ -85,10 +85,20 @@ int comm_broadcast(void *buf, size_t bytes, int root, char **err) {
   const size_t piece = (size_t)1 << 30;
   for (size_t off = 0; off < bytes; off += piece) {
     size_t n = bytes - off < piece ? bytes - off : piece;
-    int rc = MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Bcast");
+    MPI_Request req;
+    int rc = MPI_Ibcast((char *)buf + off, (int)n, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+    if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Ibcast");
+    if ((rc = comm_watch_wait(&req, 1, "MPI_Ibcast", err))) return rc;
   }
   return ST_OK;
+}
+
+/* MPI_Allgather of n items from every rank, under the watchdog. */
+static int allgather(const void *mine, void *all, int n, MPI_Datatype type, char **err) {
+  MPI_Request req;
+  int rc = MPI_Iallgather(mine, n, type, all, n, type, MPI_COMM_WORLD, &req);
+  if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Iallgather");
+  return comm_watch_wait(&req, 1, "MPI_Iallgather", err);
 }
 
 /* Gathers every rank's values and combines them in rank order locally: the
@@ -97,10 +107,10 @@ static int allreduce_ordered(double *vals, size_t n, int use_max, char **err) {
   if (!world_active() || n == 0) return ST_OK;
   double *all = malloc(n * (size_t)g_size * sizeof *all);
   if (!all) return status_set(err, ST_NOMEM, "rank %d: out of memory for a %zu-value reduction", g_rank, n);
-  int rc = MPI_Allgather(vals, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, MPI_COMM_WORLD);
-  if (rc != MPI_SUCCESS) {
+  int rc = allgather(vals, all, (int)n, MPI_DOUBLE, err);
+  if (rc) {
     free(all);
-    return comm_mpi_error(err, rc, "MPI_Allgather");
+    return rc;
   }
   for (size_t i = 0; i < n; i++) {
     double acc = all[i];
@@ -121,10 +131,10 @@ int comm_check_same_digest(const uint8_t digest[32], const char *what, char **er
   if (!world_active()) return ST_OK;
   uint8_t *all = malloc(32 * (size_t)g_size);
   if (!all) return status_set(err, ST_NOMEM, "rank %d: out of memory comparing %s", g_rank, what);
-  int rc = MPI_Allgather(digest, 32, MPI_BYTE, all, 32, MPI_BYTE, MPI_COMM_WORLD);
-  if (rc != MPI_SUCCESS) {
+  int rc = allgather(digest, all, 32, MPI_BYTE, err);
+  if (rc) {
     free(all);
-    return comm_mpi_error(err, rc, "MPI_Allgather");
+    return rc;
   }
   int differing = -1;
   for (int r = 1; r < g_size && differing < 0; r++)

@@ -50,6 +50,21 @@ int comm_allreduce_max_f64(double *vals, size_t n, char **err);
  * rank, so all ranks stop together. */
 int comm_check_same_digest(const uint8_t digest[32], const char *what, char **err);
 
+/* The hang watchdog. Once started (collective; limit_s <= 0: off), every
+ * wait inside a collective made during a watched phase is bounded by
+ * limit_s: the rank that waits longer returns ST_COMM with one line naming
+ * the step, the operation and the ranks it is waiting for (those that have
+ * not reached this collective), and the caller reports it and calls
+ * comm_abort. A rank stuck outside any collective for twice the limit in
+ * one watched phase (compute, I/O) prints such a line from a thread of its
+ * own and exits with status 4, which ends the job under mpirun. phase names
+ * what the rank does now (op: a static string) and restarts the clock;
+ * watched = 0 for phases that legitimately wait on one rank's long work
+ * (rank 0's evaluation). stop (not collective) ends it; no-op when off. */
+int comm_watchdog_start(double limit_s, char **err);
+void comm_watchdog_phase(uint64_t step, const char *op, int watched);
+void comm_watchdog_stop(void);
+
 /* Bucketed gradient sum over one float buffer (the gradient arena).
  *
  * Backward fills the arena from its end towards its start (the last layer's

@@ -92,9 +92,9 @@ int comm_reducer_finish(comm_reducer *r, float scale, char **err) {
     int rc = comm_reducer_ready(r, 0, err);
     if (rc) return rc;
     double t0 = timer_now();
-    rc = MPI_Waitall((int)r->nbuckets, r->req, MPI_STATUSES_IGNORE);
+    rc = comm_watch_wait(r->req, (int)r->nbuckets, "gradient MPI_Iallreduce", err);
     double t1 = timer_now();
-    if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Waitall");
+    if (rc) return rc;
     r->wait_seconds = t1 - t0;
     r->total_seconds = r->nbuckets ? t1 - r->first_start : 0;
   }

@@ -196,6 +196,23 @@ int ckpt_dir_read_best(const char *run_dir, char **name, char **err);
  * start). ST_CORRUPT when checkpoints exist but none verifies. */
 int ckpt_dir_find_latest_valid(const char *run_dir, char **path, char **note, char **err);
 
+/* The run directory's lock: one run at a time writes into it. take
+ * creates run_dir if missing (one level) and locks RUN_DIR/LOCK with
+ * flock(2), writing "<pid> <host>" into it; when another process holds it,
+ * ST_INVALID with a message naming that pid and host. The kernel releases
+ * the lock when its process ends however it ends, so a LOCK file left by a
+ * dead run is stale and simply taken over; the file itself stays (removing
+ * it would let two runs lock two different files). release (NULL: no-op)
+ * unlocks. Under MPI only rank 0 takes it. */
+typedef struct ckpt_dir_lock ckpt_dir_lock;
+int ckpt_dir_lock_take(const char *run_dir, ckpt_dir_lock **out, char **err);
+void ckpt_dir_lock_release(ckpt_dir_lock *l);
+
+/* Removes the temporary file of a commit this process is writing, if
+ * there is one. Async-signal-safe: for a signal handler about to _exit, so
+ * that an abort during a checkpoint write leaves no partial file. */
+void ckpt_dir_remove_temp_now(void);
+
 /* ------------------------------------------------- background commit */
 
 typedef struct ckpt_writer ckpt_writer;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -175,10 +176,28 @@ static void hold_commit_for_test(long long step) {
   for (;;) pause();
 }
 
+/* The temporary file a commit of this process is writing, for
+ * ckpt_dir_remove_temp_now, which a signal handler may call at any moment:
+ * the path is complete before g_temp_set says so, and g_temp_set is cleared
+ * before the path changes or the file is renamed. */
+static char g_temp_path[4096];
+static atomic_int g_temp_set;
+
+static void track_temp(const char *path) {
+  atomic_store(&g_temp_set, 0);
+  if (!path || strlen(path) >= sizeof g_temp_path) return;
+  memcpy(g_temp_path, path, strlen(path) + 1);
+  atomic_store(&g_temp_set, 1);
+}
+
+void ckpt_dir_remove_temp_now(void) {
+  if (atomic_load(&g_temp_set)) unlink(g_temp_path);
+}
+
 int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char **written, char **err) {
   assert(run_dir && c);
   if (c->meta.step < 0) return status_set(err, ST_INVALID, "checkpoint step %lld is negative", (long long)c->meta.step);
-  if (mkdir(run_dir, 0777) != 0 && errno != EEXIST)
+  if (file_mkdirs(run_dir) != 0)
     return status_set(err, ST_IO, "%s: cannot create run directory: %s", run_dir, strerror(errno));
   char name[64], tmp_name[96];
   snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)c->meta.step);
@@ -190,8 +209,10 @@ int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char *
     goto fail;
   }
   remove(tmp);
+  track_temp(tmp);
   if ((rc = ckpt_file_write(tmp, c, err))) goto fail;
   hold_commit_for_test((long long)c->meta.step);
+  track_temp(NULL);
   if (rename(tmp, final) != 0) {
     rc = status_set(err, ST_IO, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
     remove(tmp);
@@ -208,6 +229,7 @@ int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char *
   else free(final);
   return ST_OK;
 fail:
+  track_temp(NULL);
   free(tmp);
   free(final);
   return rc;
@@ -343,6 +365,80 @@ done:
   free(newest_why);
   found_free(f, n);
   return rc;
+}
+
+/* ------------------------------------------------------------- the lock */
+
+struct ckpt_dir_lock {
+  int fd;
+};
+
+/* "pid P on host H" from a LOCK file's line "P H", for the refusal. */
+static void describe_holder(int fd, char *buf, size_t size) {
+  char line[320] = "";
+  ssize_t n = pread(fd, line, sizeof line - 1, 0);
+  line[n > 0 ? n : 0] = '\0';
+  long pid = 0;
+  char host[256] = "";
+  if (sscanf(line, "%ld %255s", &pid, host) == 2) snprintf(buf, size, "pid %ld on host %s", pid, host);
+  else snprintf(buf, size, "a process that has not yet written its pid and host");
+}
+
+int ckpt_dir_lock_take(const char *run_dir, ckpt_dir_lock **out, char **err) {
+  assert(run_dir && out);
+  *out = NULL;
+  if (file_mkdirs(run_dir) != 0)
+    return status_set(err, ST_IO, "%s: cannot create run directory: %s", run_dir, strerror(errno));
+  char *path = file_path_join(run_dir, "LOCK");
+  if (!path) return status_set(err, ST_NOMEM, "out of memory");
+  int rc = ST_OK;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    rc = status_set(err, ST_IO, "%s: cannot open: %s", path, strerror(errno));
+    goto done;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char holder[320];
+    if (e == EWOULDBLOCK) {
+      describe_holder(fd, holder, sizeof holder);
+      rc = status_set(err, ST_INVALID, "%s is in use by another ddpt run (%s; %s): wait for it to end or stop it, "
+                      "or choose another --run-dir", run_dir, holder, path);
+    } else {
+      rc = status_set(err, ST_IO, "%s: cannot lock: %s (a file system without locks? choose a --run-dir on "
+                      "one with them)", path, strerror(e));
+    }
+    close(fd);
+    goto done;
+  }
+  /* Ours now: whoever wrote the line before has exited (the kernel drops
+   * a dead process's lock), so the line is replaced. */
+  char line[320], host[256] = "?";
+  if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "?");
+  host[sizeof host - 1] = '\0';
+  int len = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), host);
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
+    rc = status_set(err, ST_IO, "%s: cannot write: %s", path, strerror(errno));
+    close(fd);
+    goto done;
+  }
+  ckpt_dir_lock *l = malloc(sizeof *l);
+  if (!l) {
+    close(fd);
+    rc = status_set(err, ST_NOMEM, "out of memory");
+    goto done;
+  }
+  l->fd = fd;
+  *out = l;
+done:
+  free(path);
+  return rc;
+}
+
+void ckpt_dir_lock_release(ckpt_dir_lock *l) {
+  if (!l) return;
+  close(l->fd);
+  free(l);
 }
 
 /* ------------------------------------------------------- background commit */

@@ -1,21 +1,25 @@
 /* One checkpoint file through HDF5: writing a ckpt_content, listing and
  * reading datasets, loading tensors by name, and the whole-file verify.
  * HDF5's own error printing is off; its innermost message ends our lines. */
+#define _GNU_SOURCE /* fallocate(2) */
 #include "storage/ckpt.h"
 
 #include <assert.h>
 #include <math.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
 #include "ddpt_version.h"
+#include "util/size.h"
 #include "util/status.h"
 
 /* Fletcher-32 covers one chunk; small chunks localise damage and keep the
@@ -279,12 +283,75 @@ static int fsync_file(const char *path, char **err) {
   return ST_OK;
 }
 
+/* An upper bound on the file c makes: its data, Fletcher-32 per chunk,
+ * and a generous allowance of HDF5 metadata per dataset and per file. */
+static size_t estimate_file_bytes(const ckpt_content *c) {
+  const ckpt_tensor *groups[3] = {c->params, c->optim_m, c->optim_v};
+  const size_t counts[3] = {c->n_params, c->n_optim_m, c->n_optim_v};
+  size_t bytes = 0, datasets = c->n_arrays;
+  for (int g = 0; g < 3; g++)
+    for (size_t i = 0; i < counts[g]; i++) {
+      size_t n = sizeof(float);
+      for (int d = 0; d < groups[g][i].ndim; d++) n *= groups[g][i].shape[d];
+      bytes += n;
+      datasets++;
+    }
+  for (size_t i = 0; i < c->n_arrays; i++) {
+    size_t n = sizeof(int64_t);
+    for (int d = 0; d < c->arrays[i].ndim; d++) n *= c->arrays[i].shape[d];
+    bytes += n;
+  }
+  size_t attrs = c->meta.config ? strlen(c->meta.config) : 0;
+  for (size_t i = 0; i < c->meta.n_attrs; i++) attrs += strlen(c->meta.attrs[i].value);
+  return bytes + bytes / 64 + datasets * 16384 + 2 * attrs + ((size_t)1 << 20);
+}
+
+/* Makes sure the file system has room for the file c makes before HDF5
+ * writes a byte: fallocate(2) claims the estimated size in a file beside
+ * path, which is then removed to free it for the write. HDF5 cannot take a
+ * full disk: a failed H5Fclose leaves it a half-closed file whose clean-up
+ * at exit crashes the process. Where fallocate is not supported the free
+ * space is compared instead. Another process may take the space in between:
+ * then HDF5 fails as it would have anyway. */
+static int reserve_space(const char *path, const ckpt_content *c, char **err) {
+  size_t need = estimate_file_bytes(c);
+  /* Named as ckpt_dir_prune removes the temporary files of dead writers,
+   * should this process die in between. */
+  const char *slash = strrchr(path, '/');
+  int dir_len = slash ? (int)(slash - path) : 1;
+  size_t n = strlen(path) + 64;
+  char *reserve = malloc(n);
+  if (!reserve) return status_set(err, ST_NOMEM, "out of memory");
+  snprintf(reserve, n, "%.*s/.ckpt-reserve.tmp-%ld", dir_len, slash ? path : ".", (long)getpid());
+  int rc = ST_OK;
+  int fd = open(reserve, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) {
+    rc = status_set(err, ST_IO, "%s: cannot create: %s", reserve, strerror(errno));
+    goto done;
+  }
+  int e = fallocate(fd, 0, 0, (off_t)need) == 0 ? 0 : errno;
+  if (e == EOPNOTSUPP || e == ENOSYS) {
+    struct statvfs vfs;
+    e = fstatvfs(fd, &vfs) == 0 && (double)vfs.f_bavail * (double)vfs.f_frsize < (double)need ? ENOSPC : 0;
+  }
+  close(fd);
+  unlink(reserve);
+  if (e)
+    rc = status_set(err, ST_IO, "%s: cannot reserve the %.1f MiB it needs: %s", path,
+                    (double)need / (1024.0 * 1024.0), strerror(e));
+done:
+  free(reserve);
+  return rc;
+}
+
 int ckpt_file_write(const char *path, const ckpt_content *c, char **err) {
   assert(path && c);
   assert(c->n_params == 0 || c->params);
   assert(c->n_optim_m == 0 || c->optim_m);
   assert(c->n_optim_v == 0 || c->optim_v);
   assert(c->n_arrays == 0 || c->arrays);
+  int rrc = reserve_space(path, c, err);
+  if (rrc) return rrc;
   h5_quiet();
   char why[256];
   int rc = ST_IO;
@@ -526,7 +593,15 @@ static int describe_dataset(hid_t dset, ckpt_entry *e, const char *file, char **
   e->count = 1;
   for (int i = 0; i < ndim; i++) {
     e->shape[i] = (size_t)dims[i];
-    e->count *= (size_t)dims[i];
+    /* A damaged shape must not wrap into a small count that a buffer is
+     * then sized by. */
+    if (dims[i] > SIZE_MAX || !size_mul_ok(e->count, (size_t)dims[i], &e->count)) {
+      H5Pclose(dcpl);
+      H5Sclose(space);
+      H5Tclose(type);
+      return status_set(err, ST_CORRUPT, "%s: %s has a shape whose element count does not fit in memory "
+                        "addresses; the file is damaged", file, e->path);
+    }
   }
   int nfilters = H5Pget_nfilters(dcpl);
   for (int i = 0; i < nfilters; i++) {

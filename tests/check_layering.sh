@@ -20,6 +20,10 @@ check_header 'hdf5[^>]*\.h|H5[^>]*\.h' storage
 check_header 'leveldb/' corpus
 check_header 'utf8proc\.h' corpus
 check_header 'snappy' corpus
+# oneDNN only behind trainer/'s GEMM seam, in one file.
+hits=$(grep -rlE '#include *<(oneapi/dnnl/|dnnl)' cli trainer comm storage corpus util 2>/dev/null |
+  grep -vx 'trainer/gemm_onednn.c' || true)
+[ -z "$hits" ] || fail "oneDNN headers included outside trainer/gemm_onednn.c: $hits"
 
 check_deps() { # module allowed-modules...
   module=$1; shift

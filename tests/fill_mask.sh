@@ -86,6 +86,13 @@ expect 1 "is 18 tokens .* at most 16" "too long" --ckpt "$ckpt" $v \
 head -n 20 "$dir/vocab.txt" >"$dir/small.txt"
 expect 1 "vocab $dir/small.txt (sha256 [0-9a-f]*...) is not the vocab checkpoint .* was trained with" \
   "wrong vocab" --ckpt "$ckpt" --vocab "$dir/small.txt" "the [MASK]"
+# The same size, two tokens swapped: every id is in range, so only the
+# recorded vocab's hash tells (issue 16, row 12: this once printed wrong
+# tokens and exited 0).
+{ sed -n 2p "$dir/vocab.txt"; sed -n 1p "$dir/vocab.txt"; sed -n '3,$p' "$dir/vocab.txt"; } >"$dir/swapped.txt"
+[ "$(wc -l <"$dir/swapped.txt")" = "$(wc -l <"$dir/vocab.txt")" ] || fail "the swapped vocab changed size"
+expect 1 "vocab $dir/swapped.txt (sha256 [0-9a-f]*...) is not the vocab checkpoint .* was trained with" \
+  "same-size vocab" --ckpt "$ckpt" --vocab "$dir/swapped.txt" "the [MASK]"
 expect 1 "nothing.h5: cannot open" "missing checkpoint" --ckpt "$dir/nothing.h5" $v "the [MASK]"
 head -c 5000 "$ckpt" >"$dir/truncated.h5"
 expect 1 "truncated.h5" "truncated checkpoint" --ckpt "$dir/truncated.h5" $v "the [MASK]"

@@ -1,6 +1,6 @@
 # libFuzzer targets in tests/fuzz/ (clang only, -DDDPT_FUZZ=ON): each
-# fuzz_<name>.c becomes an executable linking the util, corpus and storage
-# objects, which are instrumented for coverage and built with
+# fuzz_<name>.c becomes an executable linking the util, corpus, storage and
+# trainer objects (trainer for the config parser), which are instrumented for coverage and built with
 # AddressSanitizer and UBSan. They come through static archives, so that a
 # target pulls in only the objects it calls. scripts/test.sh runs each for a
 # bounded time; by hand, e.g.
@@ -10,10 +10,10 @@ if(DDPT_FUZZ)
     message(FATAL_ERROR "ddpt: -DDDPT_FUZZ=ON needs clang: configure with CC=clang")
   endif()
   set(ddpt_fuzz_flags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
-  foreach(module util corpus storage)
+  foreach(module util corpus storage trainer)
     target_compile_options(ddpt_${module} PRIVATE -fsanitize=fuzzer-no-link ${ddpt_fuzz_flags})
   endforeach()
-  foreach(module corpus storage util)
+  foreach(module trainer corpus storage util)
     add_library(ddpt_fuzz_${module} STATIC $<TARGET_OBJECTS:ddpt_${module}>)
   endforeach()
   file(GLOB ddpt_fuzz_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/*.c)
@@ -23,7 +23,8 @@ if(DDPT_FUZZ)
     target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/generated)
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer ${ddpt_fuzz_flags})
     target_link_options(${name} PRIVATE -fsanitize=fuzzer ${ddpt_fuzz_flags})
-    target_link_libraries(${name} PRIVATE ddpt_fuzz_corpus ddpt_fuzz_storage ddpt_fuzz_util OpenSSL::Crypto
-                          leveldb::leveldb ddpt_snappy PkgConfig::UTF8PROC hdf5::hdf5 ddpt_cjson Threads::Threads m)
+    target_link_libraries(${name} PRIVATE ddpt_fuzz_trainer ddpt_fuzz_corpus ddpt_fuzz_storage ddpt_fuzz_util
+                          OpenSSL::Crypto leveldb::leveldb ddpt_snappy PkgConfig::UTF8PROC hdf5::hdf5 ddpt_cjson
+                          ddpt_openblas OpenMP::OpenMP_C PkgConfig::INIH Threads::Threads m)
   endforeach()
 endif()

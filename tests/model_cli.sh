@@ -14,6 +14,22 @@ out=$("$ddpt" model info --preset bert-base --batch 8 --seq-len 128) || fail "mo
 echo "$out" | grep -q "^parameters:  110106428$" || fail "model info: bert-base count: $out"
 echo "$out" | grep -q "activations" || fail "model info: no activation memory"
 
+# bf16 (issue 17): the fp32 figures plus the bf16 weights (2 bytes per
+# parameter: 210.0 MiB) and operand buffers, in the total; bench reports the
+# buffers it used, within their estimate.
+fp32=$(echo "$out" | awk '$1 == "total" {print $2}')
+out=$("$ddpt" model info --preset bert-base --batch 8 --seq-len 128 --precision bf16) || fail "model info --precision bf16 exited $?"
+echo "$out" | awk -v fp32="$fp32" '$1 == "bf16" {add += $3} $1 == "bf16" && $2 == "weights" {w = $3}
+  $1 == "total" {t = $2} END {d = t - fp32 - add; exit !(w == 210.0 && add > w && d < 0.2 && d > -0.2)}' ||
+  fail "model info --precision bf16: figures do not add up (fp32 total $fp32): $out"
+if "$ddpt" version | grep -q "precision = bf16 supported"; then
+  out=$("$ddpt" bench train $small --precision bf16 2>&1) || fail "bench train --precision bf16: $out"
+  echo "$out" | /usr/bin/python3 -c 'import json, sys
+d = json.loads(sys.stdin.read().strip().splitlines()[-1])
+assert d["precision"] == "bf16" and 0 < d["bf16_operand_bytes_used"] <= d["bf16_operand_bytes_predicted"], d' ||
+    fail "bench train --precision bf16: operand buffers beyond their estimate: $out"
+fi
+
 out=$("$ddpt" bench train --preset bert-base --batch 100000 --seq-len 512 --steps 1 2>&1); rc=$?
 [ $rc = 1 ] || fail "impossible batch: exit $rc, want 1"
 echo "$out" | grep -q "GiB" || fail "impossible batch: message lacks the figure: $out"

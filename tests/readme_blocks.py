@@ -89,8 +89,6 @@ PROVOKE = {
     "ddpt train: run-small already holds checkpoints (…): continue it with --resume run-small, or choose "
     "another --run-dir":
         "ddpt train configs/bert-small.ini --set data.corpus=corpus --run-dir run-small",
-    "ddpt train: preparing the run directory: cannot create run directory runs/small: No such file or directory":
-        "ddpt train configs/bert-small.ini --set data.corpus=corpus --run-dir runs/small",
     "ddpt train: corpus cls is labelled (task classify, …): fine-tune on it with":
         "ddpt train configs/bert-small.ini --set data.corpus=cls --run-dir t-labelled",
     "ddpt train: reading the corpus vocab: corpus corpus was sharded with a different vocab than --init "

@@ -9,7 +9,9 @@ set_tests_properties(train_e2e_fortunes PROPERTIES LABELS "e2e" TIMEOUT 600)
 # shared memory and TCP; dropout runs repeat exactly; a killed rank ends the job.
 add_test(NAME train_mpi_equivalence
          COMMAND ${CMAKE_SOURCE_DIR}/tests/train_mpi.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
-set_tests_properties(train_mpi_equivalence PROPERTIES LABELS "mpi" TIMEOUT 600)
+# Also in the sanitizer pass (label sanitize, scripts/test.sh): the training
+# loop, the reducer and the watchdog under ASan + UBSan on 2-4 ranks.
+set_tests_properties(train_mpi_equivalence PROPERTIES LABELS "mpi;sanitize" TIMEOUT 600)
 
 # Exact resume: straight vs stopped-and-resumed, another world size, SIGTERM,
 # damaged checkpoints, kill -9 during a write (tests/train_resume.sh).
@@ -20,3 +22,10 @@ set_tests_properties(train_resume_exact PROPERTIES LABELS "mpi" TIMEOUT 900)
 # ddpt train's bad inputs fail at start with one line (tests/train_bad_input.sh).
 add_test(NAME train_bad_input COMMAND ${CMAKE_SOURCE_DIR}/tests/train_bad_input.sh $<TARGET_FILE:ddpt_cli>)
 set_tests_properties(train_bad_input PROPERTIES LABELS "e2e" TIMEOUT 120)
+
+# precision = bf16 (tests/train_bf16.sh): 2 ranks x b = 1 rank x 2b to fp32
+# reduction order, bit-identical resume, checkpoints across precisions, and
+# the one-line refusal without native bf16. About 20 s.
+add_test(NAME train_bf16
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/train_bf16.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(train_bf16 PROPERTIES LABELS "mpi" TIMEOUT 600)

@@ -12,8 +12,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "trainer/gemm.h"
 #include "trainer/heads.h"
 #include "trainer/layers.h"
+#include "util/size.h"
 #include "util/status.h"
 
 /* ------------------------------------------------------------------ config */
@@ -178,8 +180,12 @@ int bert_config_validate(const bert_config *cfg, char **err) {
   if (cfg->hidden % cfg->heads)
     return status_set(err, ST_INVALID, "hidden size %zu is not a multiple of %zu heads",
                       cfg->hidden, cfg->heads);
-  if (cfg->vocab_size > INT32_MAX || cfg->hidden > 65536 || cfg->intermediate > 1u << 20)
-    return status_set(err, ST_INVALID, "model config sizes are out of range");
+  if (cfg->vocab_size > INT32_MAX || cfg->hidden > 65536 || cfg->intermediate > 1u << 20 ||
+      cfg->layers > 4096 || cfg->max_positions > 1u << 16 || cfg->type_vocab > 1u << 16)
+    return status_set(err, ST_INVALID,
+                      "model config sizes are out of range (at most: vocab_size 2^31 - 1, hidden_size 65536, "
+                      "intermediate_size 2^20, num_hidden_layers 4096, max_position_embeddings 65536, "
+                      "type_vocab_size 65536)");
   if (!(cfg->hidden_dropout >= 0.0f && cfg->hidden_dropout < 1.0f) ||
       !(cfg->attention_dropout >= 0.0f && cfg->attention_dropout < 1.0f))
     return status_set(err, ST_INVALID, "dropout rates must be in [0, 1)");
@@ -436,6 +442,11 @@ struct bert_model {
   size_t task_count;   /* bert_loss.task_count, for backward's scale */
   int dropout_on;
   bert_dropout drop;
+  /* bert_set_precision: GEMM_BF16 keeps a bf16 copy of the parameters,
+   * refreshed at the first pass after bert_weights_changed. */
+  int precision;
+  uint16_t *shadow;    /* (p->total) */
+  int shadow_stale;
 };
 
 /* Floats that hold a dropout mask of n bytes. */
@@ -533,6 +544,23 @@ static int count_params(const bert_config *cfg, size_t *count, char **err) {
   return rc;
 }
 
+/* The bf16 conversion buffers' floats (trainer/gemm.c): the largest A
+ * operand that is not a weight (an input, or an output gradient of up to
+ * max(3C, I, V, K) columns) and the largest B operand that is not (an input
+ * of a weight gradient, C or I columns), over every linear layer. */
+static size_t bf16_operand_floats(const bert_config *cfg, size_t B, size_t L, size_t max_pred) {
+  size_t N = B * L, P = B * max_pred, C = cfg->hidden, I = cfg->intermediate;
+  size_t a = N * (3 * C > I ? 3 * C : I), b = N * (C > I ? C : I);
+  if (P * cfg->vocab_size > a) a = P * cfg->vocab_size;
+  if (N * cfg->num_labels > a) a = N * cfg->num_labels;
+  return a + b;
+}
+
+size_t bert_memory_total(const bert_memory *mem, int precision) {
+  size_t total = mem->params + mem->grads + mem->adam + mem->activations + mem->scratch;
+  return precision == GEMM_BF16 ? total + mem->bf16_weights + mem->bf16_operands : total;
+}
+
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
                          bert_memory *mem, char **err) {
   int rc = bert_config_validate(cfg, err);
@@ -543,6 +571,19 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
                       "batch %zu x seq_len %zu (max %zu predictions per sequence) does not fit "
                       "a model with %zu positions",
                       B, L, max_pred, cfg->max_positions);
+  /* The largest products arena_layout forms, checked before it forms them
+   * unchecked: per layer B x L x (hidden, intermediate) and B x heads x L x
+   * L, and the MLM logits B x max_pred x vocab, with room for the sums. */
+  size_t per_token = cfg->hidden * 16 + cfg->intermediate * 4; /* bounded by bert_config_validate */
+  size_t bl, acts, attn, layer, all, preds, logits;
+  if (!size_mul_ok(B, L, &bl) || !size_mul_ok(bl, per_token, &acts) || !size_mul_ok(bl, cfg->heads, &attn) ||
+      !size_mul_ok(attn, L * 4, &attn) || !size_add_ok(acts, attn, &layer) ||
+      !size_mul_ok(layer, cfg->layers, &all) || !size_mul_ok(B, max_pred, &preds) ||
+      !size_mul_ok(preds, cfg->vocab_size * 4, &logits) || all > SIZE_MAX / 64 || logits > SIZE_MAX / 64)
+    return status_set(err, ST_NOMEM,
+                      "batch %zu x seq_len %zu for this model (hidden %zu, %zu layers, vocab %zu) is too large to "
+                      "address: reduce the batch size or the sequence length",
+                      B, L, cfg->hidden, cfg->layers, cfg->vocab_size);
   size_t count;
   if ((rc = count_params(cfg, &count, err)) != ST_OK) return rc;
   /* A model that is never allocated: the layout only counts. */
@@ -556,6 +597,8 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
       .activations = act * sizeof(float),
       .scratch = scratch * sizeof(float),
       .param_count = count,
+      .bf16_weights = count * sizeof(uint16_t),
+      .bf16_operands = bf16_operand_floats(cfg, B, L, mlm ? max_pred : 0) * sizeof(uint16_t),
   };
   return ST_OK;
 }
@@ -682,7 +725,47 @@ void bert_model_free(bert_model *m) {
   free(m->crf_work);
   free(m->crf_back);
   free(m->arena);
+  if (m->shadow) gemm_shadow_set(NULL, NULL, 0);
+  free(m->shadow);
   free(m);
+}
+
+int bert_set_precision(bert_model *m, int precision, char **err) {
+  int rc = gemm_set_precision((gemm_precision)precision, err);
+  if (rc != ST_OK) return rc;
+  if (precision == GEMM_BF16 && !m->shadow) {
+    m->shadow = malloc(m->p->total * sizeof *m->shadow);
+    if (!m->shadow)
+      return status_set(err, ST_NOMEM,
+                        "cannot allocate %.1f MiB for the bf16 copy of the weights: run with "
+                        "precision = fp32",
+                        (double)(m->p->total * sizeof *m->shadow) / (1 << 20));
+  }
+  if (precision != GEMM_BF16) {
+    gemm_shadow_set(NULL, NULL, 0);
+    free(m->shadow);
+    m->shadow = NULL;
+  }
+  m->precision = precision;
+  m->shadow_stale = 1;
+  return ST_OK;
+}
+
+int bert_precision(const bert_model *m) { return m->precision; }
+
+void bert_weights_changed(bert_model *m) { m->shadow_stale = 1; }
+
+/* Every pass computes in this model's precision, reading its own shadow
+ * (the seam's state is per process; a test may hold two models). The
+ * shadow is filled once per update, at the first pass that needs it. */
+static void use_precision(bert_model *m) {
+  int rc = gemm_set_precision((gemm_precision)m->precision, NULL);
+  assert(rc == ST_OK); /* bert_set_precision checked it */
+  (void)rc;
+  if (!m->shadow) return;
+  gemm_shadow_set(m->p->data, m->shadow, m->p->total);
+  if (m->shadow_stale) gemm_shadow_fill();
+  m->shadow_stale = 0;
 }
 
 params *bert_model_params(bert_model *m) { return m->p; }
@@ -886,6 +969,7 @@ int bert_forward(bert_model *m, const bert_batch *batch, const bert_dropout *dro
                  bert_loss *loss, char **err) {
   int rc = check_batch(m, batch, err);
   if (rc != ST_OK) return rc;
+  use_precision(m);
   const bert_config *cfg = &m->cfg;
   const float *w = m->p->data;
   const model_offsets *o = &m->off;
@@ -1080,6 +1164,7 @@ static void task_backward(bert_model *m, const bert_batch *batch, float dloss, f
 
 void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale *scale) {
   assert(batch->B == m->batch_B && batch->L == m->L);
+  use_precision(m);
   const bert_config *cfg = &m->cfg;
   const float *w = m->p->data;
   float *g = m->p->grad;

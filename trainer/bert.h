@@ -140,6 +140,9 @@ typedef struct bert_memory {
   size_t activations;         /* forward activations kept for backward */
   size_t scratch;             /* backward work buffers */
   size_t param_count;
+  /* What precision = bf16 adds: the bf16 copy of the weights, and the
+   * buffers the other GEMM operands are rounded into (trainer/gemm.h). */
+  size_t bf16_weights, bf16_operands;
 } bert_memory;
 
 /* Sizes without allocating. max_pred is as for bert_model_create. */
@@ -150,6 +153,9 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
  * B sequences of L tokens with `predicted` predicted tokens among them. A
  * multiply-add counts two, and backward twice forward (input and weight
  * gradients); element-wise work and lookups count nothing. */
+/* Bytes in all for a precision (a gemm_precision). */
+size_t bert_memory_total(const bert_memory *mem, int precision);
+
 typedef struct bert_flops {
   /* The common yardstick, comparable across implementations: 6 per
    * parameter per token plus attention's QK^T and PV, 12 * layers * L *
@@ -184,6 +190,16 @@ int bert_model_create(bert_model **out, const bert_config *cfg, size_t B, size_t
 void bert_model_free(bert_model *m);
 
 params *bert_model_params(bert_model *m);
+
+/* Computes the model's products in a precision (a gemm_precision, fp32 by
+ * default). bf16 keeps fp32 parameters, gradients and optimizer state and
+ * rounds each weight to bf16 once per update: call bert_weights_changed
+ * whenever the parameters change (an optimizer step, a load) and the next
+ * pass refreshes the bf16 copy. Fails, with the line to show, where this CPU
+ * has no native bf16 (gemm_set_precision). */
+int bert_set_precision(bert_model *m, int precision, char **err);
+int bert_precision(const bert_model *m);
+void bert_weights_changed(bert_model *m);
 
 /* Forward over a batch. drop NULL means no dropout (evaluation). For
  * CLASSIFY and TAG, class_labels or tag_labels NULL means prediction: the

@@ -1,4 +1,5 @@
-/* Layer forward/backward passes (see layers.h). GEMMs go to OpenBLAS; the
+/* Layer forward/backward passes (see layers.h). Products go through the
+ * GEMM seam (trainer/gemm.h), which picks the library and precision; the
  * element-wise loops are written so the compiler vectorises them and OpenMP
  * splits them over rows. */
 #include "trainer/layers.h"
@@ -8,9 +9,9 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
+#include "trainer/gemm.h"
 #include "trainer/simd.h"
 
 
@@ -55,77 +56,6 @@ void layer_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const floa
   }
 }
 
-/* gemm_split cuts C once the side it splits is GEMM_SPLIT_MIN long: rows
- * into one run per thread, bounded at multiples of GEMM_ROW_GRAIN; columns
- * into about GEMM_COL_BLOCKS blocks (multiples of 16, at least GEMM_COL_MIN
- * wide) that the threads share. No sgemm call takes more than
- * GEMM_CALL_MAX rows or columns. */
-#define GEMM_SPLIT_MIN 128
-#define GEMM_ROW_GRAIN 48
-#define GEMM_CALL_MAX (128 * GEMM_ROW_GRAIN)
-#define GEMM_COL_BLOCKS 16
-#define GEMM_COL_MIN 256
-
-/* C (M x N) = alpha op(A) op(B) + beta C, row-major, split among the OpenMP
- * threads, each part one single-threaded sgemm. ddpt runs OpenBLAS on one
- * thread (blas_set_threads): one pool of threads for GEMMs and element-wise
- * loops alike, instead of OpenBLAS's workers spinning for a core while
- * OpenMP's run.
- *
- * The bits must not depend on the thread count, yet OpenBLAS does not sum
- * an element of C the same way wherever it lies in a call: its AVX2 kernels
- * (Haswell, Zen; 0.3.21) take C's rows in panels of 12 counted from the
- * call's first row and again from row GEMM_R (104512), its columns in
- * blocks of GEMM_P (320) sized from the call's width, and keep two partial
- * sums per element in some panels. So rows are cut at multiples of 48 (of
- * 12, and of the 16 the AVX-512 kernel was checked with) into calls of at
- * most GEMM_CALL_MAX rows: a row then sits at the same place of the same
- * panel for any thread count. Columns are cut into blocks that depend on N
- * alone: each is the same call for any thread count. Checked, 1 thread
- * against 2, under each kernel this CPU runs (tests/trainer_kernels.cmake).
- *
- * Each part packs its own copy of the operand it shares: op(B) for a run
- * of rows, op(A) for a block of columns, and blocks outnumber threads when
- * threads are few. So C is split by rows unless it has fewer than
- * GEMM_SPLIT_MIN or is at least 4 times as wide as tall, like the MLM
- * decoder's [predictions, V], where no thread then packs the whole [V, H]
- * matrix again. */
-static void gemm_split(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, size_t M, size_t N, size_t K,
-                       float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                       float beta, float *C, size_t ldc) {
-  int by_rows = M >= GEMM_SPLIT_MIN && N < 4 * M;
-  size_t len = by_rows ? M : N;
-  /* Part p covers grains [p * ng / nparts, (p + 1) * ng / nparts). */
-  size_t grain = len, ng = 1, nparts = 1;
-  if (by_rows) {
-    size_t nt = (size_t)omp_get_max_threads();
-    grain = GEMM_ROW_GRAIN;
-    ng = (len + grain - 1) / grain;
-    nparts = nt < ng ? nt : ng;
-  } else if (len >= GEMM_SPLIT_MIN) {
-    grain = ((len + GEMM_COL_BLOCKS - 1) / GEMM_COL_BLOCKS + 15) / 16 * 16;
-    if (grain < GEMM_COL_MIN) grain = GEMM_COL_MIN;
-    ng = nparts = (len + grain - 1) / grain;
-  }
-#pragma omp parallel for schedule(dynamic, 1) if (nparts > 1)
-  for (size_t part = 0; part < nparts; part++) {
-    size_t end = (part + 1) * ng / nparts * grain;
-    if (end > len) end = len;
-    for (size_t i0 = part * ng / nparts * grain; i0 < end; i0 += GEMM_CALL_MAX) {
-      size_t n = end - i0 < GEMM_CALL_MAX ? end - i0 : GEMM_CALL_MAX;
-      if (by_rows) {
-        const float *a = ta == CblasNoTrans ? A + i0 * lda : A + i0;
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)n, (int)N, (int)K, alpha, a, (int)lda, B,
-                    (int)ldb, beta, C + i0 * ldc, (int)ldc);
-      } else {
-        const float *b = tb == CblasNoTrans ? B + i0 : B + i0 * ldb;
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)n, (int)K, alpha, A, (int)lda, b,
-                    (int)ldb, beta, C + i0, (int)ldc);
-      }
-    }
-  }
-}
-
 void layer_linear_forward_ld(float *out, size_t ldo, const float *inp, const float *w,
                              const float *b, size_t N, size_t C, size_t OC) {
   float beta = 0.0f;
@@ -134,7 +64,7 @@ void layer_linear_forward_ld(float *out, size_t ldo, const float *inp, const flo
     for (size_t n = 0; n < N; n++) memcpy(out + n * ldo, b, OC * sizeof(float));
     beta = 1.0f;
   }
-  gemm_split(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, ldo);
+  gemm(GEMM_N, GEMM_T, N, OC, C, 1.0f, inp, C, w, C, beta, out, ldo);
 }
 
 void layer_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N,
@@ -181,9 +111,9 @@ void layer_linear_backward_ld(float *dinp, int add, float *dw, float *db, const 
                               size_t ldd, const float *inp, const float *w, size_t N, size_t C,
                               size_t OC) {
   if (dinp)
-    gemm_split(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, ldd, w, C, add ? 1.0f : 0.0f, dinp,
+    gemm(GEMM_N, GEMM_N, N, C, OC, 1.0f, dout, ldd, w, C, add ? 1.0f : 0.0f, dinp,
                C);
-  gemm_split(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
+  gemm(GEMM_T, GEMM_N, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
   if (db) column_sums_add(db, dout, ldd, N, OC);
 }
 
@@ -560,8 +490,7 @@ void layer_attention_forward_q(float *out, float *att, float *attd, const float 
     if (nq == 0) continue;
     const float *qb = q + first * ldq + h * hs, *k = kv + b * T * ldkv + h * hs, *v = k + C;
     float *a = att + (first * NH + h * nq) * T;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)T, (int)hs, scale, qb,
-                (int)ldq, k, (int)ldkv, 0.0f, a, (int)T);
+    gemm_small(GEMM_N, GEMM_T, nq, T, hs, scale, qb, ldq, k, ldkv, 0.0f, a, T);
     for (size_t i = 0; i < nq; i++) masked_softmax_row(a + i * T, mask + b * T, T);
     const float *probs = a;
     if (p > 0.0f) {
@@ -573,8 +502,7 @@ void layer_attention_forward_q(float *out, float *att, float *attd, const float 
                       T, p, key);
       probs = ad;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs, (int)T, 1.0f, probs,
-                (int)T, v, (int)ldkv, 0.0f, out + first * C + h * hs, (int)C);
+    gemm_small(GEMM_N, GEMM_N, nq, hs, T, 1.0f, probs, T, v, ldkv, 0.0f, out + first * C + h * hs, C);
   }
 }
 
@@ -605,10 +533,8 @@ void layer_attention_backward_q(float *dq, float *dkv, float *scratch, const flo
     float *dk = dkv + b * T * ldkv + h * hs, *dv = dk + C, *dqb = dq + first * ldq + h * hs;
     float *ds = scratch + blk;
     /* d(probs) = dout v^T; dv = probs^T dout. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)T, (int)hs, 1.0f, d,
-                (int)C, v, (int)ldkv, 0.0f, ds, (int)T);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)nq, 1.0f, probs,
-                (int)T, d, (int)C, 0.0f, dv, (int)ldkv);
+    gemm_small(GEMM_N, GEMM_T, nq, T, hs, 1.0f, d, C, v, ldkv, 0.0f, ds, T);
+    gemm_small(GEMM_T, GEMM_N, T, hs, nq, 1.0f, probs, T, d, C, 0.0f, dv, ldkv);
     for (size_t i = 0; i < nq; i++) {
       float *dsi = ds + i * T;
       /* Through the dropout: d(att) in place. The mask is read off attd: a
@@ -627,10 +553,8 @@ void layer_attention_backward_q(float *dq, float *dkv, float *scratch, const flo
 #pragma omp simd
       for (size_t j = 0; j < T; j++) dsi[j] = scale * ai[j] * (dsi[j] - dot);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hs, (int)T, 1.0f, ds,
-                (int)T, k, (int)ldkv, 0.0f, dqb, (int)ldq);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hs, (int)nq, 1.0f, ds,
-                (int)T, qb, (int)ldq, 0.0f, dk, (int)ldkv);
+    gemm_small(GEMM_N, GEMM_N, nq, hs, T, 1.0f, ds, T, k, ldkv, 0.0f, dqb, ldq);
+    gemm_small(GEMM_T, GEMM_N, T, hs, nq, 1.0f, ds, T, qb, ldq, 0.0f, dk, ldkv);
   }
 }
 

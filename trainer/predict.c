@@ -18,6 +18,7 @@
 #include "corpus/tokenizer.h"
 #include "corpus/vocab.h"
 #include "storage/ckpt.h"
+#include "trainer/gemm.h"
 #include "trainer/heads.h"
 #include "trainer/run_config.h"
 #include "util/status.h"
@@ -45,6 +46,7 @@ struct predict_model {
   size_t seq_len;    /* inputs are cut to this many ids */
   bert_model *model; /* for batches of up to B x L; NULL until the first prediction */
   size_t B, L;
+  int precision;     /* a gemm_precision, for every model made */
   tok_ids a, b;      /* a classify example's two texts, reused */
 };
 
@@ -306,6 +308,12 @@ static int load_params(predict_model *pm, params *p, char **err) {
  * at most a quarter (plus 8 positions), and otherwise makes the new model
  * a multiple of 8 long: batches of similar lengths share one model. *L
  * receives the length to pad to. */
+int predict_model_set_precision(predict_model *pm, int precision, char **err) {
+  int rc = gemm_set_precision((gemm_precision)precision, err);
+  if (rc == ST_OK) pm->precision = precision;
+  return rc;
+}
+
 static int fit_model(predict_model *pm, size_t B, size_t *L, char **err) {
   int task = pm->cfg.task != BERT_TASK_PRETRAIN;
   size_t want = *L;
@@ -319,6 +327,10 @@ static int fit_model(predict_model *pm, size_t B, size_t *L, char **err) {
   size_t max_pred = task ? 1 : want;
   int rc = bert_model_create(&m, &pm->cfg, B, want, max_pred, err);
   if (rc) return rc;
+  if ((rc = bert_set_precision(m, pm->precision, err))) {
+    bert_model_free(m);
+    return rc;
+  }
   params *p = bert_model_params(m);
   if (pm->model) {
     memcpy(p->data, bert_model_params(pm->model)->data, params_bytes(p));

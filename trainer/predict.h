@@ -57,6 +57,11 @@ int predict_model_open(const char *ckpt_path, const char *vocab_path, int lowerc
                        predict_model **out, char **err);
 void predict_model_close(predict_model *pm);
 
+/* Computes the model's products in a precision (a gemm_precision, fp32 by
+ * default; see bert_set_precision). Fails, with the line to show, where this
+ * CPU has no native bf16. */
+int predict_model_set_precision(predict_model *pm, int precision, char **err);
+
 /* ST_OK when the model has a task head (classify or tag); else ST_INVALID
  * with the line that says to use fill-mask or fine-tune the checkpoint. */
 int predict_model_check_task(const predict_model *pm, char **err);

@@ -2,6 +2,7 @@
  * ranges; INI parsing by inih; [model] resolved through trainer/bert.h. */
 #include "trainer/run_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <ini.h>
 
+#include "trainer/gemm.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -58,8 +60,10 @@ static const key_def k_keys[] = {
     {"train", "tokens", K_U64, OFF(tokens), 0, 0, 1e18, 0, NULL},
     {"train", "seed", K_U64, OFF(seed), 0, 0, 18446744073709551616.0, 0, NULL},
     {"train", "threads", K_INT, OFF(threads), 0, 0, 1024, 0, NULL},
+    {"train", "precision", K_ENUM, OFF(precision), 0, 0, 0, 0, gemm_precision_name},
     {"train", "bucket_mb", K_DOUBLE, OFF(bucket_mb), 0, 0, 4096, 1, NULL},
     {"train", "hash_every", K_U64, OFF(hash_every), 0, 0, 1e12, 0, NULL},
+    {"train", "watchdog_s", K_DOUBLE, OFF(watchdog_s), 0, 0, 1e7, 0, NULL},
     {"checkpoint", "every", K_U64, OFF(ckpt_every), 0, 0, 1e12, 0, NULL},
     {"checkpoint", "keep", K_UINT, OFF(ckpt_keep), 0, 0, 1e6, 0, NULL},
     {"log", "every", K_U64, OFF(log_every), 0, 1, 1e12, 0, NULL},
@@ -122,6 +126,11 @@ void run_config_defaults(run_config *c) {
   c->steps = 1000;
   c->seed = 12345;
   c->bucket_mb = 4;
+  /* Ten minutes: a healthy step's waits in collectives last as long as
+   * the ranks' skew, seconds even for bert-base on slow nodes, and the
+   * longest single phase (a bert-base micro-batch of 32 x 512 on a small
+   * node) about two; a stalled job still ends within ten (docs/distributed.md). */
+  c->watchdog_s = 600;
   c->hash_every = 100;
   c->ckpt_every = 1000;
   c->ckpt_keep = 3;
@@ -161,6 +170,20 @@ static void describe_range(const key_def *d, char *buf, size_t size) {
   } else {
     snprintf(buf, size, "%s %g .. %g", d->lo_open ? "above" : "from", d->lo, d->hi);
   }
+}
+
+/* Whether a text value survives run_config_format and a second load (the
+ * resolved config is read back on resume): inih strips surrounding spaces
+ * and cuts at ';' where it follows a space (an inline comment); a value
+ * that begins with one is read as it stands only directly after '='. */
+static int reads_back(const char *value) {
+  size_t n = strlen(value);
+  if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1]) || value[0] == ';'))
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (iscntrl((unsigned char)value[i]) || (value[i] == ';' && i > 0 && isspace((unsigned char)value[i - 1])))
+      return 0;
+  return 1;
 }
 
 static int is_integral(key_kind k) { return k == K_SIZE || k == K_U64 || k == K_UINT || k == K_INT; }
@@ -257,6 +280,16 @@ int run_config_set(run_config *c, const char *section, const char *key, const ch
   case K_STR:
     if (strlen(value) >= d->size)
       return status_set(err, ST_INVALID, "[%s] %s: value longer than %zu bytes", section, key, d->size - 1);
+    /* inih reads at most INI_MAX_LINE - 1 bytes a line and cuts the rest
+     * silently into a line of its own: "key = value" must fit. */
+    if (strlen(key) + 3 + strlen(value) + 1 >= INI_MAX_LINE)
+      return status_set(err, ST_INVALID, "[%s] %s: %zu bytes is longer than one config line holds (%d bytes "
+                        "with the key): use a shorter path, e.g. through a symbolic link", section, key,
+                        strlen(value), INI_MAX_LINE - 1);
+    if (!reads_back(value))
+      return status_set(err, ST_INVALID, "[%s] %s: '%s' would not read back from config.ini (it starts or ends "
+                        "with a space, starts with ';' or has one after a space, which INI reads as a comment, or "
+                        "holds a control character): rename the path", section, key, value);
     snprintf(at, d->size, "%s", value);
     return ST_OK;
   case K_POINTS:

@@ -79,7 +79,9 @@ typedef struct run_config {
   uint64_t tokens;        /* stop after this many tokens when steps is 0 */
   uint64_t seed;
   int threads;            /* 0: all cores of this rank */
+  int precision;          /* a gemm_precision: fp32, or bf16 products (trainer/gemm.h) */
   double bucket_mb;       /* gradient reduction bucket size */
+  double watchdog_s;      /* a wait in a collective longer than this ends the job; 0: off */
   uint64_t hash_every;    /* compare parameter hashes across ranks */
   /* [checkpoint] */
   uint64_t ckpt_every;    /* 0: only at the end */

@@ -53,6 +53,7 @@ typedef struct trainer {
   metrics_log *metrics;
   FILE *samples; /* [log] samples: which samples this rank read, per step */
   ckpt_writer *writer;
+  ckpt_dir_lock *lock; /* rank 0: RUN_DIR/LOCK, held for the whole run */
   optim_guard guard;
   int grads_clear; /* the last update cleared the gradients */
   uint64_t step, total_steps, tokens_seen;
@@ -162,6 +163,39 @@ static int adopt_init_config(trainer *t, const bert_config *init, char **err) {
   return ST_OK;
 }
 
+/* "hidden_size 128 in the checkpoint, 64 now; ..." for each [model]
+ * setting that differs, and only those: both sides are read from config
+ * text here, before the corpus sets nsp and the task, so printing whole
+ * descriptions would show values the run does not have. */
+static void describe_model_changes(const bert_config *was, const bert_config *now, char *buf, size_t size) {
+  const struct {
+    const char *key;
+    double a, b;
+  } keys[] = {
+      {"vocab_size", (double)was->vocab_size, (double)now->vocab_size},
+      {"hidden_size", (double)was->hidden, (double)now->hidden},
+      {"num_hidden_layers", (double)was->layers, (double)now->layers},
+      {"num_attention_heads", (double)was->heads, (double)now->heads},
+      {"intermediate_size", (double)was->intermediate, (double)now->intermediate},
+      {"max_position_embeddings", (double)was->max_positions, (double)now->max_positions},
+      {"type_vocab_size", (double)was->type_vocab, (double)now->type_vocab},
+      {"hidden_dropout_prob", was->hidden_dropout, now->hidden_dropout},
+      {"attention_probs_dropout_prob", was->attention_dropout, now->attention_dropout},
+      {"layer_norm_eps", was->ln_eps, now->ln_eps},
+      {"nsp", was->nsp, now->nsp},
+      {"task", was->task, now->task},
+      {"num_labels", (double)was->num_labels, (double)now->num_labels},
+      {"crf", was->crf, now->crf},
+  };
+  size_t at = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof keys / sizeof *keys && at < size; i++)
+    if (keys[i].a != keys[i].b)
+      at += (size_t)snprintf(buf + at, size - at, "%s%s %g in the checkpoint, %g now", at ? "; " : "", keys[i].key,
+                             keys[i].a, keys[i].b);
+  if (at == 0) snprintf(buf, size, "a [model] setting differs from the checkpoint's");
+}
+
 /* Reads the config: the file and --set for a fresh run. On resume: the
  * checkpoint's config, then the file's settings (if a file is given) and
  * --set over it, refusing any that changes the model. */
@@ -175,13 +209,12 @@ static int load_config(trainer *t, const char *ckpt_config, char **err) {
   if ((rc = run_config_load(&t->cfg, r->config_path, r->overrides, r->n_overrides, err))) return rc;
   if (t->cfg.model.vocab_size == 0) t->cfg.model.vocab_size = before.vocab_size;
   if (memcmp(&before, &t->cfg.model, sizeof before) != 0) {
-    char was[512], now[512];
-    bert_config_describe(&before, was, sizeof was);
-    bert_config_describe(&t->cfg.model, now, sizeof now);
+    char changes[512];
+    describe_model_changes(&before, &t->cfg.model, changes, sizeof changes);
     return status_set(err, ST_MISMATCH,
-                      "%s changes the model (checkpoint: %s; now: %s); a resumed run keeps its model's shape: "
-                      "start a new run directory or drop the change",
-                      r->config_path ? r->config_path : "--set", was, now);
+                      "%s changes the model (%s); a resumed run keeps its model's shape: start a new run "
+                      "directory or drop the change",
+                      r->config_path ? r->config_path : "--set", changes);
   }
   return ST_OK;
 }
@@ -564,6 +597,9 @@ static int create_model(trainer *t, char **err) {
   t->A = t->cfg.accumulation;
   int rc = bert_model_create(&t->model, &t->cfg.model, t->B, t->L, t->max_pred, err);
   if (rc) return rc;
+  /* Every rank checks its own CPU: one without bf16 stops the job. */
+  rc = bert_set_precision(t->model, t->cfg.precision, err);
+  if ((rc = agree_with_rank0(t, rc, "[train] precision", err))) return rc;
   t->p = bert_model_params(t->model);
   params_init(t->p, t->cfg.seed);
   if (t->cfg.model.task != BERT_TASK_PRETRAIN) set_finetune_rates(t);
@@ -645,7 +681,11 @@ static int wait_for_writer(trainer *t, char **written, char **err) {
   int rc = ckpt_writer_wait(t->writer, written, err);
   ckpt_writer_free(t->writer);
   t->writer = NULL;
-  if (rc == ST_OK && t->writer_is_best) {
+  if (rc)
+    return status_wrap(err, rc, "checkpoint of step %llu not written (LATEST still names the last good one; "
+                       "free space or fix %s, then --resume it)", (unsigned long long)t->writer_step,
+                       t->req->run_dir);
+  if (t->writer_is_best) {
     const char *slash = strrchr(*written, '/');
     rc = ckpt_dir_set_best(t->req->run_dir, slash ? slash + 1 : *written, err);
   }
@@ -734,6 +774,7 @@ static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
       (rc = ckpt_file_load(f, "optim/m", mt, t->p->count, 1, NULL, err)) ||
       (rc = ckpt_file_load(f, "optim/v", vt, t->p->count, 1, NULL, err)))
     goto done;
+  bert_weights_changed(t->model);
   if ((rc = ckpt_file_read_int64(f, "data/cursor", rows, 3 * n, err))) {
     status_wrap(err, rc, "the checkpoint's data position does not fit corpus %s (%zu shards)", t->cfg.corpus, n);
     goto done;
@@ -933,6 +974,7 @@ static int update(trainer *t, step_result *r, char **err) {
   r->applied = v == GUARD_APPLY;
   if (r->applied) {
     optim_step(&t->cfg.optim, t->p, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
+    bert_weights_changed(t->model);
     t->grads_clear = 1;
   } else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
                 (unsigned long long)t->step + 1, r->loss, r->grad_norm, (unsigned long long)t->guard.skipped);
@@ -942,8 +984,12 @@ static int update(trainer *t, step_result *r, char **err) {
 static int train_step(trainer *t, step_result *r, char **err) {
   double counts[4] = {0, 0, 0, 0}; /* predicted tokens, NSP sequences, tokens, task units */
   double means[3] = {0, 0, 0};     /* MLM, NSP and task loss */
+  comm_watchdog_phase(t->step + 1, "reading batches and counting tokens", 1);
   int rc = read_micro_batches(t, counts, err);
-  if (rc || (rc = forward_backward(t, counts, means, err))) return rc;
+  if (rc) return rc;
+  comm_watchdog_phase(t->step + 1, "forward, backward and gradient allreduce", 1);
+  if ((rc = forward_backward(t, counts, means, err))) return rc;
+  comm_watchdog_phase(t->step + 1, "optimizer update", 1);
   r->mlm = means[0];
   r->nsp = means[1];
   r->task = means[2];
@@ -1176,11 +1222,25 @@ static int check_parameter_hashes(trainer *t, char **err) {
   return rc;
 }
 
+/* Between steps: whether some rank was asked to stop, and whether rank
+ * 0's background checkpoint write has failed. A failed write is reported
+ * at the first step after it ends, never a checkpoint interval later, and
+ * every rank stops with it together. One reduction for both. Collective. */
 static int stop_requested_anywhere(trainer *t, int *stop, char **err) {
-  double flag = t->req->stop_requested && *t->req->stop_requested;
-  int rc = comm_allreduce_max_f64(&flag, 1, err);
-  *stop = flag > 0;
-  return rc;
+  int wrc = ST_OK;
+  if (t->rank == 0 && t->writer && ckpt_writer_done(t->writer)) {
+    char *written = NULL;
+    wrc = wait_for_writer(t, &written, err);
+    free(written);
+  }
+  double flags[2] = {t->req->stop_requested && *t->req->stop_requested, wrc != ST_OK};
+  int rc = comm_allreduce_max_f64(flags, 2, wrc ? NULL : err);
+  *stop = flags[0] > 0;
+  if (rc && !wrc) return rc;
+  t->failed_together = rc == ST_OK && flags[1] > 0;
+  if (wrc) return wrc;
+  if (flags[1] > 0) return status_set(err, ST_IO, "writing a checkpoint failed on rank 0 (rank 0 says why)");
+  return ST_OK;
 }
 
 /* ------------------------------------------------------------- the run */
@@ -1325,7 +1385,7 @@ static int set_up(trainer *t, const resume_point *rp, char **err) {
 /* Rank 0's part of prepare_run_dir. */
 static int write_run_dir(trainer *t, char **err) {
   const char *dir = t->req->run_dir;
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+  if (file_mkdirs(dir) != 0)
     return status_set(err, ST_IO, "cannot create run directory %s: %s", dir, strerror(errno));
   char *path = file_path_join(dir, "config.ini");
   if (!path) return status_set(err, ST_NOMEM, "out of memory");
@@ -1391,29 +1451,39 @@ static int step_once(trainer *t, uint64_t first_step, int *stop, char **err) {
   t->tokens_seen += r.tokens;
   t->interval_tokens += r.tokens;
   int last = t->step == t->total_steps;
+  comm_watchdog_phase(t->step, "parameter-hash check", 1);
   if (t->cfg.hash_every && t->step % t->cfg.hash_every == 0 && (rc = check_parameter_hashes(t, err))) return rc;
+  comm_watchdog_phase(t->step, "stop and checkpoint-write check", 1);
   if ((rc = stop_requested_anywhere(t, stop, err))) return rc;
   metrics_step m = {.step = t->step, .total_steps = t->total_steps, .tokens = t->tokens_seen, .loss = r.loss,
                     .mlm_loss = r.mlm, .nsp_loss = r.nsp, .lr = r.lr, .grad_norm = r.grad_norm,
                     .skipped = t->guard.skipped, .task = t->cfg.model.task};
   int eval_now = (t->cfg.eval_every && (t->step % t->cfg.eval_every == 0 || last)) || (t->eval_final && last);
+  /* Unwatched: the other ranks wait for rank 0's evaluation, which may
+   * rightly take longer than any step. */
+  comm_watchdog_phase(t->step, "evaluation on rank 0", 0);
   if (eval_now && (rc = evaluate(t, &m, err))) return rc;
+  comm_watchdog_phase(t->step, "metrics", 1);
   if ((rc = report_step(t, &m, first_step, last || *stop, err))) return rc;
   /* Fine-tuning checkpoints every evaluation: BEST can name any of them. */
   int evaluated = m.has_eval && t->cfg.model.task != BERT_TASK_PRETRAIN;
   if ((t->cfg.ckpt_every && t->step % t->cfg.ckpt_every == 0) || last || *stop || evaluated) {
+    comm_watchdog_phase(t->step, "checkpoint", 1);
     if (t->cfg.hash_every && (rc = check_parameter_hashes(t, err))) return rc;
     rc = checkpoint(t, err);
   }
   return rc;
 }
 
+/* The steps run under the hang watchdog (comm.h), started and stopped
+ * here on every rank together. */
 static int run_steps(trainer *t, int *stop, char **err) {
   t->started = t->interval_start = timer_now();
   uint64_t first_step = t->step;
-  int rc = ST_OK;
   *stop = 0;
+  int rc = comm_watchdog_start(t->cfg.watchdog_s, err);
   while (rc == ST_OK && !*stop && t->step < t->total_steps) rc = step_once(t, first_step, stop, err);
+  comm_watchdog_stop();
   return rc;
 }
 
@@ -1449,6 +1519,47 @@ static int write_report(trainer *t, char **err) {
   return rc;
 }
 
+/* Rank 0 locks RUN_DIR before anything reads or writes there, so that a
+ * second run into it fails at once naming the holder; every rank learns
+ * whether it could. A resume of a directory that does not exist takes no
+ * lock (and creates nothing): it fails next, naming the directory.
+ * Collective. */
+static int lock_run_dir(trainer *t, char **err) {
+  int rc = ST_OK;
+  struct stat st;
+  if (t->rank == 0 && (!t->req->resume || stat(t->req->run_dir, &st) == 0))
+    rc = ckpt_dir_lock_take(t->req->run_dir, &t->lock, err);
+  return agree_with_rank0(t, rc, "locking the run directory", err);
+}
+
+/* RUN_DIR/STATUS (rank 0, while it holds the lock; atomically): one line
+ * saying how far this run is, for whoever cannot see ddpt's exit status
+ * (mpirun reports its own: docs/distributed.md). "running pid P" while it
+ * trains; at the end "done step=N", "stopped step=N" (a clean stop on a
+ * signal, checkpoint written) or "failed step=N: <message>". A run killed
+ * outright leaves "running" behind a LOCK that no process holds. Best
+ * effort: a full disk must not hide the run's own message. */
+static void write_status(const trainer *t, const char *line) {
+  if (!t->lock) return;
+  char *path = file_path_join(t->req->run_dir, "STATUS"), *err = NULL;
+  if (!path || file_write_atomic(path, line, strlen(line), &err) != ST_OK)
+    log_warn("%s", err ? err : "out of memory writing STATUS");
+  free(err);
+  free(path);
+}
+
+static void write_final_status(const trainer *t, int rc, const char *msg) {
+  const char *state = rc == ST_OK ? "done" : rc == ST_INTERRUPTED ? "stopped" : "failed";
+  size_t n = strlen(msg ? msg : "") + 96;
+  char *line = malloc(n);
+  if (!line) return;
+  int at = snprintf(line, n, "%s step=%llu", state, (unsigned long long)t->step);
+  snprintf(line + at, n - (size_t)at, "%s%s\n", rc != ST_OK && rc != ST_INTERRUPTED && msg ? ": " : "",
+           rc != ST_OK && rc != ST_INTERRUPTED && msg ? msg : "");
+  write_status(t, line);
+  free(line);
+}
+
 /* On failure a checkpoint still being written is left to finish: train_run
  * frees the writer, which waits for it. */
 static int run(trainer *t, char **err) {
@@ -1458,7 +1569,13 @@ static int run(trainer *t, char **err) {
   if (req->finetune && !req->resume && !req->init)
     return status_set(err, ST_INVALID, "ddpt finetune starts from a trained model: give --init MODEL (a ddpt "
                       "checkpoint, a HuggingFace directory or a TF checkpoint), or --resume RUN_DIR");
-  int rc = req->resume ? open_resume_point(t, &rp, err) : refuse_used_run_dir(req, err);
+  int rc = lock_run_dir(t, err);
+  if (rc == ST_OK) {
+    char line[64];
+    snprintf(line, sizeof line, "running pid %ld\n", (long)getpid());
+    write_status(t, line);
+    rc = req->resume ? open_resume_point(t, &rp, err) : refuse_used_run_dir(req, err);
+  }
   if (rc == ST_OK) rc = set_up(t, &rp, err);
   if (rc == ST_OK) rc = prepare_run_dir(t, err);
   if (rc == ST_OK) announce_plan(t);
@@ -1477,6 +1594,10 @@ static int run(trainer *t, char **err) {
 int train_run(const train_request *req, train_summary *summary, char **err) {
   trainer t = {.req = req, .rank = comm_rank(), .world = comm_world_size()};
   int rc = run(&t, err);
+  /* The writer first: STATUS says done only once the last checkpoint is. */
+  ckpt_writer_free(t.writer);
+  t.writer = NULL;
+  write_final_status(&t, rc, rc ? *err : NULL);
   *summary = (train_summary){.steps = t.step, .tokens = t.tokens_seen, .skipped = t.guard.skipped,
                              .seconds = t.started > 0 ? timer_now() - t.started : 0,
                              .failed_together = rc != ST_OK && t.failed_together, .has_best = t.has_best,
@@ -1512,5 +1633,6 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   free(t.best_eval);
   free(t.vocab_text);
   free(t.cfg_text);
+  ckpt_dir_lock_release(t.lock);
   return rc;
 }

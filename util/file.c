@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/status.h"
@@ -33,6 +34,26 @@ int file_read_at(int fd, void *buf, size_t n, uint64_t off, const char *path, ch
     got += (size_t)r;
   }
   return ST_OK;
+}
+
+int file_mkdirs(const char *path) {
+  size_t n = strlen(path);
+  char *p = malloc(n + 1);
+  if (!p) return errno = ENOMEM, -1;
+  memcpy(p, path, n + 1);
+  /* Each prefix that ends before a '/' (but not the root's), then the whole. */
+  for (size_t i = 1; i <= n; i++) {
+    if (i < n && p[i] != '/') continue;
+    p[i] = '\0';
+    int ok = mkdir(p, 0777) == 0 || errno == EEXIST;
+    if (i < n) p[i] = '/';
+    if (!ok) return free(p), -1;
+  }
+  free(p);
+  struct stat st;
+  if (stat(path, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) return errno = ENOTDIR, -1;
+  return 0;
 }
 
 int file_fsync_dir(const char *dir, char **err) {

@@ -39,6 +39,10 @@ int file_read_all(const char *path, size_t max, char **data, size_t *len, char *
  * short reads; ST_CORRUPT when the file ends first, ST_IO on a failed read. */
 int file_read_at(int fd, void *buf, size_t n, uint64_t off, const char *path, char **err);
 
+/* Creates directory path and any missing parents, as `mkdir -p` does (an
+ * existing directory is fine). Returns 0, or -1 with errno set. */
+int file_mkdirs(const char *path);
+
 /* Makes renames in dir durable. */
 int file_fsync_dir(const char *dir, char **err);
 

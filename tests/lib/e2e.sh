@@ -1,12 +1,15 @@
 # shellcheck shell=sh disable=SC2034,SC2154 # variables set for, and by, the scripts that source this
 # Sourced by the end-to-end test scripts, after `set -eu` and after setting
 # mpirun where they call mpi: $py, $lib (this folder), a temporary $dir
-# removed on exit, fail (prints "<script>: message", exits 1) and mpi
-# (mpirun as root, oversubscribed: the tests run more ranks than cores).
+# removed on exit, fail (prints "<script>: message", exits 1), need_root
+# and mpi (mpirun as root, oversubscribed: the tests run more ranks than
+# cores).
 # usage: . "$(dirname "$0")/lib/e2e.sh"
 py=/usr/bin/python3
 lib=$(dirname "$0")/lib
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "$(basename "$0" .sh): $*"; exit 1; }
+# Skips the test (ctest's SKIP_RETURN_CODE 77) unless it runs as root.
+need_root() { [ "$(id -u)" = 0 ] || { echo "$(basename "$0" .sh): skipped: needs root $*"; exit 77; }; }
 mpi() { "$mpirun" --allow-run-as-root --oversubscribe "$@"; }

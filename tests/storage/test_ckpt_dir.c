@@ -325,14 +325,15 @@ static void test_background_writer_commits_the_snapshot_taken_at_begin(void) {
   CU_ASSERT_EQUAL(storage_open_object_count(), 0);
 }
 
+/* A run dir nobody can create, root included (the writer makes missing parents). */
 static void test_background_writer_reports_failure(void) {
   fixture fx;
   fixture_init(&fx, 3);
   ckpt_writer *w = NULL;
   char *err = NULL, *written = NULL;
-  CU_ASSERT_EQUAL_FATAL(ckpt_writer_begin("/nonexistent-ddpt-dir/run", &fx.content, 0, &w, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(ckpt_writer_begin("/proc/ddpt-cannot-exist/run", &fx.content, 0, &w, &err), ST_OK);
   CU_ASSERT_EQUAL(ckpt_writer_wait(w, &written, &err), ST_IO);
-  CU_ASSERT_TRUE(fixture_contains(err, "/nonexistent-ddpt-dir/run"));
+  CU_ASSERT_TRUE(fixture_contains(err, "/proc/ddpt-cannot-exist/run"));
   CU_ASSERT_PTR_NULL(written);
   ckpt_writer_free(w);
   free(err);

@@ -2,6 +2,7 @@
  * whole model's gradient against finite differences, and reproducibility. */
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -549,6 +550,27 @@ static void test_impossible_size_fails_at_creation_with_the_figure(void) {
   free(err);
 }
 
+/* Sizes that would overflow size_t arithmetic are refused before any
+ * product is formed: limits on the config, and batch x seq_len x the model
+ * checked with size_mul_ok. */
+static void test_sizes_beyond_the_limits_are_refused_not_wrapped(void) {
+  bert_config c;
+  bert_config_preset(&c, "bert-base", NULL);
+  char *err = NULL;
+  c.layers = 5000;
+  CU_ASSERT_EQUAL(bert_config_validate(&c, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "num_hidden_layers 4096") : NULL);
+  bert_config_preset(&c, "bert-base", NULL);
+  c.max_positions = 1u << 20;
+  CU_ASSERT_EQUAL(bert_config_validate(&c, &err), ST_INVALID);
+  bert_config_preset(&c, "bert-base", NULL);
+  bert_memory mem;
+  CU_ASSERT_EQUAL(bert_memory_estimate(&c, SIZE_MAX / 256, 512, 80, &mem, &err), ST_NOMEM);
+  CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "too large to address") : NULL);
+  CU_ASSERT_EQUAL(bert_memory_estimate(&c, 8, 512, 80, &mem, &err), ST_OK);
+  free(err);
+}
+
 static const harness_test tests[] = {
     {"test_presets_have_the_published_shapes", test_presets_have_the_published_shapes},
     {"test_bert_base_has_huggingface_parameter_counts", test_bert_base_has_huggingface_parameter_counts},
@@ -565,6 +587,7 @@ static const harness_test tests[] = {
     {"test_last_layer_on_head_rows_only_equals_full_layer", test_last_layer_on_head_rows_only_equals_full_layer},
     {"test_batch_that_does_not_fit_is_refused", test_batch_that_does_not_fit_is_refused},
     {"test_impossible_size_fails_at_creation_with_the_figure", test_impossible_size_fails_at_creation_with_the_figure},
+    {"test_sizes_beyond_the_limits_are_refused_not_wrapped", test_sizes_beyond_the_limits_are_refused_not_wrapped},
     {NULL, NULL},
 };
 const harness_suite trainer_bert_suite = {"bert", tests};

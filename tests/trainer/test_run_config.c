@@ -129,6 +129,34 @@ static void test_format_round_trips(void) {
   free(text2);
 }
 
+/* A text value that config.ini could not give back is refused when read
+ * (found by tests/fuzz/fuzz_config.c: "corpus =; b corp" was taken as the
+ * path "; b corp", which the formatted "corpus = ; b corp" reads back as
+ * an empty path, so a resumed run lost its corpus). */
+static void test_text_values_that_would_not_read_back_are_refused(void) {
+  run_config c;
+  char *err = NULL;
+  CU_ASSERT_EQUAL(load_text(&c, "[data]\ncorpus =; b corp\n", NULL, 0, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "[data] corpus: '; b corp' would not read back"));
+  CU_ASSERT_PTR_NULL(err ? strchr(err, '\n') : NULL);
+  CU_ASSERT_EQUAL(load_text(&c, "[data]\ncorpus = /data/a;b\n", NULL, 0, &err), ST_OK);
+  CU_ASSERT_STRING_EQUAL(c.corpus, "/data/a;b");
+  /* Found by the fuzzer too: a value that fills inih's line buffer was cut
+   * there, and read back cut elsewhere once formatted. */
+  char long_path[300];
+  memset(long_path, 'a', sizeof long_path - 1);
+  long_path[sizeof long_path - 1] = '\0';
+  char long_set[320];
+  snprintf(long_set, sizeof long_set, "data.corpus=%s", long_path);
+  char *long_over = long_set;
+  CU_ASSERT_EQUAL(load_text(&c, "", &long_over, 1, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "longer than one config line holds"));
+  char *over = "data.corpus=;x";
+  CU_ASSERT_EQUAL(load_text(&c, "", &over, 1, &err), ST_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "would not read back"));
+  free(err);
+}
+
 /* Integer keys are read as integers: a seed above 2^53 survives exactly
  * (through strtod it would round to a neighbour), and signs, fractions and
  * exponents are refused. Enumerations take their names from their modules. */
@@ -204,6 +232,7 @@ static const harness_test tests[] = {
     {"test_out_of_range_values_name_the_range", test_out_of_range_values_name_the_range},
     {"test_bad_override_and_unreadable_file_fail_clearly", test_bad_override_and_unreadable_file_fail_clearly},
     {"test_format_round_trips", test_format_round_trips},
+    {"test_text_values_that_would_not_read_back_are_refused", test_text_values_that_would_not_read_back_are_refused},
     {"test_integers_are_exact_and_enums_round_trip", test_integers_are_exact_and_enums_round_trip},
     {"test_finetune_section_reads_writes_and_resolves_its_metric", test_finetune_section_reads_writes_and_resolves_its_metric},
     {NULL, NULL},
