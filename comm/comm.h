@@ -10,8 +10,9 @@
  *     reports it and calls comm_abort, which takes the whole job down (no
  *     rank is left waiting on a dead peer).
  *  4. Every reduction whose result feeds the model is identical on all ranks
- *     and the same run to run: scalars are summed in rank order; gradient
- *     buckets use one fixed collective per bucket, in a fixed bucket order.
+ *     and the same run to run: scalars are summed in rank order; gradients
+ *     in the level-pairwise order over the step's micro-batches (below),
+ *     which does not depend on the world size either.
  */
 #ifndef DDPT_COMM_COMM_H
 #define DDPT_COMM_COMM_H
@@ -65,17 +66,48 @@ int comm_watchdog_start(double limit_s, char **err);
 void comm_watchdog_phase(uint64_t step, const char *op, int watched);
 void comm_watchdog_stop(void);
 
-/* Bucketed gradient sum over one float buffer (the gradient arena).
+/* The gradient sum: one float buffer (the gradient arena) per micro-batch
+ * of the step, summed over every rank in one order that does not depend on
+ * the number of ranks.
  *
- * Backward fills the arena from its end towards its start (the last layer's
- * gradients are finished first), so buckets are cut from the end: bucket 0
- * covers the last `bucket_floats` floats. Backward reports progress with
- * comm_reducer_ready(lo): every gradient at offset >= lo is final; each
- * bucket that lies wholly in [lo, n) starts a non-blocking allreduce at
- * once, so communication overlaps the rest of backward. comm_reducer_poll
- * (cheap; call it between layers) lets MPI progress. comm_reducer_finish
- * starts what is left, waits for all, and multiplies the sums by scale. */
+ * Slots: a step's micro-batches are V = world * slots buffers; rank r
+ * computes slots r*slots ... r*slots + slots-1, one after the other, each
+ * into a zeroed buf. The sum over the V slots is always the level-pairwise
+ * tree: level 1 adds slots (0,1), (2,3), ...; level 2 adds those pairs two
+ * by two, and so on, a node without a partner carried up unchanged. Float
+ * addition is commutative, so only this association decides the bits.
+ * When slots is a power of two (or world is 1), each rank's slots are a
+ * subtree of that tree, and the result is the same bits for every world
+ * that keeps V: 1 rank x 4 slots, 2 x 2 and 4 x 1 agree exactly
+ * (comm_slots_exact). Otherwise the ranks' sums are combined by the same
+ * tree over ranks: deterministic, identical on every rank, but another
+ * association than V slots on one rank.
+ *
+ * On a rank: comm_reducer_next_slot after each slot but the last folds buf
+ * into up to log2(slots) partial sums (a binary counter: n floats each)
+ * and zeroes it. During the last slot's backward, buf fills from its end
+ * towards its start (the last layers' gradients are finished first), so
+ * buckets are cut from the end: bucket 0 covers the last `bucket_floats`
+ * floats. comm_reducer_ready(lo) says every gradient at offset >= lo is
+ * final: each bucket wholly in [lo, n) gets the partial sums folded in and
+ * its exchange with the other ranks starts at once, overlapping the rest of
+ * backward. comm_reducer_poll (cheap; call it between layers) moves the
+ * exchanges on. comm_reducer_finish starts what is left, waits for all (one
+ * watched wait, comm_watchdog_*) and multiplies the sums by scale.
+ *
+ * Across ranks, per bucket, non-blocking point to point: for a power-of-two
+ * world, recursive halving (pairs r, r^d for d = 1, 2, 4, ...: each keeps
+ * one half of its range and adds its partner's values for it, which makes
+ * the tree's next level there) leaves each rank the finished sum of one
+ * world-th of the bucket (a reduce-scatter), then recursive doubling copies
+ * the pieces to every rank: about 2n bytes sent per rank. For
+ * other worlds, a binomial reduce to rank 0 along the same tree and a
+ * binomial broadcast back: about 2n log2(world) bytes through rank 0. */
 typedef struct comm_reducer comm_reducer;
+
+/* Whether world ranks of `slots` slots each sum in the level-pairwise
+ * order over all world * slots slots (world 1, or slots a power of two). */
+int comm_slots_exact(size_t world, size_t slots);
 
 typedef struct comm_reducer_stats {
   size_t buckets;       /* number of buckets */
@@ -84,11 +116,18 @@ typedef struct comm_reducer_stats {
   uint64_t bytes;       /* bytes reduced per step */
 } comm_reducer_stats;
 
-/* buf must stay valid until comm_reducer_free. bucket_floats > 0. */
-int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, comm_reducer **out, char **err);
+/* buf must stay valid until comm_reducer_free. bucket_floats > 0, slots
+ * > 0 (this rank's micro-batches per step). Every rank calls it with the
+ * same n, bucket_floats and slots. */
+int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots, comm_reducer **out,
+                        char **err);
 void comm_reducer_free(comm_reducer *r); /* NULL is a no-op */
-/* Starts a new round: no bucket is in flight. */
+/* Starts a new step: no slot is held, no bucket is in flight; buf must be
+ * zero before the first slot's backward. */
 void comm_reducer_begin(comm_reducer *r);
+/* buf holds a slot other than the last one of this rank's step: it is
+ * folded into the partial sums, and buf is zero again. */
+void comm_reducer_next_slot(comm_reducer *r);
 int comm_reducer_ready(comm_reducer *r, size_t lo, char **err);
 int comm_reducer_poll(comm_reducer *r, char **err);
 int comm_reducer_finish(comm_reducer *r, float scale, char **err);

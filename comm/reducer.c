@@ -1,9 +1,12 @@
-/* Bucketed, overlapped gradient sum (see comm.h). Buckets are cut from the
- * end of the buffer because backward finishes the last layers first; each
- * is one MPI_Iallreduce, always started in bucket order on every rank. */
+/* The gradient sum over slots and ranks in the level-pairwise order (see
+ * comm.h): partial sums of this rank's earlier slots, folded into each
+ * bucket of the last one as backward finishes it, then per bucket a
+ * non-blocking point-to-point exchange that the caller's polls move on,
+ * round by round. Buckets start in bucket order on every rank. */
 #include <assert.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <mpi.h>
 
@@ -12,15 +15,43 @@
 #include "util/status.h"
 #include "util/timer.h"
 
+/* Exchanges in flight at once: each holds a receive buffer. Bucket k uses
+ * exchange k mod IN_FLIGHT, so among the buckets in flight, (k mod
+ * IN_FLIGHT, round) names a message uniquely: its tag. */
+enum { IN_FLIGHT = 4, ROUND_TAGS = 64, MAX_ROUNDS = 62 };
+
+typedef struct exchange {
+  int active;
+  size_t bucket;
+  int round;                          /* the round posted, 0 .. rounds-1 */
+  MPI_Request req[2];                 /* its send and receive (or NULL) */
+  size_t lo[MAX_ROUNDS / 2 + 1];      /* halving: range owned before round i */
+  size_t hi[MAX_ROUNDS / 2 + 1];
+  float *scratch;                     /* received values awaiting their add */
+  size_t add_lo, add_n;               /* where they go (add_n 0: nothing to add) */
+} exchange;
+
 struct comm_reducer {
-  float *buf;            /* (n) */
-  size_t n, bucket;      /* floats in buf, floats per bucket */
+  float *buf;       /* (n) */
+  size_t n, bucket; /* floats in buf, floats per bucket */
   size_t nbuckets;
-  size_t started;        /* buckets 0..started-1 are in flight or done */
-  MPI_Request *req;      /* (nbuckets) */
-  int world;
+  /* This rank's slots: a binary counter of partial sums. */
+  size_t slots, slot;
+  float *partial;   /* (depth, n) */
+  int *level;       /* (depth) the tree level of each partial held */
+  size_t depth, held;
+  /* Across ranks. */
+  int rank, world, pow2;
+  int steps;        /* log2(world) rounded up: rounds = 2 * steps */
+  size_t ready;     /* buckets 0..ready-1 are final here (partials folded in) */
+  size_t started;   /* buckets 0..started-1 have started their exchange */
+  size_t finished;  /* buckets whose exchange is complete */
+  exchange x[IN_FLIGHT];
+  float *scratch;   /* (IN_FLIGHT, scratch_floats) */
   double first_start, wait_seconds, total_seconds;
 };
+
+int comm_slots_exact(size_t world, size_t slots) { return world == 1 || (slots > 0 && (slots & (slots - 1)) == 0); }
 
 static size_t bucket_lo(const comm_reducer *r, size_t k) {
   size_t hi_from_end = (k + 1) * r->bucket;
@@ -29,8 +60,34 @@ static size_t bucket_lo(const comm_reducer *r, size_t k) {
 
 static size_t bucket_hi(const comm_reducer *r, size_t k) { return r->n - k * r->bucket; }
 
-int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, comm_reducer **out, char **err) {
-  assert(bucket_floats > 0);
+/* Partial sums a rank of `slots` slots can hold at once: the bits of
+ * slots - 1 (the counter's value before the last slot). */
+static size_t partial_depth(size_t slots) {
+  size_t d = 0;
+  for (size_t v = slots - 1; v; v >>= 1) d++;
+  return d;
+}
+
+static int set_up_exchanges(comm_reducer *r, char **err) {
+  r->rank = comm_rank();
+  r->world = comm_world_size();
+  r->pow2 = (r->world & (r->world - 1)) == 0;
+  while ((1 << r->steps) < r->world) r->steps++;
+  if (r->world == 1 || r->nbuckets == 0) return ST_OK;
+  /* Halving receives at most half a bucket; the binomial reduce a whole. */
+  size_t floats = r->pow2 ? (r->bucket + 1) / 2 : r->bucket;
+  size_t count = r->nbuckets < IN_FLIGHT ? r->nbuckets : IN_FLIGHT;
+  r->scratch = malloc(count * floats * sizeof *r->scratch);
+  if (!r->scratch)
+    return status_set(err, ST_NOMEM, "rank %d: out of memory for %zu gradient receive buffers of %zu floats", r->rank,
+                      count, floats);
+  for (size_t i = 0; i < count; i++) r->x[i].scratch = r->scratch + i * floats;
+  return ST_OK;
+}
+
+int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots, comm_reducer **out,
+                        char **err) {
+  assert(bucket_floats > 0 && slots > 0);
   if (bucket_floats > INT_MAX)
     return status_set(err, ST_INVALID, "gradient bucket of %zu floats is too large for MPI (at most %d)",
                       bucket_floats, INT_MAX);
@@ -40,12 +97,21 @@ int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, comm_reducer
   r->n = n;
   r->bucket = bucket_floats;
   r->nbuckets = n == 0 ? 0 : (n + bucket_floats - 1) / bucket_floats;
-  r->world = comm_world_size();
-  r->req = malloc((r->nbuckets ? r->nbuckets : 1) * sizeof *r->req);
-  if (!r->req) {
-    size_t nbuckets = r->nbuckets;
-    free(r);
-    return status_set(err, ST_NOMEM, "out of memory for %zu gradient buckets", nbuckets);
+  r->slots = slots;
+  r->depth = partial_depth(slots);
+  int rc = ST_OK;
+  if (r->depth) {
+    r->partial = malloc(r->depth * (n ? n : 1) * sizeof *r->partial);
+    r->level = malloc(r->depth * sizeof *r->level);
+    if (!r->partial || !r->level)
+      rc = status_set(err, ST_NOMEM,
+                      "out of memory for %zu partial gradient sums of %zu floats (accumulation %zu needs them)",
+                      r->depth, n, slots);
+  }
+  if (rc == ST_OK) rc = set_up_exchanges(r, err);
+  if (rc) {
+    comm_reducer_free(r);
+    return rc;
   }
   comm_reducer_begin(r);
   *out = r;
@@ -54,45 +120,210 @@ int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, comm_reducer
 
 void comm_reducer_free(comm_reducer *r) {
   if (!r) return;
-  free(r->req);
+  free(r->partial);
+  free(r->level);
+  free(r->scratch);
   free(r);
 }
 
 void comm_reducer_begin(comm_reducer *r) {
-  for (size_t k = 0; k < r->nbuckets; k++) r->req[k] = MPI_REQUEST_NULL;
-  r->started = 0;
-  r->wait_seconds = 0;
-  r->total_seconds = 0;
-  r->first_start = 0;
+  for (size_t i = 0; i < IN_FLIGHT; i++) {
+    r->x[i].active = 0;
+    r->x[i].req[0] = r->x[i].req[1] = MPI_REQUEST_NULL;
+  }
+  r->slot = r->held = 0;
+  r->ready = r->started = r->finished = 0;
+  r->wait_seconds = r->total_seconds = r->first_start = 0;
 }
 
-int comm_reducer_ready(comm_reducer *r, size_t lo, char **err) {
-  if (r->world == 1) return ST_OK;
-  while (r->started < r->nbuckets && bucket_lo(r, r->started) >= lo) {
-    size_t k = r->started;
-    if (k == 0) r->first_start = timer_now();
-    size_t a = bucket_lo(r, k), b = bucket_hi(r, k);
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, r->buf + a, (int)(b - a), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
-                            &r->req[k]);
-    if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Iallreduce");
-    r->started++;
+/* ------------------------------------------------- slots on this rank */
+
+static float *partial_at(const comm_reducer *r, size_t i) { return r->partial + i * r->n; }
+
+static void add_into(float *restrict acc, const float *restrict x, size_t n) {
+  for (size_t i = 0; i < n; i++) acc[i] += x[i];
+}
+
+/* The binary counter: a new slot (level 0) merges with the partial of the
+ * same level on top (the tree's left neighbour: left + right), and the
+ * result with the next, as long as levels match; otherwise it is pushed. */
+void comm_reducer_next_slot(comm_reducer *r) {
+  assert(r->slot + 1 < r->slots);
+  if (r->held > 0 && r->level[r->held - 1] == 0) {
+    add_into(partial_at(r, r->held - 1), r->buf, r->n);
+    r->level[r->held - 1] = 1;
+    while (r->held >= 2 && r->level[r->held - 2] == r->level[r->held - 1]) {
+      add_into(partial_at(r, r->held - 2), partial_at(r, r->held - 1), r->n);
+      r->level[r->held - 2]++;
+      r->held--;
+    }
+  } else {
+    assert(r->held < r->depth);
+    memcpy(partial_at(r, r->held), r->buf, r->n * sizeof *r->buf);
+    r->level[r->held++] = 0;
+  }
+  memset(r->buf, 0, r->n * sizeof *r->buf);
+  r->slot++;
+}
+
+/* The last slot, in [a, b): folded right to left into the held partials
+ * (levels strictly decreasing towards the top), which is the level-pairwise
+ * tree with its unpaired nodes carried up. */
+static void fold_last_slot(comm_reducer *r, size_t a, size_t b) {
+  for (size_t i = r->held; i-- > 0;) {
+    const float *p = partial_at(r, i);
+    for (size_t j = a; j < b; j++) r->buf[j] = p[j] + r->buf[j];
+  }
+}
+
+/* ------------------------------------------------- across ranks */
+
+static int tag_of(const exchange *x) {
+  return (int)(x->bucket % IN_FLIGHT) * ROUND_TAGS + x->round;
+}
+
+static int post(comm_reducer *r, exchange *x, size_t send_lo, size_t send_n, float *recv, size_t recv_n,
+                int peer_send, int peer_recv, char **err) {
+  int tag = tag_of(x), rc;
+  if (recv_n && (rc = MPI_Irecv(recv, (int)recv_n, MPI_FLOAT, peer_recv, tag, MPI_COMM_WORLD, &x->req[1])) !=
+                    MPI_SUCCESS)
+    return comm_mpi_error(err, rc, "MPI_Irecv");
+  if (send_n && (rc = MPI_Isend(r->buf + send_lo, (int)send_n, MPI_FLOAT, peer_send, tag, MPI_COMM_WORLD,
+                                &x->req[0])) != MPI_SUCCESS)
+    return comm_mpi_error(err, rc, "MPI_Isend");
+  return ST_OK;
+}
+
+/* Recursive halving, round i (distance 2^i): keep one half of the range
+ * owned, send the other to the partner, receive its values for ours. Kept
+ * alone (without the doubling rounds), this is a reduce-scatter: rank r
+ * ends owning [lo[steps], hi[steps]) summed over all ranks. */
+static int post_halving(comm_reducer *r, exchange *x, int i, char **err) {
+  size_t lo = x->lo[i], hi = x->hi[i], mid = lo + (hi - lo) / 2;
+  int partner = r->rank ^ (1 << i), upper = r->rank & (1 << i);
+  x->lo[i + 1] = upper ? mid : lo;
+  x->hi[i + 1] = upper ? hi : mid;
+  size_t give_lo = upper ? lo : mid, give_n = upper ? mid - lo : hi - mid;
+  x->add_lo = x->lo[i + 1];
+  x->add_n = x->hi[i + 1] - x->lo[i + 1];
+  return post(r, x, give_lo, give_n, x->scratch, x->add_n, partner, partner, err);
+}
+
+/* Recursive doubling, mirroring halving round i: send the range owned
+ * after it, receive the partner's (the other half of the range before it)
+ * straight into buf. */
+static int post_doubling(comm_reducer *r, exchange *x, int i, char **err) {
+  int partner = r->rank ^ (1 << i), upper = r->rank & (1 << i);
+  size_t lo = x->lo[i], hi = x->hi[i], mid = lo + (hi - lo) / 2;
+  size_t theirs_lo = upper ? lo : mid, theirs_n = upper ? mid - lo : hi - mid;
+  x->add_n = 0;
+  return post(r, x, x->lo[i + 1], x->hi[i + 1] - x->lo[i + 1], r->buf + theirs_lo, theirs_n, partner, partner,
+              err);
+}
+
+/* Binomial reduce, round i (distance d = 2^i): rank r with r mod 2d == 0
+ * adds r + d's sum to its own (left + right); r mod 2d == d sends and
+ * waits for the broadcast. Unpaired ranks carry their sum up. */
+static int post_reduce(comm_reducer *r, exchange *x, int i, char **err) {
+  int d = 1 << i, rank = r->rank;
+  size_t lo = bucket_lo(r, x->bucket), n = bucket_hi(r, x->bucket) - lo;
+  x->add_n = 0;
+  if (rank % (2 * d) == 0 && rank + d < r->world) {
+    x->add_lo = lo;
+    x->add_n = n;
+    return post(r, x, 0, 0, x->scratch, n, -1, rank + d, err);
+  }
+  if (rank % (2 * d) == d) return post(r, x, lo, n, NULL, 0, rank - d, -1, err);
+  return ST_OK;
+}
+
+/* Binomial broadcast, mirroring reduce round i. */
+static int post_broadcast(comm_reducer *r, exchange *x, int i, char **err) {
+  int d = 1 << i, rank = r->rank;
+  size_t lo = bucket_lo(r, x->bucket), n = bucket_hi(r, x->bucket) - lo;
+  x->add_n = 0;
+  if (rank % (2 * d) == 0 && rank + d < r->world) return post(r, x, lo, n, NULL, 0, rank + d, -1, err);
+  if (rank % (2 * d) == d) return post(r, x, 0, 0, r->buf + lo, n, -1, rank - d, err);
+  return ST_OK;
+}
+
+static int post_round(comm_reducer *r, exchange *x, char **err) {
+  int i = x->round, s = r->steps;
+  if (i < s) return r->pow2 ? post_halving(r, x, i, err) : post_reduce(r, x, i, err);
+  return r->pow2 ? post_doubling(r, x, 2 * s - 1 - i, err) : post_broadcast(r, x, 2 * s - 1 - i, err);
+}
+
+static int start_bucket(comm_reducer *r, size_t k, char **err) {
+  exchange *x = &r->x[k % IN_FLIGHT];
+  if (k == 0) r->first_start = timer_now();
+  x->active = 1;
+  x->bucket = k;
+  x->round = 0;
+  x->lo[0] = bucket_lo(r, k);
+  x->hi[0] = bucket_hi(r, k);
+  r->started++;
+  return post_round(r, x, err);
+}
+
+/* Completes every round whose messages have arrived and posts the next,
+ * then starts ready buckets whose exchange slot is free. */
+static int advance(comm_reducer *r, char **err) {
+  for (int progressed = 1; progressed;) {
+    progressed = 0;
+    for (size_t i = 0; i < IN_FLIGHT; i++) {
+      exchange *x = &r->x[i];
+      if (!x->active) continue;
+      int flag = 0, rc = MPI_Testall(2, x->req, &flag, MPI_STATUSES_IGNORE);
+      if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Testall");
+      if (!flag) continue;
+      /* Float addition is commutative: ours + theirs is the same bits as
+       * theirs + ours, so this is the tree's node whichever rank is left. */
+      if (x->add_n) add_into(r->buf + x->add_lo, x->scratch, x->add_n);
+      x->add_n = 0;
+      progressed = 1;
+      if (++x->round == 2 * r->steps) {
+        x->active = 0;
+        r->finished++;
+      } else if ((rc = post_round(r, x, err))) {
+        return rc;
+      }
+    }
+    while (r->started < r->ready && !r->x[r->started % IN_FLIGHT].active) {
+      int rc = start_bucket(r, r->started, err);
+      if (rc) return rc;
+      progressed = 1;
+    }
   }
   return ST_OK;
 }
 
+int comm_reducer_ready(comm_reducer *r, size_t lo, char **err) {
+  assert(r->slot + 1 == r->slots);
+  while (r->ready < r->nbuckets && bucket_lo(r, r->ready) >= lo) {
+    fold_last_slot(r, bucket_lo(r, r->ready), bucket_hi(r, r->ready));
+    r->ready++;
+  }
+  return r->world == 1 ? ST_OK : advance(r, err);
+}
+
 int comm_reducer_poll(comm_reducer *r, char **err) {
   if (r->world == 1 || r->started == 0) return ST_OK;
-  int flag = 0;
-  int rc = MPI_Testall((int)r->started, r->req, &flag, MPI_STATUSES_IGNORE);
-  return rc == MPI_SUCCESS ? ST_OK : comm_mpi_error(err, rc, "MPI_Testall");
+  return advance(r, err);
+}
+
+static int advance_to_end(void *ctx, int *done, char **err) {
+  comm_reducer *r = ctx;
+  int rc = advance(r, err);
+  *done = r->finished == r->nbuckets;
+  return rc;
 }
 
 int comm_reducer_finish(comm_reducer *r, float scale, char **err) {
+  int rc = comm_reducer_ready(r, 0, err);
+  if (rc) return rc;
   if (r->world > 1) {
-    int rc = comm_reducer_ready(r, 0, err);
-    if (rc) return rc;
     double t0 = timer_now();
-    rc = comm_watch_wait(r->req, (int)r->nbuckets, "gradient MPI_Iallreduce", err);
+    rc = comm_watch_progress(advance_to_end, r, "gradient exchange", err);
     double t1 = timer_now();
     if (rc) return rc;
     r->wait_seconds = t1 - t0;

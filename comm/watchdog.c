@@ -225,26 +225,44 @@ static void announce(void) {
   drain(w);
 }
 
+/* comm_watch_wait's test: all of its requests done. */
+typedef struct request_set {
+  MPI_Request *req;
+  int n;
+} request_set;
+
+static int test_requests(void *ctx, int *done, char **err) {
+  request_set *s = ctx;
+  int rc = MPI_Testall(s->n, s->req, done, MPI_STATUSES_IGNORE);
+  return rc == MPI_SUCCESS ? ST_OK : comm_mpi_error(err, rc, "MPI_Testall");
+}
+
 int comm_watch_wait(MPI_Request *req, int n, const char *call, char **err) {
-  watchdog *w = &g_wd;
-  if (!w->on) {
+  if (!g_wd.on) {
     int rc = MPI_Waitall(n, req, MPI_STATUSES_IGNORE);
     return rc == MPI_SUCCESS ? ST_OK : comm_mpi_error(err, rc, call);
   }
+  request_set s = {req, n};
+  return comm_watch_progress(test_requests, &s, call, err);
+}
+
+int comm_watch_progress(comm_advance_fn advance, void *ctx, const char *call, char **err) {
+  watchdog *w = &g_wd;
   announce();
   double start = timer_now();
-  int watched = atomic_load(&w->phase_start) > 0, beats = 0;
+  int watched = w->on && atomic_load(&w->phase_start) > 0, beats = 0;
   for (long spins = 0;; spins++) {
-    int flag = 0;
-    int rc = MPI_Testall(n, req, &flag, MPI_STATUSES_IGNORE);
-    if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, call);
-    if (flag) return ST_OK;
+    int done = 0;
+    int rc = advance(ctx, &done, err);
+    if (rc) return rc;
+    if (done) return ST_OK;
     /* Spin briefly (most waits end within microseconds), then yield the
      * core: under oversubscription the rank being waited for needs it. */
     if (spins > 2000) {
       struct timespec ts = {0, 100 * 1000};
       nanosleep(&ts, NULL);
     }
+    if (!w->on) continue;
     double waited = timer_now() - start;
     if ((spins & 63) == 0 && w->world > 1) {
       drain(w);

@@ -39,7 +39,11 @@ typedef struct trainer {
   int rank, world;
   run_config cfg;
   char *cfg_text;
-  corpus *data;
+  /* One reader per slot of this rank (micro-batch a reads the shards s =
+   * rank*A + a (mod world*A)) when the corpus has that many shards, else one
+   * reader of the rank's shards for all its micro-batches. */
+  corpus **data; /* (ndata) */
+  size_t ndata;
   corpus_valid *valid;
   const manifest *man;
   char *vocab_text; /* rank 0: the corpus's vocab.txt, recorded in every checkpoint */
@@ -57,6 +61,10 @@ typedef struct trainer {
   optim_guard guard;
   int grads_clear; /* the last update cleared the gradients */
   uint64_t step, total_steps, tokens_seen;
+  /* Resuming: the checkpoint's world and step shape, and whether the user
+   * set batch_size or accumulation again (keep_step_on_new_world). */
+  size_t ckpt_world, ckpt_B, ckpt_A;
+  int step_shape_set;
   double started, interval_start;
   uint64_t interval_tokens;
   int failed_together; /* the failure being returned is every rank's, at the same point */
@@ -206,7 +214,14 @@ static int load_config(trainer *t, const char *ckpt_config, char **err) {
   int rc = run_config_load_text(&t->cfg, ckpt_config, "the checkpoint's config", NULL, 0, err);
   if (rc) return rc;
   bert_config before = t->cfg.model;
+  /* 0 is outside both keys' ranges: still 0 afterwards means not set. */
+  t->ckpt_B = t->cfg.batch_size;
+  t->ckpt_A = t->cfg.accumulation;
+  t->cfg.batch_size = t->cfg.accumulation = 0;
   if ((rc = run_config_load(&t->cfg, r->config_path, r->overrides, r->n_overrides, err))) return rc;
+  t->step_shape_set = t->cfg.batch_size || t->cfg.accumulation;
+  if (!t->cfg.batch_size) t->cfg.batch_size = t->ckpt_B;
+  if (!t->cfg.accumulation) t->cfg.accumulation = t->ckpt_A;
   if (t->cfg.model.vocab_size == 0) t->cfg.model.vocab_size = before.vocab_size;
   if (memcmp(&before, &t->cfg.model, sizeof before) != 0) {
     char changes[512];
@@ -299,6 +314,73 @@ static int check_corpus_kind(const trainer *t, const manifest *man, char **err) 
   return ST_OK;
 }
 
+/* Whether world ranks accumulating A micro-batches sum them in the order of
+ * world*A slots on any world (comm_slots_exact) and read each slot's own
+ * shards. */
+static int slots_exact(size_t world, size_t A, size_t shards) {
+  return comm_slots_exact(world, A) && shards >= world * A;
+}
+
+/* "1, 2 or 4": the rank counts that can continue the checkpoint's step of
+ * V micro-batches exactly (its own world always can). */
+static void describe_fitting_worlds(const trainer *t, size_t shards, char *buf, size_t size) {
+  size_t V = t->ckpt_world * t->ckpt_A, fits[64], n = 0, at = 0;
+  int exact_before = slots_exact(t->ckpt_world, t->ckpt_A, shards);
+  for (size_t w = 1; w <= V && n < 64; w++)
+    if (w == t->ckpt_world || (exact_before && V % w == 0 && slots_exact(w, V / w, shards))) fits[n++] = w;
+  buf[0] = '\0';
+  for (size_t i = 0; i < n && at < size; i++)
+    at += (size_t)snprintf(buf + at, size - at, "%s%zu", i == 0 ? "" : i + 1 == n ? " or " : ", ", fits[i]);
+}
+
+/* Resuming on another number of ranks keeps the checkpoint's step: the
+ * same micro-batches of the same size (slots), each rank taking world_was /
+ * world times as many, so that the run goes on bit for bit as on the
+ * checkpoint's world. Refused when no accumulation does that, unless the
+ * user sets batch_size or accumulation (then the step is theirs). */
+static int keep_step_on_new_world(trainer *t, size_t shards, char **err) {
+  size_t W = (size_t)t->world, W0 = t->ckpt_world, V = W0 * t->ckpt_A;
+  if (!t->ckpt_world || W == W0) return ST_OK;
+  if (t->step_shape_set) {
+    if (t->rank == 0)
+      log_info("resume on %zu ranks: %zu x %zu sequences per rank as set (the checkpoint's: %zu x %zu on %zu ranks); "
+               "the run goes on, not bit for bit as on %zu ranks", W, t->cfg.accumulation, t->cfg.batch_size,
+               t->ckpt_A, t->ckpt_B, W0, W0);
+    return ST_OK;
+  }
+  if (V % W == 0 && slots_exact(W, V / W, shards) && slots_exact(W0, t->ckpt_A, shards)) {
+    t->cfg.accumulation = V / W;
+    if (t->rank == 0 && t->cfg.accumulation != t->ckpt_A)
+      log_info("resume on %zu ranks: accumulation %zu (was %zu on %zu ranks) keeps the step of %zu micro-batches of "
+               "%zu sequences, bit for bit", W, t->cfg.accumulation, t->ckpt_A, W0, V, t->ckpt_B);
+    return ST_OK;
+  }
+  char fits[256];
+  describe_fitting_worlds(t, shards, fits, sizeof fits);
+  return status_set(err, ST_INVALID,
+                    "%zu ranks cannot continue the checkpoint's step of %zu micro-batches of %zu sequences (%zu ranks "
+                    "x accumulation %zu) in the same order: resume on %s ranks, or set train.accumulation or "
+                    "train.batch_size to go on with another step (not bit for bit)",
+                    W, V, t->ckpt_B, W0, t->ckpt_A, fits);
+}
+
+/* t->data: a reader per slot when the corpus has a shard for each (then a
+ * slot reads the same samples on any world), else the rank's one reader. */
+static int open_slot_readers(trainer *t, const corpus_options *opt, size_t shards, char **err) {
+  size_t A = t->cfg.accumulation, V = A * (size_t)t->world;
+  int rc = ST_OK;
+  t->ndata = A > 1 && shards >= V ? A : 1;
+  if (A > 1 && t->ndata == 1 && t->rank == 0)
+    log_info("corpus %s has %zu shards for %zu micro-batches per step: each rank reads its micro-batches from its "
+             "own shards, and a resume on another number of ranks does not go on bit for bit",
+             t->cfg.corpus, shards, V);
+  if (!(t->data = calloc(t->ndata, sizeof *t->data))) return status_set(err, ST_NOMEM, "out of memory");
+  for (size_t a = 0; a < t->ndata && rc == ST_OK; a++)
+    rc = t->ndata == 1 ? corpus_open(t->cfg.corpus, t->rank, t->world, opt, &t->data[a], err)
+                       : corpus_open(t->cfg.corpus, (int)((size_t)t->rank * A + a), (int)V, opt, &t->data[a], err);
+  return rc;
+}
+
 static int open_corpus(trainer *t, char **err) {
   if (!t->cfg.corpus[0])
     return status_set(err, ST_INVALID, "no corpus: set [data] corpus = DIR in the config or --set data.corpus=DIR");
@@ -319,14 +401,16 @@ static int open_corpus(trainer *t, char **err) {
   if (rc) return rc;
   t->L = man->seq_len;
   rc = check_corpus_kind(t, man, err);
+  size_t shards = man->num_shards;
+  if (rc == ST_OK) rc = keep_step_on_new_world(t, shards, err);
   manifest_free(man);
   if (rc) return rc;
   t->max_pred = t->cfg.max_predictions ? t->cfg.max_predictions
                                        : corpus_default_max_predictions(t->cfg.mask_prob, t->L);
   if (t->max_pred > t->L) t->max_pred = t->L;
   opt.max_predictions = t->max_pred;
-  if ((rc = corpus_open(t->cfg.corpus, t->rank, t->world, &opt, &t->data, err))) return rc;
-  t->man = corpus_manifest(t->data);
+  if ((rc = open_slot_readers(t, &opt, shards, err))) return rc;
+  t->man = corpus_manifest(t->data[0]);
   /* Every rank decides the same way; only rank 0 reads validation data
    * (LevelDB lets one process at a time open a shard). */
   if (t->cfg.eval_every > 0 && t->man->num_valid == 0) {
@@ -617,7 +701,7 @@ static int create_model(trainer *t, char **err) {
   if (t->cfg.model.task != BERT_TASK_PRETRAIN && (rc = alloc_task_eval(t, err))) return rc;
   size_t bucket = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / sizeof(float));
   if (bucket < 1) bucket = 1;
-  return comm_reducer_create(t->p->grad, t->p->total, bucket, &t->reducer, err);
+  return comm_reducer_create(t->p->grad, t->p->total, bucket, t->A, &t->reducer, err);
 }
 
 /* ------------------------------------------------------- checkpoints */
@@ -625,7 +709,7 @@ static int create_model(trainer *t, char **err) {
 /* The data position of the whole job: each shard's cursor as its owner
  * has it (the others hold zeros, so a sum collects them). */
 static int gather_cursors(trainer *t, int64_t **rows, char **err) {
-  size_t n = corpus_num_shards(t->data);
+  size_t n = corpus_num_shards(t->data[0]);
   corpus_cursor *cur = calloc(n, sizeof *cur);
   double *v = calloc(3 * n, sizeof *v);
   int64_t *out = calloc(3 * n, sizeof *out);
@@ -634,12 +718,14 @@ static int gather_cursors(trainer *t, int64_t **rows, char **err) {
     rc = status_set(err, ST_NOMEM, "out of memory");
     goto done;
   }
-  corpus_state_get(t->data, cur);
-  for (size_t s = 0; s < n; s++)
-    if (corpus_owns_shard(t->data, s)) {
-      v[3 * s + 1] = cur[s].epoch;
-      v[3 * s + 2] = (double)cur[s].position;
-    }
+  for (size_t a = 0; a < t->ndata; a++) {
+    corpus_state_get(t->data[a], cur);
+    for (size_t s = 0; s < n; s++)
+      if (corpus_owns_shard(t->data[a], s)) {
+        v[3 * s + 1] = cur[s].epoch;
+        v[3 * s + 2] = (double)cur[s].position;
+      }
+  }
   if ((rc = comm_allreduce_sum_f64(v, 3 * n, err))) goto done;
   for (size_t s = 0; s < n; s++) {
     out[3 * s] = (int64_t)s;
@@ -713,7 +799,7 @@ static int checkpoint(trainer *t, char **err) {
   ckpt_tensor *vt = params_ckpt_tensors(t->p, t->p->v);
   int64_t rng[2] = {(int64_t)t->cfg.seed, (int64_t)t->step};
   ckpt_array arrays[2] = {
-      {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data), 3}, .data = rows},
+      {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data[0]), 3}, .data = rows},
       {.path = "rng/seed_step", .ndim = 1, .shape = {2}, .data = rng},
   };
   /* vocab and its casing first: a checkpoint without a vocab has none of
@@ -762,7 +848,7 @@ static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
   ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
   ckpt_tensor *mt = params_ckpt_tensors(t->p, t->p->m);
   ckpt_tensor *vt = params_ckpt_tensors(t->p, t->p->v);
-  size_t n = corpus_num_shards(t->data);
+  size_t n = corpus_num_shards(t->data[0]);
   int64_t *rows = malloc(3 * n * sizeof *rows);
   corpus_cursor *cur = malloc(n * sizeof *cur);
   int rc = ST_OK;
@@ -784,7 +870,8 @@ static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
     cur[s].epoch = (uint32_t)rows[3 * s + 1];
     cur[s].position = (uint64_t)rows[3 * s + 2];
   }
-  if ((rc = corpus_state_set(t->data, cur, n, err))) goto done;
+  for (size_t a = 0; a < t->ndata && rc == ST_OK; a++) rc = corpus_state_set(t->data[a], cur, n, err);
+  if (rc) goto done;
   t->step = (uint64_t)h->step;
   t->tokens_seen = (uint64_t)h->tokens_seen;
 done:
@@ -912,7 +999,7 @@ static double task_units(const trainer *t, const corpus_batch *b) {
 static int read_micro_batches(trainer *t, double counts[4], char **err) {
   for (size_t a = 0; a < t->A; a++) {
     corpus_batch *b = t->micro[a];
-    int rc = corpus_next_batch(t->data, b, err);
+    int rc = corpus_next_batch(t->data[t->ndata == 1 ? 0 : a], b, err);
     if (rc) return rc;
     for (size_t i = 0; i < t->B * t->L; i++) {
       counts[0] += b->mlm_labels[i] >= 0;
@@ -949,9 +1036,13 @@ static int forward_backward(trainer *t, const double counts[4], double means[3],
     if (counts[0] > 0) means[0] += loss.mlm * (double)loss.predicted / counts[0];
     if (counts[1] > 0) means[1] += loss.nsp * (double)loss.nsp_count / counts[1];
     if (counts[3] > 0) means[2] += loss.task * (double)loss.task_count / counts[3];
-    /* Gradient accumulation reduces only once, during the last backward. */
-    bert_set_grad_ready(t->model, a + 1 == t->A ? on_grads_ready : NULL, t);
+    /* Each micro-batch's gradient starts from zero and is folded into the
+     * others by the reducer (the slots' fixed order); the last one's
+     * buckets are reduced while its backward runs. */
+    int last = a + 1 == t->A;
+    bert_set_grad_ready(t->model, last ? on_grads_ready : NULL, t);
     bert_backward(t->model, &x, &scale);
+    if (!last) comm_reducer_next_slot(t->reducer);
   }
   bert_set_grad_ready(t->model, NULL, NULL);
   int rc = comm_reducer_finish(t->reducer, 1.0f, err);
@@ -1363,6 +1454,7 @@ static int restore_best(trainer *t, const resume_point *rp, char **err) {
 static int set_up(trainer *t, const resume_point *rp, char **err) {
   int rc = load_config(t, rp->path ? rp->header.config : NULL, err);
   if (rc) return rc;
+  if (rp->path) t->ckpt_world = (size_t)rp->header.world_size;
   if (!getenv("DDPT_LOG")) log_set_level((log_level)t->cfg.log_level);
   blas_set_threads(choose_threads(t));
   /* The corpus first: the wrong kind for the command is the cheapest
@@ -1618,7 +1710,8 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   comm_reducer_free(t.reducer);
   bert_model_free(t.model);
   corpus_valid_close(t.valid);
-  corpus_close(t.data);
+  for (size_t a = 0; a < t.ndata; a++) corpus_close(t.data[a]);
+  free(t.data);
   xchg_model_clear(&t.init);
   task_tagset_free(&t.tagset);
   free(t.labels_json);

@@ -93,7 +93,7 @@ static void test_reducer_sums_every_bucket_exactly(void) {
     for (size_t i = 0; i < n; i++) g[i] = (float)((i % 97) + 3 * rank);
     comm_reducer *r = NULL;
     char *err = NULL;
-    CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, buckets[b], &r, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, buckets[b], 1, &r, &err), ST_OK);
     comm_reducer_begin(r);
     for (size_t lo = n; lo > 0; lo = lo > 150 ? lo - 150 : 0) {
       CU_ASSERT_EQUAL(comm_reducer_ready(r, lo, &err), ST_OK);
@@ -122,7 +122,7 @@ static void test_reducer_result_is_identical_on_every_rank(void) {
   for (size_t i = 0; i < n; i++) g[i] = sinf((float)i * 0.37f + (float)comm_rank()) * 1e-3f;
   comm_reducer *r = NULL;
   char *err = NULL;
-  CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, 500, &r, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, 500, 1, &r, &err), ST_OK);
   comm_reducer_begin(r);
   CU_ASSERT_EQUAL(comm_reducer_finish(r, 1.0f, &err), ST_OK);
   uint8_t d[32] = {0};
@@ -146,8 +146,102 @@ static void test_reducer_result_is_identical_on_every_rank(void) {
   free(g);
 }
 
+/* Slot j's value i: magnitudes from 2^-20 to 2^20 and both signs, so that
+ * the association of a sum decides its rounding. Every rank can compute
+ * every slot. */
+static float slot_value(size_t j, size_t i) {
+  uint32_t h = (uint32_t)(j * 2654435761u) ^ (uint32_t)(i * 40503u + 0x9e3779b9u);
+  h ^= h >> 15;
+  h *= 2246822519u;
+  h ^= h >> 13;
+  float mant = 1.0f + (float)(h & 0xffff) / 65536.0f;
+  return ldexpf((h & 0x10000) ? -mant : mant, (int)((h >> 17) % 41) - 20);
+}
+
+/* The level-pairwise sum of v[0..m-1] (pairs (0,1), (2,3), ...; an odd
+ * last node carried up), written out independently of comm/. */
+static float level_pairwise(float *v, size_t m) {
+  while (m > 1) {
+    for (size_t k = 0; k < m / 2; k++) v[k] = v[2 * k] + v[2 * k + 1];
+    if (m % 2) v[m / 2] = v[m - 1];
+    m = (m + 1) / 2;
+  }
+  return v[0];
+}
+
+/* What world ranks of A slots must give at i: the tree over ranks of each
+ * rank's tree over its slots (the tree over all slots when A is a power of
+ * two). */
+static float expected_slot_sum(size_t world, size_t A, size_t i) {
+  float block[8], ranks[8];
+  for (size_t r = 0; r < world; r++) {
+    for (size_t a = 0; a < A; a++) block[a] = slot_value(r * A + a, i);
+    ranks[r] = level_pairwise(block, A);
+  }
+  return level_pairwise(ranks, world);
+}
+
+/* Each rank computes its slots one by one into the buffer, as backward
+ * does; the result must be the level-pairwise tree over all slots, bit for
+ * bit, so 1 rank x 4 slots, 2 x 2 and 4 x 1 agree exactly. A left-to-right
+ * sum of the same slots (from 4 on) differs: the data is such that order matters, so
+ * the comparison can fail. */
+static void test_reducer_sums_slots_in_level_pairwise_order(void) {
+  const size_t n = 1000, slot_counts[] = {1, 2, 3, 4}, buckets[] = {7, 333, 4096};
+  size_t world = (size_t)comm_world_size(), rank = (size_t)comm_rank();
+  float *g = malloc(n * sizeof *g), *v = malloc(32 * sizeof *v);
+  CU_ASSERT_FATAL(g && v && world <= 8);
+  for (size_t c = 0; c < sizeof slot_counts / sizeof *slot_counts; c++) {
+    size_t A = slot_counts[c], V = world * A;
+    int order_matters = 0;
+    for (size_t i = 0; i < n && V >= 4; i++) {
+      float naive = 0;
+      for (size_t j = 0; j < V; j++) naive += slot_value(j, i);
+      for (size_t j = 0; j < V; j++) v[j] = slot_value(j, i);
+      order_matters |= naive != level_pairwise(v, V);
+    }
+    if (V >= 4) CU_ASSERT(order_matters);
+    for (size_t b = 0; b < sizeof buckets / sizeof *buckets; b++) {
+      comm_reducer *r = NULL;
+      char *err = NULL;
+      CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, buckets[b], A, &r, &err), ST_OK);
+      comm_reducer_begin(r);
+      for (size_t a = 0; a < A; a++) {
+        for (size_t i = 0; i < n; i++) g[i] = slot_value(rank * A + a, i);
+        if (a + 1 == A) break;
+        comm_reducer_next_slot(r);
+        int zeroed = 1;
+        for (size_t i = 0; i < n; i++) zeroed &= g[i] == 0.0f;
+        CU_ASSERT(zeroed);
+      }
+      for (size_t lo = n; lo > 0; lo = lo > 150 ? lo - 150 : 0) {
+        CU_ASSERT_EQUAL(comm_reducer_ready(r, lo, &err), ST_OK);
+        CU_ASSERT_EQUAL(comm_reducer_poll(r, &err), ST_OK);
+      }
+      CU_ASSERT_EQUAL_FATAL(comm_reducer_finish(r, 1.0f, &err), ST_OK);
+      size_t wrong = 0, not_flat = 0;
+      for (size_t i = 0; i < n; i++) {
+        float want = expected_slot_sum(world, A, i);
+        wrong += memcmp(&g[i], &want, sizeof want) != 0;
+        for (size_t j = 0; j < V; j++) v[j] = slot_value(j, i);
+        float flat = level_pairwise(v, V);
+        not_flat += memcmp(&g[i], &flat, sizeof flat) != 0;
+      }
+      CU_ASSERT_EQUAL(wrong, 0);
+      if (comm_slots_exact(world, A)) CU_ASSERT_EQUAL(not_flat, 0);
+      if (wrong)
+        fprintf(stderr, "rank %zu: %zu of %zu sums differ (world %zu, slots %zu, bucket %zu)\n", rank, wrong, n,
+                world, A, buckets[b]);
+      comm_reducer_free(r);
+    }
+  }
+  free(g);
+  free(v);
+}
+
 static const harness_test tests[] = {
     {"test_world_matches_launcher_or_is_one", test_world_matches_launcher_or_is_one},
+    {"test_reducer_sums_slots_in_level_pairwise_order", test_reducer_sums_slots_in_level_pairwise_order},
     {"test_library_version_names_open_mpi_and_standard", test_library_version_names_open_mpi_and_standard},
     {"test_sum_is_added_in_rank_order_on_every_rank", test_sum_is_added_in_rank_order_on_every_rank},
     {"test_max_is_global", test_max_is_global},

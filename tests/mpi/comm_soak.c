@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
   const size_t n = 1 << 16;
   float *g = calloc(n, sizeof *g);
   comm_reducer *r = NULL;
-  if (!g || comm_reducer_create(g, n, 4096, &r, &err)) comm_abort(2);
+  if (!g || comm_reducer_create(g, n, 4096, 1, &r, &err)) comm_abort(2);
   double start = timer_now();
   while (timer_now() - start < 60.0) {
     comm_reducer_begin(r);
