@@ -29,3 +29,10 @@ set_tests_properties(train_bad_input PROPERTIES LABELS "e2e" TIMEOUT 120)
 add_test(NAME train_bf16
          COMMAND ${CMAKE_SOURCE_DIR}/tests/train_bf16.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
 set_tests_properties(train_bf16 PROPERTIES LABELS "mpi" TIMEOUT 600)
+
+# Exact on any number of ranks (tests/train_exact.sh): 1 x 4, 2 x 2 and 4 x 1
+# micro-batches give the same bits; a resume on another world derives the
+# accumulation, or is refused naming the rank counts that fit. About 15 s.
+add_test(NAME train_exact_across_worlds
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/train_exact.sh $<TARGET_FILE:ddpt_cli> ${MPIEXEC_EXECUTABLE})
+set_tests_properties(train_exact_across_worlds PROPERTIES LABELS "mpi" TIMEOUT 300)

@@ -343,16 +343,16 @@ static int keep_step_on_new_world(trainer *t, size_t shards, char **err) {
   if (!t->ckpt_world || W == W0) return ST_OK;
   if (t->step_shape_set) {
     if (t->rank == 0)
-      log_info("resume on %zu ranks: %zu x %zu sequences per rank as set (the checkpoint's: %zu x %zu on %zu ranks); "
-               "the run goes on, not bit for bit as on %zu ranks", W, t->cfg.accumulation, t->cfg.batch_size,
+      log_info("resume on %zu rank%s: accumulation %zu x batch %zu as set (the checkpoint's: %zu x %zu on %zu); the "
+               "run goes on, not bit for bit as on %zu", W, W == 1 ? "" : "s", t->cfg.accumulation, t->cfg.batch_size,
                t->ckpt_A, t->ckpt_B, W0, W0);
     return ST_OK;
   }
   if (V % W == 0 && slots_exact(W, V / W, shards) && slots_exact(W0, t->ckpt_A, shards)) {
     t->cfg.accumulation = V / W;
     if (t->rank == 0 && t->cfg.accumulation != t->ckpt_A)
-      log_info("resume on %zu ranks: accumulation %zu (was %zu on %zu ranks) keeps the step of %zu micro-batches of "
-               "%zu sequences, bit for bit", W, t->cfg.accumulation, t->ckpt_A, W0, V, t->ckpt_B);
+      log_info("resume on %zu rank%s: accumulation %zu (was %zu on %zu) keeps the step of %zu micro-batches of %zu "
+               "sequences, bit for bit", W, W == 1 ? "" : "s", t->cfg.accumulation, t->ckpt_A, W0, V, t->ckpt_B);
     return ST_OK;
   }
   char fits[256];
