@@ -93,7 +93,9 @@ void comm_watchdog_stop(void);
  * its exchange with the other ranks starts at once, overlapping the rest of
  * backward. comm_reducer_poll (cheap; call it between layers) moves the
  * exchanges on. comm_reducer_finish starts what is left, waits for all (one
- * watched wait, comm_watchdog_*) and multiplies the sums by scale.
+ * watched wait, comm_watchdog_*) and multiplies the sums by scale. A
+ * failure stays: ready and poll may be called where it cannot be reported
+ * (inside backward), and every later call, finish too, returns it again.
  *
  * Across ranks, per bucket, non-blocking point to point: for a power-of-two
  * world, recursive halving (pairs r, r^d for d = 1, 2, 4, ...: each keeps

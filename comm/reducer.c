@@ -49,6 +49,9 @@ struct comm_reducer {
   exchange x[IN_FLIGHT];
   float *scratch;   /* (IN_FLIGHT, scratch_floats) */
   double first_start, wait_seconds, total_seconds;
+  /* A failed exchange cannot complete: every later call returns it. */
+  int failed;
+  char *failure;
 };
 
 int comm_slots_exact(size_t world, size_t slots) { return world == 1 || (slots > 0 && (slots & (slots - 1)) == 0); }
@@ -120,6 +123,7 @@ int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots
 
 void comm_reducer_free(comm_reducer *r) {
   if (!r) return;
+  free(r->failure);
   free(r->partial);
   free(r->level);
   free(r->scratch);
@@ -297,23 +301,35 @@ static int advance(comm_reducer *r, char **err) {
   return ST_OK;
 }
 
+/* advance, keeping its failure (the caller of ready and poll, a callback
+ * inside backward, may drop it; finish returns it again). */
+static int advance_or_fail(comm_reducer *r, char **err) {
+  if (r->failed) return status_set(err, r->failed, "%s", r->failure ? r->failure : "gradient exchange failed");
+  int rc = advance(r, err);
+  if (rc) {
+    r->failed = rc;
+    r->failure = *err ? strdup(*err) : NULL;
+  }
+  return rc;
+}
+
 int comm_reducer_ready(comm_reducer *r, size_t lo, char **err) {
   assert(r->slot + 1 == r->slots);
   while (r->ready < r->nbuckets && bucket_lo(r, r->ready) >= lo) {
     fold_last_slot(r, bucket_lo(r, r->ready), bucket_hi(r, r->ready));
     r->ready++;
   }
-  return r->world == 1 ? ST_OK : advance(r, err);
+  return r->world == 1 ? ST_OK : advance_or_fail(r, err);
 }
 
 int comm_reducer_poll(comm_reducer *r, char **err) {
   if (r->world == 1 || r->started == 0) return ST_OK;
-  return advance(r, err);
+  return advance_or_fail(r, err);
 }
 
 static int advance_to_end(void *ctx, int *done, char **err) {
   comm_reducer *r = ctx;
-  int rc = advance(r, err);
+  int rc = advance_or_fail(r, err);
   *done = r->finished == r->nbuckets;
   return rc;
 }
