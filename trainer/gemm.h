@@ -59,6 +59,23 @@ void gemm_small(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, floa
                 const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                 size_t ldc);
 
+/* A batch of n1 x n2 products of one shape (attention: sequences x heads).
+ * Product (i, j) reads A + i a1 + j a2 and B + i b1 + j b2 and writes
+ * C + i c1 + j c2, with gemm()'s row strides and transposes. */
+typedef struct gemm_batch {
+  size_t n1, n2;
+  size_t a1, a2, b1, b2, c1, c2;
+} gemm_batch;
+
+/* The batch's products in the process's precision: fp32, each product one
+ * gemm_small call, products split among the OpenMP threads (the same bits
+ * as one gemm_small per product, for any thread count); bf16, the operands
+ * rounded and packed and one oneDNN batched matmul. Call it outside
+ * parallel regions. */
+void gemm_batched(const gemm_batch *bt, gemm_trans ta, gemm_trans tb, size_t M, size_t N,
+                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                  float beta, float *C, size_t ldc);
+
 /* Registers arena (n floats) and its bf16 shadow (n uint16_t), or none
  * (arena NULL). The caller owns both buffers. */
 void gemm_shadow_set(const float *arena, uint16_t *shadow, size_t n);

@@ -21,6 +21,7 @@ typedef struct mm_key {
   int ta, tb;
   size_t M, N, K, lda, ldb, ldc;
   float alpha, beta;
+  onednn_batch batch; /* n1 = n2 = 1 (strides 0): one product */
 } mm_key;
 
 typedef struct mm_entry {
@@ -52,21 +53,29 @@ static void entry_clear(mm_entry *e) {
 }
 
 /* A row-major rows x cols matrix with row stride ld, or its transpose
- * (trans: the stored matrix is cols x rows). */
-static void matrix_desc(dnnl_memory_desc_t *md, size_t rows, size_t cols, size_t ld, int trans,
-                        dnnl_data_type_t type) {
-  dnnl_dims_t dims = {(dnnl_dim_t)rows, (dnnl_dim_t)cols};
-  dnnl_dims_t strides = {trans ? 1 : (dnnl_dim_t)ld, trans ? (dnnl_dim_t)ld : 1};
-  dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
+ * (trans: the stored matrix is cols x rows); with a batch, an (n1, n2)
+ * array of them, strides bs apart. */
+static void matrix_desc(dnnl_memory_desc_t *md, const onednn_batch *bt, const size_t *bs,
+                        size_t rows, size_t cols, size_t ld, int trans, dnnl_data_type_t type) {
+  dnnl_dim_t rs = trans ? 1 : (dnnl_dim_t)ld, cs = trans ? (dnnl_dim_t)ld : 1;
+  if (bt->n1 * bt->n2 == 1) {
+    dnnl_dims_t dims = {(dnnl_dim_t)rows, (dnnl_dim_t)cols}, strides = {rs, cs};
+    dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
+    return;
+  }
+  dnnl_dims_t dims = {(dnnl_dim_t)bt->n1, (dnnl_dim_t)bt->n2, (dnnl_dim_t)rows, (dnnl_dim_t)cols};
+  dnnl_dims_t strides = {(dnnl_dim_t)bs[0], (dnnl_dim_t)bs[1], rs, cs};
+  dnnl_memory_desc_init_by_strides(md, 4, dims, type, strides);
 }
 
 /* Builds the primitive and memory objects of e->key. */
 static int entry_build(mm_entry *e, char **err) {
   const mm_key *k = &e->key;
   dnnl_memory_desc_t a_md, b_md, c_md;
-  matrix_desc(&a_md, k->M, k->K, k->lda, k->ta, dnnl_bf16);
-  matrix_desc(&b_md, k->K, k->N, k->ldb, k->tb, dnnl_bf16);
-  matrix_desc(&c_md, k->M, k->N, k->ldc, 0, dnnl_f32);
+  const onednn_batch *bt = &k->batch;
+  matrix_desc(&a_md, bt, bt->sa, k->M, k->K, k->lda, k->ta, dnnl_bf16);
+  matrix_desc(&b_md, bt, bt->sb, k->K, k->N, k->ldb, k->tb, dnnl_bf16);
+  matrix_desc(&c_md, bt, bt->sc, k->M, k->N, k->ldc, 0, dnnl_f32);
   dnnl_matmul_desc_t desc;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t ops = NULL;
@@ -87,8 +96,8 @@ static int entry_build(mm_entry *e, char **err) {
   if (ok) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    log_debug("oneDNN matmul %zux%zux%zu (%c%c, ldc %zu): %s", k->M, k->N, k->K,
-              k->ta ? 'T' : 'N', k->tb ? 'T' : 'N', k->ldc, impl ? impl : "?");
+    log_debug("oneDNN matmul %zux%zux%zu x %zu (%c%c, ldc %zu): %s", k->M, k->N, k->K,
+              bt->n1 * bt->n2, k->ta ? 'T' : 'N', k->tb ? 'T' : 'N', k->ldc, impl ? impl : "?");
   }
   if (pd) dnnl_primitive_desc_destroy(pd);
   if (ops) dnnl_post_ops_destroy(ops);
@@ -125,11 +134,20 @@ static mm_entry *entry_get(const mm_key *key, char **err) {
 int onednn_matmul_bf16(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                        const uint16_t *A, size_t lda, const uint16_t *B, size_t ldb, float beta,
                        float *C, size_t ldc, char **err) {
+  static const onednn_batch one = {.n1 = 1, .n2 = 1};
+  return onednn_matmul_bf16_batched(&one, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                    err);
+}
+
+int onednn_matmul_bf16_batched(const onednn_batch *bt, int ta, int tb, size_t M, size_t N,
+                               size_t K, float alpha, const uint16_t *A, size_t lda,
+                               const uint16_t *B, size_t ldb, float beta, float *C, size_t ldc,
+                               char **err) {
   int rc = engine_ready(err);
   if (rc != ST_OK) return rc;
   mm_key key;
   memset(&key, 0, sizeof key); /* the padding too: keys are compared bytewise */
-  key = (mm_key){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta};
+  key = (mm_key){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, *bt};
   mm_entry *e = entry_get(&key, err);
   if (!e) return ST_INVALID;
   dnnl_memory_set_data_handle(e->a, (void *)A);

@@ -50,6 +50,43 @@ static void test_rounding_to_bf16_is_nearest_even(void) {
   CU_ASSERT_EQUAL(gemm_bf16_value(0x3f80), 1.0f);
 }
 
+/* The rule, written out: a denormal becomes a zero of its sign (as
+ * AVX512_BF16's VCVTNEPS2BF16, which gemm_to_bf16 uses where the CPU has
+ * it), a NaN a quiet NaN, anything else rounds to nearest even. */
+static uint16_t bf16_by_the_rule(uint32_t u) {
+  uint32_t exp = u & 0x7f800000u, mant = u & 0x7fffffu;
+  if (exp == 0x7f800000u && mant) return (uint16_t)((u >> 16) | 0x40u);
+  if (exp == 0) return (uint16_t)((u >> 16) & 0x8000u);
+  uint32_t low = u & 0xffffu, up = u >> 16;
+  if (low > 0x8000u || (low == 0x8000u && (up & 1u))) up++;
+  return (uint16_t)up;
+}
+
+/* Long enough for the vector paths, with every kind of value: whichever
+ * conversion this CPU runs gives the rule's bits. */
+static void test_bf16_conversion_follows_the_rule_on_every_path(void) {
+  enum { N = 4099 };
+  static float in[N];
+  static uint16_t out[N];
+  static const uint32_t special[] = {0x00000001u, 0x80000001u, 0x007fffffu, 0x807fffffu,
+                                     0x00800000u, 0x7f800001u, 0xffc00000u, 0x7f7fffffu,
+                                     0x3f808000u, 0x3f818000u, 0x80000000u, 0xff800000u};
+  rng_stream s;
+  rng_stream_init(&s, 23, 0, 0, 0);
+  for (size_t i = 0; i < N; i++) {
+    uint32_t u = i % 7 == 0 ? special[(i / 7) % 12] : rng_next_u32(&s);
+    memcpy(&in[i], &u, sizeof u);
+  }
+  gemm_to_bf16(out, in, N);
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++) {
+    uint32_t u;
+    memcpy(&u, &in[i], sizeof u);
+    wrong += out[i] != bf16_by_the_rule(u);
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+}
+
 /* max |C - ref| / sum |terms| of op(A) op(B) over bf16-rounded values. */
 static double rel_error_vs_rounded(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K,
                                    float alpha, const float *A, size_t lda, const float *B,
@@ -265,6 +302,8 @@ static void test_bert_rounds_weights_once_per_update(void) {
 
 static const harness_test tests[] = {
     {"test_rounding_to_bf16_is_nearest_even", test_rounding_to_bf16_is_nearest_even},
+    {"test_bf16_conversion_follows_the_rule_on_every_path",
+     test_bf16_conversion_follows_the_rule_on_every_path},
     {"test_bf16_products_are_the_rounded_operands_product",
      test_bf16_products_are_the_rounded_operands_product},
     {"test_weights_come_from_the_shadow_until_refilled",
