@@ -242,21 +242,31 @@ static const uint16_t *bf16_operand(const float *x, size_t rows, size_t cols, si
   return dst;
 }
 
-/* The bf16 product. A oneDNN failure here means a shape oneDNN cannot do
- * though it did the probe product of gemm_set_precision: no caller could
- * recover, so it ends the process with the one line. */
-static void gemm_bf16(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
-                      const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
-                      size_t ldc) {
-  size_t la, lb;
-  const uint16_t *a = bf16_operand(A, ta ? K : M, ta ? M : K, lda, 0, &la);
-  const uint16_t *b = bf16_operand(B, tb ? N : K, tb ? K : N, ldb, 1, &lb);
+/* One oneDNN matmul on bf16 operands (a batch of them, or one with
+ * ob = NULL). A oneDNN failure here means a shape oneDNN cannot do though
+ * it did the probe product of gemm_set_precision: no caller could recover,
+ * so it ends the process with the one line. */
+static void matmul_bf16(const onednn_batch *ob, gemm_trans ta, gemm_trans tb, size_t M, size_t N,
+                        size_t K, float alpha, const uint16_t *a, size_t la, const uint16_t *b,
+                        size_t lb, const float *bias, float beta, float *C, size_t ldc) {
+  static const onednn_batch one = {.n1 = 1, .n2 = 1};
   char *err = NULL;
-  if (onednn_matmul_bf16(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc, &err) != ST_OK) {
+  if (onednn_matmul_bf16_batched(ob ? ob : &one, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta,
+                                 C, ldc, &err) != ST_OK) {
     log_error("%s", err);
     free(err);
     exit(EXIT_FAILURE);
   }
+}
+
+/* The bf16 product, with a bias row or none. */
+static void gemm_bf16(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
+                      const float *A, size_t lda, const float *B, size_t ldb, const float *bias,
+                      float beta, float *C, size_t ldc) {
+  size_t la, lb;
+  const uint16_t *a = bf16_operand(A, ta ? K : M, ta ? M : K, lda, 0, &la);
+  const uint16_t *b = bf16_operand(B, tb ? N : K, tb ? K : N, ldb, 1, &lb);
+  matmul_bf16(NULL, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta, C, ldc);
 }
 
 void gemm(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
@@ -266,7 +276,38 @@ void gemm(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alph
     gemm_split(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc);
+}
+
+void gemm_bias(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, const float *A,
+               size_t lda, const float *B, size_t ldb, const float *bias, float *C, size_t ldc) {
+  if (g_precision == GEMM_BF16 && M && N && K) {
+    /* oneDNN adds the bias as it stores C: no pass writing the bias rows
+     * and no reading them back. */
+    gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, bias, 0.0f, C, ldc);
+    return;
+  }
+#pragma omp parallel for if (M * N >= PAR_MIN)
+  for (size_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, N * sizeof(float));
+  gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+}
+
+void gemm_linear_backward(float *dinp, int add, float *dw, const float *dout, size_t ldd,
+                          const float *inp, const float *w, size_t N, size_t C, size_t OC) {
+  if (g_precision == GEMM_FP32 || N == 0 || C == 0 || OC == 0) {
+    if (dinp) gemm(GEMM_N, GEMM_N, N, C, OC, 1.0f, dout, ldd, w, C, add ? 1.0f : 0.0f, dinp, C);
+    gemm(GEMM_T, GEMM_N, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
+    return;
+  }
+  size_t ld, lw, li;
+  const uint16_t *d = bf16_operand(dout, N, OC, ldd, 0, &ld);
+  if (dinp) {
+    const uint16_t *wh = bf16_operand(w, OC, C, C, 1, &lw);
+    matmul_bf16(NULL, GEMM_N, GEMM_N, N, C, OC, 1.0f, d, ld, wh, lw, NULL, add ? 1.0f : 0.0f,
+                dinp, C);
+  }
+  const uint16_t *x = bf16_operand(inp, N, C, C, 1, &li);
+  matmul_bf16(NULL, GEMM_T, GEMM_N, OC, C, N, 1.0f, d, ld, x, li, NULL, 1.0f, dw, C);
 }
 
 /* The bf16 operand of each product (i, j) of a batch: the stored rows x
@@ -305,13 +346,7 @@ void gemm_batched(const gemm_batch *bt, gemm_trans ta, gemm_trans tb, size_t M, 
   const uint16_t *b = bf16_batch_operand(B, bt->n1, bt->n2, bt->b1, bt->b2, brows, bcols, ldb, 1);
   size_t asz = arows * acols, bsz = brows * bcols;
   onednn_batch ob = {bt->n1, bt->n2, {bt->n2 * asz, asz}, {bt->n2 * bsz, bsz}, {bt->c1, bt->c2}};
-  char *err = NULL;
-  if (onednn_matmul_bf16_batched(&ob, ta, tb, M, N, K, alpha, a, acols, b, bcols, beta, C, ldc,
-                                 &err) != ST_OK) {
-    log_error("%s", err);
-    free(err);
-    exit(EXIT_FAILURE);
-  }
+  matmul_bf16(&ob, ta, tb, M, N, K, alpha, a, acols, b, bcols, NULL, beta, C, ldc);
 }
 
 int gemm_bf16_supported(char *why, size_t size) {

@@ -4,6 +4,7 @@
  * its memory objects, so a product costs one lookup and one execute. */
 #include "trainer/gemm_onednn.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,12 +23,13 @@ typedef struct mm_key {
   size_t M, N, K, lda, ldb, ldc;
   float alpha, beta;
   onednn_batch batch; /* n1 = n2 = 1 (strides 0): one product */
+  int bias;           /* a bias row added to C (one product only) */
 } mm_key;
 
 typedef struct mm_entry {
   mm_key key;
   dnnl_primitive_t prim;
-  dnnl_memory_t a, b, c;
+  dnnl_memory_t a, b, c, bias;
   unsigned long long used; /* tick of the last use; 0: empty slot */
 } mm_entry;
 
@@ -49,6 +51,7 @@ static void entry_clear(mm_entry *e) {
   if (e->a) dnnl_memory_destroy(e->a);
   if (e->b) dnnl_memory_destroy(e->b);
   if (e->c) dnnl_memory_destroy(e->c);
+  if (e->bias) dnnl_memory_destroy(e->bias);
   memset(e, 0, sizeof *e);
 }
 
@@ -71,16 +74,18 @@ static void matrix_desc(dnnl_memory_desc_t *md, const onednn_batch *bt, const si
 /* Builds the primitive and memory objects of e->key. */
 static int entry_build(mm_entry *e, char **err) {
   const mm_key *k = &e->key;
-  dnnl_memory_desc_t a_md, b_md, c_md;
+  dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
   const onednn_batch *bt = &k->batch;
   matrix_desc(&a_md, bt, bt->sa, k->M, k->K, k->lda, k->ta, dnnl_bf16);
   matrix_desc(&b_md, bt, bt->sb, k->K, k->N, k->ldb, k->tb, dnnl_bf16);
   matrix_desc(&c_md, bt, bt->sc, k->M, k->N, k->ldc, 0, dnnl_f32);
+  matrix_desc(&bias_md, bt, bt->sc, 1, k->N, k->N, 0, dnnl_f32);
   dnnl_matmul_desc_t desc;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t ops = NULL;
   dnnl_primitive_desc_t pd = NULL;
-  int ok = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md) == dnnl_success &&
+  int ok = dnnl_matmul_desc_init(&desc, &a_md, &b_md, k->bias ? &bias_md : NULL, &c_md) ==
+               dnnl_success &&
            dnnl_primitive_attr_create(&attr) == dnnl_success;
   if (ok && k->alpha != 1.0f)
     ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha) == dnnl_success;
@@ -92,7 +97,9 @@ static int entry_build(mm_entry *e, char **err) {
        dnnl_primitive_create(&e->prim, pd) == dnnl_success &&
        dnnl_memory_create(&e->a, &a_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
        dnnl_memory_create(&e->b, &b_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-       dnnl_memory_create(&e->c, &c_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success;
+       dnnl_memory_create(&e->c, &c_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+       (!k->bias ||
+        dnnl_memory_create(&e->bias, &bias_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success);
   if (ok) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
@@ -135,26 +142,31 @@ int onednn_matmul_bf16(int ta, int tb, size_t M, size_t N, size_t K, float alpha
                        const uint16_t *A, size_t lda, const uint16_t *B, size_t ldb, float beta,
                        float *C, size_t ldc, char **err) {
   static const onednn_batch one = {.n1 = 1, .n2 = 1};
-  return onednn_matmul_bf16_batched(&one, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                    err);
+  return onednn_matmul_bf16_batched(&one, ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C,
+                                    ldc, err);
 }
 
 int onednn_matmul_bf16_batched(const onednn_batch *bt, int ta, int tb, size_t M, size_t N,
                                size_t K, float alpha, const uint16_t *A, size_t lda,
-                               const uint16_t *B, size_t ldb, float beta, float *C, size_t ldc,
-                               char **err) {
+                               const uint16_t *B, size_t ldb, const float *bias, float beta,
+                               float *C, size_t ldc, char **err) {
+  assert(!bias || bt->n1 * bt->n2 == 1);
   int rc = engine_ready(err);
   if (rc != ST_OK) return rc;
   mm_key key;
   memset(&key, 0, sizeof key); /* the padding too: keys are compared bytewise */
-  key = (mm_key){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, *bt};
+  key = (mm_key){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, *bt, bias != NULL};
   mm_entry *e = entry_get(&key, err);
   if (!e) return ST_INVALID;
   dnnl_memory_set_data_handle(e->a, (void *)A);
   dnnl_memory_set_data_handle(e->b, (void *)B);
   dnnl_memory_set_data_handle(e->c, C);
-  dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-  if (dnnl_primitive_execute(e->prim, g_stream, 3, args) != dnnl_success ||
+  if (bias) dnnl_memory_set_data_handle(e->bias, (void *)bias);
+  dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, e->a},
+                            {DNNL_ARG_WEIGHTS, e->b},
+                            {DNNL_ARG_DST, e->c},
+                            {DNNL_ARG_BIAS, e->bias}};
+  if (dnnl_primitive_execute(e->prim, g_stream, bias ? 4 : 3, args) != dnnl_success ||
       dnnl_stream_wait(g_stream) != dnnl_success)
     return status_set(err, ST_INVALID, "oneDNN bf16 matmul %zux%zux%zu failed to run", M, N, K);
   return ST_OK;

@@ -58,13 +58,10 @@ void layer_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const floa
 
 void layer_linear_forward_ld(float *out, size_t ldo, const float *inp, const float *w,
                              const float *b, size_t N, size_t C, size_t OC) {
-  float beta = 0.0f;
-  if (b) {
-#pragma omp parallel for if (N * OC >= PAR_MIN)
-    for (size_t n = 0; n < N; n++) memcpy(out + n * ldo, b, OC * sizeof(float));
-    beta = 1.0f;
-  }
-  gemm(GEMM_N, GEMM_T, N, OC, C, 1.0f, inp, C, w, C, beta, out, ldo);
+  if (b)
+    gemm_bias(GEMM_N, GEMM_T, N, OC, C, inp, C, w, C, b, out, ldo);
+  else
+    gemm(GEMM_N, GEMM_T, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, ldo);
 }
 
 void layer_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N,
@@ -110,10 +107,7 @@ static void column_sums_add(float *dst, const float *src, size_t ld, size_t N, s
 void layer_linear_backward_ld(float *dinp, int add, float *dw, float *db, const float *dout,
                               size_t ldd, const float *inp, const float *w, size_t N, size_t C,
                               size_t OC) {
-  if (dinp)
-    gemm(GEMM_N, GEMM_N, N, C, OC, 1.0f, dout, ldd, w, C, add ? 1.0f : 0.0f, dinp,
-               C);
-  gemm(GEMM_T, GEMM_N, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
+  gemm_linear_backward(dinp, add, dw, dout, ldd, inp, w, N, C, OC);
   if (db) column_sums_add(db, dout, ldd, N, OC);
 }
 
