@@ -28,7 +28,10 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 subnet=10.218.0
 cmd=${1:-} prefix=${2:-}
-[ -n "$cmd" ] && [ -n "$prefix" ] || { echo "usage: hosts.sh probe|up|shape|down|reap|mpirun PREFIX ..." >&2; exit 2; }
+if [ -z "$cmd" ] || [ -z "$prefix" ]; then
+  echo "usage: hosts.sh probe|up|shape|down|reap|mpirun PREFIX ..." >&2
+  exit 2
+fi
 
 ns_list() { ip netns list | awk '{print $1}' | grep "^$1-" || true; }
 

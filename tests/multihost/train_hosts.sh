@@ -14,7 +14,7 @@
 set -eu
 ddpt=$1 mpirun=$2
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../lib/e2e.sh
+# shellcheck source=tests/lib/e2e.sh
 . "$here/../lib/e2e.sh"
 lib=$here/../lib
 hosts=$here/hosts.sh
@@ -84,9 +84,10 @@ while kill -0 $job 2>/dev/null; do
 done
 rc=0; wait $job || rc=$?
 [ $rc -ne 0 ] || fail "mpirun exited 0 after a host was killed"
-grep -q "^hosts: $prefix-h1: rank 0; $prefix-h2: rank 1$" "$dir/kill.out" &&
-  grep -q "Peer host: *$prefix-h2" "$dir/kill.out" ||
-  { cat "$dir/kill.out"; fail "the output does not name the lost host $prefix-h2 and its rank"; }
+if ! grep -q "^hosts: $prefix-h1: rank 0; $prefix-h2: rank 1$" "$dir/kill.out" ||
+  ! grep -q "Peer host: *$prefix-h2" "$dir/kill.out"; then
+  cat "$dir/kill.out"; fail "the output does not name the lost host $prefix-h2 and its rank"
+fi
 echo "train_hosts: host $prefix-h2 (rank 1) killed -> mpirun exit $rc after $(($(date +%s) - start)) s," \
   "named in: $(grep "Peer host" "$dir/kill.out" | tr -s ' ')"
 echo "train_hosts: ok"
