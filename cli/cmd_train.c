@@ -168,7 +168,7 @@ static int finish(int rc, const train_summary *s, const char *run_dir, char *err
 }
 
 /* Rank 0 names the host of every rank, so that a host lost mid-run (which
- * Open MPI names) can be traced to its ranks. Collective; silent in a world
+ * mpirun names) can be traced to its ranks. Collective; silent in a world
  * of one; a failure here ends the job. */
 static void print_host_map(void) {
   if (comm_world_size() == 1) return;

@@ -6,8 +6,8 @@
 #     1 host x 2 ranks (shared memory), and equal to 1 rank with the whole
 #     batch within train_mpi.sh's bound (2e-6, SGD, dropout off).
 #  2. Every process of one host killed mid-run ends the job within 30 s;
-#     the output names the lost host (Open MPI) and its rank (ddpt's
-#     "hosts:" line).
+#     the output names the lost host (mpirun: "lost communication with a
+#     remote daemon ... on node H") and its rank (ddpt's "hosts:" line).
 # Without the right to make namespaces (CAP_NET_ADMIN and CAP_SYS_ADMIN),
 # it prints "skipped: needs CAP_NET_ADMIN" and exits 77 (ctest: skipped).
 # usage: train_hosts.sh DDPT MPIRUN
@@ -85,9 +85,9 @@ done
 rc=0; wait $job || rc=$?
 [ $rc -ne 0 ] || fail "mpirun exited 0 after a host was killed"
 if ! grep -q "^hosts: $prefix-h1: rank 0; $prefix-h2: rank 1$" "$dir/kill.out" ||
-  ! grep -q "Peer host: *$prefix-h2" "$dir/kill.out"; then
+  ! grep -q "Remote daemon: .* on node $prefix-h2$" "$dir/kill.out"; then
   cat "$dir/kill.out"; fail "the output does not name the lost host $prefix-h2 and its rank"
 fi
 echo "train_hosts: host $prefix-h2 (rank 1) killed -> mpirun exit $rc after $(($(date +%s) - start)) s," \
-  "named in: $(grep "Peer host" "$dir/kill.out" | tr -s ' ')"
+  "named in:$(grep "Remote daemon:" "$dir/kill.out" | tr -s ' ')"
 echo "train_hosts: ok"
