@@ -78,11 +78,7 @@ until grep -q "^step 10/" "$dir/kill.out"; do
 done
 start=$(date +%s)
 for pid in $(ip netns pids "$prefix-h2"); do kill -9 "$pid" 2>/dev/null || true; done
-i=0
-while kill -0 $job 2>/dev/null; do
-  i=$((i + 1)); [ $i -gt 300 ] && fail "job still running 30 s after host $prefix-h2 was killed"; sleep 0.1
-done
-rc=0; wait $job || rc=$?
+wait_ended $job 30 "job still running 30 s after host $prefix-h2 was killed"
 [ $rc -ne 0 ] || fail "mpirun exited 0 after a host was killed"
 if ! grep -q "^hosts: $prefix-h1: rank 0; $prefix-h2: rank 1$" "$dir/kill.out" ||
   ! grep -q "Remote daemon: .* on node $prefix-h2$" "$dir/kill.out"; then
