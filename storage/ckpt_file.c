@@ -417,6 +417,25 @@ done:
 
 /* ----------------------------------------------------------------- reading */
 
+/* Nonzero when the object at name (relative to loc; "." is loc itself) has
+ * a version-2 object header, the kind with a checksum, which every object of
+ * a ddpt file (the 1.8 format) has. HDF5's earliest format (h5py's default)
+ * has none, and libhdf5 1.10 decodes its messages unchecked: fuzz_ckpt found
+ * an attribute whose damaged size overran a buffer inside H5Aopen. Only the
+ * header's prefix is loaded here, none of its messages decoded. */
+static int header_is_checksummed(hid_t loc, const char *name) {
+  H5O_info_t info;
+  if (H5Oget_info_by_name2(loc, name, &info, H5O_INFO_HDR, H5P_DEFAULT) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return 0;
+  }
+  return info.hdr.version >= 2;
+}
+
+#define UNCHECKSUMMED_HEADER                                                                          \
+  "has no metadata checksum (HDF5's earliest format, h5py's default; ddpt writes the 1.8 format): " \
+  "ddpt reads only checksummed files; from h5py, write them with libver=(\"v108\", \"v108\")"
+
 int ckpt_file_open(const char *path, ckpt_file **out, char **err) {
   assert(path && out);
   h5_quiet();
@@ -427,6 +446,10 @@ int ckpt_file_open(const char *path, ckpt_file **out, char **err) {
   if (id < 0)
     return status_set(err, ST_CORRUPT, "%s: not a readable HDF5 file (%s); it may be truncated or damaged",
                       path, h5_reason(why, sizeof why));
+  if (!header_is_checksummed(id, ".")) {
+    H5Fclose(id);
+    return status_set(err, ST_CORRUPT, "%s: the root group " UNCHECKSUMMED_HEADER, path);
+  }
   ckpt_file *f = calloc(1, sizeof *f);
   if (!f || !(f->path = strdup(path))) {
     free(f);
@@ -665,6 +688,10 @@ fail:
 static herr_t list_visit(hid_t group, const char *name, const H5L_info_t *info, void *data) {
   list_ctx *c = data;
   if (info->type != H5L_TYPE_HARD) return 0;
+  if (!header_is_checksummed(group, name)) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s " UNCHECKSUMMED_HEADER, c->file, name);
+    return -1;
+  }
   hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
   if (obj < 0) {
     char why[256];
@@ -834,7 +861,10 @@ static const char *chunk_refusal(hid_t file, hid_t dset, hid_t type, hid_t dcpl,
 
 static int read_dataset(ckpt_file *f, const char *path, hid_t memtype, void *dst, size_t count, char **err) {
   char why[256];
-  hid_t dset = links_are_hard(f->id, path) ? H5Dopen2(f->id, path, H5P_DEFAULT) : -1;
+  if (!links_are_hard(f->id, path)) return status_set(err, ST_INVALID, "%s: no dataset %s", f->path, path);
+  if (!header_is_checksummed(f->id, path))
+    return status_set(err, ST_CORRUPT, "%s: %s " UNCHECKSUMMED_HEADER, f->path, path);
+  hid_t dset = H5Dopen2(f->id, path, H5P_DEFAULT);
   if (dset < 0) {
     H5Eclear2(H5E_DEFAULT);
     return status_set(err, ST_INVALID, "%s: no dataset %s", f->path, path);

@@ -12,7 +12,8 @@ checkpoint written by ddpt when its string attributes were variable-length
   (ckpt diff) and the same attributes, strings now fixed-length bytes;
 - files crafted with h5py from the upgraded one are refused with one line
   each: a variable-length string attribute, array-valued and wrongly typed
-  root attributes, a variable-length dataset, a dataset kept in an external
+  root attributes, a file in HDF5's earliest format (object headers without
+  checksums, h5py's default), a variable-length dataset, a dataset kept in an external
   file, a virtual dataset, a group reached through an external link, a
   filter ddpt does not read, a chunk whose index entry skips Fletcher-32;
   while a deflate-compressed dataset (other tools write those) still reads.
@@ -39,6 +40,14 @@ REGRESSIONS = {
     # The chunk index (a v1 B-tree, no checksum) said rng/seed_step's chunk
     # holds 4294967295 bytes: H5Dread tried to allocate 4 GiB.
     "regression-chunk-size.h5": ("rng/seed_step", 2, "a chunk claims 4294967295 bytes"),
+    # Found from an h5py-written seed (HDF5's earliest format, no metadata
+    # checksums): a damaged attribute message made libhdf5 1.10 overrun a
+    # buffer inside H5Aopen. Now refused at open, before any attribute.
+    "regression-v1-header-attr.h5": ("data/cursor", 6, "the root group has no metadata checksum"),
+    # The same seed: its unchecksummed superblock asks libhdf5 for an 84 TB
+    # metadata buffer inside H5Fopen; libhdf5 fails cleanly when malloc
+    # returns NULL (as in production; the fuzz loop lets ASan return NULL).
+    "regression-huge-metadata.h5": ("data/cursor", 6, "memory allocation failed"),
 }
 
 
@@ -158,6 +167,15 @@ def main():
             expect_refusal(name, [DDPT, "ckpt", "verify", path], want)
             expect_refusal(name + " (info)", [DDPT, "ckpt", "info", path], want)
 
+        # h5py's default, the earliest format: object headers without checksums.
+        earliest = os.path.join(work, "earliest.h5")
+        with h5py.File(good, "r") as src, h5py.File(earliest, "w") as f:
+            for k, v in src.attrs.items():
+                f.attrs[k] = v
+            for name, d in src["params"].items():
+                f.create_dataset("params/" + name, data=d[()], chunks=True, fletcher32=True)
+        expect_refusal("earliest format", [DDPT, "ckpt", "verify", earliest], "the root group has no metadata checksum")
+
         read_cases = [
             ("vlen dataset", lambda f, w: (f.__delitem__("data/cursor"), f.create_dataset(
                 "data/cursor", data=np.array([np.arange(3), np.arange(2)], dtype=object),
@@ -185,7 +203,7 @@ def main():
         if rc != 0:
             fail("a deflate+shuffle dataset does not read: %s" % err)
     print("ckpt_hostile_check: ok (old file refused and upgraded; %d hostile files and %d fuzz findings refused "
-          "with one line; deflate still reads)" % (len(attr_cases) + len(read_cases), len(REGRESSIONS)))
+          "with one line; deflate still reads)" % (len(attr_cases) + len(read_cases) + 1, len(REGRESSIONS)))
 
 
 main()

@@ -80,7 +80,7 @@ def write_ckpt(path, model, vocab_tokens, model_keys, labels, shape=None):
     the vocab and the label names; shape: the [model] sizes (default SHAPE)."""
     config = "[model]\npreset = bert-tiny\nvocab_size = %d\n" % len(vocab_tokens)
     config += "".join("%s = %s\n" % kv for kv in (shape or SHAPE).items()) + "".join("%s = %s\n" % kv for kv in model_keys)
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", libver=("v108", "v108")) as f:  # checksummed metadata, as ddpt reads
         for k, v in (("format", "ddpt-checkpoint"), ("model_type", "bert"), ("config", config),
                      ("ddpt_version", "predict_parity.py"), ("created", "2026-01-01T00:00:00Z"),
                      ("vocab", "\n".join(vocab_tokens) + "\n"), ("vocab_lowercase", "1")):
