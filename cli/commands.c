@@ -341,10 +341,11 @@ const cli_command cli_commands[] = {
      "  ddpt import bert-base-chinese --out bert-base-chinese.h5\n"
      "  ddpt import chinese_L-12_H-768_A-12/bert_model.ckpt --out zh.h5 --with-optimizer\n",
      cmd_import},
-    {"ckpt", "inspect, verify and compare checkpoints",
+    {"ckpt", "inspect, verify, compare and upgrade checkpoints",
      "usage: ddpt ckpt info FILE\n"
      "       ddpt ckpt verify FILE\n"
      "       ddpt ckpt diff A B\n"
+     "       ddpt ckpt upgrade OLD NEW\n"
      "info prints the root attributes (step, tokens_seen, world_size, seed,\n"
      "model_type, ddpt version, created, config) and every dataset with its type,\n"
      "shape and L2 norm. verify reads every dataset in full, so every Fletcher-32\n"
@@ -355,11 +356,16 @@ const cli_command cli_commands[] = {
      "absolute difference, shapes that differ and paths present in only one file\n"
      "(attributes are not compared). Exit status: 0 when A and B hold the same\n"
      "datasets bit for bit, 1 when they differ (or one cannot be read: then one\n"
-     "line on stderr says why). See docs/checkpoint.md.\n"
+     "line on stderr says why). upgrade rewrites a checkpoint whose string\n"
+     "attributes are variable-length (written by ddpt before they became\n"
+     "fixed-length, or by h5py from str), which the other commands refuse, as NEW\n"
+     "(which must not exist), then verifies NEW. It trusts OLD's HDF5 global heap,\n"
+     "which has no checksum: upgrade only files you trust. See docs/checkpoint.md.\n"
      "Examples:\n"
      "  ddpt ckpt info run/ckpt-00000600.h5\n"
      "  ddpt ckpt verify run/ckpt-00000600.h5\n"
-     "  ddpt ckpt diff a/ckpt-00000600.h5 b/ckpt-00000600.h5\n",
+     "  ddpt ckpt diff a/ckpt-00000600.h5 b/ckpt-00000600.h5\n"
+     "  ddpt ckpt upgrade old/ckpt-00000600.h5 run/ckpt-00000600.h5\n",
      cmd_ckpt},
     {NULL, NULL, NULL, NULL},
 };
