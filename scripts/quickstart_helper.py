@@ -93,8 +93,9 @@ def write_split(docs_by_file, out_dir):
     for part in ("train", "valid"):
         os.makedirs(os.path.join(out_dir, "split", part), exist_ok=True)
     for name, docs in docs_by_file.items():
-        draw = random.Random("valid " + name)
-        held = [draw.random() < VALID_FRACTION for _ in docs]
+        # Drawn from the document's text: a fortune found twice (18 are, in
+        # two files or one) is held out everywhere or nowhere.
+        held = [random.Random("valid " + d).random() < VALID_FRACTION for d in docs]
         write_fortune_file(os.path.join(out_dir, "split", "valid", name), [d for d, h in zip(docs, held) if h])
         train = [d for d, h in zip(docs, held) if not h]
         for copy in range(ENGLISH_WEIGHT if name in ENGLISH else 1):
