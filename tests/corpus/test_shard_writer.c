@@ -199,17 +199,6 @@ static void test_shard_refuses_bad_input_with_one_clear_line(void) {
   fixture_free(&f);
 }
 
-/* Shards opt and returns its summary, asserting success. */
-static shard_progress shard_ok(const shard_options *opt) {
-  shard_progress s;
-  char *err = NULL;
-  int rc = shard_writer_run(opt, &s, &err);
-  if (rc) fprintf(stderr, "%s\n", err);
-  free(err);
-  CU_ASSERT_EQUAL_FATAL(rc, ST_OK);
-  return s;
-}
-
 /* --valid FILE: its documents, and only they, make the validation shard,
  * packed as FILE alone would be (many chunks in flight at once, so the
  * training chunks still being tokenized must not leak into it); the
@@ -229,17 +218,17 @@ static void test_shard_valid_file_is_the_whole_validation_split(void) {
   opt.out_dir = both;
   opt.threads = 2;
   opt.chunk_bytes = 4096;
-  shard_progress s = shard_ok(&opt);
+  shard_progress s = fixture_shard(&opt);
   CU_ASSERT(s.valid_documents > 50 && s.valid_documents <= 60);
   CU_ASSERT(s.documents > 350 && s.documents <= 400);
 
   shard_options t = fixture_options(&f, 3, 64); /* the training text alone */
   t.out_dir = train_only;
-  shard_progress st = shard_ok(&t);
+  shard_progress st = fixture_shard(&t);
   shard_options v = fixture_options(&f, 1, 64); /* FILE alone, as training */
   v.inputs = held;
   v.out_dir = valid_only;
-  shard_progress sv = shard_ok(&v);
+  shard_progress sv = fixture_shard(&v);
   CU_ASSERT_EQUAL(s.documents, st.documents);
   CU_ASSERT_EQUAL(s.valid_documents, sv.documents);
 
