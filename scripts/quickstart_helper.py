@@ -47,7 +47,7 @@ TOPICS = ["computers", "food", "love", "science", "startrek", "song100", "tang30
 # English is about 330 000 of the text's 870 000 tokens and the most frequent
 # token is the Chinese comma: pretraining sees each English training document
 # this many times, the Chinese ones once (docs/quickstart.md measured it).
-ENGLISH_WEIGHT = 2
+ENGLISH_WEIGHT = 3
 VALID_FRACTION = 0.02
 PER_TOPIC = 120
 MIN_DOCS = 20
