@@ -194,6 +194,7 @@ cat <<EOF
 
 == where everything is ($q/)
   text, vocab.txt, corpus/      the training text, its WordPiece vocab, the LevelDB shards
+  split/                        what pretraining reads: valid/ held out first, train/ with the mixing weight
   run/                          pretraining: checkpoints, LATEST, config.ini, metrics.jsonl, metrics.png
   classifier/, topics/          the fine-tuned topic classifier (report.json) and its labelled corpus
   hf/                           the pretrained model for HuggingFace (BertForMaskedLM.from_pretrained)
