@@ -44,9 +44,9 @@ ENGLISH = ["computers", "science", "people", "politics", "work", "wisdom", "lite
            "education", "love", "food", "startrek", "humorists", "miscellaneous", "linux"]
 CHINESE = ["chinese", "tang300", "song100"]
 TOPICS = ["computers", "food", "love", "science", "startrek", "song100", "tang300"]
-# English is about 330 000 of the text's 870 000 tokens and the most frequent
-# token is the Chinese comma: pretraining sees each English training document
-# this many times, the Chinese ones once (docs/quickstart.md measured it).
+# English is about 330 000 of the text's 870 000 tokens: pretraining sees each
+# English training document this many times, the Chinese ones once
+# (docs/quickstart.md measured 1, 2 and 3).
 ENGLISH_WEIGHT = 3
 VALID_FRACTION = 0.02
 PER_TOPIC = 120
