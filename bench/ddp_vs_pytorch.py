@@ -281,16 +281,28 @@ def ring_seconds(nbytes, ranks, hop_latency, bw):
     return 2 * (ranks - 1) * hop_latency + 2 * (ranks - 1) / ranks * nbytes / bw
 
 
-def predict(compute_s, params, embedding_params, bucket_bytes, ranks, hop_latency, bw):
+def binomial_seconds(nbytes, ranks, hop_latency, bw):
+    """One allreduce as a binomial tree, reduce to a root then broadcast:
+    2 ceil(log2 N) rounds, each a whole message. What Open MPI 4.1's
+    MPI_Iallreduce (libnbc) runs for in-place buffers or fewer than 4 ranks,
+    so what ddpt's reducer gets by default (bench/allreduce_netns.py)."""
+    if ranks == 1:
+        return 0.0
+    return 2 * math.ceil(math.log2(ranks)) * (hop_latency + nbytes / bw)
+
+
+def predict(compute_s, params, embedding_params, bucket_bytes, ranks, hop_latency, bw,
+            bucket_seconds=ring_seconds):
     """Step time of bert-base at `ranks` ranks: compute, plus the gradient
-    buckets' ring allreduces, of which those finished during backward (all
-    but the embeddings, which are the arena's start and final only when
-    backward ends) can hide behind the rest of backward (2/3 of compute)."""
+    buckets' allreduces (bucket_seconds: ring_seconds or binomial_seconds),
+    of which those finished during backward (all but the embeddings, which
+    are the arena's start and final only when backward ends) can hide
+    behind the rest of backward (2/3 of compute)."""
     total = 4 * params
     late = 4 * embedding_params
     nb = math.ceil(total / bucket_bytes)
     late_buckets = math.ceil(late / bucket_bytes)
-    per_bucket = ring_seconds(bucket_bytes, ranks, hop_latency, bw)
+    per_bucket = bucket_seconds(bucket_bytes, ranks, hop_latency, bw)
     comm = nb * per_bucket
     late_comm = late_buckets * per_bucket
     backward = compute_s * 2 / 3

@@ -122,10 +122,19 @@ def print_header(hdr):
     print("-" * len(hdr))
 
 
+def needed_for_2x(b, torch_bf16):
+    """GFLOP/s that 2x PyTorch bf16's tokens/s takes at ddpt's work per
+    token, and its fraction of the bf16 peak ddpt measured: above 1, the
+    target is out of reach even if the step were all GEMMs at peak."""
+    work_per_token = b["work_flops_per_step"] / (b["batch"] * b["seq_len"])
+    need = 2 * torch_bf16["tokens_per_s"] * work_per_token / 1e9
+    return f"{need:.0f} ({need / b['peak_gflops_per_s']:.2f})"
+
+
 def print_bf16(rows):
     """The bf16 table: each side's best round, ratios of the same run."""
     hdr = (f"{'model':<11} {'B':>3} {'thr':>3} | {'ddpt fp32':>9} {'ddpt bf16':>9} {'bf16/fp32':>9} | "
-           f"{'torch fp32':>10} {'torch bf16':>10} | {'ddpt bf16/torch bf16':>20} | "
+           f"{'torch fp32':>10} {'torch bf16':>10} | {'ddpt bf16/torch bf16':>20} {'2x needs GF/s':>13} | "
            f"{'bf16 GF/s':>9} {'work MFU':>8} | {'RSS/pred':>8} {'ops/pred':>8} | oneDNN")
     print()
     print_header(hdr)
@@ -134,8 +143,9 @@ def print_bf16(rows):
         tf = or_dash(r.get("torch_fair"), lambda f: f"{f['tokens_per_s']:>10.0f}", 10)
         tb = or_dash(r.get("torch_bf16"), lambda t: f"{t['tokens_per_s']:>10.0f}", 10)
         vs = or_dash(r.get("torch_bf16"), lambda t: f"{b['tokens_per_s'] / t['tokens_per_s']:>19.2f}x", 20)
+        need = or_dash(r.get("torch_bf16"), lambda t: f"{needed_for_2x(b, t):>13}", 13)
         print(f"{r['preset']:<11} {r['batch']:>3} {r['threads']:>3} | {d['tokens_per_s']:>9.0f} "
-              f"{b['tokens_per_s']:>9.0f} {b['tokens_per_s'] / d['tokens_per_s']:>8.2f}x | {tf} {tb} | {vs} | "
+              f"{b['tokens_per_s']:>9.0f} {b['tokens_per_s'] / d['tokens_per_s']:>8.2f}x | {tf} {tb} | {vs} {need} | "
               f"{b['peak_gflops_per_s']:>9.1f} {b['work_mfu_vs_peak']:>8.2f} | "
               f"{b['rss_over_predicted']:>8.2f} "
               f"{b['bf16_operand_bytes_used'] / b['bf16_operand_bytes_predicted']:>8.2f} | {b['onednn']}")
@@ -147,9 +157,23 @@ def print_bf16(rows):
                   f"{' '.join(f'{x:.2f}' for x in r.get('torch_bf16_rounds', []))}")
     print("bf16/fp32: ddpt --precision bf16 tokens/s over ddpt fp32; torch bf16: torch.autocast(\"cpu\", "
           "dtype=torch.bfloat16), OPENBLAS_CORETYPE as ddpt's kernel; bf16 GF/s: oneDNN's bf16 matmul "
-          "peak ddpt measured (2048^3); work MFU against it. RSS/pred: peak RSS over `ddpt model info "
+          "peak ddpt measured (2048^3); work MFU against it; 2x needs: the GFLOP/s that twice torch bf16's "
+          "tokens/s takes at ddpt's work per token (its fraction of the bf16 peak). RSS/pred: peak RSS over `ddpt model info "
           "--precision bf16`'s total; ops/pred: the bf16 conversion buffers used over their estimate "
           "(at most 1).")
+
+
+def cpu_model():
+    """The CPU's model name and whether it has AVX512_BF16, from /proc/cpuinfo."""
+    name, flags = "unknown CPU", ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name == "unknown CPU":
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value
+    return f"{name}, {'with' if 'avx512_bf16' in flags.split() else 'without'} avx512_bf16"
 
 
 def load():
@@ -176,7 +200,7 @@ def main():
         torch_worker(p, int(b), int(l), int(t), a.steps, a.warmup, a.torch_bf16)
         return
 
-    print(f"load average at start: {' '.join(load())}  (cpus: {os.cpu_count()})")
+    print(f"load average at start: {' '.join(load())}  (cpus: {os.cpu_count()}, {cpu_model()})")
     rows = []
     for preset in a.presets.split(","):
         batch = BATCH[preset]

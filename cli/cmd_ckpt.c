@@ -207,12 +207,19 @@ done:
   return same ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+static int ckpt_upgrade(const char *from, const char *to) {
+  char *err = NULL;
+  if (ckpt_file_upgrade(from, to, &err)) return cli_fail("ckpt", err);
+  printf("%s: written from %s with fixed-length string attributes, and verified\n", to, from);
+  return CLI_EXIT_OK;
+}
+
 int cmd_ckpt(int argc, char **argv) {
   static const struct option opts[] = {{NULL, 0, NULL, 0}};
   opterr = 0;
   optind = 0;
   if (getopt_long(argc, argv, "+", opts, NULL) != -1) return cli_bad_option("ckpt", argc, argv);
-  if (optind >= argc) return cli_usage_error("ckpt", "expected info, verify or diff");
+  if (optind >= argc) return cli_usage_error("ckpt", "expected info, verify, diff or upgrade");
   const char *sub = argv[optind];
   int nargs = argc - optind - 1;
   char **args = argv + optind + 1;
@@ -223,6 +230,10 @@ int cmd_ckpt(int argc, char **argv) {
   if (strcmp(sub, "diff") == 0) {
     if (nargs != 2) return cli_usage_error("ckpt", "diff takes two files A B, got %d arguments", nargs);
     return ckpt_diff(args[0], args[1]);
+  }
+  if (strcmp(sub, "upgrade") == 0) {
+    if (nargs != 2) return cli_usage_error("ckpt", "upgrade takes two files OLD NEW, got %d arguments", nargs);
+    return ckpt_upgrade(args[0], args[1]);
   }
   return cli_usage_error("ckpt", "unknown subcommand '%s'", sub);
 }

@@ -167,6 +167,21 @@ static int finish(int rc, const train_summary *s, const char *run_dir, char *err
   return CLI_EXIT_FAILURE;
 }
 
+/* Rank 0 names the host of every rank, so that a host lost mid-run (which
+ * mpirun names) can be traced to its ranks. Collective; silent in a world
+ * of one; a failure here ends the job. */
+static void print_host_map(void) {
+  if (comm_world_size() == 1) return;
+  char *map = NULL, *err = NULL;
+  if (comm_host_map(&map, &err) != ST_OK) {
+    fprintf(stderr, "ddpt %s: %s\n", g_command, err);
+    free(err);
+    comm_abort(CLI_EXIT_FAILURE);
+  }
+  if (comm_rank() == 0) printf("hosts: %s\n", map);
+  free(map);
+}
+
 /* The whole command; finetune: `ddpt finetune` rather than `ddpt train`. */
 static int run_command(int argc, char **argv, int finetune) {
   g_command = finetune ? "finetune" : "train";
@@ -184,6 +199,7 @@ static int run_command(int argc, char **argv, int finetune) {
     return code;
   }
   log_init(comm_rank(), comm_world_size());
+  print_host_map();
   set_stop_signals(on_stop_signal);
   /* Open MPI hands ranks a pseudo-terminal even when mpirun's output goes to
    * a file, so under mpirun the progress is plain lines. */

@@ -66,8 +66,8 @@ const cli_command cli_commands[] = {
      cmd_vocab},
     {"shard", "tokenize text (or labelled examples) into a LevelDB corpus",
      "usage: ddpt shard --vocab FILE --out DIR --shards N --seq-len L [--format lines|docs|fortune]\n"
-     "                  [--nsp] [--valid-fraction F] [--seed S] [--cased] [--threads T]\n"
-     "                  [--overwrite] INPUT...\n"
+     "                  [--nsp] [--valid-fraction F | --valid FILE] [--seed S] [--cased]\n"
+     "                  [--threads T] [--overwrite] INPUT...\n"
      "       ddpt shard --task classify|tag --vocab FILE --out DIR --shards N --seq-len L\n"
      "                  [--format tsv|jsonl|conll] [--labels FILE] [--valid FILE |\n"
      "                  --valid-fraction F] [--truncate] [--label-all-pieces] [--seed S]\n"
@@ -79,9 +79,11 @@ const cli_command cli_commands[] = {
      "Packs sentences greedily into [CLS] ... [SEP] sequences of up to L tokens\n"
      "(8..512), or with --nsp into BERT sentence pairs with next-sentence labels.\n"
      "Sequences go round-robin to N shards; --valid-fraction sends that share of\n"
-     "whole documents to a validation shard. --seed (default 0) fixes NSP pairing\n"
-     "and the validation split; --threads (default: all CPUs) never changes the\n"
-     "output. Refuses a non-empty DIR unless --overwrite. manifest.json is\n"
+     "whole documents to a validation shard; or --valid FILE (a file or directory\n"
+     "in --format) is the validation split, e.g. documents held out before some\n"
+     "training files were repeated. --seed (default 0) fixes NSP pairing and the\n"
+     "validation split; --threads (default: all CPUs) never changes the output.\n"
+     "Refuses a non-empty DIR unless --overwrite. manifest.json is\n"
      "written last: a DIR without it is an incomplete corpus.\n"
      "Labelled corpora for fine-tuning (the second form; --task pretrain is the\n"
      "first): one example per sequence, never packed.\n"
@@ -341,10 +343,11 @@ const cli_command cli_commands[] = {
      "  ddpt import bert-base-chinese --out bert-base-chinese.h5\n"
      "  ddpt import chinese_L-12_H-768_A-12/bert_model.ckpt --out zh.h5 --with-optimizer\n",
      cmd_import},
-    {"ckpt", "inspect, verify and compare checkpoints",
+    {"ckpt", "inspect, verify, compare and upgrade checkpoints",
      "usage: ddpt ckpt info FILE\n"
      "       ddpt ckpt verify FILE\n"
      "       ddpt ckpt diff A B\n"
+     "       ddpt ckpt upgrade OLD NEW\n"
      "info prints the root attributes (step, tokens_seen, world_size, seed,\n"
      "model_type, ddpt version, created, config) and every dataset with its type,\n"
      "shape and L2 norm. verify reads every dataset in full, so every Fletcher-32\n"
@@ -355,11 +358,16 @@ const cli_command cli_commands[] = {
      "absolute difference, shapes that differ and paths present in only one file\n"
      "(attributes are not compared). Exit status: 0 when A and B hold the same\n"
      "datasets bit for bit, 1 when they differ (or one cannot be read: then one\n"
-     "line on stderr says why). See docs/checkpoint.md.\n"
+     "line on stderr says why). upgrade rewrites a checkpoint whose string\n"
+     "attributes are variable-length (written by ddpt before they became\n"
+     "fixed-length, or by h5py from str), which the other commands refuse, as NEW\n"
+     "(which must not exist), then verifies NEW. It trusts OLD's HDF5 global heap,\n"
+     "which has no checksum: upgrade only files you trust. See docs/checkpoint.md.\n"
      "Examples:\n"
      "  ddpt ckpt info run/ckpt-00000600.h5\n"
      "  ddpt ckpt verify run/ckpt-00000600.h5\n"
-     "  ddpt ckpt diff a/ckpt-00000600.h5 b/ckpt-00000600.h5\n",
+     "  ddpt ckpt diff a/ckpt-00000600.h5 b/ckpt-00000600.h5\n"
+     "  ddpt ckpt upgrade old/ckpt-00000600.h5 run/ckpt-00000600.h5\n",
      cmd_ckpt},
     {NULL, NULL, NULL, NULL},
 };

@@ -145,3 +145,52 @@ int comm_check_same_digest(const uint8_t digest[32], const char *what, char **er
                       "%s differs between rank 0 and rank %d; every rank must use the same one", what, differing);
   return ST_OK;
 }
+
+/* Appends the ranks of all[] equal to host (from first on) to line as
+ * ranges ("0-3,6"). */
+static void append_rank_ranges(char *line, size_t size, const char *all, int first) {
+  size_t used = strlen(line);
+  const char *host = all + (size_t)first * MPI_MAX_PROCESSOR_NAME;
+  int n = 0;
+  for (int r = first; r < g_size;) {
+    if (strcmp(all + (size_t)r * MPI_MAX_PROCESSOR_NAME, host) != 0) {
+      r++;
+      continue;
+    }
+    int end = r;
+    while (end + 1 < g_size && strcmp(all + (size_t)(end + 1) * MPI_MAX_PROCESSOR_NAME, host) == 0) end++;
+    used += (size_t)snprintf(line + used, used < size ? size - used : 0, end > r ? "%s%d-%d" : "%s%d",
+                             n++ ? "," : "", r, end);
+    r = end + 1;
+  }
+}
+
+int comm_host_map(char **out, char **err) {
+  *out = NULL;
+  char mine[MPI_MAX_PROCESSOR_NAME] = {0};
+  int len = 0;
+  if (MPI_Get_processor_name(mine, &len) != MPI_SUCCESS) snprintf(mine, sizeof mine, "unknown");
+  char *all = calloc((size_t)g_size, MPI_MAX_PROCESSOR_NAME);
+  size_t size = (size_t)g_size * (MPI_MAX_PROCESSOR_NAME + 32) + 1;
+  char *line = calloc(size, 1);
+  int rc = all && line ? ST_OK : status_set(err, ST_NOMEM, "rank %d: out of memory for the host map", g_rank);
+  if (rc == ST_OK && world_active()) rc = allgather(mine, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, err);
+  else if (rc == ST_OK) memcpy(all, mine, sizeof mine);
+  for (int r = 0; rc == ST_OK && r < g_size; r++) {
+    const char *host = all + (size_t)r * MPI_MAX_PROCESSOR_NAME;
+    int seen = 0, on_host = 0;
+    for (int q = 0; q < r && !seen; q++) seen = strcmp(all + (size_t)q * MPI_MAX_PROCESSOR_NAME, host) == 0;
+    if (seen) continue;
+    for (int q = r; q < g_size; q++) on_host += strcmp(all + (size_t)q * MPI_MAX_PROCESSOR_NAME, host) == 0;
+    size_t used = strlen(line);
+    snprintf(line + used, size - used, "%s%s: rank%s ", used ? "; " : "", host, on_host > 1 ? "s" : "");
+    append_rank_ranges(line, size, all, r);
+  }
+  free(all);
+  if (rc != ST_OK) {
+    free(line);
+    return rc;
+  }
+  *out = line;
+  return ST_OK;
+}

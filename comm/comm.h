@@ -45,6 +45,14 @@ int comm_broadcast(void *buf, size_t bytes, int root, char **err);
 int comm_allreduce_sum_f64(double *vals, size_t n, char **err);
 int comm_allreduce_max_f64(double *vals, size_t n, char **err);
 
+/* Which rank runs on which host, for messages: one malloc'd line (*out,
+ * the caller frees), hosts in the order of their first rank, each with its
+ * ranks as ranges: "node01: ranks 0-3; node02: ranks 4-7". Collective.
+ * A host lost mid-run is named by mpirun ("lost communication with a
+ * remote daemon ... on node node02"); this line, printed at start, says
+ * which ranks were on it. */
+int comm_host_map(char **out, char **err);
+
 /* Every rank passes its 32-byte digest of `what` (a config, a manifest, the
  * parameters). ST_MISMATCH when any rank's differs from rank 0's; the
  * message names `what` and the first differing rank, identically on every

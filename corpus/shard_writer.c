@@ -204,6 +204,7 @@ typedef struct run {
   packer *train_packer, *valid_packer;
   shard_set train, valid;
   uint64_t doc_index;
+  int reading_valid; /* the --valid inputs: every document goes to validation */
 } run;
 
 static int consume_chunk(run *r, chunk *c, char **err) {
@@ -218,7 +219,8 @@ static int consume_chunk(run *r, chunk *c, char **err) {
   for (size_t d = 0; d < c->ndoc; d++) {
     size_t first = d ? c->doc_sent_end[d - 1] : 0;
     size_t nsent = c->doc_sent_end[d] - first;
-    int to_valid = shard_out_to_valid(r->opt->valid_fraction, r->opt->seed, r->doc_index);
+    int to_valid = r->reading_valid ||
+                   shard_out_to_valid(r->opt->valid_fraction, r->opt->seed, r->doc_index);
     r->doc_index++;
     packer *p = to_valid ? r->valid_packer : r->train_packer;
     int rc = packer_add_document(p, c->ids.ids + c->doc_tok_start[d], c->sent_end + first, nsent,
@@ -375,7 +377,7 @@ typedef struct job {
   run r;
   pipeline p;
   feeder f;
-  corpus_inputs inputs;
+  corpus_inputs inputs, valid_inputs; /* valid_inputs: --valid */
   tok_vocab *vocab;
   manifest m; /* special ids and id width from the vocab; the rest at the end */
   worker_arg *workers; /* (opt->threads) */
@@ -390,7 +392,6 @@ typedef struct job {
 static int check_pretrain_options(const shard_options *opt, char **err) {
   const char *stray = opt->format > SHARD_FORMAT_FORTUNE ? "--format tsv, jsonl or conll"
                       : opt->labels_path                 ? "--labels"
-                      : opt->num_valid_inputs            ? "--valid FILE"
                       : opt->truncate                    ? "--truncate"
                       : opt->label_all_pieces            ? "--label-all-pieces"
                                                          : NULL;
@@ -417,9 +418,6 @@ static int check_labelled_options(const shard_options *opt, char **err) {
                       "keeps each example as it is", manifest_task_name(opt->task));
   if (opt->label_all_pieces && classify)
     return status_set(err, ST_INVALID, "--label-all-pieces is for --task tag");
-  if (opt->num_valid_inputs && opt->valid_fraction > 0)
-    return status_set(err, ST_INVALID, "--valid FILE and --valid-fraction both choose the "
-                      "validation examples: give one of them");
   return ST_OK;
 }
 
@@ -444,15 +442,23 @@ static int check_options(const shard_options *opt, char **err) {
   if (opt->num_inputs == 0)
     return status_set(err, ST_INVALID, "no input given: name files, directories or - for standard "
                       "input");
+  if (opt->num_valid_inputs && opt->valid_fraction > 0)
+    return status_set(err, ST_INVALID, "--valid FILE and --valid-fraction both choose the "
+                      "validation %s: give one of them",
+                      opt->task == MANIFEST_TASK_PRETRAIN ? "documents" : "examples");
   return opt->task == MANIFEST_TASK_PRETRAIN ? check_pretrain_options(opt, err)
                                              : check_labelled_options(opt, err);
 }
 
-/* The files to read, before anything is created (corpus/inputs.h). */
+/* The files to read, training then validation (--valid), before anything
+ * is created (corpus/inputs.h). */
 static int list_inputs(job *j, char **err) {
   const shard_options *opt = j->r.opt;
   int rc = corpus_inputs_list(&j->inputs, opt->inputs, opt->num_inputs, 1, opt->out_dir, err);
-  j->r.prog.bytes_total = j->inputs.total_bytes;
+  if (!rc && opt->num_valid_inputs)
+    rc = corpus_inputs_list(&j->valid_inputs, opt->valid_inputs, opt->num_valid_inputs, 1,
+                            opt->out_dir, err);
+  j->r.prog.bytes_total = j->inputs.total_bytes + j->valid_inputs.total_bytes;
   return rc;
 }
 
@@ -481,7 +487,7 @@ static int open_outputs(job *j, char **err) {
   rc = shard_set_open(&r->train, opt->out_dir, "shard", opt->num_shards, j->m.id_bytes,
                       opt->seq_len, err);
   if (!rc) rc = packer_create(&pc, shard_set_emit, &r->train, &r->train_packer, err);
-  if (rc || opt->valid_fraction <= 0) return rc;
+  if (rc || (opt->valid_fraction <= 0 && !opt->num_valid_inputs)) return rc;
   pc.seed = rng_mix64(opt->seed ^ SHARD_VALID_SEED_TAG);
   rc = shard_set_open(&r->valid, opt->out_dir, "valid", 1, j->m.id_bytes, opt->seq_len, err);
   if (!rc) rc = packer_create(&pc, shard_set_emit, &r->valid, &r->valid_packer, err);
@@ -534,12 +540,18 @@ static int drain_in_flight(job *j, int rc, char **err) {
   return rc;
 }
 
-/* Reads every input through the workers into the packers, in input order. */
+/* Reads every input through the workers into the packers, in input order:
+ * the training inputs, then the --valid ones. */
 static int feed_inputs(job *j, char **err) {
   const shard_options *opt = j->r.opt;
   int rc = ST_OK;
   j->r.t0 = j->r.last_report = timer_now();
   for (size_t i = 0; i < j->inputs.n && !rc; i++) rc = feed_file(&j->f, j->inputs.paths[i], err);
+  /* Every training chunk is packed before the first validation one. */
+  rc = drain_in_flight(j, rc, err);
+  j->r.reading_valid = 1;
+  for (size_t i = 0; i < j->valid_inputs.n && !rc; i++)
+    rc = feed_file(&j->f, j->valid_inputs.paths[i], err);
   rc = drain_in_flight(j, rc, err);
   if (rc == ST_INTERRUPTED || (!rc && stopped(opt)))
     return status_set(err, ST_INTERRUPTED, "interrupted: %s is incomplete (no %s); rerun ddpt "
@@ -561,6 +573,9 @@ static int finish_shards(job *j, char **err) {
     return status_set(err, ST_INVALID, "no documents in the input (%llu bytes read, none gave a "
                       "token): check the inputs and --format",
                       (unsigned long long)r->prog.bytes_read);
+  if (r->opt->num_valid_inputs && r->prog.valid_documents == 0)
+    return status_set(err, ST_INVALID, "no documents in the validation input (--valid %s): check "
+                      "it and --format", r->opt->valid_inputs[0]);
   if (r->prog.sequences < r->opt->num_shards)
     return status_set(err, ST_INVALID, "%zu shards but only %llu training sequences: use --shards "
                       "%llu or fewer, or add text", r->opt->num_shards,
@@ -622,6 +637,7 @@ static void job_free(job *j, int rc) {
   shard_set_free(&j->r.valid);
   tok_vocab_free(j->vocab);
   corpus_inputs_free(&j->inputs);
+  corpus_inputs_free(&j->valid_inputs);
 }
 
 int shard_writer_run(const shard_options *opt, shard_progress *summary, char **err) {

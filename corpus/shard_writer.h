@@ -50,10 +50,11 @@ typedef struct shard_options {
   shard_format format;
   int nsp;
   double valid_fraction; /* share of documents (labelled: examples) sent to validation */
+  /* The validation documents (labelled: examples), instead of valid_fraction. */
+  const char *const *valid_inputs;
+  size_t num_valid_inputs;
   /* Labelled corpora only (corpus/labelled.h). */
   const char *labels_path;          /* the label set in id order; NULL: sorted from the data */
-  const char *const *valid_inputs;  /* validation examples, instead of valid_fraction */
-  size_t num_valid_inputs;
   int truncate;                     /* cut an example that does not fit instead of failing */
   int label_all_pieces;             /* tag: every piece of a word carries its tag */
   uint64_t seed;

@@ -75,8 +75,8 @@ $ddpt version
 phase "text"
 echo "from $text"
 mkdir -p "$q"
-if [ "$q" = quickstart ] && [ -s "$q/topics.tsv" ]; then
-  reusing "$q/text and $q/topics.tsv"
+if [ "$q" = quickstart ] && [ -s "$q/topics.tsv" ] && [ -d "$q/split/valid" ]; then
+  reusing "$q/text, $q/split and $q/topics.tsv"
 elif [ "$q" = quickstart ]; then
   $py $helper fortunes "$q"
   echo "Debian's fortunes, English and Chinese: $(du -sh "$q/text" | cut -f1) in $q/text"
@@ -90,9 +90,17 @@ fi
 
 phase "shard"
 echo "LevelDB shards of 64-token sequences, 2% of the documents held out for validation: $q/corpus"
-if [ -s "$q/corpus/manifest.json" ]; then reusing "$q/corpus"; else
+shard() {
   $ddpt shard --vocab "$q/vocab.txt" --out "$q/corpus" --shards 4 --seq-len 64 --format "$format" \
-    --valid-fraction 0.02 --seed 1 --overwrite "$text"
+    --seed 1 --overwrite "$@"
+}
+if [ "$q" = quickstart ]; then
+  $py $helper mixing "$q" # the English weight, and why the split comes first
+  if [ -s "$q/corpus/manifest.json" ]; then reusing "$q/corpus"; else
+    shard --valid "$q/split/valid" "$q/split/train"
+  fi
+elif [ -s "$q/corpus/manifest.json" ]; then reusing "$q/corpus"; else
+  shard --valid-fraction 0.02 "$text"
 fi
 
 phase "pretrain"
@@ -123,19 +131,20 @@ phase "fill-mask"
 echo "the 3 most probable tokens at each [MASK], with their probabilities"
 fill() { $ddpt fill-mask --ckpt "$ckpt" --top-k 3 --json "$1" | $py $helper fill "$1"; }
 if [ "$q" = quickstart ]; then
-  # Chosen before the final model answered them, from 57 tried (all, with
-  # the answers: docs/quickstart.md); the Chinese slots complete words of
-  # fortunes-zh's Debian manual part (软件, 文件, 系统, 需要) and 中国人.
-  fill "thank [MASK] very much."
-  fill "what is the [MASK] of life?"
-  fill "there is nothing new in the [MASK]."
-  fill "i will tell you the [MASK]."
-  fill "the [MASK] goes around the sun."
-  fill "我们是中国[MASK]。"
+  # Chosen before the final model answered them, from 84 tried (all, with
+  # the answers: docs/quickstart.md): slots this corpus fills, an English
+  # name and collocations it repeats, and Chinese words of fortunes-zh's
+  # Debian manual part (软件, 系统, 需要, 命令, 配置).
+  fill "as mark [MASK] said, nothing is certain."
+  fill "never trust a [MASK] who talks too much."
+  fill "i don't [MASK] what you mean."
+  fill "i'd love to [MASK], but i have work to do."
+  fill "the [MASK] is full of stars."
   fill "我在电脑上安装了这个软[MASK]。"
-  fill "请打开这个文[MASK]。"
   fill "这个系[MASK]很安全。"
   fill "你需[MASK]重新启动电脑。"
+  fill "请输入这个命[MASK]。"
+  fill "请修改配[MASK]文件。"
 else
   echo "your text: try  $ddpt fill-mask --ckpt $ckpt \"a sentence with a [MASK] in it\""
 fi
@@ -185,6 +194,7 @@ cat <<EOF
 
 == where everything is ($q/)
   text, vocab.txt, corpus/      the training text, its WordPiece vocab, the LevelDB shards
+  split/                        what pretraining reads: valid/ held out first, train/ with the mixing weight
   run/                          pretraining: checkpoints, LATEST, config.ini, metrics.jsonl, metrics.png
   classifier/, topics/          the fine-tuned topic classifier (report.json) and its labelled corpus
   hf/                           the pretrained model for HuggingFace (BertForMaskedLM.from_pretrained)

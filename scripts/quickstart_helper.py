@@ -2,6 +2,7 @@
 """The text scripts/quickstart.sh trains on, and the figures it ends with.
 
 usage: quickstart_helper.py fortunes OUT_DIR
+       quickstart_helper.py mixing OUT_DIR
        quickstart_helper.py topics TEXT_DIR FORMAT OUT_DIR
        quickstart_helper.py mlm RUN_DIR MIN_RATIO
        quickstart_helper.py classifier CORPUS RUN_DIR
@@ -9,7 +10,12 @@ usage: quickstart_helper.py fortunes OUT_DIR
 
 fortunes: OUT_DIR/text/, the default corpus: Debian's English fortunes and
   fortunes-zh (ANSI colour codes stripped), one file per source, fortune
-  format; and the labelled topic set (below) from seven of those files.
+  format (the vocab is trained on it); what pretraining reads, in OUT_DIR/split/:
+  valid/, VALID_FRACTION of each file's documents held out, and train/, the
+  rest, each English file ENGLISH_WEIGHT times (NAME, NAME.2, ...): held out
+  before repeating, so no copy of a validation document is trained on; and
+  the labelled topic set (below) from seven of those files.
+mixing: says how often pretraining sees each file of OUT_DIR/split/train.
 topics: the labelled topic set of a user's own text: each file of TEXT_DIR
   with at least MIN_DOCS documents (FORMAT lines|docs|fortune, as ddpt shard
   splits them) is a topic. Exits 3, saying why, when fewer than two qualify.
@@ -23,6 +29,7 @@ classifier: a fine-tuning run's final validation accuracy against always
   answering the validation split's most frequent label.
 fill: one line per [MASK] of TEXT: the answers of `ddpt fill-mask --json`
   (read from standard input) and their probabilities."""
+import collections
 import json
 import os
 import random
@@ -37,6 +44,11 @@ ENGLISH = ["computers", "science", "people", "politics", "work", "wisdom", "lite
            "education", "love", "food", "startrek", "humorists", "miscellaneous", "linux"]
 CHINESE = ["chinese", "tang300", "song100"]
 TOPICS = ["computers", "food", "love", "science", "startrek", "song100", "tang300"]
+# English is about 330 000 of the text's 870 000 tokens: pretraining sees each
+# English training document this many times, the Chinese ones once
+# (docs/quickstart.md measured 1, 2 and 3).
+ENGLISH_WEIGHT = 3
+VALID_FRACTION = 0.02
 PER_TOPIC = 120
 MIN_DOCS = 20
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -71,6 +83,26 @@ def write_topics(docs_by_topic, out_dir):
                 held.write("%s\t%s\n" % (label, " ".join(docs[rest[len(rest) // 2]].split())[:300]))
 
 
+def write_fortune_file(path, docs):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(d + "\n%\n" for d in docs))
+
+
+def write_split(docs_by_file, out_dir):
+    """OUT_DIR/split/valid and split/train (English weighted), by document."""
+    for part in ("train", "valid"):
+        os.makedirs(os.path.join(out_dir, "split", part), exist_ok=True)
+    for name, docs in docs_by_file.items():
+        # Drawn from the document's text: a fortune found twice (18 are, in
+        # two files or one) is held out everywhere or nowhere.
+        held = [random.Random("valid " + d).random() < VALID_FRACTION for d in docs]
+        write_fortune_file(os.path.join(out_dir, "split", "valid", name), [d for d, h in zip(docs, held) if h])
+        train = [d for d, h in zip(docs, held) if not h]
+        for copy in range(ENGLISH_WEIGHT if name in ENGLISH else 1):
+            suffix = ".%d" % (copy + 1) if copy else ""
+            write_fortune_file(os.path.join(out_dir, "split", "train", name + suffix), train)
+
+
 def fortunes(out_dir):
     os.makedirs(os.path.join(out_dir, "text"), exist_ok=True)
     docs = {}
@@ -81,9 +113,22 @@ def fortunes(out_dir):
             print("quickstart: cannot read %s%s (%s): install fortunes and fortunes-zh "
                   "(scripts/install-deps.sh)" % (FORTUNES, name, e.strerror), file=sys.stderr)
             return 1
-        with open(os.path.join(out_dir, "text", name), "w", encoding="utf-8") as f:
-            f.write("".join(d + "\n%\n" for d in docs[name]))
+        write_fortune_file(os.path.join(out_dir, "text", name), docs[name])
+    write_split(docs, out_dir)
     write_topics({name: docs[name] for name in TOPICS}, out_dir)
+    return 0
+
+
+def mixing(out_dir):
+    train = os.path.join(out_dir, "split", "train")
+    copies = collections.Counter(re.sub(r"\.\d+$", "", name) for name in os.listdir(train))
+    weights = collections.defaultdict(list)
+    for name, n in sorted(copies.items()):
+        weights[n].append(name)
+    print("mixing weight (%s): %s" % (train, "; ".join(
+        "%dx %s" % (n, ", ".join(names)) for n, names in sorted(weights.items(), reverse=True))))
+    print("validation: %s/split/valid, %.0f%% of each file's documents held out before the repeating, "
+          "each once" % (out_dir, 100 * VALID_FRACTION))
     return 0
 
 
@@ -150,6 +195,8 @@ def main(argv):
     cmd, args = (argv[1], argv[2:]) if len(argv) > 1 else ("", [])
     if cmd == "fortunes" and len(args) == 1:
         return fortunes(args[0])
+    if cmd == "mixing" and len(args) == 1:
+        return mixing(args[0])
     if cmd == "topics" and len(args) == 3 and args[1] in ("lines", "docs", "fortune"):
         return own_topics(*args)
     if cmd == "mlm" and len(args) == 2:
@@ -158,7 +205,7 @@ def main(argv):
         return classifier(*args)
     if cmd == "fill" and len(args) == 1:
         return fill(args[0])
-    print("\n".join(__doc__.splitlines()[2:7]), file=sys.stderr)
+    print("\n".join(__doc__.splitlines()[2:8]), file=sys.stderr)
     return 2
 
 

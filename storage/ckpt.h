@@ -163,6 +163,16 @@ void ckpt_load_report_clear(ckpt_load_report *r);
  * first dataset at fault. */
 int ckpt_file_verify(const char *path, char **err);
 
+/* Rewrites old_path, a checkpoint whose string attributes are
+ * variable-length (ddpt before fixed-length attributes; h5py's str), as
+ * new_path (which must not exist) in the current form: every root
+ * attribute, strings fixed-length, and every group and dataset copied as
+ * stored. The only reader of variable-length strings: those live in HDF5's
+ * global heap, which has no checksum, so upgrade only files you trust.
+ * new_path is verified whole (ckpt_file_verify) and removed on any failure.
+ * An already fixed-length file is copied the same way. */
+int ckpt_file_upgrade(const char *old_path, const char *new_path, char **err);
+
 /* ------------------------------------------------------ the run directory */
 
 /* Commits c as RUN_DIR/ckpt-<8-digit step>.h5: written under a hidden

@@ -155,18 +155,25 @@ fail:
   return status_set(err, ST_IO, "%s: cannot write attribute %s (%s)", file, name, why);
 }
 
-/* Variable-length UTF-8 strings, so that h5py reads them as str. */
+/* Fixed-length strings of exactly the value's bytes, null-padded (no
+ * terminator is stored; an empty value is one NUL), UTF-8. They live in the
+ * attribute message itself, inside the checksummed object header or, past
+ * 64 KiB (a vocab), HDF5's dense attribute storage, never in the global heap,
+ * which has no checksum and whose damaged sizes libhdf5 1.10 trusts
+ * (docs/checkpoint.md, "Strings"). h5py reads them as bytes. */
 static int write_attr_string(hid_t loc, const char *name, const char *value, const char *file,
                              char **err) {
+  const char *v = value ? value : "";
+  size_t len = strlen(v);
   hid_t type = H5Tcopy(H5T_C_S1);
-  if (type < 0 || H5Tset_size(type, H5T_VARIABLE) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
+  if (type < 0 || H5Tset_size(type, len ? len : 1) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 ||
+      H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
     char why[256];
     h5_reason(why, sizeof why);
     if (type >= 0) H5Tclose(type);
     return status_set(err, ST_IO, "%s: cannot make a string type (%s)", file, why);
   }
-  const char *v = value ? value : "";
-  int rc = write_attr(loc, name, type, type, &v, file, err);
+  int rc = write_attr(loc, name, type, type, len ? v : "", file, err);
   H5Tclose(type);
   return rc;
 }
@@ -344,63 +351,90 @@ done:
   return rc;
 }
 
+/* Creates path (which must not exist) as every ddpt checkpoint is made:
+ * the HDF5 1.8 object format and creation-order tracking. *gcpl is the
+ * group creation list for the groups inside it; both are open on success. */
+static int create_h5(const char *path, hid_t *file_id, hid_t *gcpl, char **err) {
+  char why[256];
+  hid_t fcpl = -1, fapl = -1;
+  *file_id = -1;
+  const unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+  if ((fcpl = H5Pcreate(H5P_FILE_CREATE)) < 0 || H5Pset_link_creation_order(fcpl, order) < 0 ||
+      (fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
+      /* The 1.8 object format: metadata checksums, readable by every HDF5 >= 1.8. */
+      H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
+      (*gcpl = H5Pcreate(H5P_GROUP_CREATE)) < 0 || H5Pset_link_creation_order(*gcpl, order) < 0) {
+    status_set(err, ST_IO, "%s: cannot set up HDF5 property lists (%s)", path, h5_reason(why, sizeof why));
+  } else if ((*file_id = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl)) < 0) {
+    status_set(err, ST_IO, "%s: cannot create (%s)", path, h5_reason(why, sizeof why));
+  }
+  if (fapl >= 0) H5Pclose(fapl);
+  if (fcpl >= 0) H5Pclose(fcpl);
+  if (*file_id >= 0) return ST_OK;
+  if (*gcpl >= 0) H5Pclose(*gcpl);
+  *gcpl = -1;
+  return ST_IO;
+}
+
+/* Closes a file written through create_h5 and fsyncs it; on failure (or
+ * when rc already says one happened) removes it. Returns rc or the
+ * closing's failure. */
+static int finish_h5(const char *path, hid_t file_id, hid_t gcpl, int rc, char **err) {
+  char why[256];
+  if (gcpl >= 0) H5Pclose(gcpl);
+  if (H5Fclose(file_id) < 0 && rc == ST_OK)
+    rc = status_set(err, ST_IO, "%s: cannot close (%s)", path, h5_reason(why, sizeof why));
+  if (rc == ST_OK) rc = fsync_file(path, err);
+  if (rc != ST_OK) {
+    H5Eclear2(H5E_DEFAULT);
+    remove(path);
+  }
+  return rc;
+}
+
 int ckpt_file_write(const char *path, const ckpt_content *c, char **err) {
   assert(path && c);
   assert(c->n_params == 0 || c->params);
   assert(c->n_optim_m == 0 || c->optim_m);
   assert(c->n_optim_v == 0 || c->optim_v);
   assert(c->n_arrays == 0 || c->arrays);
-  int rrc = reserve_space(path, c, err);
-  if (rrc) return rrc;
+  int rc = reserve_space(path, c, err);
+  if (rc) return rc;
   h5_quiet();
-  char why[256];
-  int rc = ST_IO;
-  int created = 0;
-  hid_t fcpl = -1, fapl = -1, gcpl = -1, file_id = -1;
-  const unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
-  if ((fcpl = H5Pcreate(H5P_FILE_CREATE)) < 0 || H5Pset_link_creation_order(fcpl, order) < 0 ||
-      (fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 ||
-      /* The 1.8 object format: metadata checksums, readable by every HDF5 >= 1.8. */
-      H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
-      (gcpl = H5Pcreate(H5P_GROUP_CREATE)) < 0 || H5Pset_link_creation_order(gcpl, order) < 0) {
-    status_set(err, ST_IO, "%s: cannot set up HDF5 property lists (%s)", path, h5_reason(why, sizeof why));
-    goto fail;
-  }
-  if ((file_id = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl)) < 0) {
-    status_set(err, ST_IO, "%s: cannot create (%s)", path, h5_reason(why, sizeof why));
-    goto fail;
-  }
-  created = 1;
-  if ((rc = write_root_attrs(file_id, &c->meta, path, err))) goto fail;
-  if ((rc = write_tensor_group(file_id, gcpl, "params", c->params, c->n_params, path, err))) goto fail;
+  hid_t gcpl = -1, file_id = -1;
+  if ((rc = create_h5(path, &file_id, &gcpl, err))) return rc;
+  if ((rc = write_root_attrs(file_id, &c->meta, path, err))) goto done;
+  if ((rc = write_tensor_group(file_id, gcpl, "params", c->params, c->n_params, path, err))) goto done;
   if (c->n_optim_m || c->n_optim_v) {
-    if ((rc = write_tensor_group(file_id, gcpl, "optim/m", c->optim_m, c->n_optim_m, path, err))) goto fail;
-    if ((rc = write_tensor_group(file_id, gcpl, "optim/v", c->optim_v, c->n_optim_v, path, err))) goto fail;
+    if ((rc = write_tensor_group(file_id, gcpl, "optim/m", c->optim_m, c->n_optim_m, path, err))) goto done;
+    if ((rc = write_tensor_group(file_id, gcpl, "optim/v", c->optim_v, c->n_optim_v, path, err))) goto done;
   }
   for (size_t i = 0; i < c->n_arrays; i++)
-    if ((rc = write_array(file_id, gcpl, &c->arrays[i], path, err))) goto fail;
-  hid_t fid = file_id;
-  file_id = -1;
-  if (H5Fclose(fid) < 0) {
-    rc = status_set(err, ST_IO, "%s: cannot close (%s)", path, h5_reason(why, sizeof why));
-    goto fail;
-  }
-  if ((rc = fsync_file(path, err))) goto fail;
-  H5Pclose(gcpl);
-  H5Pclose(fapl);
-  H5Pclose(fcpl);
-  return ST_OK;
-fail:
-  if (file_id >= 0) H5Fclose(file_id);
-  if (gcpl >= 0) H5Pclose(gcpl);
-  if (fapl >= 0) H5Pclose(fapl);
-  if (fcpl >= 0) H5Pclose(fcpl);
-  H5Eclear2(H5E_DEFAULT);
-  if (created) remove(path);
-  return rc ? rc : ST_IO;
+    if ((rc = write_array(file_id, gcpl, &c->arrays[i], path, err))) goto done;
+done:
+  return finish_h5(path, file_id, gcpl, rc, err);
 }
 
 /* ----------------------------------------------------------------- reading */
+
+/* Nonzero when the object at name (relative to loc; "." is loc itself) has
+ * a version-2 object header, the kind with a checksum, which every object of
+ * a ddpt file (the 1.8 format) has. HDF5's earliest format (h5py's default)
+ * has none, and libhdf5 1.10 decodes its messages unchecked: fuzz_ckpt found
+ * an attribute whose damaged size overran a buffer inside H5Aopen. Only the
+ * header's prefix is loaded here, none of its messages decoded. */
+static int header_is_checksummed(hid_t loc, const char *name) {
+  H5O_info_t info;
+  if (H5Oget_info_by_name2(loc, name, &info, H5O_INFO_HDR, H5P_DEFAULT) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return 0;
+  }
+  return info.hdr.version >= 2;
+}
+
+#define UNCHECKSUMMED_HEADER                                                                          \
+  "has no metadata checksum (HDF5's earliest format, h5py's default; ddpt writes the 1.8 format): " \
+  "ddpt reads only checksummed files; from h5py, write them with libver=(\"v108\", \"v108\")"
 
 int ckpt_file_open(const char *path, ckpt_file **out, char **err) {
   assert(path && out);
@@ -412,6 +446,10 @@ int ckpt_file_open(const char *path, ckpt_file **out, char **err) {
   if (id < 0)
     return status_set(err, ST_CORRUPT, "%s: not a readable HDF5 file (%s); it may be truncated or damaged",
                       path, h5_reason(why, sizeof why));
+  if (!header_is_checksummed(id, ".")) {
+    H5Fclose(id);
+    return status_set(err, ST_CORRUPT, "%s: the root group " UNCHECKSUMMED_HEADER, path);
+  }
   ckpt_file *f = calloc(1, sizeof *f);
   if (!f || !(f->path = strdup(path))) {
     free(f);
@@ -430,68 +468,93 @@ void ckpt_file_close(ckpt_file *f) {
   free(f);
 }
 
-static int read_attr(hid_t loc, const char *name, hid_t memtype, void *value, const char *file,
-                     char **err) {
+/* Opens root attribute name and checks, before any of it is read, that it
+ * holds exactly one element of class want: H5Aread writes every element,
+ * so an array attribute would overrun the caller's one-value buffer. *attr
+ * and *type are open on success, closed on failure. */
+static int open_attr(hid_t loc, const char *name, H5T_class_t want, hid_t *attr, hid_t *type,
+                     const char *file, char **err) {
   char why[256];
-  hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
-  if (attr < 0) {
+  *type = -1;
+  if ((*attr = H5Aopen(loc, name, H5P_DEFAULT)) < 0) {
     H5Eclear2(H5E_DEFAULT);
     return status_set(err, ST_CORRUPT, "%s: root attribute %s is missing; not a ddpt checkpoint?", file, name);
   }
-  int rc = ST_OK;
+  hid_t space = H5Aget_space(*attr);
+  hssize_t points = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+  if (space >= 0) H5Sclose(space);
+  if (points < 0 || (*type = H5Aget_type(*attr)) < 0) {
+    h5_reason(why, sizeof why);
+    if (*type >= 0) H5Tclose(*type);
+    H5Aclose(*attr);
+    return status_set(err, ST_CORRUPT, "%s: cannot read root attribute %s (%s)", file, name, why);
+  }
+  const char *problem = NULL;
+  if (points != 1) problem = "does not hold exactly one value";
+  else if (H5Tget_class(*type) != want) problem = want == H5T_STRING ? "is not a string" : "is not an integer";
+  if (!problem) return ST_OK;
+  H5Tclose(*type);
+  H5Aclose(*attr);
+  return status_set(err, ST_CORRUPT, "%s: root attribute %s %s; the file is damaged or not ddpt's", file,
+                    name, problem);
+}
+
+/* An integer root attribute, converted to memtype (native int64/uint64). */
+static int read_attr(hid_t loc, const char *name, hid_t memtype, void *value, const char *file,
+                     char **err) {
+  char why[256];
+  hid_t attr, type;
+  int rc = open_attr(loc, name, H5T_INTEGER, &attr, &type, file, err);
+  if (rc) return rc;
   if (H5Aread(attr, memtype, value) < 0)
     rc = status_set(err, ST_CORRUPT, "%s: cannot read root attribute %s (%s)", file, name,
                     h5_reason(why, sizeof why));
+  H5Tclose(type);
   H5Aclose(attr);
   return rc;
 }
 
-/* Reads a string attribute whether stored variable-length (ours, h5py's
- * default) or fixed-length; *out is malloc'd. */
+/* Reads a fixed-length string attribute (what ddpt writes, and h5py for
+ * numpy bytes) into *out, malloc'd and NUL-terminated. A variable-length
+ * one is refused before anything is read: its bytes sit in HDF5's global
+ * heap, which no checksum covers and whose damaged sizes make libhdf5 1.10
+ * copy wild lengths or loop forever (docs/checkpoint.md, "Strings").
+ * ckpt_file_upgrade reads those, for files the user vouches for. */
 static int read_attr_string(hid_t loc, const char *name, char **out, const char *file, char **err) {
   char why[256];
   *out = NULL;
-  hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
-  if (attr < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return status_set(err, ST_CORRUPT, "%s: root attribute %s is missing; not a ddpt checkpoint?", file, name);
-  }
-  int rc = ST_CORRUPT;
-  hid_t ftype = H5Aget_type(attr), mtype = -1;
-  if (ftype < 0) goto fail;
-  if (H5Tget_class(ftype) != H5T_STRING) {
+  hid_t attr, ftype, mtype = -1;
+  int rc = open_attr(loc, name, H5T_STRING, &attr, &ftype, file, err);
+  if (rc) return rc;
+  if (H5Tis_variable_str(ftype) != 0) {
     H5Tclose(ftype);
     H5Aclose(attr);
-    return status_set(err, ST_CORRUPT, "%s: root attribute %s is not a string", file, name);
+    return status_set(err, ST_MISMATCH,
+                      "%s: root attribute %s is a variable-length string, which ddpt no longer reads (a "
+                      "checkpoint from ddpt before fixed-length attributes, or written by another tool): "
+                      "convert it with `ddpt ckpt upgrade %s NEW`",
+                      file, name, file);
   }
-  if (H5Tis_variable_str(ftype) > 0) {
-    char *s = NULL;
-    if ((mtype = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mtype, H5T_VARIABLE) < 0 ||
-        H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 || H5Aread(attr, mtype, &s) < 0)
-      goto fail;
-    *out = strdup(s ? s : "");
-    H5free_memory(s);
+  /* Read as stored, with no conversion: the raw bytes, NUL-padded. */
+  size_t size = H5Tget_size(ftype);
+  char *s = size ? calloc(1, size + 1) : NULL;
+  if (!s) {
+    H5Tclose(ftype);
+    H5Aclose(attr);
+    return status_set(err, size ? ST_NOMEM : ST_CORRUPT, "%s: cannot read root attribute %s (%s)", file, name,
+                      size ? "out of memory" : "zero-sized string type");
+  }
+  if ((mtype = H5Tcopy(ftype)) < 0 || H5Aread(attr, mtype, s) < 0) {
+    rc = status_set(err, ST_CORRUPT, "%s: cannot read root attribute %s (%s)", file, name,
+                    h5_reason(why, sizeof why));
+    free(s);
   } else {
-    size_t size = H5Tget_size(ftype);
-    char *s = calloc(1, size + 1);
-    if (!s || (mtype = H5Tcopy(ftype)) < 0 || H5Aread(attr, mtype, s) < 0) {
-      free(s);
-      goto fail;
-    }
     *out = s;
   }
-  rc = *out ? ST_OK : ST_NOMEM;
-  H5Tclose(mtype);
+  if (mtype >= 0) H5Tclose(mtype);
   H5Tclose(ftype);
   H5Aclose(attr);
-  if (rc) return status_set(err, rc, "%s: out of memory reading attribute %s", file, name);
-  return ST_OK;
-fail:
-  h5_reason(why, sizeof why);
-  if (mtype >= 0) H5Tclose(mtype);
-  if (ftype >= 0) H5Tclose(ftype);
-  H5Aclose(attr);
-  return status_set(err, rc, "%s: cannot read root attribute %s (%s)", file, name, why);
+  return rc;
 }
 
 void ckpt_header_clear(ckpt_header *h) {
@@ -625,6 +688,10 @@ fail:
 static herr_t list_visit(hid_t group, const char *name, const H5L_info_t *info, void *data) {
   list_ctx *c = data;
   if (info->type != H5L_TYPE_HARD) return 0;
+  if (!header_is_checksummed(group, name)) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s " UNCHECKSUMMED_HEADER, c->file, name);
+    return -1;
+  }
   hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
   if (obj < 0) {
     char why[256];
@@ -684,24 +751,144 @@ int ckpt_file_list(ckpt_file *f, ckpt_entry **out, size_t *n, char **err) {
   return ST_OK;
 }
 
+/* Nonzero when every link on path (relative to loc) is a hard link. A
+ * soft, external or user-defined link is something ddpt never writes, and
+ * opening through an external one would open another file the damaged or
+ * foreign file names. Each prefix is checked before the next is traversed. */
+static int links_are_hard(hid_t loc, const char *path) {
+  char buf[1024];
+  if (strlen(path) >= sizeof buf) return 0;
+  strcpy(buf, path);
+  for (char *p = buf;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char saved = *p;
+    *p = '\0';
+    H5L_info_t info;
+    if (*buf && (H5Lget_info(loc, buf, &info, H5P_DEFAULT) < 0 || info.type != H5L_TYPE_HARD)) {
+      H5Eclear2(H5E_DEFAULT);
+      return 0;
+    }
+    *p = saved;
+    if (saved == '\0') return 1;
+  }
+}
+
+/* Why ddpt will not read this dataset's data, or NULL when it may. Checked
+ * before any data is read: only plain numbers (a variable-length,
+ * reference or compound type makes libhdf5 follow what the file says,
+ * into the unchecksummed global heap or other objects), stored in this
+ * file (not a virtual dataset or external storage, which read other files),
+ * through filters ddpt knows (Fletcher-32, which it writes; deflate and
+ * shuffle, which other tools do; not szip, n-bit, scale-offset or a plugin
+ * loaded by its id). */
+static const char *read_refusal(hid_t type, hid_t dcpl, char *buf, size_t size) {
+  H5T_class_t cls = H5Tget_class(type);
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER)
+    return "its elements are not plain numbers (ddpt reads float and integer datasets only)";
+  H5D_layout_t layout = H5Pget_layout(dcpl);
+  if (layout != H5D_CHUNKED && layout != H5D_CONTIGUOUS && layout != H5D_COMPACT)
+    return "it is a virtual dataset, whose data lives in other files";
+  if (H5Pget_external_count(dcpl) != 0) return "it keeps its data in external files";
+  int nfilters = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < nfilters; i++) {
+    unsigned flags, config;
+    size_t nelem = 0;
+    H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, 0, NULL, &config);
+    if (id != H5Z_FILTER_FLETCHER32 && id != H5Z_FILTER_DEFLATE && id != H5Z_FILTER_SHUFFLE) {
+      snprintf(buf, size, "it uses HDF5 filter %d; ddpt reads only Fletcher-32, deflate and shuffle", (int)id);
+      return buf;
+    }
+  }
+  return nfilters < 0 ? "its filters cannot be read" : NULL;
+}
+
+/* The most bytes one stored chunk of raw bytes may take: Fletcher-32 adds
+ * 4, and deflate's worst case (incompressible data) a little more. */
+static size_t chunk_stored_max(size_t raw) { return raw + raw / 16 + 64; }
+
+/* Why the chunk index of a chunked dataset cannot be trusted, or NULL. The
+ * index (a version-1 B-tree in the HDF5 1.8 format ddpt writes) has no
+ * checksum, and libhdf5 sizes the buffer it reads a chunk into by the size
+ * recorded there: a damaged one made H5Dread ask for 4 GiB (found by
+ * fuzz_ckpt). So every stored chunk must lie inside the file, be no larger
+ * than its data allows, and not have skipped Fletcher-32 (a damaged filter
+ * mask would turn the check off). Chunks are looked up by coordinate, each
+ * a B-tree search, so a file with many tiny chunks costs n log n. */
+static const char *chunk_refusal(hid_t file, hid_t dset, hid_t type, hid_t dcpl, hid_t space, char *buf,
+                                 size_t size) {
+  hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK], at[H5S_MAX_RANK], file_size = 0;
+  int ndim = H5Sget_simple_extent_ndims(space);
+  if (ndim < 1 || ndim > H5S_MAX_RANK || H5Sget_simple_extent_dims(space, dims, NULL) < 0 ||
+      H5Pget_chunk(dcpl, ndim, chunk) != ndim || H5Fget_filesize(file, &file_size) < 0)
+    return "its chunking cannot be read";
+  size_t raw = H5Tget_size(type);
+  for (int d = 0; d < ndim; d++) {
+    if (dims[d] == 0) return NULL; /* no elements, no chunks */
+    if (chunk[d] == 0 || chunk[d] > SIZE_MAX || !size_mul_ok(raw, (size_t)chunk[d], &raw))
+      return "its chunk shape does not fit in memory addresses";
+    at[d] = 0;
+  }
+  unsigned fletcher = 0;
+  int nfilters = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < nfilters && i < 32; i++) {
+    unsigned flags, config;
+    size_t nelem = 0;
+    if (H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, 0, NULL, &config) == H5Z_FILTER_FLETCHER32)
+      fletcher |= 1u << i;
+  }
+  for (;;) {
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t stored = 0;
+    if (H5Dget_chunk_info_by_coord(dset, at, &mask, &addr, &stored) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return "its chunk index cannot be read";
+    }
+    if (addr != HADDR_UNDEF &&
+        (stored > chunk_stored_max(raw) || addr > file_size || stored > file_size - addr || (mask & fletcher))) {
+      snprintf(buf, size,
+               "a chunk claims %llu bytes at offset %llu%s (at most %zu bytes, within the %llu-byte file); its "
+               "chunk index is damaged",
+               (unsigned long long)stored, (unsigned long long)addr, mask & fletcher ? ", unchecksummed" : "",
+               chunk_stored_max(raw), (unsigned long long)file_size);
+      return buf;
+    }
+    int d = ndim - 1;
+    while (d >= 0 && (at[d] += chunk[d]) >= dims[d]) at[d--] = 0;
+    if (d < 0) return NULL;
+  }
+}
+
 static int read_dataset(ckpt_file *f, const char *path, hid_t memtype, void *dst, size_t count, char **err) {
   char why[256];
+  if (!links_are_hard(f->id, path)) return status_set(err, ST_INVALID, "%s: no dataset %s", f->path, path);
+  if (!header_is_checksummed(f->id, path))
+    return status_set(err, ST_CORRUPT, "%s: %s " UNCHECKSUMMED_HEADER, f->path, path);
   hid_t dset = H5Dopen2(f->id, path, H5P_DEFAULT);
   if (dset < 0) {
     H5Eclear2(H5E_DEFAULT);
     return status_set(err, ST_INVALID, "%s: no dataset %s", f->path, path);
   }
   int rc = ST_OK;
-  hid_t space = H5Dget_space(dset);
+  hid_t space = H5Dget_space(dset), type = H5Dget_type(dset), dcpl = H5Dget_create_plist(dset);
   hssize_t have = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-  if (have < 0)
-    rc = status_set(err, ST_CORRUPT, "%s: %s: cannot read its size (%s)", f->path, path, h5_reason(why, sizeof why));
+  const char *refusal = NULL;
+  if (have < 0 || type < 0 || dcpl < 0)
+    rc = status_set(err, ST_CORRUPT, "%s: %s: cannot read its description (%s)", f->path, path,
+                    h5_reason(why, sizeof why));
+  else if ((refusal = read_refusal(type, dcpl, why, sizeof why)) ||
+           (H5Pget_layout(dcpl) == H5D_CHUNKED &&
+            (refusal = chunk_refusal(f->id, dset, type, dcpl, space, why, sizeof why))))
+    rc = status_set(err, ST_CORRUPT, "%s: %s: not read: %s; the file is damaged or not ddpt's", f->path, path,
+                    refusal);
   else if ((size_t)have != count)
     rc = status_set(err, ST_MISMATCH, "%s: %s holds %lld elements, the caller expects %zu", f->path, path,
                     (long long)have, count);
   else if (H5Dread(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
     rc = status_set(err, ST_CORRUPT, "%s: %s: cannot read (%s); the file is damaged", f->path, path,
                     h5_reason(why, sizeof why));
+  if (dcpl >= 0) H5Pclose(dcpl);
+  if (type >= 0) H5Tclose(type);
   if (space >= 0) H5Sclose(space);
   H5Dclose(dset);
   return rc;
@@ -929,5 +1116,131 @@ done:
   ckpt_entries_free(e, n);
   ckpt_header_clear(&h);
   ckpt_file_close(f);
+  return rc;
+}
+
+/* ----------------------------------------------------------------- upgrade */
+
+typedef struct {
+  hid_t to;
+  const char *from_path, *to_path;
+  char **err;
+  int rc;
+} upgrade_ctx;
+
+/* The one reader of variable-length strings (see read_attr_string): it
+ * trusts the global heap of a file the user chose to upgrade. */
+static int read_vlen_string(hid_t attr, hid_t ftype, char **out) {
+  char *s = NULL;
+  hid_t mtype = H5Tcopy(H5T_C_S1);
+  int ok = mtype >= 0 && H5Tset_size(mtype, H5T_VARIABLE) >= 0 && H5Tset_cset(mtype, H5Tget_cset(ftype)) >= 0 &&
+           H5Aread(attr, mtype, &s) >= 0;
+  if (mtype >= 0) H5Tclose(mtype);
+  if (!ok) return ST_CORRUPT;
+  *out = strdup(s ? s : "");
+  H5free_memory(s);
+  return *out ? ST_OK : ST_NOMEM;
+}
+
+static int copy_string_attr(hid_t loc, const char *name, int vlen, upgrade_ctx *c) {
+  char *s = NULL, why[256];
+  int rc;
+  if (!vlen) {
+    rc = read_attr_string(loc, name, &s, c->from_path, c->err);
+  } else {
+    hid_t attr, type;
+    if ((rc = open_attr(loc, name, H5T_STRING, &attr, &type, c->from_path, c->err))) return rc;
+    rc = read_vlen_string(attr, type, &s);
+    H5Tclose(type);
+    H5Aclose(attr);
+    if (rc)
+      return status_set(c->err, rc, "%s: cannot read root attribute %s (%s)", c->from_path, name,
+                        h5_reason(why, sizeof why));
+  }
+  if (rc == ST_OK) rc = write_attr_string(c->to, name, s, c->to_path, c->err);
+  free(s);
+  return rc;
+}
+
+static int copy_int_attr(hid_t loc, const char *name, int is_unsigned, upgrade_ctx *c) {
+  union {
+    int64_t i;
+    uint64_t u;
+  } v;
+  hid_t mem = is_unsigned ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64;
+  int rc = read_attr(loc, name, mem, &v, c->from_path, c->err);
+  if (rc == ST_OK) rc = write_attr(c->to, name, is_unsigned ? H5T_STD_U64LE : H5T_STD_I64LE, mem, &v, c->to_path, c->err);
+  return rc;
+}
+
+/* Copies one root attribute: strings (either kind) as fixed-length ones,
+ * integers as 64-bit ones of their sign (what ddpt writes). */
+static herr_t upgrade_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+  (void)info;
+  upgrade_ctx *c = data;
+  hid_t attr = H5Aopen(loc, name, H5P_DEFAULT), type = attr >= 0 ? H5Aget_type(attr) : -1;
+  H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+  int vlen = cls == H5T_STRING && H5Tis_variable_str(type) > 0;
+  int is_unsigned = cls == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_NONE;
+  if (type >= 0) H5Tclose(type);
+  if (attr >= 0) H5Aclose(attr);
+  if (cls == H5T_STRING)
+    c->rc = copy_string_attr(loc, name, vlen, c);
+  else if (cls == H5T_INTEGER)
+    c->rc = copy_int_attr(loc, name, is_unsigned, c);
+  else
+    c->rc = status_set(c->err, ST_CORRUPT,
+                       "%s: root attribute %s is neither a string nor an integer; ddpt checkpoints hold no other",
+                       c->from_path, name);
+  return c->rc ? -1 : 0;
+}
+
+/* Copies one object below the root, as stored (chunks, filters, groups
+ * with their creation order), by H5Ocopy. */
+static herr_t upgrade_link(hid_t loc, const char *name, const H5L_info_t *info, void *data) {
+  upgrade_ctx *c = data;
+  char why[256];
+  if (info->type != H5L_TYPE_HARD) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: /%s is a soft or external link; ddpt checkpoints hold none",
+                       c->from_path, name);
+    return -1;
+  }
+  if (H5Ocopy(loc, name, c->to, name, H5P_DEFAULT, H5P_DEFAULT) < 0) {
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: cannot copy /%s (%s)", c->from_path, name,
+                       h5_reason(why, sizeof why));
+    return -1;
+  }
+  return 0;
+}
+
+int ckpt_file_upgrade(const char *old_path, const char *new_path, char **err) {
+  assert(old_path && new_path);
+  h5_quiet();
+  char why[256];
+  if (access(new_path, F_OK) == 0)
+    return status_set(err, ST_INVALID, "%s exists; upgrade writes a new file and never replaces one: choose "
+                      "another name", new_path);
+  ckpt_file *f = NULL;
+  int rc = ckpt_file_open(old_path, &f, err);
+  if (rc) return rc;
+  hid_t to = -1, gcpl = -1;
+  if ((rc = create_h5(new_path, &to, &gcpl, err))) {
+    ckpt_file_close(f);
+    return rc;
+  }
+  upgrade_ctx c = {to, old_path, new_path, err, ST_OK};
+  hsize_t at = 0;
+  if (H5Aiterate2(f->id, H5_INDEX_NAME, H5_ITER_NATIVE, &at, upgrade_attr, &c) < 0 && c.rc == ST_OK)
+    c.rc = status_set(err, ST_CORRUPT, "%s: cannot list root attributes (%s)", old_path, h5_reason(why, sizeof why));
+  /* Creation order where the file tracks it (ddpt's do), else by name. */
+  if (c.rc == ST_OK && H5Literate(f->id, H5_INDEX_CRT_ORDER, H5_ITER_INC, NULL, upgrade_link, &c) < 0 &&
+      c.rc == ST_OK) {
+    H5Eclear2(H5E_DEFAULT);
+    if (H5Literate(f->id, H5_INDEX_NAME, H5_ITER_INC, NULL, upgrade_link, &c) < 0 && c.rc == ST_OK)
+      c.rc = status_set(err, ST_CORRUPT, "%s: cannot list its groups (%s)", old_path, h5_reason(why, sizeof why));
+  }
+  ckpt_file_close(f);
+  if ((rc = finish_h5(new_path, to, gcpl, c.rc, err))) return rc;
+  if ((rc = ckpt_file_verify(new_path, err))) remove(new_path);
   return rc;
 }

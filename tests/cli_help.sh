@@ -122,7 +122,7 @@ expect_completion() { # want words...
 expect_completion "train " tr
 expect_completion "fill-mask finetune " f
 expect_completion "info sample verify " corpus ""
-expect_completion "diff info verify " ckpt ""
+expect_completion "diff info upgrade verify " ckpt ""
 expect_completion "info " model ""
 expect_completion "train " bench ""
 expect_completion "--whole-word --world " corpus sample --w

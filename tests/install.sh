@@ -17,7 +17,7 @@ prefix=$dir/prefix
 cmake --install "$build" --prefix "$prefix" >"$dir/install.log" 2>&1 || fail "cmake --install failed: $(tail -3 "$dir/install.log")"
 for f in bin/ddpt share/ddpt/configs/bert-tiny.ini share/ddpt/configs/bert-base.ini \
   share/ddpt/scripts/shard_corpus.sh share/ddpt/scripts/plot_metrics.py \
-  share/ddpt/scripts/torch_to_safetensors.py share/man/man1/ddpt.1.gz \
+  share/ddpt/scripts/torch_to_safetensors.py share/ddpt/scripts/slurm/pretrain.sbatch share/man/man1/ddpt.1.gz \
   share/bash-completion/completions/ddpt share/doc/ddpt/README.md; do
   [ -s "$prefix/$f" ] || fail "cmake --install put no $f in the prefix"
 done

@@ -57,7 +57,7 @@ d = sys.argv[1]
 def params(name):
     with h5py.File(f"{d}/{name}/ckpt-00000002.h5", "r") as f:
         ini = configparser.ConfigParser(interpolation=None)
-        ini.read_string(f.attrs["config"])
+        ini.read_string(f.attrs["config"].decode())
         assert all(f["params"][k].dtype == np.float32 for k in f["params"]), "a tensor is not fp32"
         return ini["train"]["precision"], {k: f["params"][k][()] for k in f["params"]}
 (p1, one), (p2, two), (p3, fp32) = params("one"), params("two"), params("fp32")

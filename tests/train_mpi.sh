@@ -70,11 +70,7 @@ sleep 2
 victim=$(pgrep -f "train $dir/tiny.ini --run-dir $dir/kill" | sed -n 2p)
 start=$(date +%s)
 kill -9 "$victim"
-i=0
-while kill -0 $job 2>/dev/null; do
-  i=$((i + 1)); [ $i -gt 300 ] && fail "job still running 30 s after a rank was killed"; sleep 0.1
-done
-rc=0; wait $job || rc=$?
+wait_ended $job 30 "job still running 30 s after a rank was killed"
 [ $rc -ne 0 ] || fail "mpirun exited 0 after a rank was killed"
 echo "train_mpi: killed rank -> mpirun exit $rc after $(( $(date +%s) - start )) s"
 # 5. rank 1 runs another learning rate: every rank stops at start, naming it

@@ -546,12 +546,15 @@ static int count_params(const bert_config *cfg, size_t *count, char **err) {
 
 /* The bf16 conversion buffers' floats (trainer/gemm.c): the largest A
  * operand that is not a weight (an input, or an output gradient of up to
- * max(3C, I, V, K) columns) and the largest B operand that is not (an input
- * of a weight gradient, C or I columns), over every linear layer. */
+ * max(3C, I, V, K) columns, or attention's (B, heads, L, L) probabilities)
+ * and the largest B operand that is not (an input of a weight gradient, C
+ * or I columns; attention's keys, values, queries and output gradient have
+ * N x C), over every product. */
 static size_t bf16_operand_floats(const bert_config *cfg, size_t B, size_t L, size_t max_pred) {
   size_t N = B * L, P = B * max_pred, C = cfg->hidden, I = cfg->intermediate;
   size_t a = N * (3 * C > I ? 3 * C : I), b = N * (C > I ? C : I);
   if (P * cfg->vocab_size > a) a = P * cfg->vocab_size;
+  if (N * cfg->heads * L > a) a = N * cfg->heads * L;
   if (N * cfg->num_labels > a) a = N * cfg->num_labels;
   return a + b;
 }

@@ -127,20 +127,60 @@ static size_t g_arena_n;
 static uint16_t *g_scratch[2];
 static size_t g_scratch_n[2];
 
+/* The rounding of AVX512_BF16's VCVTNEPS2BF16, which to_bf16_range uses
+ * where the CPU has it, so that every CPU gives the same bits: round to
+ * nearest even on the 16 bits dropped; a NaN keeps a mantissa bit (quiet)
+ * so it does not become an infinity; a denormal becomes a zero of its sign
+ * (the instruction treats denormal inputs as zero). */
 static inline uint16_t to_bf16(float f) {
   union {
     float f;
     uint32_t u;
   } v = {.f = f};
-  /* Round to nearest even on the 16 bits dropped; a NaN keeps a mantissa
-   * bit so it does not become an infinity. */
   uint32_t rounded = (v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16;
-  return (v.u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((v.u >> 16) | 0x40u) : (uint16_t)rounded;
+  uint16_t sign_zero = (uint16_t)((v.u >> 16) & 0x8000u);
+  return (v.u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((v.u >> 16) | 0x40u)
+         : (v.u & 0x7f800000u) == 0       ? sign_zero
+                                          : (uint16_t)rounded;
 }
 
-VECTOR_CLONES static void to_bf16_range(uint16_t *dst, const float *src, size_t n) {
+VECTOR_CLONES static void to_bf16_portable(uint16_t *dst, const float *src, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* One instruction per 16 values instead of the dozen the portable rounding
+ * vectorises to: the conversions are most of the non-GEMM cost that bf16
+ * adds (attention's operands are rounded at every product). */
+__attribute__((target("avx512f,avx512bf16"))) static void to_bf16_native(uint16_t *dst,
+                                                                         const float *src,
+                                                                         size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+    _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)h);
+  }
+  for (; i < n; i++) dst[i] = to_bf16(src[i]);
+}
+
+/* Set once at load, before any thread reads it. */
+static int g_cpu_bf16;
+__attribute__((constructor)) static void detect_cpu_bf16(void) {
+  __builtin_cpu_init();
+  g_cpu_bf16 = __builtin_cpu_supports("avx512bf16");
+}
+#endif
+
+static void to_bf16_range(uint16_t *dst, const float *src, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (g_cpu_bf16) {
+    to_bf16_native(dst, src, n);
+    return;
+  }
+#endif
+  to_bf16_portable(dst, src, n);
 }
 
 void gemm_to_bf16(uint16_t *dst, const float *src, size_t n) {
@@ -165,6 +205,22 @@ void gemm_shadow_fill(void) {
 
 size_t gemm_scratch_bytes(void) { return (g_scratch_n[0] + g_scratch_n[1]) * sizeof(uint16_t); }
 
+/* Conversion buffer `slot`, grown to n bf16 values. Out of memory ends the
+ * process with one line (no caller could recover mid-pass); rows x cols
+ * names the operand. */
+static uint16_t *scratch_reserve(int slot, size_t n, size_t rows, size_t cols) {
+  if (n > g_scratch_n[slot]) {
+    uint16_t *grown = realloc(g_scratch[slot], n * sizeof(uint16_t));
+    if (!grown) {
+      log_error("out of memory for a %zu x %zu bf16 operand: lower the batch size or run with "
+                "precision = fp32", rows, cols);
+      exit(EXIT_FAILURE);
+    }
+    g_scratch[slot] = grown, g_scratch_n[slot] = n;
+  }
+  return g_scratch[slot];
+}
+
 /* An operand stored as rows x cols floats, row stride ld, in bf16: its
  * shadow when it lies in the registered arena (*ld_out = ld), else rounded
  * into conversion buffer `slot`, rows packed (*ld_out = cols). */
@@ -175,16 +231,7 @@ static const uint16_t *bf16_operand(const float *x, size_t rows, size_t cols, si
     return g_shadow + (x - g_arena);
   }
   size_t need = rows * cols;
-  if (need > g_scratch_n[slot]) {
-    uint16_t *grown = realloc(g_scratch[slot], need * sizeof(uint16_t));
-    if (!grown) {
-      log_error("out of memory for a %zu x %zu bf16 operand: lower the batch size or run with "
-                "precision = fp32", rows, cols);
-      exit(EXIT_FAILURE);
-    }
-    g_scratch[slot] = grown, g_scratch_n[slot] = need;
-  }
-  uint16_t *dst = g_scratch[slot];
+  uint16_t *dst = scratch_reserve(slot, need, rows, cols);
   if (ld == cols)
     gemm_to_bf16(dst, x, need);
   else {
@@ -195,21 +242,31 @@ static const uint16_t *bf16_operand(const float *x, size_t rows, size_t cols, si
   return dst;
 }
 
-/* The bf16 product. A oneDNN failure here means a shape oneDNN cannot do
- * though it did the probe product of gemm_set_precision: no caller could
- * recover, so it ends the process with the one line. */
-static void gemm_bf16(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
-                      const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
-                      size_t ldc) {
-  size_t la, lb;
-  const uint16_t *a = bf16_operand(A, ta ? K : M, ta ? M : K, lda, 0, &la);
-  const uint16_t *b = bf16_operand(B, tb ? N : K, tb ? K : N, ldb, 1, &lb);
+/* One oneDNN matmul on bf16 operands (a batch of them, or one with
+ * ob = NULL). A oneDNN failure here means a shape oneDNN cannot do though
+ * it did the probe product of gemm_set_precision: no caller could recover,
+ * so it ends the process with the one line. */
+static void matmul_bf16(const onednn_batch *ob, gemm_trans ta, gemm_trans tb, size_t M, size_t N,
+                        size_t K, float alpha, const uint16_t *a, size_t la, const uint16_t *b,
+                        size_t lb, const float *bias, float beta, float *C, size_t ldc) {
+  static const onednn_batch one = {.n1 = 1, .n2 = 1};
   char *err = NULL;
-  if (onednn_matmul_bf16(ta, tb, M, N, K, alpha, a, la, b, lb, beta, C, ldc, &err) != ST_OK) {
+  if (onednn_matmul_bf16_batched(ob ? ob : &one, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta,
+                                 C, ldc, &err) != ST_OK) {
     log_error("%s", err);
     free(err);
     exit(EXIT_FAILURE);
   }
+}
+
+/* The bf16 product, with a bias row or none. */
+static void gemm_bf16(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
+                      const float *A, size_t lda, const float *B, size_t ldb, const float *bias,
+                      float beta, float *C, size_t ldc) {
+  size_t la, lb;
+  const uint16_t *a = bf16_operand(A, ta ? K : M, ta ? M : K, lda, 0, &la);
+  const uint16_t *b = bf16_operand(B, tb ? N : K, tb ? K : N, ldb, 1, &lb);
+  matmul_bf16(NULL, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta, C, ldc);
 }
 
 void gemm(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
@@ -219,7 +276,77 @@ void gemm(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alph
     gemm_split(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc);
+}
+
+void gemm_bias(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, const float *A,
+               size_t lda, const float *B, size_t ldb, const float *bias, float *C, size_t ldc) {
+  if (g_precision == GEMM_BF16 && M && N && K) {
+    /* oneDNN adds the bias as it stores C: no pass writing the bias rows
+     * and no reading them back. */
+    gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, bias, 0.0f, C, ldc);
+    return;
+  }
+#pragma omp parallel for if (M * N >= PAR_MIN)
+  for (size_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, N * sizeof(float));
+  gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+}
+
+void gemm_linear_backward(float *dinp, int add, float *dw, const float *dout, size_t ldd,
+                          const float *inp, const float *w, size_t N, size_t C, size_t OC) {
+  if (g_precision == GEMM_FP32 || N == 0 || C == 0 || OC == 0) {
+    if (dinp) gemm(GEMM_N, GEMM_N, N, C, OC, 1.0f, dout, ldd, w, C, add ? 1.0f : 0.0f, dinp, C);
+    gemm(GEMM_T, GEMM_N, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
+    return;
+  }
+  size_t ld, lw, li;
+  const uint16_t *d = bf16_operand(dout, N, OC, ldd, 0, &ld);
+  if (dinp) {
+    const uint16_t *wh = bf16_operand(w, OC, C, C, 1, &lw);
+    matmul_bf16(NULL, GEMM_N, GEMM_N, N, C, OC, 1.0f, d, ld, wh, lw, NULL, add ? 1.0f : 0.0f,
+                dinp, C);
+  }
+  const uint16_t *x = bf16_operand(inp, N, C, C, 1, &li);
+  matmul_bf16(NULL, GEMM_T, GEMM_N, OC, C, N, 1.0f, d, ld, x, li, NULL, 1.0f, dw, C);
+}
+
+/* The bf16 operand of each product (i, j) of a batch: the stored rows x
+ * cols matrix at x + i s1 + j s2 (row stride ld), rounded into conversion
+ * buffer `slot`, the products' matrices back to back (rows x cols each, in
+ * (i, j) order). */
+static const uint16_t *bf16_batch_operand(const float *x, size_t n1, size_t n2, size_t s1,
+                                          size_t s2, size_t rows, size_t cols, size_t ld,
+                                          int slot) {
+  size_t nrows = n1 * n2 * rows;
+  uint16_t *dst = scratch_reserve(slot, nrows * cols, rows, cols);
+#pragma omp parallel for if (nrows * cols >= PAR_MIN)
+  for (size_t r = 0; r < nrows; r++) {
+    size_t ij = r / rows, i = ij / n2, j = ij % n2;
+    to_bf16_range(dst + r * cols, x + i * s1 + j * s2 + (r % rows) * ld, cols);
+  }
+  return dst;
+}
+
+void gemm_batched(const gemm_batch *bt, gemm_trans ta, gemm_trans tb, size_t M, size_t N,
+                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                  float beta, float *C, size_t ldc) {
+  size_t count = bt->n1 * bt->n2;
+  if (count == 0 || M == 0 || N == 0) return;
+  if (g_precision == GEMM_FP32 || K == 0) {
+#pragma omp parallel for schedule(static, 1) if (count > 1)
+    for (size_t ij = 0; ij < count; ij++) {
+      size_t i = ij / bt->n2, j = ij % bt->n2;
+      gemm_small(ta, tb, M, N, K, alpha, A + i * bt->a1 + j * bt->a2, lda,
+                 B + i * bt->b1 + j * bt->b2, ldb, beta, C + i * bt->c1 + j * bt->c2, ldc);
+    }
+    return;
+  }
+  size_t arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
+  const uint16_t *a = bf16_batch_operand(A, bt->n1, bt->n2, bt->a1, bt->a2, arows, acols, lda, 0);
+  const uint16_t *b = bf16_batch_operand(B, bt->n1, bt->n2, bt->b1, bt->b2, brows, bcols, ldb, 1);
+  size_t asz = arows * acols, bsz = brows * bcols;
+  onednn_batch ob = {bt->n1, bt->n2, {bt->n2 * asz, asz}, {bt->n2 * bsz, bsz}, {bt->c1, bt->c2}};
+  matmul_bf16(&ob, ta, tb, M, N, K, alpha, a, acols, b, bcols, NULL, beta, C, ldc);
 }
 
 int gemm_bf16_supported(char *why, size_t size) {

@@ -52,12 +52,43 @@ void gemm(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alph
           const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
           size_t ldc);
 
+/* C (M x N) = op(A) op(B) + bias, the bias (N floats) on every row: a
+ * linear layer's forward. In fp32 the same bits as writing the bias rows and
+ * gemm() with beta = 1; in bf16 oneDNN adds the bias as it stores C. */
+void gemm_bias(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, const float *A,
+               size_t lda, const float *B, size_t ldb, const float *bias, float *C, size_t ldc);
+
+/* A linear layer's two backward products, which share dout (N x OC, row
+ * stride ldd): dinp (N x C) = dout w (w: OC x C), written or with add
+ * added to, skipped when dinp is NULL; dw (OC x C) += dout^T inp (inp:
+ * N x C). In fp32 the same bits as the two gemm() calls; in bf16 dout is
+ * rounded once for both. */
+void gemm_linear_backward(float *dinp, int add, float *dw, const float *dout, size_t ldd,
+                          const float *inp, const float *w, size_t N, size_t C, size_t OC);
+
 /* A product small enough for one thread (attention's per-head products,
  * called inside a parallel loop): fp32 OpenBLAS on the calling thread, in
  * either precision. */
 void gemm_small(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
                 const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                 size_t ldc);
+
+/* A batch of n1 x n2 products of one shape (attention: sequences x heads).
+ * Product (i, j) reads A + i a1 + j a2 and B + i b1 + j b2 and writes
+ * C + i c1 + j c2, with gemm()'s row strides and transposes. */
+typedef struct gemm_batch {
+  size_t n1, n2;
+  size_t a1, a2, b1, b2, c1, c2;
+} gemm_batch;
+
+/* The batch's products in the process's precision: fp32, each product one
+ * gemm_small call, products split among the OpenMP threads (the same bits
+ * as one gemm_small per product, for any thread count); bf16, the operands
+ * rounded and packed and one oneDNN batched matmul. Call it outside
+ * parallel regions. */
+void gemm_batched(const gemm_batch *bt, gemm_trans ta, gemm_trans tb, size_t M, size_t N,
+                  size_t K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                  float beta, float *C, size_t ldc);
 
 /* Registers arena (n floats) and its bf16 shadow (n uint16_t), or none
  * (arena NULL). The caller owns both buffers. */

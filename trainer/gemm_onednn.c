@@ -4,6 +4,7 @@
  * its memory objects, so a product costs one lookup and one execute. */
 #include "trainer/gemm_onednn.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,12 +22,14 @@ typedef struct mm_key {
   int ta, tb;
   size_t M, N, K, lda, ldb, ldc;
   float alpha, beta;
+  onednn_batch batch; /* n1 = n2 = 1 (strides 0): one product */
+  int bias;           /* a bias row added to C (one product only) */
 } mm_key;
 
 typedef struct mm_entry {
   mm_key key;
   dnnl_primitive_t prim;
-  dnnl_memory_t a, b, c;
+  dnnl_memory_t a, b, c, bias;
   unsigned long long used; /* tick of the last use; 0: empty slot */
 } mm_entry;
 
@@ -48,30 +51,41 @@ static void entry_clear(mm_entry *e) {
   if (e->a) dnnl_memory_destroy(e->a);
   if (e->b) dnnl_memory_destroy(e->b);
   if (e->c) dnnl_memory_destroy(e->c);
+  if (e->bias) dnnl_memory_destroy(e->bias);
   memset(e, 0, sizeof *e);
 }
 
 /* A row-major rows x cols matrix with row stride ld, or its transpose
- * (trans: the stored matrix is cols x rows). */
-static void matrix_desc(dnnl_memory_desc_t *md, size_t rows, size_t cols, size_t ld, int trans,
-                        dnnl_data_type_t type) {
-  dnnl_dims_t dims = {(dnnl_dim_t)rows, (dnnl_dim_t)cols};
-  dnnl_dims_t strides = {trans ? 1 : (dnnl_dim_t)ld, trans ? (dnnl_dim_t)ld : 1};
-  dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
+ * (trans: the stored matrix is cols x rows); with a batch, an (n1, n2)
+ * array of them, strides bs apart. */
+static void matrix_desc(dnnl_memory_desc_t *md, const onednn_batch *bt, const size_t *bs,
+                        size_t rows, size_t cols, size_t ld, int trans, dnnl_data_type_t type) {
+  dnnl_dim_t rs = trans ? 1 : (dnnl_dim_t)ld, cs = trans ? (dnnl_dim_t)ld : 1;
+  if (bt->n1 * bt->n2 == 1) {
+    dnnl_dims_t dims = {(dnnl_dim_t)rows, (dnnl_dim_t)cols}, strides = {rs, cs};
+    dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
+    return;
+  }
+  dnnl_dims_t dims = {(dnnl_dim_t)bt->n1, (dnnl_dim_t)bt->n2, (dnnl_dim_t)rows, (dnnl_dim_t)cols};
+  dnnl_dims_t strides = {(dnnl_dim_t)bs[0], (dnnl_dim_t)bs[1], rs, cs};
+  dnnl_memory_desc_init_by_strides(md, 4, dims, type, strides);
 }
 
 /* Builds the primitive and memory objects of e->key. */
 static int entry_build(mm_entry *e, char **err) {
   const mm_key *k = &e->key;
-  dnnl_memory_desc_t a_md, b_md, c_md;
-  matrix_desc(&a_md, k->M, k->K, k->lda, k->ta, dnnl_bf16);
-  matrix_desc(&b_md, k->K, k->N, k->ldb, k->tb, dnnl_bf16);
-  matrix_desc(&c_md, k->M, k->N, k->ldc, 0, dnnl_f32);
+  dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
+  const onednn_batch *bt = &k->batch;
+  matrix_desc(&a_md, bt, bt->sa, k->M, k->K, k->lda, k->ta, dnnl_bf16);
+  matrix_desc(&b_md, bt, bt->sb, k->K, k->N, k->ldb, k->tb, dnnl_bf16);
+  matrix_desc(&c_md, bt, bt->sc, k->M, k->N, k->ldc, 0, dnnl_f32);
+  matrix_desc(&bias_md, bt, bt->sc, 1, k->N, k->N, 0, dnnl_f32);
   dnnl_matmul_desc_t desc;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t ops = NULL;
   dnnl_primitive_desc_t pd = NULL;
-  int ok = dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md) == dnnl_success &&
+  int ok = dnnl_matmul_desc_init(&desc, &a_md, &b_md, k->bias ? &bias_md : NULL, &c_md) ==
+               dnnl_success &&
            dnnl_primitive_attr_create(&attr) == dnnl_success;
   if (ok && k->alpha != 1.0f)
     ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha) == dnnl_success;
@@ -83,12 +97,14 @@ static int entry_build(mm_entry *e, char **err) {
        dnnl_primitive_create(&e->prim, pd) == dnnl_success &&
        dnnl_memory_create(&e->a, &a_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
        dnnl_memory_create(&e->b, &b_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-       dnnl_memory_create(&e->c, &c_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success;
+       dnnl_memory_create(&e->c, &c_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+       (!k->bias ||
+        dnnl_memory_create(&e->bias, &bias_md, g_engine, DNNL_MEMORY_NONE) == dnnl_success);
   if (ok) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    log_debug("oneDNN matmul %zux%zux%zu (%c%c, ldc %zu): %s", k->M, k->N, k->K,
-              k->ta ? 'T' : 'N', k->tb ? 'T' : 'N', k->ldc, impl ? impl : "?");
+    log_debug("oneDNN matmul %zux%zux%zu x %zu (%c%c, ldc %zu): %s", k->M, k->N, k->K,
+              bt->n1 * bt->n2, k->ta ? 'T' : 'N', k->tb ? 'T' : 'N', k->ldc, impl ? impl : "?");
   }
   if (pd) dnnl_primitive_desc_destroy(pd);
   if (ops) dnnl_post_ops_destroy(ops);
@@ -125,18 +141,32 @@ static mm_entry *entry_get(const mm_key *key, char **err) {
 int onednn_matmul_bf16(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                        const uint16_t *A, size_t lda, const uint16_t *B, size_t ldb, float beta,
                        float *C, size_t ldc, char **err) {
+  static const onednn_batch one = {.n1 = 1, .n2 = 1};
+  return onednn_matmul_bf16_batched(&one, ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C,
+                                    ldc, err);
+}
+
+int onednn_matmul_bf16_batched(const onednn_batch *bt, int ta, int tb, size_t M, size_t N,
+                               size_t K, float alpha, const uint16_t *A, size_t lda,
+                               const uint16_t *B, size_t ldb, const float *bias, float beta,
+                               float *C, size_t ldc, char **err) {
+  assert(!bias || bt->n1 * bt->n2 == 1);
   int rc = engine_ready(err);
   if (rc != ST_OK) return rc;
   mm_key key;
   memset(&key, 0, sizeof key); /* the padding too: keys are compared bytewise */
-  key = (mm_key){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta};
+  key = (mm_key){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, *bt, bias != NULL};
   mm_entry *e = entry_get(&key, err);
   if (!e) return ST_INVALID;
   dnnl_memory_set_data_handle(e->a, (void *)A);
   dnnl_memory_set_data_handle(e->b, (void *)B);
   dnnl_memory_set_data_handle(e->c, C);
-  dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-  if (dnnl_primitive_execute(e->prim, g_stream, 3, args) != dnnl_success ||
+  if (bias) dnnl_memory_set_data_handle(e->bias, (void *)bias);
+  dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, e->a},
+                            {DNNL_ARG_WEIGHTS, e->b},
+                            {DNNL_ARG_DST, e->c},
+                            {DNNL_ARG_BIAS, e->bias}};
+  if (dnnl_primitive_execute(e->prim, g_stream, bias ? 4 : 3, args) != dnnl_success ||
       dnnl_stream_wait(g_stream) != dnnl_success)
     return status_set(err, ST_INVALID, "oneDNN bf16 matmul %zux%zux%zu failed to run", M, N, K);
   return ST_OK;

@@ -58,13 +58,10 @@ void layer_embeddings_backward(float *dwte, float *dwpe, float *dwtt, const floa
 
 void layer_linear_forward_ld(float *out, size_t ldo, const float *inp, const float *w,
                              const float *b, size_t N, size_t C, size_t OC) {
-  float beta = 0.0f;
-  if (b) {
-#pragma omp parallel for if (N * OC >= PAR_MIN)
-    for (size_t n = 0; n < N; n++) memcpy(out + n * ldo, b, OC * sizeof(float));
-    beta = 1.0f;
-  }
-  gemm(GEMM_N, GEMM_T, N, OC, C, 1.0f, inp, C, w, C, beta, out, ldo);
+  if (b)
+    gemm_bias(GEMM_N, GEMM_T, N, OC, C, inp, C, w, C, b, out, ldo);
+  else
+    gemm(GEMM_N, GEMM_T, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, ldo);
 }
 
 void layer_linear_forward(float *out, const float *inp, const float *w, const float *b, size_t N,
@@ -110,10 +107,7 @@ static void column_sums_add(float *dst, const float *src, size_t ld, size_t N, s
 void layer_linear_backward_ld(float *dinp, int add, float *dw, float *db, const float *dout,
                               size_t ldd, const float *inp, const float *w, size_t N, size_t C,
                               size_t OC) {
-  if (dinp)
-    gemm(GEMM_N, GEMM_N, N, C, OC, 1.0f, dout, ldd, w, C, add ? 1.0f : 0.0f, dinp,
-               C);
-  gemm(GEMM_T, GEMM_N, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
+  gemm_linear_backward(dinp, add, dw, dout, ldd, inp, w, N, C, OC);
   if (db) column_sums_add(db, dout, ldd, N, OC);
 }
 
@@ -475,13 +469,100 @@ static size_t q_count(const layer_queries *qs, size_t b, size_t T) {
 }
 static size_t q_pos(const layer_queries *qs, size_t row, size_t T) { return qs ? qs->pos[row] : row % T; }
 
-/* The per-head GEMMs are small (count x T x hs): heads are split among
- * threads, each GEMM runs on one. */
+/* Softmax over the keys of one head's nq x T scores a (in place) and, when
+ * p > 0, their dropout into ad. Row i is the query at position pos of
+ * sequence b; score (b, h, pos, key j) is word (bh T + pos) T + j of the
+ * site: the full layout's, whichever queries are computed. */
+static void attention_probs(float *a, float *ad, const int32_t *mask, const layer_queries *qs,
+                            size_t first, size_t nq, size_t bh, size_t T, float p,
+                            layer_rng key) {
+  for (size_t i = 0; i < nq; i++) masked_softmax_row(a + i * T, mask, T);
+  if (p > 0.0f)
+    for (size_t i = 0; i < nq; i++)
+      dropout_words(ad + i * T, a + i * T, NULL, NULL, (bh * T + q_pos(qs, first + i, T)) * T,
+                    T, p, key);
+}
+
+/* One head's nq x T d(probabilities) ds, in place, into d(scores): through
+ * the dropout, then the softmax, with the 1/sqrt(hs) of the scores folded
+ * in. The dropout mask is read off ad: a kept probability is nonzero there
+ * unless it is 0 in a too, and then the softmax backward multiplies its term
+ * by that 0 anyway. */
+static void attention_dscores(float *ds, const float *a, const float *ad, size_t nq, size_t T,
+                              float p, float scale) {
+  float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  for (size_t i = 0; i < nq; i++) {
+    float *dsi = ds + i * T;
+    if (p > 0.0f) {
+      const float *di = ad + i * T;
+#pragma omp simd
+      for (size_t j = 0; j < T; j++) dsi[j] = di[j] != 0.0f ? dsi[j] * keep_scale : 0.0f;
+    }
+    const float *ai = a + i * T;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (size_t j = 0; j < T; j++) dot += ai[j] * dsi[j];
+#pragma omp simd
+    for (size_t j = 0; j < T; j++) dsi[j] = scale * ai[j] * (dsi[j] - dot);
+  }
+}
+
+/* Every query of every sequence: each product is one batch over
+ * (sequence, head) through the GEMM seam (bf16 when the process is), the
+ * softmax and dropout between them in fp32. */
+static void attention_forward_all(float *out, float *att, float *attd, const float *q, size_t ldq,
+                                  const float *kv, size_t ldkv, const int32_t *mask, float p,
+                                  layer_rng key, size_t B, size_t T, size_t C, size_t NH) {
+  size_t hs = C / NH, TT = T * T;
+  float scale = 1.0f / sqrtf((float)hs);
+  gemm_batch scores = {B, NH, T * ldq, hs, T * ldkv, hs, NH * TT, TT};
+  gemm_batched(&scores, GEMM_N, GEMM_T, T, T, hs, scale, q, ldq, kv, ldkv, 0.0f, att, T);
+#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
+  for (size_t bh = 0; bh < B * NH; bh++)
+    attention_probs(att + bh * TT, p > 0.0f ? attd + bh * TT : NULL, mask + bh / NH * T, NULL,
+                    bh / NH * T, T, bh, T, p, key);
+  gemm_batch context = {B, NH, NH * TT, TT, T * ldkv, hs, T * C, hs};
+  gemm_batched(&context, GEMM_N, GEMM_N, T, hs, T, 1.0f, p > 0.0f ? attd : att, T, kv + C, ldkv,
+               0.0f, out, C);
+}
+
+static void attention_backward_all(float *dq, float *dkv, float *scratch, const float *dout,
+                                   const float *q, size_t ldq, const float *kv, size_t ldkv,
+                                   const float *att, const float *attd, float p, size_t B,
+                                   size_t T, size_t C, size_t NH) {
+  size_t hs = C / NH, TT = T * T;
+  float scale = 1.0f / sqrtf((float)hs);
+  const float *probs = p > 0.0f ? attd : att;
+  /* d(probs) = dout v^T; dv = probs^T dout. */
+  gemm_batch dprobs = {B, NH, T * C, hs, T * ldkv, hs, NH * TT, TT};
+  gemm_batched(&dprobs, GEMM_N, GEMM_T, T, T, hs, 1.0f, dout, C, kv + C, ldkv, 0.0f, scratch, T);
+  gemm_batch dv = {B, NH, NH * TT, TT, T * C, hs, T * ldkv, hs};
+  gemm_batched(&dv, GEMM_T, GEMM_N, T, hs, T, 1.0f, probs, T, dout, C, 0.0f, dkv + C, ldkv);
+#pragma omp parallel for schedule(static, 1) if (B * NH > 1)
+  for (size_t bh = 0; bh < B * NH; bh++)
+    attention_dscores(scratch + bh * TT, att + bh * TT, p > 0.0f ? attd + bh * TT : NULL, T, T,
+                      p, scale);
+  /* dq = d(scores) k; dk = d(scores)^T q. */
+  gemm_batch dqb = {B, NH, NH * TT, TT, T * ldkv, hs, T * ldq, hs};
+  gemm_batched(&dqb, GEMM_N, GEMM_N, T, hs, T, 1.0f, scratch, T, kv, ldkv, 0.0f, dq, ldq);
+  gemm_batch dkb = {B, NH, NH * TT, TT, T * ldq, hs, T * ldkv, hs};
+  gemm_batched(&dkb, GEMM_T, GEMM_N, T, hs, T, 1.0f, scratch, T, q, ldq, 0.0f, dkv, ldkv);
+}
+
+/* Some queries per sequence (the pruned last layer): the per-head products
+ * are small (count x T x hs) and their row counts change with every batch,
+ * which would build a new bf16 primitive for each: heads are split among
+ * threads and each product runs on one in fp32 (gemm_small). They are a
+ * sixth of one layer's attention FLOPs. */
 void layer_attention_forward_q(float *out, float *att, float *attd, const float *q, size_t ldq,
                                const float *kv, size_t ldkv, const layer_queries *qs,
                                const int32_t *mask, float p, layer_rng key, size_t B, size_t T,
                                size_t C, size_t NH) {
   assert(C % NH == 0 && (p == 0.0f || attd));
+  if (!qs) {
+    attention_forward_all(out, att, attd, q, ldq, kv, ldkv, mask, p, key, B, T, C, NH);
+    return;
+  }
   size_t hs = C / NH;
   float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static, 1) if (B * NH > 1)
@@ -489,20 +570,12 @@ void layer_attention_forward_q(float *out, float *att, float *attd, const float 
     size_t b = bh / NH, h = bh % NH, first = q_first(qs, b, T), nq = q_count(qs, b, T);
     if (nq == 0) continue;
     const float *qb = q + first * ldq + h * hs, *k = kv + b * T * ldkv + h * hs, *v = k + C;
-    float *a = att + (first * NH + h * nq) * T;
+    size_t blk = (first * NH + h * nq) * T;
+    float *a = att + blk, *ad = p > 0.0f ? attd + blk : NULL;
     gemm_small(GEMM_N, GEMM_T, nq, T, hs, scale, qb, ldq, k, ldkv, 0.0f, a, T);
-    for (size_t i = 0; i < nq; i++) masked_softmax_row(a + i * T, mask + b * T, T);
-    const float *probs = a;
-    if (p > 0.0f) {
-      float *ad = attd + (first * NH + h * nq) * T;
-      /* Score (b, h, query at position i, key j) is word (bh T + i) T + j
-       * of the site: the full layout's, whichever queries are computed. */
-      for (size_t i = 0; i < nq; i++)
-        dropout_words(ad + i * T, a + i * T, NULL, NULL, (bh * T + q_pos(qs, first + i, T)) * T,
-                      T, p, key);
-      probs = ad;
-    }
-    gemm_small(GEMM_N, GEMM_N, nq, hs, T, 1.0f, probs, T, v, ldkv, 0.0f, out + first * C + h * hs, C);
+    attention_probs(a, ad, mask + b * T, qs, first, nq, bh, T, p, key);
+    gemm_small(GEMM_N, GEMM_N, nq, hs, T, 1.0f, ad ? ad : a, T, v, ldkv, 0.0f,
+               out + first * C + h * hs, C);
   }
 }
 
@@ -511,48 +584,34 @@ void layer_attention_backward_q(float *dq, float *dkv, float *scratch, const flo
                                 const layer_queries *qs, const float *att, const float *attd,
                                 float p, size_t B, size_t T, size_t C, size_t NH) {
   assert(C % NH == 0 && (p == 0.0f || attd));
+  if (!qs) {
+    attention_backward_all(dq, dkv, scratch, dout, q, ldq, kv, ldkv, att, attd, p, B, T, C, NH);
+    return;
+  }
   size_t hs = C / NH;
-  float scale = 1.0f / sqrtf((float)hs), keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static, 1) if (B * NH > 1)
   for (size_t bh = 0; bh < B * NH; bh++) {
     size_t b = bh / NH, h = bh % NH, first = q_first(qs, b, T), nq = q_count(qs, b, T);
+    float *dk = dkv + b * T * ldkv + h * hs, *dv = dk + C;
     if (nq == 0) {
       /* No query of this sequence is computed: its keys and values had no
        * effect. */
-      float *dk = dkv + b * T * ldkv + h * hs;
       for (size_t t = 0; t < T; t++) {
         memset(dk + t * ldkv, 0, hs * sizeof(float));
-        memset(dk + t * ldkv + C, 0, hs * sizeof(float));
+        memset(dv + t * ldkv, 0, hs * sizeof(float));
       }
       continue;
     }
     size_t blk = (first * NH + h * nq) * T;
-    const float *a = att + blk, *probs = p > 0.0f ? attd + blk : a;
+    const float *a = att + blk, *ad = p > 0.0f ? attd + blk : NULL;
     const float *k = kv + b * T * ldkv + h * hs, *v = k + C, *qb = q + first * ldq + h * hs;
     const float *d = dout + first * C + h * hs;
-    float *dk = dkv + b * T * ldkv + h * hs, *dv = dk + C, *dqb = dq + first * ldq + h * hs;
-    float *ds = scratch + blk;
+    float *ds = scratch + blk, *dqb = dq + first * ldq + h * hs;
     /* d(probs) = dout v^T; dv = probs^T dout. */
     gemm_small(GEMM_N, GEMM_T, nq, T, hs, 1.0f, d, C, v, ldkv, 0.0f, ds, T);
-    gemm_small(GEMM_T, GEMM_N, T, hs, nq, 1.0f, probs, T, d, C, 0.0f, dv, ldkv);
-    for (size_t i = 0; i < nq; i++) {
-      float *dsi = ds + i * T;
-      /* Through the dropout: d(att) in place. The mask is read off attd: a
-       * kept probability is nonzero there unless it is 0 in att too, and then
-       * the softmax backward below multiplies its term by that 0 anyway. */
-      if (p > 0.0f) {
-        const float *di = attd + blk + i * T;
-#pragma omp simd
-        for (size_t j = 0; j < T; j++) dsi[j] = di[j] != 0.0f ? dsi[j] * keep_scale : 0.0f;
-      }
-      /* Softmax backward, with the 1/sqrt(hs) of the scores folded in. */
-      const float *ai = a + i * T;
-      float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-      for (size_t j = 0; j < T; j++) dot += ai[j] * dsi[j];
-#pragma omp simd
-      for (size_t j = 0; j < T; j++) dsi[j] = scale * ai[j] * (dsi[j] - dot);
-    }
+    gemm_small(GEMM_T, GEMM_N, T, hs, nq, 1.0f, ad ? ad : a, T, d, C, 0.0f, dv, ldkv);
+    attention_dscores(ds, a, ad, nq, T, p, scale);
     gemm_small(GEMM_N, GEMM_N, nq, hs, T, 1.0f, ds, T, k, ldkv, 0.0f, dqb, ldq);
     gemm_small(GEMM_T, GEMM_N, T, hs, nq, 1.0f, ds, T, qb, ldq, 0.0f, dk, ldkv);
   }

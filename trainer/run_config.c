@@ -125,7 +125,11 @@ void run_config_defaults(run_config *c) {
   c->accumulation = 1;
   c->steps = 1000;
   c->seed = 12345;
-  c->bucket_mb = 4;
+  /* 25 MiB (PyTorch DDP's too): from the namespaced-hosts bench and its
+   * fitted model (docs/scaling.md), the best bucket at 512 ranks for the
+   * binomial tree Open MPI runs, and a ring's latency term at 512 ranks
+   * costs 4 MiB buckets most of bert-base's step. */
+  c->bucket_mb = 25;
   /* Ten minutes: a healthy step's waits in collectives last as long as
    * the ranks' skew, seconds even for bert-base on slow nodes, and the
    * longest single phase (a bert-base micro-batch of 32 x 512 on a small

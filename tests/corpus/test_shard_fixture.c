@@ -59,13 +59,14 @@ shard_options fixture_options(const fixture *f, size_t shards, size_t seq_len) {
   return opt;
 }
 
-void fixture_shard(const shard_options *opt) {
+shard_progress fixture_shard(const shard_options *opt) {
   shard_progress s;
   char *err = NULL;
   int rc = shard_writer_run(opt, &s, &err);
   if (rc) fprintf(stderr, "shard_writer_run: %s\n", err);
   free(err);
   CU_ASSERT_EQUAL_FATAL(rc, ST_OK);
+  return s;
 }
 
 void fixture_free(fixture *f) {

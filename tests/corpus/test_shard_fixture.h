@@ -18,8 +18,8 @@ typedef struct fixture {
 void fixture_init(fixture *f, const char *tag, size_t ndocs, unsigned seed);
 /* Options that shard text.txt into out with the given layout. */
 shard_options fixture_options(const fixture *f, size_t shards, size_t seq_len);
-/* Shards with opt, asserting success. */
-void fixture_shard(const shard_options *opt);
+/* Shards with opt, asserting success; the run's summary. */
+shard_progress fixture_shard(const shard_options *opt);
 void fixture_free(fixture *f);
 
 #endif

@@ -26,28 +26,33 @@ static manifest *read_manifest(const char *dir) {
   return m;
 }
 
-/* Shard lists sa (of corpus a) and sb (of b) hold the same records. */
+/* Shard sa of corpus a and shard sb of corpus b hold the same records. */
+static int same_shard(const char *a, const manifest *ma, const manifest_shard *sa, const char *b,
+                      const manifest *mb, const manifest_shard *sb) {
+  int32_t ia[512], ib[512];
+  shard_reader *ra = NULL, *rb = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(shard_reader_open(a, ma, sa, &ra, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(shard_reader_open(b, mb, sb, &rb, &err), ST_OK);
+  int same = sa->sequences == sb->sequences && sa->tokens == sb->tokens;
+  for (uint64_t k = 0; same && k < sa->sequences; k++) {
+    record x, y;
+    CU_ASSERT_EQUAL_FATAL(shard_reader_get(ra, k, ia, &x, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(shard_reader_get(rb, k, ib, &y, &err), ST_OK);
+    same = x.n == y.n && x.split == y.split && x.pair == y.pair &&
+           x.random_next == y.random_next && memcmp(ia, ib, x.n * sizeof *ia) == 0;
+  }
+  shard_reader_close(ra);
+  shard_reader_close(rb);
+  return same;
+}
+
+/* Shard lists sa (of corpus a) and sb (of b) have the same names and records. */
 static int same_shards(const char *a, const manifest *ma, const manifest_shard *sa, size_t na,
                        const char *b, const manifest *mb, const manifest_shard *sb, size_t nb) {
   int same = na == nb;
-  int32_t ia[512], ib[512];
-  for (size_t s = 0; same && s < na; s++) {
-    shard_reader *ra = NULL, *rb = NULL;
-    char *err = NULL;
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(a, ma, &sa[s], &ra, &err), ST_OK);
-    CU_ASSERT_EQUAL_FATAL(shard_reader_open(b, mb, &sb[s], &rb, &err), ST_OK);
-    same = strcmp(sa[s].name, sb[s].name) == 0 && sa[s].sequences == sb[s].sequences &&
-           sa[s].tokens == sb[s].tokens;
-    for (uint64_t k = 0; same && k < sa[s].sequences; k++) {
-      record x, y;
-      CU_ASSERT_EQUAL_FATAL(shard_reader_get(ra, k, ia, &x, &err), ST_OK);
-      CU_ASSERT_EQUAL_FATAL(shard_reader_get(rb, k, ib, &y, &err), ST_OK);
-      same = x.n == y.n && x.split == y.split && x.pair == y.pair &&
-             x.random_next == y.random_next && memcmp(ia, ib, x.n * sizeof *ia) == 0;
-    }
-    shard_reader_close(ra);
-    shard_reader_close(rb);
-  }
+  for (size_t s = 0; same && s < na; s++)
+    same = strcmp(sa[s].name, sb[s].name) == 0 && same_shard(a, ma, &sa[s], b, mb, &sb[s]);
   return same;
 }
 
@@ -191,6 +196,64 @@ static void test_shard_refuses_bad_input_with_one_clear_line(void) {
   CU_ASSERT_EQUAL(corpus_open(f.out, 0, 1, &copt, &c, &err), ST_INVALID);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "incomplete corpus"));
   free(err);
+  fixture_free(&f);
+}
+
+/* --valid FILE: its documents, and only they, make the validation shard,
+ * packed as FILE alone would be (many chunks in flight at once, so the
+ * training chunks still being tokenized must not leak into it); the
+ * training shards are the INPUTs' alone. */
+static void test_shard_valid_file_is_the_whole_validation_split(void) {
+  fixture f, g;
+  fixture_init(&f, "shard-validfile", 400, 4);
+  fixture_init(&g, "shard-validfile-held", 60, 5);
+  char both[1024], train_only[1024], valid_only[1024];
+  snprintf(both, sizeof both, "%s/both", f.root);
+  snprintf(train_only, sizeof train_only, "%s/train", f.root);
+  snprintf(valid_only, sizeof valid_only, "%s/valid", f.root);
+  const char *held[] = {g.text};
+  shard_options opt = fixture_options(&f, 3, 64);
+  opt.valid_inputs = held;
+  opt.num_valid_inputs = 1;
+  opt.out_dir = both;
+  opt.threads = 2;
+  opt.chunk_bytes = 4096;
+  shard_progress s = fixture_shard(&opt);
+  CU_ASSERT(s.valid_documents > 50 && s.valid_documents <= 60);
+  CU_ASSERT(s.documents > 350 && s.documents <= 400);
+
+  shard_options t = fixture_options(&f, 3, 64); /* the training text alone */
+  t.out_dir = train_only;
+  shard_progress st = fixture_shard(&t);
+  shard_options v = fixture_options(&f, 1, 64); /* FILE alone, as training */
+  v.inputs = held;
+  v.out_dir = valid_only;
+  shard_progress sv = fixture_shard(&v);
+  CU_ASSERT_EQUAL(s.documents, st.documents);
+  CU_ASSERT_EQUAL(s.valid_documents, sv.documents);
+
+  manifest *mb = read_manifest(both), *mt = read_manifest(train_only), *mv = read_manifest(valid_only);
+  CU_ASSERT_EQUAL_FATAL(mb->num_valid, 1);
+  CU_ASSERT(same_shards(both, mb, mb->shards, mb->num_shards, train_only, mt, mt->shards,
+                        mt->num_shards));
+  CU_ASSERT(same_shard(both, mb, &mb->valid[0], valid_only, mv, &mv->shards[0]));
+  manifest_free(mb);
+  manifest_free(mt);
+  manifest_free(mv);
+
+  opt.valid_fraction = 0.1; /* two answers to one question */
+  opt.overwrite = 1;
+  expect_failure(&opt, ST_INVALID, "--valid FILE and --valid-fraction");
+  opt.valid_fraction = 0;
+  char blank[1024];
+  snprintf(blank, sizeof blank, "%s/blank.txt", f.root);
+  FILE *e = fopen(blank, "w");
+  fputs("\n  \n", e);
+  fclose(e);
+  const char *blank_in[] = {blank};
+  opt.valid_inputs = blank_in;
+  expect_failure(&opt, ST_INVALID, "no documents in the validation input");
+  fixture_free(&g);
   fixture_free(&f);
 }
 
@@ -365,6 +428,8 @@ static const harness_test tests[] = {
     {"test_shard_round_robin_shards_verify", test_shard_round_robin_shards_verify},
     {"test_shard_refuses_bad_input_with_one_clear_line",
      test_shard_refuses_bad_input_with_one_clear_line},
+    {"test_shard_valid_file_is_the_whole_validation_split",
+     test_shard_valid_file_is_the_whole_validation_split},
     {"test_corpus_open_names_both_hashes_on_vocab_mismatch",
      test_corpus_open_names_both_hashes_on_vocab_mismatch},
     {"test_shard_verify_names_a_damaged_shard", test_shard_verify_names_a_damaged_shard},

@@ -60,7 +60,7 @@ def load_torch(path):
     """The PyTorch model of the checkpoint at path, from the file alone."""
     with h5py.File(path, "r") as f:
         ini = configparser.ConfigParser(interpolation=None)
-        ini.read_string(f.attrs["config"])
+        ini.read_string(f.attrs["config"].decode())
         m = ini["model"]
         cfg = ref.Config(
             vocab_size=int(m["vocab_size"]), hidden_size=int(m["hidden_size"]),

@@ -84,8 +84,8 @@ def h5_model(path):
     """The [model] section of the checkpoint's config attribute, and its vocab attribute (or None)."""
     with h5py.File(path, "r") as f:
         ini = configparser.ConfigParser(interpolation=None)
-        ini.read_string(f.attrs["config"])
-        vocab = f.attrs.get("vocab")
+        ini.read_string(f.attrs["config"].decode())
+        vocab = f.attrs["vocab"].decode() if "vocab" in f.attrs else None
     return ini["model"], vocab
 
 
@@ -566,7 +566,7 @@ def part_tasks(ddpt, d, vocab, vocab_text):
     expect_params(a, weights, "import BertForSequenceClassification")
     model, _ = h5_model(a)
     with h5py.File(a, "r") as f:
-        got = json.loads(f.attrs["labels"])
+        got = json.loads(f.attrs["labels"].decode())
     if model["task"] != "classify" or model["num_labels"] != "3" or got != labels:
         fail("classifier import: task %s, num_labels %s, labels %s" % (model["task"], model["num_labels"], got))
     out = os.path.join(d, "hf-classify-out")
@@ -595,7 +595,7 @@ def part_tasks(ddpt, d, vocab, vocab_text):
     t = os.path.join(d, "tag.h5")
     run(ddpt, "import", hf, "--out", t)
     with h5py.File(t, "r+") as f:  # make it a CRF tagger, as ddpt finetune would
-        f.attrs["config"] = f.attrs["config"].replace("crf = false", "crf = true")
+        f.attrs["config"] = np.bytes_(f.attrs["config"].decode().replace("crf = false", "crf = true").encode())
         for k, v in tagger.items():
             if k.startswith("crf."):
                 f.create_dataset("params/" + k, data=v, fletcher32=True, chunks=v.shape)

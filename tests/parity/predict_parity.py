@@ -80,16 +80,16 @@ def write_ckpt(path, model, vocab_tokens, model_keys, labels, shape=None):
     the vocab and the label names; shape: the [model] sizes (default SHAPE)."""
     config = "[model]\npreset = bert-tiny\nvocab_size = %d\n" % len(vocab_tokens)
     config += "".join("%s = %s\n" % kv for kv in (shape or SHAPE).items()) + "".join("%s = %s\n" % kv for kv in model_keys)
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", libver=("v108", "v108")) as f:  # checksummed metadata, as ddpt reads
         for k, v in (("format", "ddpt-checkpoint"), ("model_type", "bert"), ("config", config),
                      ("ddpt_version", "predict_parity.py"), ("created", "2026-01-01T00:00:00Z"),
                      ("vocab", "\n".join(vocab_tokens) + "\n"), ("vocab_lowercase", "1")):
-            f.attrs[k] = v
+            f.attrs[k] = np.bytes_(v.encode())  # fixed-length, as ddpt writes them
         for k in ("format_version", "step", "tokens_seen", "world_size"):
             f.attrs[k] = np.int64(1 if k in ("format_version", "world_size") else 0)
         f.attrs["seed"] = np.uint64(0)
         if labels is not None:
-            f.attrs["labels"] = json.dumps(labels)
+            f.attrs["labels"] = np.bytes_(json.dumps(labels).encode())
         g = f.create_group("params")
         for name, t in model.state_dict().items():
             g.create_dataset(name, data=t.detach().float().numpy(), fletcher32=True, chunks=True)

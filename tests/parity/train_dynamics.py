@@ -250,7 +250,7 @@ def main():
         ckpt, batches, ddpt_s = train_ddpt(a.ddpt, d, corpus, a.steps, a.ddpt_set)
         with h5py.File(ckpt, "r") as f:
             ini = configparser.ConfigParser(interpolation=None)
-            ini.read_string(f.attrs["config"])
+            ini.read_string(f.attrs["config"].decode())
         mc = ini["model"]
         cfg = ref.Config(vocab_size=int(mc["vocab_size"]), hidden_size=int(mc["hidden_size"]),
                          num_hidden_layers=int(mc["num_hidden_layers"]),

@@ -194,7 +194,7 @@ def check_start(ddpt, d, what, init, corpus, weights, cfg, vocab_text):
                  % (what, key, first[key], want, abs(first[key] - want) / abs(want), TOL))
     ckpt = os.path.join(run_dir, "ckpt-00000001.h5")
     with h5py.File(ckpt, "r") as f:
-        recorded = f.attrs.get("vocab")
+        recorded = f.attrs["vocab"].decode() if "vocab" in f.attrs else None
     if recorded != vocab_text:
         fail("%s: %s does not record the vocab (attribute vocab %s)" % (what, ckpt, "absent" if recorded is None
                                                                          else "differs from vocab.txt"))

@@ -105,6 +105,40 @@ static void test_root_attributes_round_trip(void) {
   cleanup(path);
 }
 
+/* String attributes are fixed-length: one past 64 KiB (a BERT vocab is
+ * ~230 KB) goes to HDF5's dense attribute storage, an empty one is stored
+ * as one NUL; both read back exactly, and the file still verifies. */
+static void test_large_and_empty_string_attributes_round_trip(void) {
+  char *path = fresh_path("s.h5");
+  fixture fx;
+  fixture_init(&fx, 7);
+  size_t n = 300000;
+  char *vocab = malloc(n + 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(vocab);
+  for (size_t i = 0; i < n; i++) vocab[i] = i % 50 == 49 ? '\n' : (char)('a' + i % 26);
+  memcpy(vocab + n - 7, "\xe4\xb8\xad\xe6\x96\x87\n", 7); /* ends in "中文\n" */
+  vocab[n] = '\0';
+  ckpt_attr attrs[2] = {{"vocab", vocab}, {"labels", ""}};
+  fx.content.meta.attrs = attrs;
+  fx.content.meta.n_attrs = 2;
+  char *err = NULL, *got = NULL;
+  CU_ASSERT_EQUAL_FATAL(ckpt_file_write(path, &fx.content, &err), ST_OK);
+  CU_ASSERT_EQUAL(ckpt_file_verify(path, &err), ST_OK);
+  ckpt_file *f = NULL;
+  CU_ASSERT_EQUAL_FATAL(ckpt_file_open(path, &f, &err), ST_OK);
+  CU_ASSERT_EQUAL(ckpt_file_read_attr(f, "vocab", &got, &err), ST_OK);
+  CU_ASSERT_TRUE(got && strlen(got) == n && memcmp(got, vocab, n) == 0);
+  free(got);
+  got = NULL;
+  CU_ASSERT_EQUAL(ckpt_file_read_attr(f, "labels", &got, &err), ST_OK);
+  CU_ASSERT_TRUE(got && got[0] == '\0');
+  free(got);
+  ckpt_file_close(f);
+  free(vocab);
+  fixture_free(&fx);
+  cleanup(path);
+}
+
 static void test_int64_arrays_round_trip_with_extreme_values(void) {
   char *path = fresh_path("a.h5");
   fixture fx;
@@ -463,6 +497,7 @@ static const harness_test tests[] = {
     {"test_negative_step_is_refused_by_the_header", test_negative_step_is_refused_by_the_header},
     {"test_dotted_names_round_trip_bit_exact", test_dotted_names_round_trip_bit_exact},
     {"test_root_attributes_round_trip", test_root_attributes_round_trip},
+    {"test_large_and_empty_string_attributes_round_trip", test_large_and_empty_string_attributes_round_trip},
     {"test_int64_arrays_round_trip_with_extreme_values", test_int64_arrays_round_trip_with_extreme_values},
     {"test_list_gives_every_dataset_in_write_order_checksummed", test_list_gives_every_dataset_in_write_order_checksummed},
     {"test_weights_only_file_has_no_optim_and_verifies", test_weights_only_file_has_no_optim_and_verifies},

@@ -50,6 +50,43 @@ static void test_rounding_to_bf16_is_nearest_even(void) {
   CU_ASSERT_EQUAL(gemm_bf16_value(0x3f80), 1.0f);
 }
 
+/* The rule, written out: a denormal becomes a zero of its sign (as
+ * AVX512_BF16's VCVTNEPS2BF16, which gemm_to_bf16 uses where the CPU has
+ * it), a NaN a quiet NaN, anything else rounds to nearest even. */
+static uint16_t bf16_by_the_rule(uint32_t u) {
+  uint32_t exp = u & 0x7f800000u, mant = u & 0x7fffffu;
+  if (exp == 0x7f800000u && mant) return (uint16_t)((u >> 16) | 0x40u);
+  if (exp == 0) return (uint16_t)((u >> 16) & 0x8000u);
+  uint32_t low = u & 0xffffu, up = u >> 16;
+  if (low > 0x8000u || (low == 0x8000u && (up & 1u))) up++;
+  return (uint16_t)up;
+}
+
+/* Long enough for the vector paths, with every kind of value: whichever
+ * conversion this CPU runs gives the rule's bits. */
+static void test_bf16_conversion_follows_the_rule_on_every_path(void) {
+  enum { N = 4099 };
+  static float in[N];
+  static uint16_t out[N];
+  static const uint32_t special[] = {0x00000001u, 0x80000001u, 0x007fffffu, 0x807fffffu,
+                                     0x00800000u, 0x7f800001u, 0xffc00000u, 0x7f7fffffu,
+                                     0x3f808000u, 0x3f818000u, 0x80000000u, 0xff800000u};
+  rng_stream s;
+  rng_stream_init(&s, 23, 0, 0, 0);
+  for (size_t i = 0; i < N; i++) {
+    uint32_t u = i % 7 == 0 ? special[(i / 7) % 12] : rng_next_u32(&s);
+    memcpy(&in[i], &u, sizeof u);
+  }
+  gemm_to_bf16(out, in, N);
+  size_t wrong = 0;
+  for (size_t i = 0; i < N; i++) {
+    uint32_t u;
+    memcpy(&u, &in[i], sizeof u);
+    wrong += out[i] != bf16_by_the_rule(u);
+  }
+  CU_ASSERT_EQUAL(wrong, 0);
+}
+
 /* max |C - ref| / sum |terms| of op(A) op(B) over bf16-rounded values. */
 static double rel_error_vs_rounded(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K,
                                    float alpha, const float *A, size_t lda, const float *B,
@@ -108,6 +145,71 @@ static void test_bf16_products_are_the_rounded_operands_product(void) {
         /* Columns past N keep their values. */
         for (size_t i = 0; i < M; i++) CU_ASSERT_EQUAL(C[i * LDC + N + 3], C0[i * LDC + N + 3]);
       }
+  gemm_set_precision(GEMM_FP32, NULL);
+}
+
+/* A batch over (2, 3) products with strided operands, as attention's
+ * per-head products: in bf16 each product is its rounded operands' product;
+ * in fp32 the bits of one gemm_small per product. */
+static void test_batched_products_match_each_product(void) {
+  enum { N1 = 2, N2 = 3, M = 20, N = 12, K = 16, W = 3 * 16, LDC = N2 * N };
+  /* A: (N1, M, W) with product j's K columns at j * K; B likewise (N1, N, W)
+   * read transposed; C: (N1, M, LDC), product j's N columns at j * N. */
+  static float A[N1 * M * W], B[N1 * N * W], C[N1 * M * LDC], F[N1 * M * LDC];
+  random_fill(A, N1 * M * W, 6);
+  random_fill(B, N1 * N * W, 7);
+  gemm_batch bt = {N1, N2, M * W, K, N * W, K, M * LDC, N};
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    if (bf16 && !bf16_or_refused()) return;
+    CU_ASSERT_EQUAL_FATAL(gemm_set_precision(bf16 ? GEMM_BF16 : GEMM_FP32, NULL), ST_OK);
+    memset(C, 0, sizeof C);
+    gemm_batched(&bt, GEMM_N, GEMM_T, M, N, K, 0.25f, A, W, B, W, 0.0f, C, LDC);
+    for (size_t i = 0; i < N1; i++)
+      for (size_t j = 0; j < N2; j++) {
+        const float *a = A + i * M * W + j * K, *b = B + i * N * W + j * K;
+        float *c = C + i * M * LDC + j * N;
+        if (bf16) {
+          static const float zero[M * LDC];
+          CU_ASSERT(rel_error_vs_rounded(GEMM_N, GEMM_T, M, N, K, 0.25f, a, W, b, W, zero, c, LDC,
+                                         0.0f) < 1e-5);
+          continue;
+        }
+        float *f = F + i * M * LDC + j * N;
+        gemm_small(GEMM_N, GEMM_T, M, N, K, 0.25f, a, W, b, W, 0.0f, f, LDC);
+        for (size_t r = 0; r < M; r++) CU_ASSERT_EQUAL(memcmp(f + r * LDC, c + r * LDC, N * 4), 0);
+      }
+  }
+  gemm_set_precision(GEMM_FP32, NULL);
+}
+
+/* gemm_bias and gemm_linear_backward give, in either precision, the bits of
+ * the gemm() calls they stand for: the bias rows written then beta = 1, and
+ * the two backward products. */
+static void test_bias_and_backward_pair_match_plain_products(void) {
+  enum { R = 33, C = 40, OC = 24 };
+  static float x[R * C], w[OC * C], bias[OC], y1[R * OC], y2[R * OC];
+  static float dout[R * OC], di1[R * C], di2[R * C], dw1[OC * C], dw2[OC * C];
+  random_fill(x, R * C, 8);
+  random_fill(w, OC * C, 9);
+  random_fill(bias, OC, 10);
+  random_fill(dout, R * OC, 11);
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    if (bf16 && !bf16_or_refused()) return;
+    CU_ASSERT_EQUAL_FATAL(gemm_set_precision(bf16 ? GEMM_BF16 : GEMM_FP32, NULL), ST_OK);
+    gemm_bias(GEMM_N, GEMM_T, R, OC, C, x, C, w, C, bias, y1, OC);
+    for (size_t r = 0; r < R; r++) memcpy(y2 + r * OC, bias, sizeof bias);
+    gemm(GEMM_N, GEMM_T, R, OC, C, 1.0f, x, C, w, C, 1.0f, y2, OC);
+    CU_ASSERT_EQUAL(memcmp(y1, y2, sizeof y1), 0);
+    random_fill(di1, R * C, 12);
+    memcpy(di2, di1, sizeof di1);
+    random_fill(dw1, OC * C, 13);
+    memcpy(dw2, dw1, sizeof dw1);
+    gemm_linear_backward(di1, 1, dw1, dout, OC, x, w, R, C, OC);
+    gemm(GEMM_N, GEMM_N, R, C, OC, 1.0f, dout, OC, w, C, 1.0f, di2, C);
+    gemm(GEMM_T, GEMM_N, OC, C, R, 1.0f, dout, OC, x, C, 1.0f, dw2, C);
+    CU_ASSERT_EQUAL(memcmp(di1, di2, sizeof di1), 0);
+    CU_ASSERT_EQUAL(memcmp(dw1, dw2, sizeof dw1), 0);
+  }
   gemm_set_precision(GEMM_FP32, NULL);
 }
 
@@ -265,8 +367,13 @@ static void test_bert_rounds_weights_once_per_update(void) {
 
 static const harness_test tests[] = {
     {"test_rounding_to_bf16_is_nearest_even", test_rounding_to_bf16_is_nearest_even},
+    {"test_bf16_conversion_follows_the_rule_on_every_path",
+     test_bf16_conversion_follows_the_rule_on_every_path},
     {"test_bf16_products_are_the_rounded_operands_product",
      test_bf16_products_are_the_rounded_operands_product},
+    {"test_batched_products_match_each_product", test_batched_products_match_each_product},
+    {"test_bias_and_backward_pair_match_plain_products",
+     test_bias_and_backward_pair_match_plain_products},
     {"test_weights_come_from_the_shadow_until_refilled",
      test_weights_come_from_the_shadow_until_refilled},
     {"test_bert_bf16_loss_and_gradients_match_fp32", test_bert_bf16_loss_and_gradients_match_fp32},

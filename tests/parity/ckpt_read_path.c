@@ -1,0 +1,30 @@
+/* ddpt_ckpt_read_path FILE PATH COUNT: reads the int64 dataset PATH of the
+ * checkpoint FILE through ckpt_file_read_int64, as resume reads
+ * data/cursor, and prints "ok" (exit 0) or the one-line refusal (exit 1).
+ * tests/parity/ckpt_hostile_check.py points it at files crafted with h5py
+ * (external links, external storage, virtual datasets, unknown filters),
+ * which no ddpt command reaches by path. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "storage/ckpt.h"
+
+int main(int argc, char **argv) {
+  if (argc != 4) {
+    fprintf(stderr, "usage: ddpt_ckpt_read_path FILE PATH COUNT\n");
+    return 2;
+  }
+  size_t count = (size_t)strtoull(argv[3], NULL, 10);
+  int64_t *buf = calloc(count ? count : 1, sizeof *buf);
+  ckpt_file *f = NULL;
+  char *err = NULL;
+  int rc = buf ? ckpt_file_open(argv[1], &f, &err) : 1;
+  if (!rc) rc = ckpt_file_read_int64(f, argv[2], buf, count, &err);
+  if (rc) fprintf(stderr, "%s\n", err ? err : "out of memory");
+  else printf("ok\n");
+  ckpt_file_close(f);
+  free(err);
+  free(buf);
+  return rc ? 1 : 0;
+}
