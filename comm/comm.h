@@ -143,4 +143,28 @@ int comm_reducer_poll(comm_reducer *r, char **err);
 int comm_reducer_finish(comm_reducer *r, float scale, char **err);
 comm_reducer_stats comm_reducer_get_stats(const comm_reducer *r);
 
+/* ZeRO-1: the same sum, but each rank finishes only its shard of buf.
+ * Buckets and shards are cut only at cuts (ncuts sorted offsets in
+ * [0, n], the same on every rank), so a caller's units of work (the
+ * optimizer's chunks) are never split between ranks. Each bucket's shard
+ * of rank q, on a power-of-two world, is the range recursive halving
+ * leaves q (the exchange stops there: a reduce-scatter, every element the
+ * same bits as the allreduce); on other worlds the full sum is formed as
+ * above and the shard is the q-th of world near-equal pieces. Outside its
+ * shard, buf holds partial sums after finish. */
+int comm_reducer_create_sharded(float *buf, size_t n, size_t bucket_floats, size_t slots, const size_t *cuts,
+                                size_t ncuts, comm_reducer **out, char **err);
+/* This rank's shard: one range per bucket (0 when not sharded), bucket k
+ * at [*lo, *hi); in bucket order they are the shard's compact layout
+ * (comm_reducer_shard_floats floats in all). */
+size_t comm_reducer_shards(const comm_reducer *r);
+void comm_reducer_shard(const comm_reducer *r, size_t k, size_t *lo, size_t *hi);
+size_t comm_reducer_shard_floats(const comm_reducer *r);
+/* Collective. data (n floats, laid out as buf): every rank's shard of it
+ * copied to all ranks (the updated parameters; exact copies). */
+int comm_reducer_allgather(comm_reducer *r, float *data, char **err);
+/* Collective. Every rank's compact shard (shard_floats floats) into full
+ * (n floats) on rank 0; full is unused elsewhere. */
+int comm_reducer_gather_shards(comm_reducer *r, const float *shard, float *full, char **err);
+
 #endif

@@ -35,6 +35,14 @@ struct comm_reducer {
   float *buf;       /* (n) */
   size_t n, bucket; /* floats in buf, floats per bucket */
   size_t nbuckets;
+  size_t *edges;    /* (nbuckets + 1) bucket k is [edges[k + 1], edges[k]) */
+  size_t max_bucket;
+  /* Sharded (ZeRO-1): bucket and shard edges fall on cuts (sorted), and
+   * the exchange stops once each rank holds its shard's sums. */
+  int sharded;
+  size_t *cuts, ncuts;
+  int *counts, *displs; /* (nbuckets, world) every rank's shard of each bucket */
+  size_t shard_floats;
   /* This rank's slots: a binary counter of partial sums. */
   size_t slots, slot;
   float *partial;   /* (depth, n) */
@@ -42,7 +50,8 @@ struct comm_reducer {
   size_t depth, held;
   /* Across ranks. */
   int rank, world, pow2;
-  int steps;        /* log2(world) rounded up: rounds = 2 * steps */
+  int steps;        /* log2(world) rounded up */
+  int rounds;       /* 2 * steps; steps when a sharded power-of-two world stops after halving */
   size_t ready;     /* buckets 0..ready-1 are final here (partials folded in) */
   size_t started;   /* buckets 0..started-1 have started their exchange */
   size_t finished;  /* buckets whose exchange is complete */
@@ -56,12 +65,98 @@ struct comm_reducer {
 
 int comm_slots_exact(size_t world, size_t slots) { return world == 1 || (slots > 0 && (slots & (slots - 1)) == 0); }
 
-static size_t bucket_lo(const comm_reducer *r, size_t k) {
-  size_t hi_from_end = (k + 1) * r->bucket;
-  return hi_from_end >= r->n ? 0 : r->n - hi_from_end;
+static size_t bucket_lo(const comm_reducer *r, size_t k) { return r->edges[k + 1]; }
+
+static size_t bucket_hi(const comm_reducer *r, size_t k) { return r->edges[k]; }
+
+/* The largest cut <= x (0 and n count as cuts); x itself when there are
+ * no cuts. */
+static size_t cut_at_or_below(const comm_reducer *r, size_t x) {
+  if (!r->sharded) return x;
+  size_t a = 0, b = r->ncuts; /* first cut > x is in [a, b] */
+  while (a < b) {
+    size_t m = a + (b - a) / 2;
+    if (r->cuts[m] <= x) a = m + 1;
+    else b = m;
+  }
+  return a == 0 ? 0 : r->cuts[a - 1];
 }
 
-static size_t bucket_hi(const comm_reducer *r, size_t k) { return r->n - k * r->bucket; }
+/* The cut in [lo, hi] nearest to x (lo or hi when none is inside). Any
+ * split point gives the same sums: each element's tree over ranks does not
+ * depend on where ranges are cut, only which rank finishes it. */
+static size_t cut_near(const comm_reducer *r, size_t lo, size_t hi, size_t x) {
+  if (!r->sharded) return x;
+  size_t below = cut_at_or_below(r, x);
+  if (below < lo) below = lo;
+  size_t above = hi;
+  size_t a = 0, b = r->ncuts;
+  while (a < b) {
+    size_t m = a + (b - a) / 2;
+    if (r->cuts[m] < x) a = m + 1;
+    else b = m;
+  }
+  if (a < r->ncuts && r->cuts[a] < hi) above = r->cuts[a];
+  return x - below <= above - x ? below : above;
+}
+
+static size_t split_point(const comm_reducer *r, size_t lo, size_t hi) {
+  return cut_near(r, lo, hi, lo + (hi - lo) / 2);
+}
+
+/* Buckets from the end of buf, bucket_floats each (in sharded mode, each
+ * start moved down to a cut). */
+static int set_up_buckets(comm_reducer *r, char **err) {
+  size_t most = r->n == 0 ? 0 : r->n / r->bucket + 2;
+  r->edges = malloc((most + 1) * sizeof *r->edges);
+  if (!r->edges) return status_set(err, ST_NOMEM, "out of memory for the gradient buckets");
+  size_t e = r->n;
+  r->edges[0] = e;
+  while (e > 0) {
+    size_t lo = cut_at_or_below(r, e > r->bucket ? e - r->bucket : 0);
+    if (e - lo > r->max_bucket) r->max_bucket = e - lo;
+    r->edges[++r->nbuckets] = e = lo;
+  }
+  if (r->max_bucket > INT_MAX)
+    return status_set(err, ST_INVALID, "gradient bucket of %zu floats is too large for MPI (at most %d)",
+                      r->max_bucket, INT_MAX);
+  return ST_OK;
+}
+
+/* Rank q's shard of bucket k: where the halving leaves it on a
+ * power-of-two world; otherwise the q-th of world near-equal pieces. */
+static void shard_of(const comm_reducer *r, size_t k, int q, size_t *lo, size_t *hi) {
+  size_t a = bucket_lo(r, k), b = bucket_hi(r, k);
+  if (r->pow2) {
+    for (int i = 0; i < r->steps; i++) {
+      size_t mid = split_point(r, a, b);
+      if (q & (1 << i)) a = mid;
+      else b = mid;
+    }
+    *lo = a;
+    *hi = b;
+    return;
+  }
+  size_t w = (size_t)r->world, len = b - a;
+  *lo = q == 0 ? a : cut_near(r, a, b, a + len / w * (size_t)q + len % w * (size_t)q / w);
+  *hi = q == r->world - 1 ? b : cut_near(r, a, b, a + len / w * (size_t)(q + 1) + len % w * (size_t)(q + 1) / w);
+}
+
+static int set_up_shards(comm_reducer *r, char **err) {
+  size_t cells = r->nbuckets * (size_t)r->world;
+  r->counts = malloc((cells ? cells : 1) * sizeof *r->counts);
+  r->displs = malloc((cells ? cells : 1) * sizeof *r->displs);
+  if (!r->counts || !r->displs) return status_set(err, ST_NOMEM, "out of memory for the optimizer shard table");
+  for (size_t k = 0; k < r->nbuckets; k++)
+    for (int q = 0; q < r->world; q++) {
+      size_t lo, hi;
+      shard_of(r, k, q, &lo, &hi);
+      r->counts[k * (size_t)r->world + (size_t)q] = (int)(hi - lo);
+      r->displs[k * (size_t)r->world + (size_t)q] = (int)(lo - bucket_lo(r, k));
+      if (q == r->rank) r->shard_floats += hi - lo;
+    }
+  return ST_OK;
+}
 
 /* Partial sums a rank of `slots` slots can hold at once: the bits of
  * slots - 1 (the counter's value before the last slot). */
@@ -76,9 +171,11 @@ static int set_up_exchanges(comm_reducer *r, char **err) {
   r->world = comm_world_size();
   r->pow2 = (r->world & (r->world - 1)) == 0;
   while ((1 << r->steps) < r->world) r->steps++;
+  r->rounds = r->sharded && r->pow2 ? r->steps : 2 * r->steps;
   if (r->world == 1 || r->nbuckets == 0) return ST_OK;
-  /* Halving receives at most half a bucket; the binomial reduce a whole. */
-  size_t floats = r->pow2 ? (r->bucket + 1) / 2 : r->bucket;
+  /* Halving receives at most half a bucket (more when split at a cut);
+   * the binomial reduce a whole. */
+  size_t floats = r->pow2 && !r->sharded ? (r->max_bucket + 1) / 2 : r->max_bucket;
   size_t count = r->nbuckets < IN_FLIGHT ? r->nbuckets : IN_FLIGHT;
   r->scratch = malloc(count * floats * sizeof *r->scratch);
   if (!r->scratch)
@@ -88,8 +185,8 @@ static int set_up_exchanges(comm_reducer *r, char **err) {
   return ST_OK;
 }
 
-int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots, comm_reducer **out,
-                        char **err) {
+static int create(float *buf, size_t n, size_t bucket_floats, size_t slots, const size_t *cuts, size_t ncuts,
+                  int sharded, comm_reducer **out, char **err) {
   assert(bucket_floats > 0 && slots > 0);
   if (bucket_floats > INT_MAX)
     return status_set(err, ST_INVALID, "gradient bucket of %zu floats is too large for MPI (at most %d)",
@@ -99,11 +196,23 @@ int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots
   r->buf = buf;
   r->n = n;
   r->bucket = bucket_floats;
-  r->nbuckets = n == 0 ? 0 : (n + bucket_floats - 1) / bucket_floats;
   r->slots = slots;
+  r->sharded = sharded;
+  if (sharded && ncuts) {
+    r->cuts = malloc(ncuts * sizeof *r->cuts);
+    if (!r->cuts) {
+      free(r);
+      return status_set(err, ST_NOMEM, "out of memory for the gradient reducer");
+    }
+    for (size_t i = 0; i < ncuts; i++) {
+      assert(cuts[i] <= n && (i == 0 || cuts[i - 1] < cuts[i]));
+      r->cuts[i] = cuts[i];
+    }
+    r->ncuts = ncuts;
+  }
+  int rc = set_up_buckets(r, err);
   r->depth = partial_depth(slots);
-  int rc = ST_OK;
-  if (r->depth) {
+  if (!rc && r->depth) {
     r->partial = malloc(r->depth * (n ? n : 1) * sizeof *r->partial);
     r->level = malloc(r->depth * sizeof *r->level);
     if (!r->partial || !r->level)
@@ -112,6 +221,7 @@ int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots
                       r->depth, n, slots);
   }
   if (rc == ST_OK) rc = set_up_exchanges(r, err);
+  if (rc == ST_OK && sharded) rc = set_up_shards(r, err);
   if (rc) {
     comm_reducer_free(r);
     return rc;
@@ -121,9 +231,23 @@ int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots
   return ST_OK;
 }
 
+int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots, comm_reducer **out,
+                        char **err) {
+  return create(buf, n, bucket_floats, slots, NULL, 0, 0, out, err);
+}
+
+int comm_reducer_create_sharded(float *buf, size_t n, size_t bucket_floats, size_t slots, const size_t *cuts,
+                                size_t ncuts, comm_reducer **out, char **err) {
+  return create(buf, n, bucket_floats, slots, cuts, ncuts, 1, out, err);
+}
+
 void comm_reducer_free(comm_reducer *r) {
   if (!r) return;
   free(r->failure);
+  free(r->edges);
+  free(r->cuts);
+  free(r->counts);
+  free(r->displs);
   free(r->partial);
   free(r->level);
   free(r->scratch);
@@ -203,7 +327,7 @@ static int post(comm_reducer *r, exchange *x, size_t send_lo, size_t send_n, flo
  * alone (without the doubling rounds), this is a reduce-scatter: rank r
  * ends owning [lo[steps], hi[steps]) summed over all ranks. */
 static int post_halving(comm_reducer *r, exchange *x, int i, char **err) {
-  size_t lo = x->lo[i], hi = x->hi[i], mid = lo + (hi - lo) / 2;
+  size_t lo = x->lo[i], hi = x->hi[i], mid = split_point(r, lo, hi);
   int partner = r->rank ^ (1 << i), upper = r->rank & (1 << i);
   x->lo[i + 1] = upper ? mid : lo;
   x->hi[i + 1] = upper ? hi : mid;
@@ -218,7 +342,7 @@ static int post_halving(comm_reducer *r, exchange *x, int i, char **err) {
  * straight into buf. */
 static int post_doubling(comm_reducer *r, exchange *x, int i, char **err) {
   int partner = r->rank ^ (1 << i), upper = r->rank & (1 << i);
-  size_t lo = x->lo[i], hi = x->hi[i], mid = lo + (hi - lo) / 2;
+  size_t lo = x->lo[i], hi = x->hi[i], mid = split_point(r, lo, hi);
   size_t theirs_lo = upper ? lo : mid, theirs_n = upper ? mid - lo : hi - mid;
   x->add_n = 0;
   return post(r, x, x->lo[i + 1], x->hi[i + 1] - x->lo[i + 1], r->buf + theirs_lo, theirs_n, partner, partner,
@@ -285,7 +409,7 @@ static int advance(comm_reducer *r, char **err) {
       if (x->add_n) add_into(r->buf + x->add_lo, x->scratch, x->add_n);
       x->add_n = 0;
       progressed = 1;
-      if (++x->round == 2 * r->steps) {
+      if (++x->round == r->rounds) {
         x->active = 0;
         r->finished++;
       } else if ((rc = post_round(r, x, err))) {
@@ -348,6 +472,56 @@ int comm_reducer_finish(comm_reducer *r, float scale, char **err) {
   if (scale != 1.0f)
     for (size_t i = 0; i < r->n; i++) r->buf[i] *= scale;
   return ST_OK;
+}
+
+/* ------------------------------------------------- shards (ZeRO-1) */
+
+size_t comm_reducer_shards(const comm_reducer *r) { return r->sharded ? r->nbuckets : 0; }
+
+void comm_reducer_shard(const comm_reducer *r, size_t k, size_t *lo, size_t *hi) {
+  assert(r->sharded && k < r->nbuckets);
+  shard_of(r, k, r->rank, lo, hi);
+}
+
+size_t comm_reducer_shard_floats(const comm_reducer *r) { return r->shard_floats; }
+
+/* One non-blocking collective per bucket, then one watched wait. */
+static int per_bucket(comm_reducer *r, const float *shard, float *full, int gather, const char *call, char **err) {
+  assert(r->sharded);
+  if (r->world == 1 || r->nbuckets == 0) {
+    for (size_t k = 0, off = 0; gather && k < r->nbuckets; k++) {
+      size_t lo = bucket_lo(r, k), len = bucket_hi(r, k) - lo;
+      memcpy(full + lo, shard + off, len * sizeof *full);
+      off += len;
+    }
+    return ST_OK;
+  }
+  MPI_Request *req = malloc(r->nbuckets * sizeof *req);
+  if (!req) return status_set(err, ST_NOMEM, "rank %d: out of memory for %s", r->rank, call);
+  size_t off = 0, w = (size_t)r->world;
+  int rc = MPI_SUCCESS;
+  for (size_t k = 0; k < r->nbuckets && rc == MPI_SUCCESS; k++) {
+    const int *counts = r->counts + k * w, *displs = r->displs + k * w;
+    float *at = full + bucket_lo(r, k);
+    if (gather)
+      rc = MPI_Igatherv(shard + off, counts[r->rank], MPI_FLOAT, at, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD,
+                        &req[k]);
+    else
+      rc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, at, counts, displs, MPI_FLOAT, MPI_COMM_WORLD,
+                           &req[k]);
+    off += (size_t)counts[r->rank];
+  }
+  int st = rc == MPI_SUCCESS ? comm_watch_wait(req, (int)r->nbuckets, call, err) : comm_mpi_error(err, rc, call);
+  free(req);
+  return st;
+}
+
+int comm_reducer_allgather(comm_reducer *r, float *data, char **err) {
+  return per_bucket(r, NULL, data, 0, "parameter allgather", err);
+}
+
+int comm_reducer_gather_shards(comm_reducer *r, const float *shard, float *full, char **err) {
+  return per_bucket(r, shard, full, 1, "optimizer state gather", err);
 }
 
 comm_reducer_stats comm_reducer_get_stats(const comm_reducer *r) {

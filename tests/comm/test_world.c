@@ -239,7 +239,87 @@ static void test_reducer_sums_slots_in_level_pairwise_order(void) {
   free(v);
 }
 
+/* Whether x is 0, n or one of the cuts. */
+static int at_cut(size_t x, size_t n, const size_t *cuts, size_t ncuts) {
+  if (x == 0 || x == n) return 1;
+  for (size_t c = 0; c < ncuts; c++)
+    if (cuts[c] == x) return 1;
+  return 0;
+}
+
+/* ZeRO-1: each rank's shard holds the same bits as the full allreduce
+ * (expected_slot_sum), the shards tile the buffer once over all ranks with
+ * every edge at a cut, gathering the compact shards rebuilds the sum on
+ * rank 0, and the allgather copies each rank's shard of another buffer to
+ * every rank. */
+static void test_sharded_reducer_scatters_the_allreduce_bits(void) {
+  const size_t n = 1000, slot_counts[] = {1, 2}, buckets[] = {7, 333, 4096};
+  size_t cuts[64], ncuts = 0;
+  for (size_t x = 13; x < n; x += 17 + x % 29) cuts[ncuts++] = x;
+  size_t world = (size_t)comm_world_size(), rank = (size_t)comm_rank();
+  float *g = malloc(n * sizeof *g), *full = malloc(n * sizeof *full), *shard = malloc(n * sizeof *shard);
+  float *data = malloc(n * sizeof *data);
+  double *cover = malloc(n * sizeof *cover);
+  CU_ASSERT_FATAL(g && full && shard && data && cover && ncuts < 64 && world <= 8);
+  for (size_t c = 0; c < sizeof slot_counts / sizeof *slot_counts; c++)
+    for (size_t b = 0; b < sizeof buckets / sizeof *buckets; b++) {
+      size_t A = slot_counts[c];
+      comm_reducer *r = NULL;
+      char *err = NULL;
+      CU_ASSERT_EQUAL_FATAL(comm_reducer_create_sharded(g, n, buckets[b], A, cuts, ncuts, &r, &err), ST_OK);
+      comm_reducer_begin(r);
+      for (size_t a = 0; a < A; a++) {
+        for (size_t i = 0; i < n; i++) g[i] = slot_value(rank * A + a, i);
+        if (a + 1 < A) comm_reducer_next_slot(r);
+      }
+      CU_ASSERT_EQUAL_FATAL(comm_reducer_finish(r, 1.0f, &err), ST_OK);
+      size_t wrong = 0, off_cut = 0, at = 0;
+      memset(cover, 0, n * sizeof *cover);
+      for (size_t i = 0; i < n; i++) data[i] = -1.0f;
+      for (size_t k = 0; k < comm_reducer_shards(r); k++) {
+        size_t lo, hi;
+        comm_reducer_shard(r, k, &lo, &hi);
+        off_cut += !at_cut(lo, n, cuts, ncuts) + !at_cut(hi, n, cuts, ncuts);
+        for (size_t i = lo; i < hi; i++) {
+          float want = expected_slot_sum(world, A, i);
+          wrong += memcmp(&g[i], &want, sizeof want) != 0;
+          cover[i] += 1;
+          shard[at++] = g[i];
+          data[i] = slot_value(99, i);
+        }
+      }
+      CU_ASSERT_EQUAL(wrong, 0);
+      CU_ASSERT_EQUAL(off_cut, 0);
+      CU_ASSERT_EQUAL(at, comm_reducer_shard_floats(r));
+      CU_ASSERT_EQUAL(comm_allreduce_sum_f64(cover, n, &err), ST_OK);
+      size_t not_once = 0;
+      for (size_t i = 0; i < n; i++) not_once += cover[i] != 1.0;
+      CU_ASSERT_EQUAL(not_once, 0);
+      CU_ASSERT_EQUAL_FATAL(comm_reducer_gather_shards(r, shard, full, &err), ST_OK);
+      CU_ASSERT_EQUAL_FATAL(comm_reducer_allgather(r, data, &err), ST_OK);
+      size_t bad_gather = 0, bad_allgather = 0;
+      for (size_t i = 0; i < n; i++) {
+        float want = expected_slot_sum(world, A, i), copy = slot_value(99, i);
+        bad_gather += rank == 0 && memcmp(&full[i], &want, sizeof want) != 0;
+        bad_allgather += memcmp(&data[i], &copy, sizeof copy) != 0;
+      }
+      CU_ASSERT_EQUAL(bad_gather, 0);
+      CU_ASSERT_EQUAL(bad_allgather, 0);
+      if (wrong || bad_gather || bad_allgather || not_once || off_cut)
+        fprintf(stderr, "rank %zu: sharded world %zu slots %zu bucket %zu: %zu wrong, %zu gathered wrong, "
+                        "%zu allgathered wrong, %zu not covered once, %zu edges off cuts\n",
+                rank, world, A, buckets[b], wrong, bad_gather, bad_allgather, not_once, off_cut);
+      comm_reducer_free(r);
+    }
+  free(g);
+  free(full);
+  free(shard);
+  free(data);
+  free(cover);
+}
+
 static const harness_test tests[] = {
+    {"test_sharded_reducer_scatters_the_allreduce_bits", test_sharded_reducer_scatters_the_allreduce_bits},
     {"test_world_matches_launcher_or_is_one", test_world_matches_launcher_or_is_one},
     {"test_reducer_sums_slots_in_level_pairwise_order", test_reducer_sums_slots_in_level_pairwise_order},
     {"test_library_version_names_open_mpi_and_standard", test_library_version_names_open_mpi_and_standard},
