@@ -6,7 +6,10 @@
 #include "trainer/optimizer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "util/status.h"
 
 #include "trainer/simd.h"
 
@@ -122,9 +125,7 @@ static void update_entry(optim_kind kind, update_coef k, float *w, float *g, flo
   }
 }
 
-void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm,
-                unsigned flags) {
-  int zero = (flags & OPTIM_ZERO_GRAD) != 0;
+static update_coef step_coef(const optim_config *c, double grad_norm, uint64_t step) {
   update_coef k = {.b1 = c->beta1, .b2 = c->beta2, .eps = c->eps, .c1 = 1.0f, .c2 = 1.0f,
                    .mu = c->momentum, .gscale = 1.0f};
   if (c->clip_norm > 0 && grad_norm > c->clip_norm) k.gscale = (float)(c->clip_norm / grad_norm);
@@ -132,6 +133,13 @@ void optim_step(const optim_config *c, params *p, float lr, uint64_t step, doubl
     k.c1 = (float)(1.0 / (1.0 - pow(c->beta1, (double)step)));
     k.c2 = (float)(1.0 / (1.0 - pow(c->beta2, (double)step)));
   }
+  return k;
+}
+
+void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm,
+                unsigned flags) {
+  int zero = (flags & OPTIM_ZERO_GRAD) != 0;
+  update_coef k = step_coef(c, grad_norm, step);
   for (size_t e = 0; e < p->count; e++) {
     const params_entry *en = &p->entries[e];
     size_t o = en->offset;
@@ -143,6 +151,85 @@ void optim_step(const optim_config *c, params *p, float lr, uint64_t step, doubl
     k.lr = lr * en->lr_scale;
     update_entry(c->kind, k, p->data + o, p->grad + o, p->m + o, p->v + o, en->count, zero);
   }
+}
+
+/* ------------------------------------------------- ZeRO-1 shards */
+
+static int cmp_size(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
+size_t optim_chunk_cuts(const params *p, size_t **cuts, char **err) {
+  size_t n = 0;
+  for (size_t e = 0; e < p->count; e++) n += (p->entries[e].count + OPT_CHUNK - 1) / OPT_CHUNK;
+  *cuts = malloc((n ? n : 1) * sizeof **cuts);
+  if (!*cuts) {
+    status_set(err, ST_NOMEM, "out of memory for %zu optimizer chunk offsets", n);
+    return 0;
+  }
+  size_t at = 0;
+  for (size_t e = 0; e < p->count; e++)
+    for (size_t i = 0; i < p->entries[e].count; i += OPT_CHUNK) (*cuts)[at++] = p->entries[e].offset + i;
+  qsort(*cuts, at, sizeof **cuts, cmp_size);
+  size_t kept = 0; /* entries do not overlap; drop repeats anyway */
+  for (size_t i = 0; i < at; i++)
+    if (kept == 0 || (*cuts)[kept - 1] != (*cuts)[i]) (*cuts)[kept++] = (*cuts)[i];
+  return kept;
+}
+
+size_t optim_norm_chunks(const params *p) {
+  size_t n = 0;
+  for (size_t e = 0; e < p->count; e++)
+    if (p->entries[e].flags & PARAMS_TRAINABLE) n += (p->entries[e].count + OPT_CHUNK - 1) / OPT_CHUNK;
+  return n;
+}
+
+static int in_shard(const optim_shard *s, size_t x) {
+  for (size_t i = 0; i < s->n; i++)
+    if (x >= s->lo[i] && x < s->hi[i]) return 1;
+  return 0;
+}
+
+/* Chunks in optim_grad_norm's order: entries in table order, each's
+ * chunks in order. */
+void optim_shard_chunk_sums(const params *p, const optim_shard *s, double *sums) {
+  size_t at = 0;
+  for (size_t e = 0; e < p->count; e++) {
+    const params_entry *en = &p->entries[e];
+    if (!(en->flags & PARAMS_TRAINABLE)) continue;
+    size_t n = (en->count + OPT_CHUNK - 1) / OPT_CHUNK;
+#pragma omp parallel for if (en->count >= 2 * OPT_CHUNK)
+    for (size_t c = 0; c < n; c++) {
+      size_t i0 = c * OPT_CHUNK, len = en->count - i0 < OPT_CHUNK ? en->count - i0 : OPT_CHUNK;
+      sums[at + c] = in_shard(s, en->offset + i0) ? sum_squares(p->grad + en->offset + i0, len) : 0.0;
+    }
+    at += n;
+  }
+}
+
+double optim_norm_of_chunks(const double *sums, size_t n) {
+  double sum = 0;
+  for (size_t c = 0; c < n; c++) sum += sums[c];
+  return sqrt(sum);
+}
+
+void optim_step_shard(const optim_config *c, params *p, const optim_shard *s, float lr, uint64_t step,
+                      double grad_norm, unsigned flags) {
+  update_coef k = step_coef(c, grad_norm, step);
+  size_t base = 0;
+  for (size_t i = 0; i < s->n; base += s->hi[i] - s->lo[i], i++)
+    for (size_t e = 0; e < p->count; e++) {
+      const params_entry *en = &p->entries[e];
+      size_t a = en->offset > s->lo[i] ? en->offset : s->lo[i];
+      size_t b = en->offset + en->count < s->hi[i] ? en->offset + en->count : s->hi[i];
+      if (a >= b || !(en->flags & PARAMS_TRAINABLE)) continue;
+      k.wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
+      k.lr = lr * en->lr_scale;
+      size_t at = base + (a - s->lo[i]);
+      update_entry(c->kind, k, p->data + a, p->grad + a, s->m + at, s->v + at, b - a, 0);
+    }
+  if (flags & OPTIM_ZERO_GRAD) memset(p->grad, 0, p->total * sizeof *p->grad);
 }
 
 optim_guard_verdict optim_guard_check(optim_guard *g, double loss, double grad_norm) {

@@ -58,6 +58,29 @@ enum { OPTIM_ZERO_GRAD = 1u };
 void optim_step(const optim_config *c, params *p, float lr, uint64_t step, double grad_norm,
                 unsigned flags);
 
+/* ZeRO-1: this rank updates only its shard of the arena, n ranges
+ * [lo[i], hi[i]) whose edges fall on optim_chunk_cuts, and keeps the
+ * moments only for them: m and v are compact, range after range. */
+typedef struct optim_shard {
+  size_t n;
+  const size_t *lo, *hi;
+  float *m, *v;
+} optim_shard;
+/* The offsets where the norm's and the update's units of work start (each
+ * entry's chunks), sorted, malloc'd (*cuts; caller frees); their count, 0
+ * with *err set when out of memory. */
+size_t optim_chunk_cuts(const params *p, size_t **cuts, char **err);
+/* The norm's chunks over trainable entries: their count, and each chunk's
+ * sum of squares, for the chunks in s (0 elsewhere). Summed over ranks
+ * (one non-zero term per chunk: exact), optim_norm_of_chunks gives the
+ * same bits as optim_grad_norm over the whole arena. */
+size_t optim_norm_chunks(const params *p);
+void optim_shard_chunk_sums(const params *p, const optim_shard *s, double *sums);
+double optim_norm_of_chunks(const double *sums, size_t n);
+/* optim_step over s only (the same bits there as optim_step); with
+ * OPTIM_ZERO_GRAD the whole gradient arena is cleared. */
+void optim_step_shard(const optim_config *c, params *p, const optim_shard *s, float lr, uint64_t step,
+                      double grad_norm, unsigned flags);
 /* Counts non-finite steps. max_consecutive > 0. */
 typedef struct optim_guard {
   unsigned max_consecutive;

@@ -62,6 +62,7 @@ static const key_def k_keys[] = {
     {"train", "threads", K_INT, OFF(threads), 0, 0, 1024, 0, NULL},
     {"train", "precision", K_ENUM, OFF(precision), 0, 0, 0, 0, gemm_precision_name},
     {"train", "bucket_mb", K_DOUBLE, OFF(bucket_mb), 0, 0, 4096, 1, NULL},
+    {"train", "zero", K_INT, OFF(zero), 0, 0, 1, 0, NULL},
     {"train", "hash_every", K_U64, OFF(hash_every), 0, 0, 1e12, 0, NULL},
     {"train", "watchdog_s", K_DOUBLE, OFF(watchdog_s), 0, 0, 1e7, 0, NULL},
     {"checkpoint", "every", K_U64, OFF(ckpt_every), 0, 0, 1e12, 0, NULL},

@@ -81,6 +81,7 @@ typedef struct run_config {
   int threads;            /* 0: all cores of this rank */
   int precision;          /* a gemm_precision: fp32, or bf16 products (trainer/gemm.h) */
   double bucket_mb;       /* gradient reduction bucket size */
+  int zero;               /* ZeRO stage: 0 (replicated) or 1 (optimizer state sharded over ranks) */
   double watchdog_s;      /* a wait in a collective longer than this ends the job; 0: off */
   uint64_t hash_every;    /* compare parameter hashes across ranks */
   /* [checkpoint] */

@@ -54,6 +54,12 @@ typedef struct trainer {
   bert_model *model;
   params *p;
   comm_reducer *reducer;
+  /* [train] zero = 1: this rank's shard of the arena and its moments
+   * (p->m and p->v are not allocated), and the norm's chunk sums. */
+  optim_shard shard;
+  size_t *shard_lo, *shard_hi;
+  double *norm_chunks;
+  size_t n_norm_chunks;
   metrics_log *metrics;
   FILE *samples; /* [log] samples: which samples this rank read, per step */
   ckpt_writer *writer;
@@ -676,6 +682,71 @@ static int alloc_task_eval(trainer *t, char **err) {
   return ST_OK;
 }
 
+/* ZeRO-1: a sharded reducer cut at the optimizer's chunks, this rank's
+ * shard, its compact moments in place of the full ones. */
+static int set_up_zero(trainer *t, size_t bucket, char **err) {
+  size_t *cuts = NULL, ncuts = optim_chunk_cuts(t->p, &cuts, err);
+  if (!cuts) return ST_NOMEM;
+  int rc = comm_reducer_create_sharded(t->p->grad, t->p->total, bucket, t->A, cuts, ncuts, &t->reducer, err);
+  free(cuts);
+  if (rc) return rc;
+  size_t n = comm_reducer_shards(t->reducer), floats = comm_reducer_shard_floats(t->reducer);
+  t->n_norm_chunks = optim_norm_chunks(t->p);
+  t->shard_lo = malloc((n ? n : 1) * sizeof *t->shard_lo);
+  t->shard_hi = malloc((n ? n : 1) * sizeof *t->shard_hi);
+  t->norm_chunks = malloc((t->n_norm_chunks ? t->n_norm_chunks : 1) * sizeof *t->norm_chunks);
+  float *m = calloc(floats ? floats : 1, sizeof *m), *v = calloc(floats ? floats : 1, sizeof *v);
+  t->shard = (optim_shard){.n = n, .lo = t->shard_lo, .hi = t->shard_hi, .m = m, .v = v};
+  if (!t->shard_lo || !t->shard_hi || !t->norm_chunks || !m || !v)
+    return status_set(err, ST_NOMEM, "rank %d: out of memory for the optimizer shard (%zu floats)", t->rank,
+                      floats);
+  for (size_t k = 0; k < n; k++) comm_reducer_shard(t->reducer, k, &t->shard_lo[k], &t->shard_hi[k]);
+  free(t->p->m);
+  free(t->p->v);
+  t->p->m = t->p->v = NULL;
+  return ST_OK;
+}
+
+static void free_zero(trainer *t) {
+  free(t->shard_lo);
+  free(t->shard_hi);
+  free(t->norm_chunks);
+  free(t->shard.m);
+  free(t->shard.v);
+}
+
+/* Each range of the shard, from a full arena into the compact moments. */
+static void take_shard(const trainer *t, const float *full, float *compact) {
+  for (size_t k = 0, at = 0; k < t->shard.n; at += t->shard_hi[k] - t->shard_lo[k], k++)
+    memcpy(compact + at, full + t->shard_lo[k], (t->shard_hi[k] - t->shard_lo[k]) * sizeof *full);
+}
+
+/* The full moments, for a checkpoint: the arenas themselves, or (zero = 1)
+ * every rank's shard gathered into new ones on rank 0 (*m, *v; NULL on the
+ * other ranks; free_full_moments frees them). Collective. */
+static int full_moments(trainer *t, float **m, float **v, char **err) {
+  *m = t->p->m;
+  *v = t->p->v;
+  if (!t->cfg.zero) return ST_OK;
+  *m = *v = NULL;
+  int rc = ST_OK;
+  if (t->rank == 0) {
+    *m = malloc(t->p->total * sizeof **m);
+    *v = malloc(t->p->total * sizeof **v);
+    if (!*m || !*v) rc = status_set(err, ST_NOMEM, "out of memory gathering the optimizer state (%zu floats)",
+                                    t->p->total);
+  }
+  if ((rc = agree_with_rank0(t, rc, "gathering the optimizer state", err))) return rc;
+  if ((rc = comm_reducer_gather_shards(t->reducer, t->shard.m, *m, err))) return rc;
+  return comm_reducer_gather_shards(t->reducer, t->shard.v, *v, err);
+}
+
+static void free_full_moments(const trainer *t, float *m, float *v) {
+  if (!t->cfg.zero) return;
+  free(m);
+  free(v);
+}
+
 static int create_model(trainer *t, char **err) {
   t->B = t->cfg.batch_size;
   t->A = t->cfg.accumulation;
@@ -701,6 +772,7 @@ static int create_model(trainer *t, char **err) {
   if (t->cfg.model.task != BERT_TASK_PRETRAIN && (rc = alloc_task_eval(t, err))) return rc;
   size_t bucket = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / sizeof(float));
   if (bucket < 1) bucket = 1;
+  if (t->cfg.zero) return set_up_zero(t, bucket, err);
   return comm_reducer_create(t->p->grad, t->p->total, bucket, t->A, &t->reducer, err);
 }
 
@@ -782,8 +854,11 @@ static int wait_for_writer(trainer *t, char **written, char **err) {
  * 0), after the previous write has finished. Collective: every rank calls. */
 static int checkpoint(trainer *t, char **err) {
   int64_t *rows = NULL;
+  float *m = NULL, *v = NULL;
   int rc = gather_cursors(t, &rows, err);
+  if (!rc) rc = full_moments(t, &m, &v, err);
   if (rc || t->rank != 0) {
+    free_full_moments(t, m, v);
     free(rows);
     return rc;
   }
@@ -791,12 +866,13 @@ static int checkpoint(trainer *t, char **err) {
   rc = wait_for_writer(t, &written, err);
   free(written);
   if (rc) {
+    free_full_moments(t, m, v);
     free(rows);
     return rc;
   }
   ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
-  ckpt_tensor *mt = params_ckpt_tensors(t->p, t->p->m);
-  ckpt_tensor *vt = params_ckpt_tensors(t->p, t->p->v);
+  ckpt_tensor *mt = params_ckpt_tensors(t->p, m);
+  ckpt_tensor *vt = params_ckpt_tensors(t->p, v);
   int64_t rng[2] = {(int64_t)t->cfg.seed, (int64_t)t->step};
   ckpt_array arrays[2] = {
       {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data[0]), 3}, .data = rows},
@@ -831,6 +907,7 @@ static int checkpoint(trainer *t, char **err) {
   free(pt);
   free(mt);
   free(vt);
+  free_full_moments(t, m, v);
   free(rows);
   return rc;
 }
@@ -845,9 +922,12 @@ static int finish_checkpoints(trainer *t, char **err) {
 
 /* Restores parameters, moments, step, tokens and data cursors from f. */
 static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
+  /* zero = 1: the full moments, of which this rank keeps its shard. */
+  float *m = t->cfg.zero ? malloc(t->p->total * sizeof *m) : t->p->m;
+  float *v = t->cfg.zero ? malloc(t->p->total * sizeof *v) : t->p->v;
   ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
-  ckpt_tensor *mt = params_ckpt_tensors(t->p, t->p->m);
-  ckpt_tensor *vt = params_ckpt_tensors(t->p, t->p->v);
+  ckpt_tensor *mt = m ? params_ckpt_tensors(t->p, m) : NULL;
+  ckpt_tensor *vt = v ? params_ckpt_tensors(t->p, v) : NULL;
   size_t n = corpus_num_shards(t->data[0]);
   int64_t *rows = malloc(3 * n * sizeof *rows);
   corpus_cursor *cur = malloc(n * sizeof *cur);
@@ -860,6 +940,10 @@ static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
       (rc = ckpt_file_load(f, "optim/m", mt, t->p->count, 1, NULL, err)) ||
       (rc = ckpt_file_load(f, "optim/v", vt, t->p->count, 1, NULL, err)))
     goto done;
+  if (t->cfg.zero) {
+    take_shard(t, m, t->shard.m);
+    take_shard(t, v, t->shard.v);
+  }
   bert_weights_changed(t->model);
   if ((rc = ckpt_file_read_int64(f, "data/cursor", rows, 3 * n, err))) {
     status_wrap(err, rc, "the checkpoint's data position does not fit corpus %s (%zu shards)", t->cfg.corpus, n);
@@ -878,6 +962,7 @@ done:
   free(pt);
   free(mt);
   free(vt);
+  free_full_moments(t, m, v);
   free(rows);
   free(cur);
   return rc;
@@ -1051,8 +1136,34 @@ static int forward_backward(trainer *t, const double counts[4], double means[3],
 
 /* Clipping, the non-finite guard and the optimizer step at the schedule's
  * learning rate. */
+/* The global gradient norm. zero = 1: each rank's chunk sums of its shard,
+ * summed over ranks (one non-zero term each: exact), then added in arena
+ * order as optim_grad_norm adds them: the same bits. Collective. */
+static int grad_norm(trainer *t, double *norm, char **err) {
+  if (!t->cfg.zero) {
+    *norm = optim_grad_norm(t->p);
+    return ST_OK;
+  }
+  optim_shard_chunk_sums(t->p, &t->shard, t->norm_chunks);
+  int rc = comm_allreduce_sum_f64(t->norm_chunks, t->n_norm_chunks, err);
+  if (!rc) *norm = optim_norm_of_chunks(t->norm_chunks, t->n_norm_chunks);
+  return rc;
+}
+
+/* zero = 1: the update of this rank's shard, then every rank's updated
+ * shard copied to all. Collective. */
+static int apply_update(trainer *t, const step_result *r, char **err) {
+  if (!t->cfg.zero) {
+    optim_step(&t->cfg.optim, t->p, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
+    return ST_OK;
+  }
+  optim_step_shard(&t->cfg.optim, t->p, &t->shard, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
+  return comm_reducer_allgather(t->reducer, t->p->data, err);
+}
+
 static int update(trainer *t, step_result *r, char **err) {
-  r->grad_norm = optim_grad_norm(t->p);
+  int rc = grad_norm(t, &r->grad_norm, err);
+  if (rc) return rc;
   r->lr = t->cfg.lr * schedule_multiplier(&t->cfg.sched, t->step + 1);
   optim_guard_verdict v = optim_guard_check(&t->guard, r->loss, r->grad_norm);
   /* The loss and the norm are the same on every rank: all stop together. */
@@ -1064,7 +1175,7 @@ static int update(trainer *t, step_result *r, char **err) {
                       t->guard.consecutive, (unsigned long long)t->step + 1, r->loss, r->grad_norm);
   r->applied = v == GUARD_APPLY;
   if (r->applied) {
-    optim_step(&t->cfg.optim, t->p, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
+    if ((rc = apply_update(t, r, err))) return rc;
     bert_weights_changed(t->model);
     t->grads_clear = 1;
   } else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
@@ -1708,6 +1819,7 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   free(t.micro);
   corpus_batch_free(t.eval_batch);
   comm_reducer_free(t.reducer);
+  free_zero(&t);
   bert_model_free(t.model);
   corpus_valid_close(t.valid);
   for (size_t a = 0; a < t.ndata; a++) corpus_close(t.data[a]);

@@ -1,0 +1,54 @@
+#!/bin/sh
+# ZeRO-1 ([train] zero = 1, docs/distributed.md "ZeRO-1"), through `mpirun
+# ddpt train`, bert-tiny with dropout on, AdamW and clipping at 1.0 (which
+# fires: the check below makes sure, so the sharded norm is tested too) and
+# 1 MiB buckets (several buckets, so several ranges per shard):
+#  1. zero = 1 on 1 x 4, 2 x 2 and 4 x 1 micro-batches ends with /params and
+#     /optim bit-identical to zero = 0 on 2 x 2; on 3 ranks (not a power of
+#     two) zero = 1 and zero = 0 are bit-identical as well.
+#  2. The zero = 1 run's step-3 checkpoint (the full moments, gathered)
+#     resumed on 4 ranks with zero = 0, and the zero = 0 run's resumed on 1
+#     rank with zero = 1, end bit for bit as the run not stopped.
+set -eu
+ddpt=$1 mpirun=$2
+# shellcheck source=lib/e2e.sh
+. "$(dirname "$0")/lib/e2e.sh"
+"$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
+printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
+common="--threads 1 --set data.corpus=$dir/corpus --set log.every=1 --set log.eval_every=0 \
+  --set train.steps=6 --set checkpoint.every=3 --set checkpoint.keep=0 --set train.bucket_mb=1"
+# shellcheck source=lib/train_runs.sh
+. "$(dirname "$0")/lib/train_runs.sh"
+resume_copy() { # run from ranks options...
+  run=$1 from=$2 np=$3; shift 3
+  mkdir "$run" && cp "$from/ckpt-00000003.h5" "$run/" && echo ckpt-00000003.h5 >"$run/LATEST"
+  mpi -np "$np" "$ddpt" train --resume "$run" --threads 1 "$@" >"$run.out" 2>&1 ||
+    { cat "$run.out"; fail "resuming $from's step 3 on $np ranks ($*) failed"; }
+}
+
+# 1. zero = 1 against zero = 0
+train "$dir/ref" 2 3 --set train.accumulation=2
+grep -q '"grad_norm":[0-9]*[1-9][0-9]*\.' "$dir/ref/metrics.jsonl" ||
+  fail "no step had a gradient norm above 1: clipping (and so the sharded norm) is not exercised"
+train "$dir/z1x4" 1 3 --set train.accumulation=4 --set train.zero=1
+train "$dir/z2x2" 2 3 --set train.accumulation=2 --set train.zero=1
+train "$dir/z4x1" 4 3 --set train.accumulation=1 --set train.zero=1
+for run in z1x4 z2x2 z4x1; do
+  same_state "$dir/ref/ckpt-00000006.h5" "$dir/$run/ckpt-00000006.h5" ||
+    fail "zero = 1 on $run differs from zero = 0 on 2 x 2"
+done
+echo "train_zero: zero = 1 on 1 x 4, 2 x 2 and 4 x 1: /params and /optim bit-identical to zero = 0"
+train "$dir/ref3" 3 2 --set train.steps=3
+train "$dir/z3" 3 2 --set train.steps=3 --set train.zero=1
+same_state "$dir/ref3/ckpt-00000003.h5" "$dir/z3/ckpt-00000003.h5" || fail "zero = 1 on 3 ranks differs from zero = 0"
+echo "train_zero: 3 ranks: zero = 1 bit-identical to zero = 0"
+
+# 2. checkpoints move between modes and rank counts
+resume_copy "$dir/z_to_4" "$dir/z2x2" 4 --set train.zero=0
+same_state "$dir/ref/ckpt-00000006.h5" "$dir/z_to_4/ckpt-00000006.h5" ||
+  fail "zero = 1 on 2 ranks resumed with zero = 0 on 4 differs from the run not stopped"
+resume_copy "$dir/ref_to_1" "$dir/ref" 1 --set train.zero=1
+same_state "$dir/ref/ckpt-00000006.h5" "$dir/ref_to_1/ckpt-00000006.h5" ||
+  fail "zero = 0 on 2 ranks resumed with zero = 1 on 1 differs from the run not stopped"
+echo "train_zero: zero 1 -> 0 on 4 ranks and 0 -> 1 on 1 rank resume bit for bit"
+echo "train_zero: ok"
