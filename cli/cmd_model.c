@@ -1,6 +1,7 @@
 /* `ddpt model info`: a model's parameter count and the memory its
  * parameters, gradients, Adam state and activations take for a given batch,
- * the same figures ddpt allocates at start. */
+ * the same figures ddpt allocates at start, per rank: with --zero 1 each of
+ * --world ranks keeps only its shard of the Adam state. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 
 /* Beyond any machine's memory, and far from overflowing the arena sizes;
  * the memory estimate refuses what does not fit the model. */
-enum { MAX_SETS = 32, MAX_BATCH = 1 << 24, MAX_SEQ_LEN = 1 << 20 };
+enum { MAX_SETS = 32, MAX_BATCH = 1 << 24, MAX_SEQ_LEN = 1 << 20, MAX_WORLD = 1 << 20 };
 
 static double mib(size_t bytes) { return (double)bytes / (1 << 20); }
 
@@ -26,11 +27,12 @@ int cmd_model(int argc, char **argv) {
       {"preset", required_argument, NULL, 'p'},  {"config", required_argument, NULL, 'c'},
       {"set", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
       {"seq-len", required_argument, NULL, 'l'}, {"max-predictions", required_argument, NULL, 'm'},
-      {"precision", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
+      {"precision", required_argument, NULL, 'P'}, {"world", required_argument, NULL, 'w'},
+      {"zero", required_argument, NULL, 'z'},      {NULL, 0, NULL, 0}};
   int precision = GEMM_FP32;
   const char *preset = NULL, *json = NULL;
   char *sets[MAX_SETS];
-  size_t nsets = 0, B = 8, L = 128, max_pred = 0;
+  size_t nsets = 0, B = 8, L = 128, max_pred = 0, world = 1, zero = 0;
   opterr = 0;
   optind = 0;
   int c, rc;
@@ -53,6 +55,12 @@ int cmd_model(int argc, char **argv) {
         rc = cli_parse_size("model", "--max-predictions", optarg, 1, MAX_SEQ_LEN, &max_pred);
         if (rc) return rc;
         break;
+      case 'w':
+        if ((rc = cli_parse_size("model", "--world", optarg, 1, MAX_WORLD, &world))) return rc;
+        break;
+      case 'z':
+        if ((rc = cli_parse_size("model", "--zero", optarg, 0, 1, &zero))) return rc;
+        break;
       case 'P':
         if ((precision = gemm_precision_parse(optarg)) < 0)
           return cli_usage_error("model", "--precision is fp32 or bf16, not '%s'", optarg);
@@ -68,6 +76,10 @@ int cmd_model(int argc, char **argv) {
   if (bert_config_resolve(&cfg, preset, json, sets, nsets, &err) != ST_OK) return cli_fail("model", err);
   bert_memory mem;
   if (bert_memory_estimate(&cfg, B, L, max_pred, &mem, &err) != ST_OK) return cli_fail("model", err);
+  /* ZeRO-1: shards are whole optimizer chunks, so one rank's is within a
+   * chunk (256 KiB of moments) of this. */
+  size_t adam_all = mem.adam;
+  if (zero) mem.adam = (mem.adam + world - 1) / world;
   char desc[512];
   bert_config_describe(&cfg, desc, sizeof desc);
   size_t total = bert_memory_total(&mem, precision);
@@ -75,10 +87,14 @@ int cmd_model(int argc, char **argv) {
   printf("parameters:  %zu\n", mem.param_count);
   printf("batch:       %zu x %zu tokens, up to %zu predicted tokens per sequence\n", B, L, max_pred);
   printf("precision:   %s\n", gemm_precision_name(precision));
-  printf("memory (MiB):\n");
+  printf("world:       %zu rank%s, zero %zu%s\n", world, world == 1 ? "" : "s", zero,
+         zero ? " (Adam state sharded over the ranks)" : "");
+  printf("memory per rank (MiB):\n");
   printf("  parameters        %10.1f\n", mib(mem.params));
   printf("  gradients         %10.1f\n", mib(mem.grads));
-  printf("  adam m + v        %10.1f\n", mib(mem.adam));
+  printf("  adam m + v        %10.1f", mib(mem.adam));
+  if (zero && world > 1) printf("   (of %.1f: 1/%zu per rank)", mib(adam_all), world);
+  printf("\n");
   printf("  activations       %10.1f\n", mib(mem.activations));
   printf("  backward scratch  %10.1f\n", mib(mem.scratch));
   if (precision == GEMM_BF16) {

@@ -14,6 +14,15 @@ out=$("$ddpt" model info --preset bert-base --batch 8 --seq-len 128) || fail "mo
 echo "$out" | grep -q "^parameters:  110106428$" || fail "model info: bert-base count: $out"
 echo "$out" | grep -q "activations" || fail "model info: no activation memory"
 
+# ZeRO-1: on 4 ranks each keeps a quarter of bert-base's 840.0 MiB of Adam
+# state, and the total per rank falls by the other three quarters.
+base=$(echo "$out" | awk '$1 == "total" {print $2}')
+z=$("$ddpt" model info --preset bert-base --batch 8 --seq-len 128 --world 4 --zero 1) || fail "model info --zero 1 exited $?"
+echo "$z" | awk -v base="$base" '$1 == "adam" {a = $5} $1 == "total" {t = $2}
+  END {d = base - t - 630.0; exit !(a == 210.0 && d < 0.2 && d > -0.2)}' ||
+  fail "model info --world 4 --zero 1: Adam state not a quarter per rank (total $base at zero 0): $z"
+"$ddpt" model info --zero 2 >/dev/null 2>&1 && fail "model info --zero 2 accepted"
+
 # bf16 (issue 17): the fp32 figures plus the bf16 weights (2 bytes per
 # parameter: 210.0 MiB) and operand buffers, in the total; bench reports the
 # buffers it used, within their estimate.
