@@ -13,12 +13,8 @@ set -eu
 ddpt=$1 mpirun=$2
 # shellcheck source=lib/e2e.sh
 . "$(dirname "$0")/lib/e2e.sh"
-"$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
-printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
-common="--threads 1 --set data.corpus=$dir/corpus --set log.every=1 --set log.eval_every=0 \
-  --set train.steps=6 --set checkpoint.every=3 --set checkpoint.keep=0"
-# shellcheck source=lib/train_runs.sh
-. "$(dirname "$0")/lib/train_runs.sh"
+# shellcheck source=lib/exact_runs.sh
+. "$lib/exact_runs.sh"
 # Resumes RUN_DIR's copy of the 2 x 2 run's step-3 checkpoint on RANKS, with OPTIONS.
 resume_copy() { # run ranks options...
   run=$1 np=$2; shift 2

@@ -17,12 +17,9 @@ set -eu
 ddpt=$1 mpirun=$2
 # shellcheck source=lib/e2e.sh
 . "$(dirname "$0")/lib/e2e.sh"
-"$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
-printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
-common="--threads 1 --set data.corpus=$dir/corpus --set log.every=1 --set log.eval_every=0 \
-  --set train.steps=6 --set checkpoint.every=3 --set checkpoint.keep=0 --set train.bucket_mb=1"
-# shellcheck source=lib/train_runs.sh
-. "$(dirname "$0")/lib/train_runs.sh"
+# shellcheck source=lib/exact_runs.sh
+. "$lib/exact_runs.sh"
+common="$common --set train.bucket_mb=1"
 resume_copy() { # run from ranks options...
   run=$1 from=$2 np=$3; shift 3
   mkdir "$run" && cp "$from/ckpt-00000003.h5" "$run/" && echo ckpt-00000003.h5 >"$run/LATEST"
