@@ -2,6 +2,7 @@
  * comm.h). The gradient reducer is in reducer.c. */
 #include "comm/comm.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,15 @@ static int allreduce_ordered(double *vals, size_t n, int use_max, char **err) {
 
 int comm_allreduce_sum_f64(double *vals, size_t n, char **err) { return allreduce_ordered(vals, n, 0, err); }
 int comm_allreduce_max_f64(double *vals, size_t n, char **err) { return allreduce_ordered(vals, n, 1, err); }
+
+int comm_allreduce_or_u8(uint8_t *bits, size_t n, char **err) {
+  if (!world_active() || n == 0) return ST_OK;
+  if (n > INT_MAX) return status_set(err, ST_INVALID, "rank %d: a bitmap of %zu bytes is too large for MPI", g_rank, n);
+  MPI_Request req;
+  int rc = MPI_Iallreduce(MPI_IN_PLACE, bits, (int)n, MPI_UNSIGNED_CHAR, MPI_BOR, MPI_COMM_WORLD, &req);
+  if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Iallreduce");
+  return comm_watch_wait(&req, 1, "MPI_Iallreduce", err);
+}
 
 int comm_check_same_digest(const uint8_t digest[32], const char *what, char **err) {
   if (!world_active()) return ST_OK;

@@ -44,6 +44,9 @@ int comm_broadcast(void *buf, size_t bytes, int root, char **err);
  * loss, token counts, gradient-norm squares and evaluation sums. */
 int comm_allreduce_sum_f64(double *vals, size_t n, char **err);
 int comm_allreduce_max_f64(double *vals, size_t n, char **err);
+/* In place: bits[i] becomes the bitwise OR over ranks (exact in any order).
+ * For sets known on each rank, as bitmaps: the step's token ids. */
+int comm_allreduce_or_u8(uint8_t *bits, size_t n, char **err);
 
 /* Which rank runs on which host, for messages: one malloc'd line (*out,
  * the caller frees), hosts in the order of their first rank, each with its
@@ -119,22 +122,34 @@ typedef struct comm_reducer comm_reducer;
  * order over all world * slots slots (world 1, or slots a power of two). */
 int comm_slots_exact(size_t world, size_t slots);
 
+/* Of the step last finished; times are timer_now() readings, 0 when no
+ * bucket was exchanged (world 1). A completion is seen when a poll or
+ * finish finds it, so last_done is at most one poll interval late. */
 typedef struct comm_reducer_stats {
   size_t buckets;       /* number of buckets */
   double wait_seconds;  /* time spent blocked in comm_reducer_finish */
   double total_seconds; /* first bucket start to last completion */
   uint64_t bytes;       /* bytes reduced per step */
+  double first_start;   /* when bucket 0's exchange started */
+  double last_done;     /* when the last bucket's exchange was seen complete */
 } comm_reducer_stats;
 
 /* buf must stay valid until comm_reducer_free. bucket_floats > 0, slots
  * > 0 (this rank's micro-batches per step). Every rank calls it with the
- * same n, bucket_floats and slots. */
+ * same n, bucket_floats and slots (collective: each reducer exchanges on a
+ * communicator of its own, so several may be in flight at once). */
 int comm_reducer_create(float *buf, size_t n, size_t bucket_floats, size_t slots, comm_reducer **out,
                         char **err);
 void comm_reducer_free(comm_reducer *r); /* NULL is a no-op */
 /* Starts a new step: no slot is held, no bucket is in flight; buf must be
  * zero before the first slot's backward. */
 void comm_reducer_begin(comm_reducer *r);
+/* comm_reducer_begin over only the first n floats of buf (n at most the n
+ * it was created with, the same on every rank; not sharded): for a buffer
+ * whose length changes from step to step: a sparse gradient kept as
+ * compact rows, as many as the step touches, summed beside the dense one
+ * by a second reducer. Buckets are cut from buf + n. */
+void comm_reducer_begin_n(comm_reducer *r, size_t n);
 /* buf holds a slot other than the last one of this rank's step: it is
  * folded into the partial sums, and buf is zero again. */
 void comm_reducer_next_slot(comm_reducer *r);

@@ -32,8 +32,10 @@ typedef struct exchange {
 } exchange;
 
 struct comm_reducer {
-  float *buf;       /* (n) */
-  size_t n, bucket; /* floats in buf, floats per bucket */
+  float *buf;       /* (capacity) */
+  size_t n, bucket; /* floats of buf summed this step, floats per bucket */
+  size_t capacity;  /* n at creation: what partials, edges and scratch are sized for */
+  MPI_Comm comm;    /* a duplicate of MPI_COMM_WORLD: its tags never meet another reducer's */
   size_t nbuckets;
   size_t *edges;    /* (nbuckets + 1) bucket k is [edges[k + 1], edges[k]) */
   size_t max_bucket;
@@ -57,7 +59,7 @@ struct comm_reducer {
   size_t finished;  /* buckets whose exchange is complete */
   exchange x[IN_FLIGHT];
   float *scratch;   /* (IN_FLIGHT, scratch_floats) */
-  double first_start, wait_seconds, total_seconds;
+  double first_start, last_done, wait_seconds, total_seconds;
   /* A failed exchange cannot complete: every later call returns it. */
   int failed;
   char *failure;
@@ -104,19 +106,24 @@ static size_t split_point(const comm_reducer *r, size_t lo, size_t hi) {
   return cut_near(r, lo, hi, lo + (hi - lo) / 2);
 }
 
-/* Buckets from the end of buf, bucket_floats each (in sharded mode, each
- * start moved down to a cut). */
-static int set_up_buckets(comm_reducer *r, char **err) {
-  size_t most = r->n == 0 ? 0 : r->n / r->bucket + 2;
-  r->edges = malloc((most + 1) * sizeof *r->edges);
-  if (!r->edges) return status_set(err, ST_NOMEM, "out of memory for the gradient buckets");
+/* Buckets of the first r->n floats from their end, bucket_floats each (in
+ * sharded mode, each start moved down to a cut). */
+static void cut_buckets(comm_reducer *r) {
   size_t e = r->n;
+  r->nbuckets = 0;
   r->edges[0] = e;
   while (e > 0) {
     size_t lo = cut_at_or_below(r, e > r->bucket ? e - r->bucket : 0);
     if (e - lo > r->max_bucket) r->max_bucket = e - lo;
     r->edges[++r->nbuckets] = e = lo;
   }
+}
+
+static int set_up_buckets(comm_reducer *r, char **err) {
+  size_t most = r->n == 0 ? 0 : r->n / r->bucket + 2;
+  r->edges = malloc((most + 1) * sizeof *r->edges);
+  if (!r->edges) return status_set(err, ST_NOMEM, "out of memory for the gradient buckets");
+  cut_buckets(r);
   if (r->max_bucket > INT_MAX)
     return status_set(err, ST_INVALID, "gradient bucket of %zu floats is too large for MPI (at most %d)",
                       r->max_bucket, INT_MAX);
@@ -173,6 +180,8 @@ static int set_up_exchanges(comm_reducer *r, char **err) {
   while ((1 << r->steps) < r->world) r->steps++;
   r->rounds = r->sharded && r->pow2 ? r->steps : 2 * r->steps;
   if (r->world == 1 || r->nbuckets == 0) return ST_OK;
+  int rc = MPI_Comm_dup(MPI_COMM_WORLD, &r->comm);
+  if (rc != MPI_SUCCESS) return comm_mpi_error(err, rc, "MPI_Comm_dup");
   /* Halving receives at most half a bucket (more when split at a cut);
    * the binomial reduce a whole. */
   size_t floats = r->pow2 && !r->sharded ? (r->max_bucket + 1) / 2 : r->max_bucket;
@@ -194,7 +203,8 @@ static int create(float *buf, size_t n, size_t bucket_floats, size_t slots, cons
   comm_reducer *r = calloc(1, sizeof *r);
   if (!r) return status_set(err, ST_NOMEM, "out of memory for the gradient reducer");
   r->buf = buf;
-  r->n = n;
+  r->n = r->capacity = n;
+  r->comm = MPI_COMM_NULL;
   r->bucket = bucket_floats;
   r->slots = slots;
   r->sharded = sharded;
@@ -243,6 +253,7 @@ int comm_reducer_create_sharded(float *buf, size_t n, size_t bucket_floats, size
 
 void comm_reducer_free(comm_reducer *r) {
   if (!r) return;
+  if (r->comm != MPI_COMM_NULL) MPI_Comm_free(&r->comm);
   free(r->failure);
   free(r->edges);
   free(r->cuts);
@@ -254,14 +265,21 @@ void comm_reducer_free(comm_reducer *r) {
   free(r);
 }
 
-void comm_reducer_begin(comm_reducer *r) {
+void comm_reducer_begin(comm_reducer *r) { comm_reducer_begin_n(r, r->capacity); }
+
+void comm_reducer_begin_n(comm_reducer *r, size_t n) {
+  assert(n <= r->capacity && (!r->sharded || n == r->capacity));
+  if (n != r->n) {
+    r->n = n;
+    cut_buckets(r);
+  }
   for (size_t i = 0; i < IN_FLIGHT; i++) {
     r->x[i].active = 0;
     r->x[i].req[0] = r->x[i].req[1] = MPI_REQUEST_NULL;
   }
   r->slot = r->held = 0;
   r->ready = r->started = r->finished = 0;
-  r->wait_seconds = r->total_seconds = r->first_start = 0;
+  r->wait_seconds = r->total_seconds = r->first_start = r->last_done = 0;
 }
 
 /* ------------------------------------------------- slots on this rank */
@@ -313,10 +331,10 @@ static int tag_of(const exchange *x) {
 static int post(comm_reducer *r, exchange *x, size_t send_lo, size_t send_n, float *recv, size_t recv_n,
                 int peer_send, int peer_recv, char **err) {
   int tag = tag_of(x), rc;
-  if (recv_n && (rc = MPI_Irecv(recv, (int)recv_n, MPI_FLOAT, peer_recv, tag, MPI_COMM_WORLD, &x->req[1])) !=
+  if (recv_n && (rc = MPI_Irecv(recv, (int)recv_n, MPI_FLOAT, peer_recv, tag, r->comm, &x->req[1])) !=
                     MPI_SUCCESS)
     return comm_mpi_error(err, rc, "MPI_Irecv");
-  if (send_n && (rc = MPI_Isend(r->buf + send_lo, (int)send_n, MPI_FLOAT, peer_send, tag, MPI_COMM_WORLD,
+  if (send_n && (rc = MPI_Isend(r->buf + send_lo, (int)send_n, MPI_FLOAT, peer_send, tag, r->comm,
                                 &x->req[0])) != MPI_SUCCESS)
     return comm_mpi_error(err, rc, "MPI_Isend");
   return ST_OK;
@@ -412,6 +430,7 @@ static int advance(comm_reducer *r, char **err) {
       if (++x->round == r->rounds) {
         x->active = 0;
         r->finished++;
+        r->last_done = timer_now();
       } else if ((rc = post_round(r, x, err))) {
         return rc;
       }
@@ -467,7 +486,7 @@ int comm_reducer_finish(comm_reducer *r, float scale, char **err) {
     double t1 = timer_now();
     if (rc) return rc;
     r->wait_seconds = t1 - t0;
-    r->total_seconds = r->nbuckets ? t1 - r->first_start : 0;
+    r->total_seconds = r->nbuckets ? r->last_done - r->first_start : 0;
   }
   if (scale != 1.0f)
     for (size_t i = 0; i < r->n; i++) r->buf[i] *= scale;
@@ -525,6 +544,7 @@ int comm_reducer_gather_shards(comm_reducer *r, const float *shard, float *full,
 }
 
 comm_reducer_stats comm_reducer_get_stats(const comm_reducer *r) {
-  comm_reducer_stats s = {r->nbuckets, r->wait_seconds, r->total_seconds, (uint64_t)r->n * sizeof(float)};
+  comm_reducer_stats s = {r->nbuckets, r->wait_seconds, r->total_seconds, (uint64_t)r->n * sizeof(float),
+                          r->first_start, r->last_done};
   return s;
 }

@@ -239,6 +239,78 @@ static void test_reducer_sums_slots_in_level_pairwise_order(void) {
   free(v);
 }
 
+/* Fills this rank's slots of a step into g[0..n) (slot values offset by
+ * `salt` so two buffers differ), folding all but the last. */
+static void fill_slots(comm_reducer *r, float *g, size_t n, size_t A, size_t salt) {
+  size_t rank = (size_t)comm_rank();
+  for (size_t a = 0; a < A; a++) {
+    for (size_t i = 0; i < n; i++) g[i] = slot_value(rank * A + a, i + salt);
+    if (a + 1 < A) comm_reducer_next_slot(r);
+  }
+}
+
+static size_t slot_sums_wrong(const float *g, size_t n, size_t A, size_t salt) {
+  size_t wrong = 0, world = (size_t)comm_world_size();
+  for (size_t i = 0; i < n; i++) {
+    float want = expected_slot_sum(world, A, i + salt);
+    wrong += memcmp(&g[i], &want, sizeof want) != 0;
+  }
+  return wrong;
+}
+
+/* The word-embedding rows' pattern: a second reducer in flight with the
+ * first (each on its own communicator, so messages never cross), summing
+ * a different length of its buffer each step (comm_reducer_begin_n), both
+ * in the level-pairwise order, bit for bit. */
+static void test_reducer_sums_a_changing_length_beside_another(void) {
+  const size_t n = 1000, cap = 600, lengths[] = {600, 37, 450, 1}, A = 2;
+  float *g = malloc(n * sizeof *g), *h = malloc(cap * sizeof *h);
+  comm_reducer *big = NULL, *rows = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, 128, A, &big, &err), ST_OK);
+  CU_ASSERT_EQUAL_FATAL(comm_reducer_create(h, cap, 100, A, &rows, &err), ST_OK);
+  for (size_t step = 0; step < sizeof lengths / sizeof *lengths; step++) {
+    size_t m = lengths[step];
+    comm_reducer_begin(big);
+    comm_reducer_begin_n(rows, m);
+    fill_slots(big, g, n, A, 0);
+    fill_slots(rows, h, m, A, 5000);
+    /* Both in flight at once, with the same bucket numbers and rounds. */
+    CU_ASSERT_EQUAL(comm_reducer_ready(big, 0, &err), ST_OK);
+    CU_ASSERT_EQUAL(comm_reducer_ready(rows, 0, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(comm_reducer_finish(rows, 1.0f, &err), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(comm_reducer_finish(big, 1.0f, &err), ST_OK);
+    CU_ASSERT_EQUAL(slot_sums_wrong(g, n, A, 0), 0);
+    CU_ASSERT_EQUAL(slot_sums_wrong(h, m, A, 5000), 0);
+    comm_reducer_stats st = comm_reducer_get_stats(rows);
+    CU_ASSERT_EQUAL(st.buckets, (m + 99) / 100);
+    CU_ASSERT_EQUAL(st.bytes, m * sizeof(float));
+    /* Exchanged only across ranks; a span that starts and ends in order. */
+    int spanned = st.first_start > 0 && st.last_done >= st.first_start;
+    int none = st.first_start == 0 && st.last_done == 0;
+    CU_ASSERT(comm_world_size() > 1 ? spanned : none);
+  }
+  free(err);
+  comm_reducer_free(big);
+  comm_reducer_free(rows);
+  free(g);
+  free(h);
+}
+
+/* comm_allreduce_or_u8: each rank sets its own bits; every rank ends with
+ * all of them. */
+static void test_or_reduction_unites_every_rank_bits(void) {
+  uint8_t bits[4] = {0};
+  int world = comm_world_size(), rank = comm_rank();
+  bits[(size_t)rank % 4] |= (uint8_t)(1u << (rank % 8));
+  bits[3] |= 0x80;
+  CU_ASSERT_EQUAL(comm_allreduce_or_u8(bits, sizeof bits, NULL), ST_OK);
+  uint8_t want[4] = {0};
+  for (int q = 0; q < world; q++) want[(size_t)q % 4] |= (uint8_t)(1u << (q % 8));
+  want[3] |= 0x80;
+  CU_ASSERT_EQUAL(memcmp(bits, want, sizeof want), 0);
+}
+
 /* Whether x is 0, n or one of the cuts. */
 static int at_cut(size_t x, size_t n, const size_t *cuts, size_t ncuts) {
   if (x == 0 || x == n) return 1;
@@ -321,6 +393,8 @@ static void test_sharded_reducer_scatters_the_allreduce_bits(void) {
 static const harness_test tests[] = {
     {"test_sharded_reducer_scatters_the_allreduce_bits", test_sharded_reducer_scatters_the_allreduce_bits},
     {"test_world_matches_launcher_or_is_one", test_world_matches_launcher_or_is_one},
+    {"test_reducer_sums_a_changing_length_beside_another", test_reducer_sums_a_changing_length_beside_another},
+    {"test_or_reduction_unites_every_rank_bits", test_or_reduction_unites_every_rank_bits},
     {"test_reducer_sums_slots_in_level_pairwise_order", test_reducer_sums_slots_in_level_pairwise_order},
     {"test_library_version_names_open_mpi_and_standard", test_library_version_names_open_mpi_and_standard},
     {"test_sum_is_added_in_rank_order_on_every_rank", test_sum_is_added_in_rank_order_on_every_rank},
