@@ -8,8 +8,11 @@ sequences (no padding, about 15% of tokens predicted) and the median step
 time over the measured steps gives tokens/s. ddpt's figures come from
 RUN_DIR/metrics.jsonl (log.every=1): the step time is the difference of
 consecutive elapsed_s, comm_wait_s is the time rank 0 was blocked in the
-gradient reducer's final wait (what backward did not hide), comm_s the span
-from the first gradient bucket started to the last one done.
+gradient reducer's final wait, comm_s the span from the first gradient
+bucket started to the last one done, post_backward_wait_s the time from the
+end of backward to every gradient summed (what backward did not hide), and
+comm_hidden_frac = 1 - post_backward_wait_s / comm_s the share of the
+exchange hidden behind backward (docs/distributed.md defines them).
 
 PyTorch is measured as installed and with OPENBLAS_CORETYPE set to the
 OpenBLAS kernel ddpt ran with (Debian's torch computes its GEMMs with the
@@ -113,13 +116,16 @@ def run_ddpt(a, work, corpus, preset, ranks, threads):
                          stderr=subprocess.STDOUT, text=True).stdout
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
     by_step = {r["step"]: r for r in rows}
-    steps, toks, waits, spans = [], [], [], []
+    steps, toks, waits, spans, posts, hidden = [], [], [], [], [], []
     for s in range(a.warmup + 1, a.warmup + a.steps + 1):
         r, p = by_step[s], by_step[s - 1]
         steps.append(r["elapsed_s"] - p["elapsed_s"])
         toks.append(r["tokens"] - p["tokens"])
         waits.append(r["comm_wait_s"])
         spans.append(r["comm_s"])
+        posts.append(r["post_backward_wait_s"])
+        if r["comm_hidden_frac"] is not None:
+            hidden.append(r["comm_hidden_frac"])
     med = statistics.median(steps)
     done = [l for l in out.splitlines() if l.startswith("done:")]
     return emit({"impl": "ddpt", "preset": preset, "ranks": ranks, "threads": threads, "global_batch": gb,
@@ -127,7 +133,9 @@ def run_ddpt(a, work, corpus, preset, ranks, threads):
                  "step_time_min_s": min(steps), "tokens_per_step": statistics.median(toks),
                  "tokens_per_s": statistics.median(toks) / med,
                  "comm_wait_share": sum(waits) / sum(steps), "comm_wait_median_s": statistics.median(waits),
-                 "comm_span_median_s": statistics.median(spans), "load_at_start": start,
+                 "comm_span_median_s": statistics.median(spans),
+                 "post_backward_wait_median_s": statistics.median(posts),
+                 "comm_hidden_frac_median": statistics.median(hidden) if hidden else None, "load_at_start": start,
                  "done": done[-1] if done else ""})
 
 
@@ -397,7 +405,8 @@ def main():
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    hdr = (f"{'model':<10} {'layout':>6} {'B':>3} | {'ddpt s/step':>11} {'tok/s':>7} {'wait%':>5} {'span s':>6} | "
+    hdr = (f"{'model':<10} {'layout':>6} {'B':>3} | {'ddpt s/step':>11} {'tok/s':>7} {'wait%':>5} {'span s':>6} "
+           f"{'post s':>6} {'hidden':>6} | "
            f"{'torch s/step':>12} {'tok/s':>7} | {'fair s/step':>11} {'tok/s':>7} | {'speedup':>7} | load at start")
     print(hdr)
     print("-" * len(hdr))
@@ -408,12 +417,16 @@ def main():
         base = f or t
         sp = f"{d['tokens_per_s'] / base['tokens_per_s']:>6.2f}x" if base else f"{'-':>7}"
         loads = " / ".join(x["load_at_start"].split()[0] for x in (d, t, f) if x)
+        hf = d["comm_hidden_frac_median"]
+        hid = f"{100 * hf:>5.0f}%" if hf is not None else f"{'-':>6}"
         print(f"{r['preset']:<10} {r['ranks']}x{r['threads']:<4} {d['global_batch']:>3} | "
-              f"{cell(d, 11)} {100 * d['comm_wait_share']:>5.1f} {d['comm_span_median_s']:>6.3f} | "
+              f"{cell(d, 11)} {100 * d['comm_wait_share']:>5.1f} {d['comm_span_median_s']:>6.3f} "
+              f"{d['post_backward_wait_median_s']:>6.3f} {hid} | "
               f"{cell(t, 12)} | {cell(f, 11)} | {sp} | {loads}")
     print(f"layout: ranks x threads per rank, same global batch B of {a.seq_len}-token sequences; "
           f"median over {a.steps} steps after {a.warmup} warm-up. wait%: share of ddpt's step time rank 0 "
-          f"spent blocked on gradient buckets; span: first bucket started to last done. speedup: ddpt over "
+          f"spent blocked on gradient buckets; span: first bucket started to last done; post: end of backward "
+          f"to every gradient summed; hidden: 1 - post / span (median; - on one rank). speedup: ddpt over "
           f"PyTorch DDP (gloo) with OPENBLAS_CORETYPE={kernel} (as installed where not run). PyTorch's MLM "
           f"decoder runs at all positions (as HuggingFace's); ddpt's only at the predicted ones.")
     by = {(r["preset"], r["ranks"], r["threads"]): r for r in rows}

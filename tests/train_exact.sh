@@ -2,7 +2,8 @@
 # Exactness across rank counts (docs/distributed.md, "Exact on any number of
 # ranks"), through `mpirun ddpt train`, bert-tiny with dropout on and AdamW:
 #  1. 1 rank x accumulation 4, 2 x 2 and 4 x 1 (3 sequences per micro-batch)
-#     end with bit-identical /params and /optim.
+#     end with bit-identical /params and /optim; their metrics.jsonl carry
+#     consistent communication figures.
 #  2. The 2 x 2 run's checkpoint at step 3, resumed on 4 ranks and on 1 rank
 #     with nothing set, takes accumulation 1 and 4 (saying so) and ends bit
 #     for bit as the run that was not stopped.
@@ -31,6 +32,23 @@ for np in 2 4; do
     fail "$np ranks x accumulation $((4 / np)) differ from 1 rank x accumulation 4"
 done
 echo "train_exact: 1 x 4, 2 x 2 and 4 x 1 micro-batches: /params and /optim bit-identical"
+
+# The exchange's figures in metrics.jsonl (docs/distributed.md, "How much
+# communication is hidden"): on one rank nothing is exchanged (comm_s 0, the
+# fraction null); on 2 and 4 the fraction is 1 - post_backward_wait_s /
+# comm_s within [0, 1], and the final wait lies inside the post-backward one.
+"$py" - "$dir" <<'PY' || fail "metrics.jsonl's communication figures are missing or inconsistent"
+import json, sys
+for np in (1, 2, 4):
+    for r in map(json.loads, open(f"{sys.argv[1]}/np{np}/metrics.jsonl")):
+        frac, comm, wait, post = (r[k] for k in ("comm_hidden_frac", "comm_s", "comm_wait_s", "post_backward_wait_s"))
+        assert 0 <= wait <= post, (np, r)
+        if np == 1:
+            assert comm == 0 and frac is None, (np, r)
+        else:
+            assert comm > 0 and 0 <= frac <= 1 and abs(frac - min(1, max(0, 1 - post / comm))) < 1e-9, (np, r)
+PY
+echo "train_exact: comm_s, comm_wait_s, post_backward_wait_s and comm_hidden_frac consistent on 1, 2 and 4 ranks"
 
 # 2. resumed on 4 and on 1 rank: accumulation derived, bit for bit
 for np in 4 1; do

@@ -137,7 +137,7 @@ cmp -s "$dir/straight/BEST" "$dir/split/BEST" || fail "BEST differs after resume
 import json, sys
 d = sys.argv[1]
 def rows(p):
-    return {r["step"]: {k: v for k, v in r.items() if not k.endswith("_s")} for r in map(json.loads, open(p))}
+    return {r["step"]: {k: v for k, v in r.items() if not k.endswith(("_s", "_frac"))} for r in map(json.loads, open(p))}
 a, b = rows(d + "/straight/metrics.jsonl"), rows(d + "/split/metrics.jsonl")
 assert sorted(b) == list(range(1, 61)), sorted(b)
 assert all(a[s] == b[s] for s in range(31, 61)), "lines for steps 31-60 differ"

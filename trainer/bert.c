@@ -291,7 +291,13 @@ static int add_params(params *p, const bert_config *cfg, model_offsets *o, layer
     snprintf(name, sizeof name, __VA_ARGS__);                         \
     if ((rc = add(p, name, d0, d1, offset, err)) != ST_OK) return rc; \
   } while (0)
-  ADD(&o->wte, cfg->vocab_size, C, "bert.embeddings.word_embeddings.weight");
+  /* Pretraining: the word embeddings are also the MLM decoder's weight,
+   * and come last, after the heads: the decoder's (dense) share of their
+   * gradient is final with the heads', so it is reduced while the encoder's
+   * backward runs; the lookup's (sparse) share is kept out of the arena
+   * (bert_set_word_grad_rows). */
+  int tied_last = cfg->task == BERT_TASK_PRETRAIN;
+  if (!tied_last) ADD(&o->wte, cfg->vocab_size, C, "bert.embeddings.word_embeddings.weight");
   ADD(&o->wpe, cfg->max_positions, C, "bert.embeddings.position_embeddings.weight");
   ADD(&o->wtt, cfg->type_vocab, C, "bert.embeddings.token_type_embeddings.weight");
   ADD(&o->eln_w, C, 0, "bert.embeddings.LayerNorm.weight");
@@ -333,6 +339,7 @@ static int add_params(params *p, const bert_config *cfg, model_offsets *o, layer
     ADD(&o->nsp_w, 2, C, "cls.seq_relationship.weight");
     ADD(&o->nsp_b, 2, 0, "cls.seq_relationship.bias");
   }
+  if (tied_last) ADD(&o->wte, cfg->vocab_size, C, "bert.embeddings.word_embeddings.weight");
   if (cfg->task != BERT_TASK_PRETRAIN) {
     /* HuggingFace's initializer_range normal, as for every Linear. */
     ADD(&o->cls_w, cfg->num_labels, C, "classifier.weight");
@@ -437,6 +444,9 @@ struct bert_model {
   /* Told when gradients become final (bert_set_grad_ready). */
   bert_grad_ready_fn grad_ready;
   void *grad_ready_ctx;
+  /* Where the word-embedding lookup's gradient goes (bert_set_word_grad_rows). */
+  float *word_grad;         /* (rows, C) NULL: into the arena */
+  const int32_t *word_rows; /* (B, L) */
   /* What the last forward saw. */
   size_t P, batch_B;
   size_t task_count;   /* bert_loss.task_count, for backward's scale */
@@ -852,6 +862,11 @@ void bert_set_grad_ready(bert_model *m, bert_grad_ready_fn fn, void *ctx) {
   m->grad_ready_ctx = ctx;
 }
 
+void bert_set_word_grad_rows(bert_model *m, float *dwte, const int32_t *rows) {
+  m->word_grad = dwte;
+  m->word_rows = dwte ? rows : NULL;
+}
+
 static void grads_ready_from(const bert_model *m, size_t lo) {
   if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, lo);
 }
@@ -1178,6 +1193,9 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
   float mlm_dloss = scale ? scale->mlm * (float)P : 1.0f;
   float nsp_dloss = scale ? scale->nsp * (float)B : 1.0f;
   float task_dloss = scale ? scale->task * (float)m->task_count : 1.0f;
+  /* The tied word embeddings end the arena (add_params): reported final
+   * with the heads, so the lookup must add elsewhere. */
+  assert(!m->grad_ready || cfg->task != BERT_TASK_PRETRAIN || m->word_rows);
 
   /* dx: d(last layer output), over the rows it computed; the heads add
    * into their rows. */
@@ -1205,8 +1223,8 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
     layer_linear_backward(dph, g + o->pool_w, g + o->pool_b, dpd, m->ph, w + o->pool_w, B, C, C);
     layer_gather_backward(m->dx, dph, m->cls_local, B, C);
   }
-  /* The heads (and the pooler) follow the last layer in the arena. The tied
-   * decoder's gradient went into the word embeddings, which come first. */
+  /* The heads (and the pooler) follow the last layer in the arena; so does
+   * the tied decoder's weight, the word embeddings, when pretraining. */
   grads_ready_from(m, o->heads);
 
   for (size_t l = cfg->layers; l-- > 0;) {
@@ -1217,7 +1235,8 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
   layer_dropout_backward(m->dr, m->dx, N * C, rate(m, cfg->hidden_dropout), site_key(m, SITE_EMB));
   layer_layernorm_backward(m->df, g + o->eln_w, g + o->eln_b, m->dr, m->emb, w + o->eln_w,
                            m->emb_mean, m->emb_rstd, N, C);
-  layer_embeddings_backward(g + o->wte, g + o->wpe, g + o->wtt, m->df, batch->input_ids,
-                            batch->segment_ids, B, L, C);
+  /* Diverted, the lookup adds at compact rows instead of ids. */
+  layer_embeddings_backward(m->word_grad ? m->word_grad : g + o->wte, g + o->wpe, g + o->wtt, m->df,
+                            m->word_grad ? m->word_rows : batch->input_ids, batch->segment_ids, B, L, C);
   grads_ready_from(m, 0);
 }

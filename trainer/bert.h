@@ -91,6 +91,8 @@ void bert_config_describe(const bert_config *cfg, char *buf, size_t size);
  *  - PRETRAIN: cls.predictions.* (the MLM decoder weight is the word
  *    embedding matrix, tied, with no entry of its own); with nsp,
  *    bert.pooler.dense.* before them and cls.seq_relationship.* after.
+ *    The word embeddings come last, after the heads, not first: the
+ *    decoder's share of their gradient is final with the heads'.
  *  - CLASSIFY: bert.pooler.dense.*, classifier.weight [K, C] (normal, std
  *    0.02, weight decay), classifier.bias [K] (zeros).
  *  - TAG: classifier.*, then with crf crf.transitions [K, K],
@@ -259,7 +261,18 @@ void bert_backward(bert_model *m, const bert_batch *batch, const bert_grad_scale
  * with lo = 0 after the embeddings. The data-parallel loop starts reducing
  * gradient buckets from it while backward goes on. */
 typedef void (*bert_grad_ready_fn)(void *ctx, size_t lo);
-/* Installs fn (NULL removes it) for the following bert_backward calls. */
+/* Installs fn (NULL removes it) for the following bert_backward calls.
+ * A pretraining model reports its word embeddings (the decoder's weight)
+ * final with the heads, so it needs bert_set_word_grad_rows too. */
 void bert_set_grad_ready(bert_model *m, bert_grad_ready_fn fn, void *ctx);
+
+/* The word-embedding lookup's share of the gradient, out of the arena: the
+ * following bert_backward calls add token i's (i < B * L) into row
+ * rows[i] of dwte (rows of hidden floats, +=) instead of into the arena at
+ * its id; the arena's word embeddings then get the tied decoder's share
+ * only. The caller adds the rows back (data parallel: after summing them
+ * over ranks as a compact buffer of the step's distinct ids). dwte NULL:
+ * into the arena again. rows is read at each bert_backward. */
+void bert_set_word_grad_rows(bert_model *m, float *dwte, const int32_t *rows);
 
 #endif

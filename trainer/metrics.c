@@ -108,6 +108,8 @@ int metrics_log_write(metrics_log *m, const metrics_step *s, char **err) {
   add_number(o, "elapsed_s", s->elapsed_s);
   add_number(o, "comm_wait_s", s->comm_wait_s);
   add_number(o, "comm_s", s->comm_s);
+  add_number(o, "post_backward_wait_s", s->post_backward_wait_s);
+  add_number(o, "comm_hidden_frac", s->comm_hidden_frac);
   char *text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!text) return status_set(err, ST_NOMEM, "out of memory");
@@ -115,6 +117,12 @@ int metrics_log_write(metrics_log *m, const metrics_step *s, char **err) {
   free(text);
   if (bad) return status_set(err, ST_IO, "cannot write %s: %s", m->path, strerror(errno));
   return ST_OK;
+}
+
+double metrics_hidden_fraction(double comm_s, double exposed_s) {
+  if (!(comm_s > 0)) return NAN;
+  double f = 1.0 - exposed_s / comm_s;
+  return f < 0 ? 0 : f > 1 ? 1 : f;
 }
 
 static void format_duration(char *buf, size_t size, double s) {

@@ -6,7 +6,9 @@
  *     killed leaves every line it logged; a resumed run appends.
  *  2. The fields that measure time, and so differ between identical runs,
  *     are exactly those whose names end in "_s" ("tokens_per_s", "elapsed_s",
- *     "comm_wait_s", "comm_s"); every other field is deterministic.
+ *     "comm_wait_s", "comm_s", "post_backward_wait_s") or in "_frac" (the
+ *     ratios of such times: "comm_hidden_frac"); every other field is
+ *     deterministic.
  *  3. On a terminal the progress line is redrawn in place every step; when
  *     stdout is not a terminal, one plain line is printed per logged step.
  */
@@ -24,8 +26,12 @@ typedef struct metrics_step {
   double lr, grad_norm;
   double tokens_per_s;  /* over the last logging interval */
   double elapsed_s;     /* since this process started training */
-  double comm_wait_s;   /* this step: rank 0 blocked waiting for gradient buckets */
-  double comm_s;        /* this step: first gradient bucket started to last one done */
+  /* This step's gradient exchange on rank 0 (docs/distributed.md, "How
+   * much communication is hidden"): */
+  double comm_wait_s;   /* blocked in the reducers' final wait */
+  double comm_s;        /* first gradient bucket started to last one seen done; 0: none */
+  double post_backward_wait_s; /* the last backward's end to every gradient summed */
+  double comm_hidden_frac;     /* metrics_hidden_fraction(comm_s, post_backward_wait_s) */
   double eta_s;         /* estimated time to the last step (progress only) */
   uint64_t skipped;     /* non-finite steps skipped so far */
   int has_eval;
@@ -51,6 +57,11 @@ typedef struct metrics_log metrics_log;
 int metrics_log_open(const char *run_dir, int truncate, uint64_t keep_through, metrics_log **out, char **err);
 void metrics_log_close(metrics_log *m);
 int metrics_log_write(metrics_log *m, const metrics_step *s, char **err);
+
+/* The share of the exchange's span that backward hid: 1 - exposed / comm,
+ * clamped to [0, 1]; NaN (null in metrics.jsonl) when nothing was
+ * exchanged (comm_s 0: world 1). */
+double metrics_hidden_fraction(double comm_s, double exposed_s);
 
 /* The progress line for s; live redraws on a terminal. */
 void metrics_progress(FILE *out, int live, const metrics_step *s);

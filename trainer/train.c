@@ -4,6 +4,7 @@
  * learning-rate scales, task scores, RUN_DIR/BEST and report.json. */
 #include "trainer/train.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -34,6 +35,29 @@
 #include "util/status.h"
 #include "util/timer.h"
 
+/* Pretraining: the word-embedding lookup's share of the gradient
+ * (bert_set_word_grad_rows), summed over slots and ranks as compact rows,
+ * one per distinct token id of the step over all ranks, in id order: every
+ * world lays them out alike, so the sum keeps comm.h's order. */
+typedef struct word_grad {
+  size_t V, C, cap;  /* vocabulary, hidden, rows at most: min(V, world * A * B * L) */
+  uint8_t *seen;     /* (V / 8 rounded up) the step's ids, ORed over ranks */
+  int32_t *row_of;   /* (V) each id's row this step */
+  int32_t *ids;      /* (cap) each row's id */
+  size_t rows;       /* this step's */
+  int32_t *tok_rows; /* (A, B * L) each token's row, per micro-batch */
+  float *grad;       /* (cap, C) */
+  comm_reducer *reducer;
+  size_t wte;        /* the word embeddings' arena offset */
+} word_grad;
+
+/* The last step's gradient exchange (metrics.h): timer_now() readings. */
+typedef struct step_comm {
+  double backward_end, grads_final; /* the last slot's backward returned; every sum done */
+  double first_start, last_done;    /* 0, 0: nothing exchanged */
+  double wait_s;                    /* blocked in the reducers' finish */
+} step_comm;
+
 typedef struct trainer {
   const train_request *req;
   int rank, world;
@@ -54,6 +78,8 @@ typedef struct trainer {
   bert_model *model;
   params *p;
   comm_reducer *reducer;
+  word_grad words; /* pretraining: the lookup's share of the word-embedding gradient */
+  step_comm comm;  /* the last step's gradient exchange, for metrics */
   /* [train] zero = 1: this rank's shard of the arena and its moments
    * (p->m and p->v are not allocated), and the norm's chunk sums. */
   optim_shard shard;
@@ -747,6 +773,79 @@ static void free_full_moments(const trainer *t, float *m, float *v) {
   free(v);
 }
 
+/* ------------------------------------------- word-embedding lookup rows */
+
+/* Sized for the most rows a step can have, so that a step never allocates. */
+static int word_grad_create(trainer *t, size_t bucket, char **err) {
+  word_grad *w = &t->words;
+  const params_entry *e = params_find(t->p, "bert.embeddings.word_embeddings.weight");
+  assert(e);
+  size_t tokens = (size_t)t->world * t->A * t->B * t->L;
+  w->V = t->cfg.model.vocab_size;
+  w->C = t->cfg.model.hidden;
+  w->cap = tokens < w->V ? tokens : w->V;
+  w->wte = e->offset;
+  w->seen = malloc((w->V + 7) / 8);
+  w->row_of = malloc(w->V * sizeof *w->row_of);
+  w->ids = malloc(w->cap * sizeof *w->ids);
+  w->tok_rows = malloc(t->A * t->B * t->L * sizeof *w->tok_rows);
+  w->grad = calloc(w->cap * w->C, sizeof *w->grad);
+  if (!w->seen || !w->row_of || !w->ids || !w->tok_rows || !w->grad)
+    return status_set(err, ST_NOMEM, "rank %d: out of memory for the word-embedding lookup rows (%zu x %zu floats)",
+                      t->rank, w->cap, w->C);
+  return comm_reducer_create(w->grad, w->cap * w->C, bucket, t->A, &w->reducer, err);
+}
+
+static void word_grad_free(word_grad *w) {
+  comm_reducer_free(w->reducer);
+  free(w->seen);
+  free(w->row_of);
+  free(w->ids);
+  free(w->tok_rows);
+  free(w->grad);
+}
+
+/* The step's rows: this rank's ids, ORed with every rank's, numbered in id
+ * order; then each token's row. Collective. */
+static int word_grad_plan(trainer *t, char **err) {
+  word_grad *w = &t->words;
+  size_t N = t->B * t->L;
+  memset(w->seen, 0, (w->V + 7) / 8);
+  /* An id outside the vocabulary gets no row: bert_forward refuses it
+   * with its own message before any backward reads the rows. */
+  for (size_t a = 0; a < t->A; a++)
+    for (size_t i = 0; i < N; i++) {
+      int32_t id = t->micro[a]->input_ids[i];
+      if (id >= 0 && (size_t)id < w->V) w->seen[id / 8] |= (uint8_t)(1u << (id % 8));
+    }
+  int rc = comm_allreduce_or_u8(w->seen, (w->V + 7) / 8, err);
+  if (rc) return rc;
+  w->rows = 0;
+  for (size_t id = 0; id < w->V; id++)
+    if (w->seen[id / 8] & (1u << (id % 8))) {
+      w->ids[w->rows] = (int32_t)id;
+      w->row_of[id] = (int32_t)w->rows++;
+    }
+  for (size_t a = 0; a < t->A; a++)
+    for (size_t i = 0; i < N; i++) {
+      int32_t id = t->micro[a]->input_ids[i];
+      w->tok_rows[a * N + i] = id >= 0 && (size_t)id < w->V ? w->row_of[id] : 0;
+    }
+  return ST_OK;
+}
+
+/* The summed rows into the arena's word embeddings (which hold the tied
+ * decoder's summed share): R(decoder) + R(lookup), both in comm.h's order. */
+static void word_grad_add_rows(trainer *t) {
+  const word_grad *w = &t->words;
+  float *g = t->p->grad + w->wte;
+  for (size_t r = 0; r < w->rows; r++) {
+    float *dst = g + (size_t)w->ids[r] * w->C;
+    const float *src = w->grad + r * w->C;
+    for (size_t c = 0; c < w->C; c++) dst[c] += src[c];
+  }
+}
+
 static int create_model(trainer *t, char **err) {
   t->B = t->cfg.batch_size;
   t->A = t->cfg.accumulation;
@@ -772,8 +871,10 @@ static int create_model(trainer *t, char **err) {
   if (t->cfg.model.task != BERT_TASK_PRETRAIN && (rc = alloc_task_eval(t, err))) return rc;
   size_t bucket = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / sizeof(float));
   if (bucket < 1) bucket = 1;
-  if (t->cfg.zero) return set_up_zero(t, bucket, err);
-  return comm_reducer_create(t->p->grad, t->p->total, bucket, t->A, &t->reducer, err);
+  rc = t->cfg.zero ? set_up_zero(t, bucket, err)
+                   : comm_reducer_create(t->p->grad, t->p->total, bucket, t->A, &t->reducer, err);
+  if (rc == ST_OK && t->cfg.model.task == BERT_TASK_PRETRAIN) rc = word_grad_create(t, bucket, err);
+  return rc;
 }
 
 /* ------------------------------------------------------- checkpoints */
@@ -1099,6 +1200,32 @@ static int read_micro_batches(trainer *t, double counts[4], char **err) {
   return rc;
 }
 
+/* After the last backward: both sums finished (the lookup rows, short,
+ * first; the arena's last buckets start before), then the rows added (not
+ * sooner: the arena's buckets are sent from and received into it until
+ * its finish), and what the exchange cost recorded in t->comm. */
+static int finish_sums(trainer *t, char **err) {
+  word_grad *w = &t->words;
+  int rc = comm_reducer_ready(t->reducer, 0, err);
+  if (rc == ST_OK && w->reducer) rc = comm_reducer_finish(w->reducer, 1.0f, err);
+  if (rc == ST_OK) rc = comm_reducer_finish(t->reducer, 1.0f, err);
+  if (rc) return rc;
+  if (w->reducer) word_grad_add_rows(t);
+  step_comm *c = &t->comm;
+  c->grads_final = timer_now();
+  comm_reducer_stats d = comm_reducer_get_stats(t->reducer);
+  c->first_start = d.first_start;
+  c->last_done = d.last_done;
+  c->wait_s = d.wait_seconds;
+  if (w->reducer) {
+    comm_reducer_stats l = comm_reducer_get_stats(w->reducer);
+    c->wait_s += l.wait_seconds;
+    if (l.first_start > 0 && (c->first_start == 0 || l.first_start < c->first_start)) c->first_start = l.first_start;
+    if (l.last_done > c->last_done) c->last_done = l.last_done;
+  }
+  return ST_OK;
+}
+
 /* Forward and backward over the micro-batches, the gradients summed over
  * ranks; means: the step's MLM, NSP and task losses over the global batch. */
 static int forward_backward(trainer *t, const double counts[4], double means[3], char **err) {
@@ -1106,6 +1233,11 @@ static int forward_backward(trainer *t, const double counts[4], double means[3],
   if (!t->grads_clear) params_zero_grad(t->p);
   t->grads_clear = 0;
   comm_reducer_begin(t->reducer);
+  word_grad *w = &t->words;
+  if (w->reducer) {
+    comm_reducer_begin_n(w->reducer, w->rows * w->C);
+    memset(w->grad, 0, w->rows * w->C * sizeof *w->grad);
+  }
   /* Each token's (sequence's) loss weighs 1 / its count over all ranks and
    * micro-batches: the sum over ranks is the mean over the global batch. */
   bert_grad_scale scale = {.mlm = counts[0] > 0 ? (float)(1.0 / counts[0]) : 0.0f,
@@ -1126,11 +1258,15 @@ static int forward_backward(trainer *t, const double counts[4], double means[3],
      * buckets are reduced while its backward runs. */
     int last = a + 1 == t->A;
     bert_set_grad_ready(t->model, last ? on_grads_ready : NULL, t);
+    if (w->reducer) bert_set_word_grad_rows(t->model, w->grad, w->tok_rows + a * t->B * t->L);
     bert_backward(t->model, &x, &scale);
     if (!last) comm_reducer_next_slot(t->reducer);
+    if (!last && w->reducer) comm_reducer_next_slot(w->reducer);
   }
+  t->comm.backward_end = timer_now();
   bert_set_grad_ready(t->model, NULL, NULL);
-  int rc = comm_reducer_finish(t->reducer, 1.0f, err);
+  bert_set_word_grad_rows(t->model, NULL, NULL);
+  int rc = finish_sums(t, err);
   return rc ? rc : comm_allreduce_sum_f64(means, 3, err);
 }
 
@@ -1188,6 +1324,7 @@ static int train_step(trainer *t, step_result *r, char **err) {
   double means[3] = {0, 0, 0};     /* MLM, NSP and task loss */
   comm_watchdog_phase(t->step + 1, "reading batches and counting tokens", 1);
   int rc = read_micro_batches(t, counts, err);
+  if (rc == ST_OK && t->words.reducer) rc = word_grad_plan(t, err);
   if (rc) return rc;
   comm_watchdog_phase(t->step + 1, "forward, backward and gradient allreduce", 1);
   if ((rc = forward_backward(t, counts, means, err))) return rc;
@@ -1627,9 +1764,11 @@ static int report_step(trainer *t, metrics_step *m, uint64_t first_step, int fin
    * is where the curve starts. */
   int logged = t->step % t->cfg.log_every == 0 || t->step == first_step + 1 || final || m->has_eval;
   if (t->rank == 0) {
-    comm_reducer_stats cs = comm_reducer_get_stats(t->reducer);
-    m->comm_wait_s = cs.wait_seconds;
-    m->comm_s = cs.total_seconds;
+    const step_comm *c = &t->comm;
+    m->comm_wait_s = c->wait_s;
+    m->comm_s = c->last_done - c->first_start;
+    m->post_backward_wait_s = c->grads_final - c->backward_end;
+    m->comm_hidden_frac = metrics_hidden_fraction(m->comm_s, m->post_backward_wait_s);
     m->tokens_per_s = (double)t->interval_tokens / (now - t->interval_start);
     int rc = logged ? metrics_log_write(t->metrics, m, err) : ST_OK;
     if (rc) return rc;
@@ -1807,9 +1946,8 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
                              .best_step = t.best_step, .best_value = t.best_value,
                              .best_metric = run_config_best_metric_name(t.cfg.finetune.best_metric)};
   if (t.reducer) {
-    comm_reducer_stats cs = comm_reducer_get_stats(t.reducer);
-    summary->comm_wait_s = cs.wait_seconds;
-    summary->buckets = cs.buckets;
+    summary->comm_wait_s = t.comm.wait_s;
+    summary->buckets = comm_reducer_get_stats(t.reducer).buckets;
   }
   ckpt_writer_free(t.writer);
   metrics_log_close(t.metrics);
@@ -1819,6 +1957,7 @@ int train_run(const train_request *req, train_summary *summary, char **err) {
   free(t.micro);
   corpus_batch_free(t.eval_batch);
   comm_reducer_free(t.reducer);
+  word_grad_free(&t.words);
   free_zero(&t);
   bert_model_free(t.model);
   corpus_valid_close(t.valid);

@@ -111,6 +111,9 @@ static void test_table_uses_huggingface_names_with_late_layers_last(void) {
   CU_ASSERT_PTR_NOT_NULL(params_find(p, "cls.seq_relationship.weight"));
   CU_ASSERT_PTR_NOT_NULL(params_find(p, "bert.pooler.dense.bias"));
   CU_ASSERT_PTR_NULL(params_find(p, "cls.predictions.decoder.weight")); /* tied */
+  /* ... and its weight, the word embeddings, ends the arena: final with the heads. */
+  const params_entry *wte = params_find(p, "bert.embeddings.word_embeddings.weight");
+  CU_ASSERT_EQUAL(wte->offset + wte->count, p->total);
   CU_ASSERT(!(params_find(p, "bert.embeddings.LayerNorm.weight")->flags & PARAMS_DECAY));
   CU_ASSERT(!(params_find(p, "cls.predictions.bias")->flags & PARAMS_DECAY));
   CU_ASSERT(params_find(p, "cls.predictions.transform.dense.weight")->flags & PARAMS_DECAY);
@@ -397,6 +400,68 @@ static void test_two_micro_batches_with_global_scale_equal_one_batch(void) {
   bert_model_free(t.m);
 }
 
+/* bert_set_word_grad_rows: the word-embedding lookup's share goes to
+ * compact rows (one per distinct id, numbered here independently), the
+ * arena keeps the tied decoder's share. Every other entry is the same bits
+ * as without it; rows of ids not in the batch too; the rows added back give
+ * the whole gradient to rounding (the association differs); and the rows
+ * carry a real share (the split changes every batch row with one). */
+static void test_word_grad_rows_take_the_lookup_share(void) {
+  bert_config c = toy_config();
+  toy t;
+  toy_init(&t, &c);
+  params *p = bert_model_params(t.m);
+  const params_entry *e = params_find(p, "bert.embeddings.word_embeddings.weight");
+  size_t C = c.hidden, V = c.vocab_size, R = 0;
+  int32_t row_of[23], ids[23], rows[12];
+  CU_ASSERT_FATAL(V == 23);
+  for (size_t v = 0; v < V; v++) {
+    int used = 0;
+    for (size_t i = 0; i < 12; i++) used |= t.ids[i] == (int32_t)v;
+    if (used) ids[R] = (int32_t)v, row_of[v] = (int32_t)R++;
+  }
+  for (size_t i = 0; i < 12; i++) rows[i] = row_of[t.ids[i]];
+  float *whole = toy_grads(&t), *dwte = calloc(R * C, sizeof *dwte);
+  bert_set_word_grad_rows(t.m, dwte, rows);
+  float *split = toy_grads(&t);
+  bert_set_word_grad_rows(t.m, NULL, NULL);
+  size_t other_differ = 0, shared_rows = 0, shared_rows_same = 0;
+  for (size_t i = 0; i < p->total; i++) {
+    int in_wte = i >= e->offset && i < e->offset + e->count;
+    if (!in_wte) other_differ += memcmp(&split[i], &whole[i], sizeof(float)) != 0;
+  }
+  /* Padding (id 0 here) gets no gradient: only rows with a share move. */
+  for (size_t r = 0; r < R; r++) {
+    int shared = 0;
+    for (size_t k = 0; k < C; k++) shared |= dwte[r * C + k] != 0.0f;
+    shared_rows += shared;
+    shared_rows_same += shared && memcmp(split + e->offset + (size_t)ids[r] * C,
+                                         whole + e->offset + (size_t)ids[r] * C, C * sizeof(float)) == 0;
+  }
+  CU_ASSERT_EQUAL(other_differ, 0);
+  CU_ASSERT(shared_rows + 1 >= R);
+  CU_ASSERT_EQUAL(shared_rows_same, 0);
+  for (size_t r = 0; r < R; r++)
+    for (size_t k = 0; k < C; k++) split[e->offset + (size_t)ids[r] * C + k] += dwte[r * C + k];
+  double d = 0, n = 0;
+  size_t unused_differ = 0;
+  for (size_t v = 0; v < V; v++)
+    for (size_t k = 0; k < C; k++) {
+      size_t i = e->offset + v * C + k;
+      d += pow((double)split[i] - whole[i], 2);
+      n += pow((double)whole[i], 2);
+      int used = 0;
+      for (size_t r = 0; r < R; r++) used |= ids[r] == (int32_t)v;
+      if (!used) unused_differ += memcmp(&split[i], &whole[i], sizeof(float)) != 0;
+    }
+  CU_ASSERT(sqrt(d / n) < 1e-6);
+  CU_ASSERT_EQUAL(unused_differ, 0);
+  free(whole);
+  free(split);
+  free(dwte);
+  bert_model_free(t.m);
+}
+
 static void test_dropout_is_reproducible_and_keyed_by_step(void) {
   bert_config c = toy_config();
   toy t;
@@ -581,6 +646,7 @@ static const harness_test tests[] = {
     {"test_task_heads_have_huggingface_names_and_counts", test_task_heads_have_huggingface_names_and_counts},
     {"test_whole_model_gradient_matches_finite_differences", test_whole_model_gradient_matches_finite_differences},
     {"test_backward_accumulates_over_micro_batches", test_backward_accumulates_over_micro_batches},
+    {"test_word_grad_rows_take_the_lookup_share", test_word_grad_rows_take_the_lookup_share},
     {"test_two_micro_batches_with_global_scale_equal_one_batch", test_two_micro_batches_with_global_scale_equal_one_batch},
     {"test_dropout_is_reproducible_and_keyed_by_step", test_dropout_is_reproducible_and_keyed_by_step},
     {"test_step_is_bit_identical_for_one_and_two_threads", test_step_is_bit_identical_for_one_and_two_threads},
