@@ -14,6 +14,9 @@
 
 static int g_we_initialised = 0;
 static int g_rank = 0, g_size = 1;
+static int g_thread_multiple = 0;
+
+int comm_thread_multiple(void) { return g_thread_multiple; }
 
 int comm_mpi_error(char **err, int rc, const char *call) {
   char text[MPI_MAX_ERROR_STRING];
@@ -29,12 +32,19 @@ int comm_init(int *argc, char ***argv, char **err) {
   MPI_Initialized(&already);
   if (!already) {
     int provided = 0;
-    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    /* MULTIPLE lets each gradient reducer's progress thread call MPI
+     * (reducer.c); an MPI without it gets polls between layers only. */
+    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
     if (rc != MPI_SUCCESS)
       return status_set(err, ST_COMM, "MPI_Init_thread failed (code %d); check the Open MPI installation with `mpirun -np 1 true`", rc);
     if (provided < MPI_THREAD_FUNNELED)
       return status_set(err, ST_COMM, "MPI provides thread level %d, ddpt needs MPI_THREAD_FUNNELED", provided);
     g_we_initialised = 1;
+    g_thread_multiple = provided >= MPI_THREAD_MULTIPLE;
+  } else {
+    int provided = 0;
+    MPI_Query_thread(&provided);
+    g_thread_multiple = provided >= MPI_THREAD_MULTIPLE;
   }
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -47,6 +57,7 @@ void comm_finalize(void) {
   MPI_Finalized(&finalized);
   if (g_we_initialised && !finalized) MPI_Finalize();
   g_we_initialised = 0;
+  g_thread_multiple = 0;
   g_rank = 0;
   g_size = 1;
 }

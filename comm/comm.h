@@ -20,8 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Initialises MPI (thread level MPI_THREAD_FUNNELED) if it is not already.
- * Safe to call when the process was not started by mpirun. */
+/* Initialises MPI if it is not already, asking for MPI_THREAD_MULTIPLE (the
+ * reducers' progress threads call MPI; an MPI that grants only
+ * MPI_THREAD_FUNNELED runs without them). Safe to call when the process
+ * was not started by mpirun. */
 int comm_init(int *argc, char ***argv, char **err);
 /* Finalises MPI if comm_init initialised it; no-op otherwise. */
 void comm_finalize(void);
@@ -102,8 +104,10 @@ void comm_watchdog_stop(void);
  * floats. comm_reducer_ready(lo) says every gradient at offset >= lo is
  * final: each bucket wholly in [lo, n) gets the partial sums folded in and
  * its exchange with the other ranks starts at once, overlapping the rest of
- * backward. comm_reducer_poll (cheap; call it between layers) moves the
- * exchanges on. comm_reducer_finish starts what is left, waits for all (one
+ * backward. A progress thread per reducer (world > 1, MPI_THREAD_MULTIPLE)
+ * moves the exchanges on while buckets are in flight, polling every 50 us;
+ * comm_reducer_poll (cheap; call it between layers) does so too, and is
+ * all there is without the thread. comm_reducer_finish starts what is left, waits for all (one
  * watched wait, comm_watchdog_*) and multiplies the sums by scale. A
  * failure stays: ready and poll may be called where it cannot be reported
  * (inside backward), and every later call, finish too, returns it again.
@@ -132,6 +136,7 @@ typedef struct comm_reducer_stats {
   uint64_t bytes;       /* bytes reduced per step */
   double first_start;   /* when bucket 0's exchange started */
   double last_done;     /* when the last bucket's exchange was seen complete */
+  size_t finished;      /* buckets whose exchange is complete, so far */
 } comm_reducer_stats;
 
 /* buf must stay valid until comm_reducer_free. bucket_floats > 0, slots
@@ -156,7 +161,8 @@ void comm_reducer_next_slot(comm_reducer *r);
 int comm_reducer_ready(comm_reducer *r, size_t lo, char **err);
 int comm_reducer_poll(comm_reducer *r, char **err);
 int comm_reducer_finish(comm_reducer *r, float scale, char **err);
-comm_reducer_stats comm_reducer_get_stats(const comm_reducer *r);
+/* Safe while the progress thread runs (it takes the reducer's lock). */
+comm_reducer_stats comm_reducer_get_stats(comm_reducer *r);
 
 /* ZeRO-1: the same sum, but each rank finishes only its shard of buf.
  * Buckets and shards are cut only at cuts (ncuts sorted offsets in

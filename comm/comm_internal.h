@@ -20,6 +20,10 @@ typedef int (*comm_advance_fn)(void *ctx, int *done, char **err);
  * without a limit). */
 int comm_watch_progress(comm_advance_fn advance, void *ctx, const char *call, char **err);
 
+/* Whether MPI was initialised with MPI_THREAD_MULTIPLE (threads other
+ * than the main one may then call MPI). */
+int comm_thread_multiple(void);
+
 /* Turns an MPI return code into a one-line ST_COMM message naming this rank. */
 int comm_mpi_error(char **err, int rc, const char *call);
 

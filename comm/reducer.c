@@ -1,12 +1,15 @@
 /* The gradient sum over slots and ranks in the level-pairwise order (see
  * comm.h): partial sums of this rank's earlier slots, folded into each
  * bucket of the last one as backward finishes it, then per bucket a
- * non-blocking point-to-point exchange that the caller's polls move on,
- * round by round. Buckets start in bucket order on every rank. */
+ * non-blocking point-to-point exchange that a progress thread (or, without
+ * MPI_THREAD_MULTIPLE, the caller's polls) moves on, round by round.
+ * Buckets start in bucket order on every rank. */
 #include <assert.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mpi.h>
 
@@ -19,6 +22,11 @@
  * exchange k mod IN_FLIGHT, so among the buckets in flight, (k mod
  * IN_FLIGHT, round) names a message uniquely: its tag. */
 enum { IN_FLIGHT = 4, ROUND_TAGS = 64, MAX_ROUNDS = 62 };
+
+/* The progress thread's pause between polls while exchanges are in
+ * flight: short next to a round's transfer, long enough that the thread
+ * takes little of the core backward runs on (docs/scaling.md measured it). */
+enum { PROGRESS_NAP_NS = 50 * 1000 };
 
 typedef struct exchange {
   int active;
@@ -63,6 +71,13 @@ struct comm_reducer {
   /* A failed exchange cannot complete: every later call returns it. */
   int failed;
   char *failure;
+  /* The progress thread (world > 1 with MPI_THREAD_MULTIPLE): it polls
+   * while buckets are ready but unfinished and waits on `work` otherwise.
+   * lock guards the counters, the exchanges and the failure against it. */
+  pthread_mutex_t lock;
+  pthread_cond_t work;
+  pthread_t thread;
+  int thread_on, stop;
 };
 
 int comm_slots_exact(size_t world, size_t slots) { return world == 1 || (slots > 0 && (slots & (slots - 1)) == 0); }
@@ -194,6 +209,8 @@ static int set_up_exchanges(comm_reducer *r, char **err) {
   return ST_OK;
 }
 
+static void *progress_main(void *arg);
+
 static int create(float *buf, size_t n, size_t bucket_floats, size_t slots, const size_t *cuts, size_t ncuts,
                   int sharded, comm_reducer **out, char **err) {
   assert(bucket_floats > 0 && slots > 0);
@@ -202,6 +219,8 @@ static int create(float *buf, size_t n, size_t bucket_floats, size_t slots, cons
                       bucket_floats, INT_MAX);
   comm_reducer *r = calloc(1, sizeof *r);
   if (!r) return status_set(err, ST_NOMEM, "out of memory for the gradient reducer");
+  pthread_mutex_init(&r->lock, NULL);
+  pthread_cond_init(&r->work, NULL);
   r->buf = buf;
   r->n = r->capacity = n;
   r->comm = MPI_COMM_NULL;
@@ -211,7 +230,7 @@ static int create(float *buf, size_t n, size_t bucket_floats, size_t slots, cons
   if (sharded && ncuts) {
     r->cuts = malloc(ncuts * sizeof *r->cuts);
     if (!r->cuts) {
-      free(r);
+      comm_reducer_free(r);
       return status_set(err, ST_NOMEM, "out of memory for the gradient reducer");
     }
     for (size_t i = 0; i < ncuts; i++) {
@@ -237,6 +256,10 @@ static int create(float *buf, size_t n, size_t bucket_floats, size_t slots, cons
     return rc;
   }
   comm_reducer_begin(r);
+  /* Without a thread (it could not start, or MPI forbids it) the caller's
+   * polls still move the exchanges on, only less often. */
+  if (r->world > 1 && r->nbuckets > 0 && comm_thread_multiple())
+    r->thread_on = pthread_create(&r->thread, NULL, progress_main, r) == 0;
   *out = r;
   return ST_OK;
 }
@@ -253,6 +276,15 @@ int comm_reducer_create_sharded(float *buf, size_t n, size_t bucket_floats, size
 
 void comm_reducer_free(comm_reducer *r) {
   if (!r) return;
+  if (r->thread_on) {
+    pthread_mutex_lock(&r->lock);
+    r->stop = 1;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL);
+  }
+  pthread_cond_destroy(&r->work);
+  pthread_mutex_destroy(&r->lock);
   if (r->comm != MPI_COMM_NULL) MPI_Comm_free(&r->comm);
   free(r->failure);
   free(r->edges);
@@ -269,6 +301,7 @@ void comm_reducer_begin(comm_reducer *r) { comm_reducer_begin_n(r, r->capacity);
 
 void comm_reducer_begin_n(comm_reducer *r, size_t n) {
   assert(n <= r->capacity && (!r->sharded || n == r->capacity));
+  pthread_mutex_lock(&r->lock);
   if (n != r->n) {
     r->n = n;
     cut_buckets(r);
@@ -280,6 +313,7 @@ void comm_reducer_begin_n(comm_reducer *r, size_t n) {
   r->slot = r->held = 0;
   r->ready = r->started = r->finished = 0;
   r->wait_seconds = r->total_seconds = r->first_start = r->last_done = 0;
+  pthread_mutex_unlock(&r->lock);
 }
 
 /* ------------------------------------------------- slots on this rank */
@@ -445,8 +479,9 @@ static int advance(comm_reducer *r, char **err) {
 }
 
 /* advance, keeping its failure (the caller of ready and poll, a callback
- * inside backward, may drop it; finish returns it again). */
-static int advance_or_fail(comm_reducer *r, char **err) {
+ * inside backward, may drop it, and the progress thread has no one to tell;
+ * finish returns it again). Under r->lock. */
+static int advance_or_fail_locked(comm_reducer *r, char **err) {
   if (r->failed) return status_set(err, r->failed, "%s", r->failure ? r->failure : "gradient exchange failed");
   int rc = advance(r, err);
   if (rc) {
@@ -456,24 +491,58 @@ static int advance_or_fail(comm_reducer *r, char **err) {
   return rc;
 }
 
+/* Open MPI moves a non-blocking transfer on only inside MPI calls (over
+ * TCP, a large bucket goes out a socket buffer at a time): this thread
+ * makes those calls while the caller computes, where polls between layers
+ * left the wire idle for a whole layer's backward. */
+static void *progress_main(void *arg) {
+  comm_reducer *r = arg;
+  const struct timespec nap = {0, PROGRESS_NAP_NS};
+  pthread_mutex_lock(&r->lock);
+  while (!r->stop) {
+    if (r->failed || r->finished == r->ready) {
+      pthread_cond_wait(&r->work, &r->lock);
+      continue;
+    }
+    char *err = NULL;
+    advance_or_fail_locked(r, &err);
+    free(err);
+    pthread_mutex_unlock(&r->lock);
+    nanosleep(&nap, NULL);
+    pthread_mutex_lock(&r->lock);
+  }
+  pthread_mutex_unlock(&r->lock);
+  return NULL;
+}
+
 int comm_reducer_ready(comm_reducer *r, size_t lo, char **err) {
   assert(r->slot + 1 == r->slots);
+  pthread_mutex_lock(&r->lock);
+  size_t was = r->ready;
   while (r->ready < r->nbuckets && bucket_lo(r, r->ready) >= lo) {
     fold_last_slot(r, bucket_lo(r, r->ready), bucket_hi(r, r->ready));
     r->ready++;
   }
-  return r->world == 1 ? ST_OK : advance_or_fail(r, err);
+  if (r->ready > was && r->thread_on) pthread_cond_signal(&r->work);
+  int rc = r->world == 1 ? ST_OK : advance_or_fail_locked(r, err);
+  pthread_mutex_unlock(&r->lock);
+  return rc;
 }
 
 int comm_reducer_poll(comm_reducer *r, char **err) {
-  if (r->world == 1 || r->started == 0) return ST_OK;
-  return advance_or_fail(r, err);
+  if (r->world == 1) return ST_OK;
+  pthread_mutex_lock(&r->lock);
+  int rc = r->started == 0 ? ST_OK : advance_or_fail_locked(r, err);
+  pthread_mutex_unlock(&r->lock);
+  return rc;
 }
 
 static int advance_to_end(void *ctx, int *done, char **err) {
   comm_reducer *r = ctx;
-  int rc = advance_or_fail(r, err);
+  pthread_mutex_lock(&r->lock);
+  int rc = advance_or_fail_locked(r, err);
   *done = r->finished == r->nbuckets;
+  pthread_mutex_unlock(&r->lock);
   return rc;
 }
 
@@ -543,8 +612,10 @@ int comm_reducer_gather_shards(comm_reducer *r, const float *shard, float *full,
   return per_bucket(r, shard, full, 1, "optimizer state gather", err);
 }
 
-comm_reducer_stats comm_reducer_get_stats(const comm_reducer *r) {
+comm_reducer_stats comm_reducer_get_stats(comm_reducer *r) {
+  pthread_mutex_lock(&r->lock);
   comm_reducer_stats s = {r->nbuckets, r->wait_seconds, r->total_seconds, (uint64_t)r->n * sizeof(float),
-                          r->first_start, r->last_done};
+                          r->first_start, r->last_done, r->finished};
+  pthread_mutex_unlock(&r->lock);
   return s;
 }

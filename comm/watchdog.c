@@ -12,8 +12,9 @@
  * into MPI), so a waiting rank also repeats its announcement every quarter
  * of the limit as a heartbeat: a peer that has reached the wait but has
  * been silent for half the limit (stopped, or stuck inside MPI) is named
- * too. MPI runs at MPI_THREAD_FUNNELED, so only the
- * main thread calls MPI: waits poll (MPI_Testall) instead of blocking.
+ * too. The watchdog's MPI calls are all the main thread's (the reducers'
+ * progress threads use communicators of their own): waits poll
+ * (MPI_Testall) instead of blocking.
  *
  * A backstop thread covers what no wait sees, a rank stuck outside any
  * collective (in compute or I/O, or a world of one): when one phase lasts

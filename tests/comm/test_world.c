@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "comm/comm.h"
 #include "harness.h"
@@ -297,6 +298,33 @@ static void test_reducer_sums_a_changing_length_beside_another(void) {
   free(h);
 }
 
+/* The progress thread finishes every bucket's exchange with no call from
+ * the caller after ready: polls between layers would leave them in flight
+ * until finish. Bounded at 60 s so that a reducer without its thread fails
+ * here instead of hanging. */
+static void test_progress_thread_completes_exchanges_without_polls(void) {
+  const size_t n = 100000, bucket = 8192;
+  float *g = malloc(n * sizeof *g);
+  for (size_t i = 0; i < n; i++) g[i] = (float)(i % 13 + (size_t)comm_rank());
+  comm_reducer *r = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(comm_reducer_create(g, n, bucket, 1, &r, &err), ST_OK);
+  comm_reducer_begin(r);
+  CU_ASSERT_EQUAL(comm_reducer_ready(r, 0, &err), ST_OK);
+  size_t buckets = comm_reducer_get_stats(r).buckets;
+  const struct timespec ms = {0, 1000 * 1000};
+  for (int i = 0; i < 60000 && comm_world_size() > 1 && comm_reducer_get_stats(r).finished < buckets; i++)
+    nanosleep(&ms, NULL);
+  CU_ASSERT_EQUAL(comm_reducer_get_stats(r).finished, comm_world_size() > 1 ? buckets : 0);
+  CU_ASSERT_EQUAL(comm_reducer_finish(r, 1.0f, &err), ST_OK);
+  int world = comm_world_size(), exact = 1;
+  for (size_t i = 0; i < n; i++) exact &= g[i] == (float)((i % 13) * (size_t)world + (size_t)(world * (world - 1) / 2));
+  CU_ASSERT(exact);
+  free(err);
+  comm_reducer_free(r);
+  free(g);
+}
+
 /* comm_allreduce_or_u8: each rank sets its own bits; every rank ends with
  * all of them. */
 static void test_or_reduction_unites_every_rank_bits(void) {
@@ -395,6 +423,8 @@ static const harness_test tests[] = {
     {"test_world_matches_launcher_or_is_one", test_world_matches_launcher_or_is_one},
     {"test_reducer_sums_a_changing_length_beside_another", test_reducer_sums_a_changing_length_beside_another},
     {"test_or_reduction_unites_every_rank_bits", test_or_reduction_unites_every_rank_bits},
+    {"test_progress_thread_completes_exchanges_without_polls",
+     test_progress_thread_completes_exchanges_without_polls},
     {"test_reducer_sums_slots_in_level_pairwise_order", test_reducer_sums_slots_in_level_pairwise_order},
     {"test_library_version_names_open_mpi_and_standard", test_library_version_names_open_mpi_and_standard},
     {"test_sum_is_added_in_rank_order_on_every_rank", test_sum_is_added_in_rank_order_on_every_rank},
