@@ -485,6 +485,11 @@ void comm_reducer_shard(const comm_reducer *r, size_t k, size_t *lo, size_t *hi)
 
 size_t comm_reducer_shard_floats(const comm_reducer *r) { return r->shard_floats; }
 
+void comm_reducer_shard_of(const comm_reducer *r, size_t k, int q, size_t *lo, size_t *hi) {
+  assert(r->sharded && k < r->nbuckets && q >= 0 && q < r->world);
+  shard_of(r, k, q, lo, hi);
+}
+
 /* One non-blocking collective per bucket, then one watched wait. */
 static int per_bucket(comm_reducer *r, const float *shard, float *full, int gather, const char *call, char **err) {
   assert(r->sharded);
