@@ -163,9 +163,6 @@ size_t comm_reducer_shard_floats(const comm_reducer *r);
 /* Collective. data (n floats, laid out as buf): every rank's shard of it
  * copied to all ranks (the updated parameters; exact copies). */
 int comm_reducer_allgather(comm_reducer *r, float *data, char **err);
-/* Collective. Every rank's compact shard (shard_floats floats) into full
- * (n floats) on rank 0; full is unused elsewhere. */
-int comm_reducer_gather_shards(comm_reducer *r, const float *shard, float *full, char **err);
 /* Rank q's shard of bucket k, as comm_reducer_shard gives this rank's. */
 void comm_reducer_shard_of(const comm_reducer *r, size_t k, int q, size_t *lo, size_t *hi);
 
@@ -182,6 +179,5 @@ typedef int (*comm_shard_sink)(void *ctx, size_t offset, size_t count, const flo
  * passed on; the failure is returned on rank 0. */
 int comm_reducer_stream_shards(comm_reducer *r, const float *shard, float *buf, size_t piece,
                                comm_shard_sink sink, void *ctx, char **err);
-
 
 #endif

@@ -92,7 +92,8 @@ size_t params_bytes(const params *p);
 /* Checkpoint tensors (storage/ckpt.h) named and shaped as p's entries, over
  * arena (p->data, p->m or p->v), for writing or loading one group: p->count
  * of them (at least one allocated), malloc'd, caller frees; the names point
- * into p. NULL if out of memory. */
+ * into p. arena NULL: names and shapes only, data NULL (tensors written or
+ * read in ranges). NULL if out of memory. */
 struct ckpt_tensor *params_ckpt_tensors(const params *p, float *arena);
 
 #endif
