@@ -6,13 +6,15 @@
 #  1. zero = 1 on 1 x 4, 2 x 2 and 4 x 1 micro-batches ends with /params and
 #     /optim bit-identical to zero = 0 on 2 x 2; on 3 ranks (not a power of
 #     two) zero = 1 and zero = 0 are bit-identical as well.
-#  2. The zero = 1 run's step-3 checkpoint (the full moments, gathered)
+#  2. The zero = 1 run's step-3 checkpoint (the full moments, streamed)
 #     resumed on 4 ranks with zero = 0, and the zero = 0 run's resumed on 1
 #     rank with zero = 1, end bit for bit as the run not stopped.
+#     A zero = 1 checkpoint that cannot be committed fails with one line,
+#     LATEST unchanged and no temporary file left.
 #  3. Memory: bert-small on 2 ranks, a run of 2 steps (checkpointed at the
 #     end) and its checkpoint resumed for a third; each rank's peak RSS with
 #     zero = 1 is lower than with zero = 0 by what `ddpt model info --world
-#     2 --zero 0|1` predicts, within 25%: rank 1 by half the Adam state
+#     2 --zero 0|1` predicts, within 10%: rank 1 by half the Adam state
 #     (training, and a resume, which reads only its shard's ranges), rank 0
 #     at a checkpoint by that plus the zero = 0 writer's copy of parameters
 #     and moments (zero = 1 streams the moments and holds one 4 MiB piece).
@@ -55,6 +57,19 @@ resume_copy "$dir/ref_to_1" "$dir/ref" 1 --set train.zero=1
 same_state "$dir/ref/ckpt-00000006.h5" "$dir/ref_to_1/ckpt-00000006.h5" ||
   fail "zero = 0 on 2 ranks resumed with zero = 1 on 1 differs from the run not stopped"
 echo "train_zero: zero 1 -> 0 on 4 ranks and 0 -> 1 on 1 rank resume bit for bit"
+# A streamed checkpoint that cannot be committed (its name is a directory)
+# fails the run with one line; LATEST keeps the last good one, no
+# temporary file is left.
+run="$dir/taken"
+mkdir -p "$run/ckpt-00000004.h5/taken" && cp "$dir/z2x2/ckpt-00000003.h5" "$run/" &&
+  echo ckpt-00000003.h5 >"$run/LATEST"
+rc=0
+"$ddpt" train --resume "$run" --threads 1 --set train.steps=4 --set train.zero=1 >"$run.out" 2>&1 || rc=$?
+[ $rc = 1 ] && [ "$(grep -c '^ddpt train:' "$run.out")" = 1 ] && grep '^ddpt train:' "$run.out" | grep -q ckpt-00000004 ||
+  { cat "$run.out"; fail "zero = 1, a checkpoint that cannot be committed: exit $rc, want 1 and one line naming it"; }
+[ "$(cat "$run/LATEST")" = ckpt-00000003.h5 ] || fail "LATEST changed to $(cat "$run/LATEST")"
+! ls -a "$run" | grep -q '\.tmp-' || fail "a temporary checkpoint was left: $(ls -a "$run")"
+echo "train_zero: a streamed checkpoint that cannot be committed: exit 1, one line, LATEST unchanged"
 # 3. peak RSS per rank (/usr/bin/time's maximum resident set, VmHWM), a run
 # that checkpoints and one that resumes, against `ddpt model info`'s peaks
 printf '[model]\npreset = bert-small\n' >"$dir/small.ini"
@@ -83,14 +98,16 @@ for z in 0 1; do
     --world 2 --zero $z >"$dir/info$z" || fail "model info --zero $z exited $?"
 done
 grep -q "^parameters: *$params\$" "$dir/info0" || fail "model info counts other parameters than the run ($params)"
-# Saving of the peak of rank RANK in RUN (zero 0 - zero 1) against WANT KiB, within 25%.
+# Saving of the peak of rank RANK in RUN (zero 0 - zero 1) against WANT KiB,
+# within 10% (1.00-1.01 measured; the code that read the full moments on
+# resume saved 0.71 of it on rank 1, its checkpoint -0.19 on rank 0).
 check_saving() { # what run rank want
   a=$(tail -1 "$dir/${2}0.rss.$3") b=$(tail -1 "$dir/${2}1.rss.$3")
   awk -v what="$1" -v a="$a" -v b="$b" -v want="$4" 'BEGIN {
     got = a - b
     printf "train_zero: %s: rank peak %d KiB with zero 0, %d with zero 1: saved %d KiB, model info %d (ratio %.2f)\n",
       what, a, b, got, want, got / want
-    exit !(want > 0 && got > 0.75 * want && got < 1.25 * want) }' || fail "$1: the peak did not fall as model info predicts"
+    exit !(want > 0 && got > 0.9 * want && got < 1.1 * want) }' || fail "$1: the peak did not fall as model info predicts"
 }
 predicted() { # pattern field: model info's figure on that line, zero 0 minus zero 1, in KiB
   awk -v p="$1" -v f="$2" '$0 ~ p {t[FILENAME] = $f}
