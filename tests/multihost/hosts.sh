@@ -122,9 +122,6 @@ links_clear() {
 }
 
 links_hub() { # rate delay
-  hub=${DDPT_NETNS_HUB:-}
-  [ -x "$hub" ] || { echo "hosts.sh: a delayed link needs the hub: set DDPT_NETNS_HUB to the built netns_hub" \
-    "(cmake --build build --target netns_hub), not '$hub'" >&2; exit 2; }
   ports="$head/hub0"
   for host in $(host_list); do ports="$ports $host/eth0"; done
   # shellcheck disable=SC2086
@@ -142,9 +139,12 @@ tbf_burst() {
 }
 
 shape() { # rate delay via: veth links and tbf for no delay, the hub for any
-  rate=$1 delay=$2 via=$3
+  rate=$1 delay=$2 via=$3 hub=${DDPT_NETNS_HUB:-}
+  awk -v d="$delay" 'BEGIN { exit !(d + 0 == 0) }' || via=hub
+  [ "$via" != hub ] || [ -x "$hub" ] || { echo "hosts.sh: a delayed link needs the hub: set DDPT_NETNS_HUB to" \
+    "the built netns_hub (cmake --build build --target netns_hub), not '$hub'" >&2; exit 2; }
   links_clear
-  if [ "$via" = hub ] || ! awk -v d="$delay" 'BEGIN { exit !(d + 0 == 0) }'; then
+  if [ "$via" = hub ]; then
     links_hub "$rate" "$delay"
     echo "hub: rate $rate, delay $delay (netns_hub, TAP MTU $hub_mtu)"
     return
