@@ -370,7 +370,7 @@ int main(int argc, char **argv) {
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   /* A switch does not share the hosts' CPUs; here it must, so it runs
    * ahead of them: on two busy cores, with the ranks' priority, frames
-   * waited for a core for up to 5 ms past due (tests/multihost/README). */
+   * waited for a core for up to 5 ms past due (docs/scaling.md). */
   struct sched_param fifo = {.sched_priority = 10};
   if (sched_setscheduler(0, SCHED_FIFO, &fifo))
     fprintf(stderr, "netns_hub: warning: no real-time priority (%s): frames may wait for a core\n", strerror(errno));
