@@ -98,7 +98,7 @@ hub_pids() {
 }
 
 # SIGTERM, so that the hub writes its statistics, then wait for it to go
-# (its TAPs go with it); SIGKILL after 5 s.
+# (its TAPs go with it); SIGKILL after 5 s, give up after 10.
 stop_hub() {
   pids=$(hub_pids) i=0
   [ -z "$pids" ] && return 0
@@ -109,6 +109,7 @@ stop_hub() {
     i=$((i + 1))
     # shellcheck disable=SC2086
     [ $i -gt 100 ] && { kill -9 $pids 2>/dev/null || true; }
+    [ $i -gt 200 ] && { echo "hosts.sh: netns_hub in $head did not stop, or $head still has hub0" >&2; exit 1; }
     sleep 0.05
   done
 }
@@ -125,7 +126,7 @@ links_hub() { # rate delay
   ports="$head/hub0"
   for host in $(host_list); do ports="$ports $host/eth0"; done
   # shellcheck disable=SC2086
-  ip netns exec "$head" "$hub" --rate "$1" --delay "$2" --log "${DDPT_HUB_LOG:-/dev/null}" ${DDPT_HUB_OPTS:-} $ports
+  ip netns exec "$head" "$hub" --rate "$1" --delay "$2" --log "${DDPT_HUB_LOG:-/dev/null}" $ports
   address "$head" hub0 0 $hub_mtu
   for host in $(host_list); do address "$host" eth0 "${host##*-h}" $hub_mtu; done
 }
