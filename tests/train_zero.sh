@@ -7,8 +7,9 @@
 #     /optim bit-identical to zero = 0 on 2 x 2; on 3 ranks (not a power of
 #     two) zero = 1 and zero = 0 are bit-identical as well.
 #  2. The zero = 1 run's step-3 checkpoint (the full moments, streamed)
-#     resumed on 4 ranks with zero = 0, and the zero = 0 run's resumed on 1
-#     rank with zero = 1, end bit for bit as the run not stopped.
+#     resumed on 4 ranks with zero = 0 and with zero = 1 (other shards), and
+#     the zero = 0 run's resumed on 1 rank with zero = 1, end bit for bit as
+#     the run not stopped.
 #     A zero = 1 checkpoint that cannot be committed fails with one line,
 #     LATEST unchanged and no temporary file left.
 #  3. Memory: bert-small on 2 ranks, a run of 2 steps (checkpointed at the
@@ -56,7 +57,10 @@ same_state "$dir/ref/ckpt-00000006.h5" "$dir/z_to_4/ckpt-00000006.h5" ||
 resume_copy "$dir/ref_to_1" "$dir/ref" 1 --set train.zero=1
 same_state "$dir/ref/ckpt-00000006.h5" "$dir/ref_to_1/ckpt-00000006.h5" ||
   fail "zero = 0 on 2 ranks resumed with zero = 1 on 1 differs from the run not stopped"
-echo "train_zero: zero 1 -> 0 on 4 ranks and 0 -> 1 on 1 rank resume bit for bit"
+resume_copy "$dir/z_to_4z" "$dir/z2x2" 4 --set train.zero=1
+same_state "$dir/ref/ckpt-00000006.h5" "$dir/z_to_4z/ckpt-00000006.h5" ||
+  fail "zero = 1 on 2 ranks resumed with zero = 1 on 4 (other shards) differs from the run not stopped"
+echo "train_zero: zero 1 -> 0 and 1 -> 1 on 4 ranks, 0 -> 1 on 1 rank resume bit for bit"
 # A streamed checkpoint that cannot be committed (its name is a directory)
 # fails the run with one line; LATEST keeps the last good one, no
 # temporary file is left.
