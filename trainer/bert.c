@@ -442,8 +442,9 @@ struct bert_model {
   size_t task_count;   /* bert_loss.task_count, for backward's scale */
   int dropout_on;
   bert_dropout drop;
-  /* bert_set_precision: GEMM_BF16 keeps a bf16 copy of the parameters,
-   * refreshed at the first pass after bert_weights_changed. */
+  /* bert_set_precision: GEMM_BF16 keeps a bf16 copy of the parameters
+   * (p->bf16), kept current by the optimizer's updates and refilled at the
+   * first pass after bert_weights_changed. */
   int precision;
   uint16_t *shadow;    /* (p->total) */
   int shadow_stale;
@@ -749,6 +750,8 @@ int bert_set_precision(bert_model *m, int precision, char **err) {
     free(m->shadow);
     m->shadow = NULL;
   }
+  /* The optimizer writes the copy as it updates (optimizer.h, 4). */
+  m->p->bf16 = m->shadow;
   m->precision = precision;
   m->shadow_stale = 1;
   return ST_OK;

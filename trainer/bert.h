@@ -193,10 +193,12 @@ params *bert_model_params(bert_model *m);
 
 /* Computes the model's products in a precision (a gemm_precision, fp32 by
  * default). bf16 keeps fp32 parameters, gradients and optimizer state and
- * rounds each weight to bf16 once per update: call bert_weights_changed
- * whenever the parameters change (an optimizer step, a load) and the next
- * pass refreshes the bf16 copy. Fails, with the line to show, where this CPU
- * has no native bf16 (gemm_set_precision). */
+ * a bf16 copy of the parameters (the params' bf16 arena), rounded once per
+ * update: optim_step writes it as it updates (optimizer.h, 4); call
+ * bert_weights_changed whenever the parameters change otherwise (a load,
+ * ZeRO-1's all-gather without optim_shard_bf16_rest) and the next pass
+ * refills the whole copy. Fails, with the line to show, where this CPU has
+ * no native bf16 (gemm_set_precision). */
 int bert_set_precision(bert_model *m, int precision, char **err);
 int bert_precision(const bert_model *m);
 void bert_weights_changed(bert_model *m);

@@ -183,6 +183,8 @@ static void to_bf16_range(uint16_t *dst, const float *src, size_t n) {
   to_bf16_portable(dst, src, n);
 }
 
+void gemm_to_bf16_serial(uint16_t *dst, const float *src, size_t n) { to_bf16_range(dst, src, n); }
+
 void gemm_to_bf16(uint16_t *dst, const float *src, size_t n) {
   enum { CHUNK = 16384 };
   size_t nchunks = (n + CHUNK - 1) / CHUNK;

@@ -98,6 +98,9 @@ void gemm_shadow_fill(void);
 
 /* dst[i] = bf16(src[i]), rounded to nearest even (NaN stays NaN). */
 void gemm_to_bf16(uint16_t *dst, const float *src, size_t n);
+/* The same on the calling thread only: for loops that are already split
+ * among threads (the optimizer writes the weights' copy as it updates). */
+void gemm_to_bf16_serial(uint16_t *dst, const float *src, size_t n);
 /* The float a bf16 stands for. */
 static inline float gemm_bf16_value(uint16_t h) {
   union {

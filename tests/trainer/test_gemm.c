@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "trainer/bert.h"
 #include "trainer/gemm.h"
+#include "trainer/optimizer.h"
 #include "util/rng.h"
 #include "util/status.h"
 
@@ -365,6 +366,32 @@ static void test_bert_rounds_weights_once_per_update(void) {
   gemm_set_precision(GEMM_FP32, NULL);
 }
 
+/* The optimizer writes the bf16 copy as it updates (optimizer.h, 4): the
+ * forward after an update, with no bert_weights_changed, sees the new
+ * weights, the same bits as after a refill of the whole copy. */
+static void test_bert_sees_the_update_without_a_refill(void) {
+  if (!bf16_or_refused()) return;
+  bert_model *m = parity_model();
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  CU_ASSERT_EQUAL_FATAL(bert_set_precision(m, GEMM_BF16, NULL), ST_OK);
+  params *p = bert_model_params(m);
+  static parity_batch pb;
+  parity_batch_make(&pb);
+  bert_loss before, after, refilled;
+  params_zero_grad(p);
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &before, NULL), ST_OK);
+  bert_backward(m, &pb.b, NULL);
+  optim_config oc = optim_config_default();
+  optim_step(&oc, p, 1e-2f, 1, optim_grad_norm(p), OPTIM_ZERO_GRAD);
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &after, NULL), ST_OK);
+  bert_weights_changed(m);
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &refilled, NULL), ST_OK);
+  CU_ASSERT(after.total != before.total);
+  CU_ASSERT_EQUAL(memcmp(&after.total, &refilled.total, sizeof after.total), 0);
+  bert_model_free(m);
+  gemm_set_precision(GEMM_FP32, NULL);
+}
+
 static const harness_test tests[] = {
     {"test_rounding_to_bf16_is_nearest_even", test_rounding_to_bf16_is_nearest_even},
     {"test_bf16_conversion_follows_the_rule_on_every_path",
@@ -378,6 +405,7 @@ static const harness_test tests[] = {
      test_weights_come_from_the_shadow_until_refilled},
     {"test_bert_bf16_loss_and_gradients_match_fp32", test_bert_bf16_loss_and_gradients_match_fp32},
     {"test_bert_rounds_weights_once_per_update", test_bert_rounds_weights_once_per_update},
+    {"test_bert_sees_the_update_without_a_refill", test_bert_sees_the_update_without_a_refill},
     {NULL, NULL},
 };
 const harness_suite trainer_gemm_suite = {"gemm", tests};
