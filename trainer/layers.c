@@ -406,11 +406,12 @@ __attribute__((target("avx2"))) static void dropout_mask_avx2(uint8_t *keep, siz
       r0 += 0x9E3779B9u;
       r1 += 0xBB67AE85u;
     }
-    uint8_t block[4 * DROP_LANES];
-    _mm256_storeu_si256((__m256i *)block, keep_bytes(a0, a1, a2, a3, threshold));
-    _mm256_storeu_si256((__m256i *)(block + 32), keep_bytes(b0, b1, b2, b3, threshold));
-    size_t n = i1 - i < 4 * DROP_LANES ? i1 - i : 4 * DROP_LANES;
-    memcpy(keep + (i - i0), block, n);
+    /* A whole block straight to keep; the last, partial one through a
+     * buffer. */
+    uint8_t block[4 * DROP_LANES], *to = i1 - i >= 4 * DROP_LANES ? keep + (i - i0) : block;
+    _mm256_storeu_si256((__m256i *)to, keep_bytes(a0, a1, a2, a3, threshold));
+    _mm256_storeu_si256((__m256i *)(to + 32), keep_bytes(b0, b1, b2, b3, threshold));
+    if (to == block) memcpy(keep + (i - i0), block, i1 - i);
   }
 }
 
