@@ -71,6 +71,18 @@ void layer_linear_backward_ld(float *dinp, int add, /* add != 0: dinp += instead
                               float *dw, float *db, const float *dout, size_t ldd,
                               const float *inp, const float *w, size_t N, size_t C, size_t OC);
 
+/* The same two with the input kept in bf16 (precision = bf16 only, see
+ * gemm_bias_bf16in): an activation that only products read, rounded once
+ * by its producer. The same bits as the float input's functions. */
+void layer_linear_forward_bf16in(float *out,          /* (N, OC) */
+                                 const uint16_t *inp, /* (N, C) bf16 */
+                                 const float *w,      /* (OC, C) */
+                                 const float *b,      /* (OC) */
+                                 size_t N, size_t C, size_t OC);
+void layer_linear_backward_bf16in(float *dinp, float *dw, float *db, const float *dout,
+                                  const uint16_t *inp, const float *w, size_t N, size_t C,
+                                  size_t OC);
+
 void layer_layernorm_forward(float *out,       /* (N, C) */
                              float *mean,      /* (N) */
                              float *rstd,      /* (N) */
@@ -90,9 +102,17 @@ void layer_layernorm_backward(float *dinp,       /* (N, C) */
 
 /* GELU, exact erf form: x/2 (1 + erf(x/sqrt 2)). */
 void layer_gelu_forward(float *out, const float *inp, size_t n);
-/* Uses the forward input and output (Phi(x) = out / x). */
+/* Uses the forward input and output (Phi(x) = out / x). out NULL (the
+ * forward kept its output in bf16 only, layer_gelu_forward_bf16out):
+ * gelu(inp) is computed again, the same float as layer_gelu_forward's, so
+ * the same bits as with the stored output. */
 void layer_gelu_backward(float *dinp, const float *dout, const float *inp, const float *out,
                          size_t n);
+
+/* GELU kept in bf16 (an input of products only): out = bf16(gelu(inp)),
+ * the same bits as rounding layer_gelu_forward's output, written in its
+ * pass. */
+void layer_gelu_forward_bf16out(uint16_t *out, const float *inp, size_t n);
 
 void layer_tanh_forward(float *out, const float *inp, size_t n);
 /* Uses the forward output: d tanh = 1 - out^2. */

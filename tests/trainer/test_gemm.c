@@ -341,6 +341,33 @@ static void test_bert_bf16_loss_and_gradients_match_fp32(void) {
   gemm_set_precision(GEMM_FP32, NULL);
 }
 
+/* An input kept in bf16 by its producer (the attention context, the GELU
+ * output) gives the same bits in both of its products as the float input
+ * it rounds: rounding once earlier is the same values. */
+static void test_input_kept_in_bf16_gives_the_float_inputs_bits(void) {
+  if (!bf16_or_refused()) return;
+  enum { R = 33, C = 40, OC = 24 };
+  static float x[R * C], w[OC * C], bias[OC], y1[R * OC], y2[R * OC];
+  static float dout[R * OC], di1[R * C], di2[R * C], dw1[OC * C], dw2[OC * C];
+  static uint16_t xh[R * C];
+  random_fill(x, R * C, 8);
+  random_fill(w, OC * C, 9);
+  random_fill(bias, OC, 10);
+  random_fill(dout, R * OC, 11);
+  random_fill(dw1, OC * C, 13);
+  memcpy(dw2, dw1, sizeof dw1);
+  CU_ASSERT_EQUAL_FATAL(gemm_set_precision(GEMM_BF16, NULL), ST_OK);
+  gemm_to_bf16(xh, x, R * C);
+  gemm_bias(GEMM_N, GEMM_T, R, OC, C, x, C, w, C, bias, y1, OC);
+  gemm_bias_bf16in(xh, w, bias, y2, R, C, OC);
+  CU_ASSERT_EQUAL(memcmp(y1, y2, sizeof y1), 0);
+  gemm_linear_backward(di1, 0, dw1, dout, OC, x, w, R, C, OC);
+  gemm_linear_backward_bf16in(di2, dw2, dout, xh, w, R, C, OC);
+  CU_ASSERT_EQUAL(memcmp(di1, di2, sizeof di1), 0);
+  CU_ASSERT_EQUAL(memcmp(dw1, dw2, sizeof dw1), 0);
+  gemm_set_precision(GEMM_FP32, NULL);
+}
+
 /* The model rounds its weights once per update: a forward after the
  * parameters changed, without bert_weights_changed (a later micro-batch of
  * the same update), still sees the old bf16 copy; after it, the new one. */
@@ -401,6 +428,8 @@ static const harness_test tests[] = {
     {"test_batched_products_match_each_product", test_batched_products_match_each_product},
     {"test_bias_and_backward_pair_match_plain_products",
      test_bias_and_backward_pair_match_plain_products},
+    {"test_input_kept_in_bf16_gives_the_float_inputs_bits",
+     test_input_kept_in_bf16_gives_the_float_inputs_bits},
     {"test_weights_come_from_the_shadow_until_refilled",
      test_weights_come_from_the_shadow_until_refilled},
     {"test_bert_bf16_loss_and_gradients_match_fp32", test_bert_bf16_loss_and_gradients_match_fp32},
