@@ -95,7 +95,7 @@ int cmd_model(int argc, char **argv) {
   printf("  adam m + v        %10.1f", mib(mem.adam));
   if (zero && world > 1) printf("   (of %.1f: 1/%zu per rank)", mib(adam_all), world);
   printf("\n");
-  /* bf16 keeps the attention context and the GELU output in bf16. */
+  /* bf16 keeps the attention context in bf16. */
   printf("  activations       %10.1f\n",
          mib(precision == GEMM_BF16 ? mem.activations_bf16 : mem.activations));
   printf("  backward scratch  %10.1f\n", mib(mem.scratch));

@@ -373,8 +373,7 @@ typedef struct layer_acts {
   float *ln1;        /* (N, C) */
   float *mean1, *rstd1; /* (N) */
   float *fc;         /* (N, I) before GELU */
-  float *gelu;       /* (N, I); NULL in bf16 */
-  uint16_t *gelu_h;  /* (N, I) bf16: gelu kept in bf16, NULL in fp32 */
+  float *gelu;       /* (N, I) */
   float *r2;         /* (N, C) input of the output LayerNorm */
   float *ln2;        /* (N, C) the layer's output */
   float *mean2, *rstd2; /* (N) */
@@ -478,10 +477,12 @@ static uint16_t *take_bf16(arena_cursor *c, size_t n) { return (uint16_t *)take(
  * counts, which is how bert_memory_estimate sizes the arena that
  * bert_model_create then carves. *act and *scratch: floats of each part.
  *
- * In bf16 (m->precision) the activations that only products read, the
- * attention context and the GELU output, are kept in bf16: their producers
- * round them once, and backward's weight gradients read them as they are
- * (rounding them once earlier gives the same values). */
+ * In bf16 (m->precision) the attention context, which only products read,
+ * is kept in bf16: rounded once after attention, read as it is by the
+ * output projection's weight gradient (rounding once earlier gives the
+ * same values). The GELU output is not: its backward reads it in fp32, and
+ * computing it again there costs more than rounding it twice (docs/model.md,
+ * "bf16"). */
 static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
   const bert_config *cfg = &m->cfg;
   int h = m->precision == GEMM_BF16;
@@ -505,8 +506,7 @@ static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
     a->mean1 = take(&c, N);
     a->rstd1 = take(&c, N);
     a->fc = take(&c, N * I);
-    a->gelu = h ? NULL : take(&c, N * I);
-    a->gelu_h = h ? take_bf16(&c, N * I) : NULL;
+    a->gelu = take(&c, N * I);
     a->r2 = take(&c, N * C);
     a->ln2 = take(&c, N * C);
     a->mean2 = take(&c, N);
@@ -562,12 +562,11 @@ static int count_params(const bert_config *cfg, size_t *count, char **err) {
  * operand that is not a weight (an input, or an output gradient of up to
  * max(3C, I, V, K) columns, or attention's (B, heads, L, L) probabilities)
  * and the largest B operand that is not (an input of a weight gradient, C
- * columns: the ones of I columns, the GELU outputs, are kept in bf16;
- * attention's keys, values, queries and output gradient have N x C), over
- * every product. */
+ * or I columns; attention's keys, values, queries and output gradient have
+ * N x C), over every product. */
 static size_t bf16_operand_floats(const bert_config *cfg, size_t B, size_t L, size_t max_pred) {
   size_t N = B * L, P = B * max_pred, C = cfg->hidden, I = cfg->intermediate;
-  size_t a = N * (3 * C > I ? 3 * C : I), b = N * C;
+  size_t a = N * (3 * C > I ? 3 * C : I), b = N * (C > I ? C : I);
   if (P * cfg->vocab_size > a) a = P * cfg->vocab_size;
   if (N * cfg->heads * L > a) a = N * cfg->heads * L;
   if (N * cfg->num_labels > a) a = N * cfg->num_labels;
@@ -985,13 +984,8 @@ static void encoder_forward(bert_model *m, size_t l, const bert_batch *batch, co
   layer_layernorm_forward(a->ln1, a->mean1, a->rstd1, a->r1, w + lo->ln1w, w + lo->ln1b, n, C,
                           cfg->ln_eps);
   layer_linear_forward(a->fc, a->ln1, w + lo->fcw, w + lo->fcb, n, C, I);
-  if (a->gelu_h) {
-    layer_gelu_forward_bf16out(a->gelu_h, a->fc, n * I);
-    layer_linear_forward_bf16in(a->r2, a->gelu_h, w + lo->fow, w + lo->fob, n, I, C);
-  } else {
-    layer_gelu_forward(a->gelu, a->fc, n * I);
-    layer_linear_forward(a->r2, a->gelu, w + lo->fow, w + lo->fob, n, I, C);
-  }
+  layer_gelu_forward(a->gelu, a->fc, n * I);
+  layer_linear_forward(a->r2, a->gelu, w + lo->fow, w + lo->fob, n, I, C);
   layer_dropout_add_forward(a->r2, a->r2, a->ln1, a->keep2, rows, n, C, ph,
                             site_key(m, site + SITE_FFN_OUT));
   layer_layernorm_forward(a->ln2, a->mean2, a->rstd2, a->r2, w + lo->ln2w, w + lo->ln2b, n, C,
@@ -1157,12 +1151,8 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
   layer_layernorm_backward(m->dr, g + lo->ln2w, g + lo->ln2b, m->dx, a->r2, w + lo->ln2w, a->mean2,
                            a->rstd2, n, C);
   layer_dropout_mask_backward(m->df, m->dr, a->keep2, n * C, ph);
-  if (a->gelu_h)
-    layer_linear_backward_bf16in(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu_h, w + lo->fow,
-                                 n, I, C);
-  else
-    layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, n, I, C);
-  layer_gelu_backward(m->dfc, m->dgelu, a->fc, a->gelu, n * I); /* a->gelu NULL in bf16 */
+  layer_linear_backward(m->dgelu, g + lo->fow, g + lo->fob, m->df, a->gelu, w + lo->fow, n, I, C);
+  layer_gelu_backward(m->dfc, m->dgelu, a->fc, a->gelu, n * I);
   /* dr, d(ln1) through the residual, also receives the FFN's input gradient. */
   layer_linear_backward_ld(m->dr, 1, g + lo->fcw, g + lo->fcb, m->dfc, I, a->ln1, w + lo->fcw, n,
                            C, I);

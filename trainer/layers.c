@@ -258,59 +258,24 @@ static inline float fast_erff(float x) {
  * called on chunks that OpenMP splits among threads. */
 #define GELU_CHUNK 16384
 
-/* gelu(x), one expression for every loop that computes it: the backward
- * that recomputes it must get the forward's float. */
-static inline float gelu_of(float x) { return 0.5f * x * (1.0f + fast_erff(x * (float)M_SQRT1_2)); }
-
 VECTOR_CLONES static void gelu_forward_range(float *out, const float *inp, size_t n) {
 #pragma omp simd
-  for (size_t i = 0; i < n; i++) out[i] = gelu_of(inp[i]);
+  for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + fast_erff(inp[i] * (float)M_SQRT1_2));
 }
 
-/* d gelu / dx = Phi(x) + x phi(x), given gx = gelu(x). Phi(x) is read back
- * from it, gelu(x) / x (to a few ulp: gelu was computed as x/2 (1 + erf)),
- * so only phi's exp is computed; near 0, where the division would lose
+/* d gelu / dx = Phi(x) + x phi(x). Phi(x) is read back from the forward
+ * output, gelu(x) / x (to a few ulp: gelu was computed as x/2 (1 + erf)), so
+ * only phi's exp is computed; near 0, where the division would lose
  * precision, Phi is 1/2 to float precision anyway. */
-static inline float gelu_grad(float x, float gx) {
-  const float inv_sqrt_2pi = 0.3989422804014327f;
-  float cdf = fabsf(x) > 1e-20f ? gx / x : 0.5f;
-  float pdf = inv_sqrt_2pi * fast_expf(-0.5f * x * x);
-  return cdf + x * pdf;
-}
-
-/* From the forward output. */
 VECTOR_CLONES static void gelu_backward_range(float *dinp, const float *dout, const float *inp,
                                               const float *out, size_t n) {
+  const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp simd
-  for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_grad(inp[i], out[i]);
-}
-
-/* With gelu(x) computed again. */
-VECTOR_CLONES static void gelu_backward_recompute_range(float *dinp, const float *dout,
-                                                        const float *inp, size_t n) {
-#pragma omp simd
-  for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_grad(inp[i], gelu_of(inp[i]));
-}
-
-/* Values GELU'd into a float buffer on the stack, then rounded to bf16
- * while there (L1): no pass over a float copy of the output. */
-#define GELU_BF16_BLOCK 1024
-
-static void gelu_forward_bf16_range(uint16_t *out, const float *inp, size_t n) {
-  float buf[GELU_BF16_BLOCK];
-  for (size_t j = 0; j < n; j += GELU_BF16_BLOCK) {
-    size_t len = n - j < GELU_BF16_BLOCK ? n - j : GELU_BF16_BLOCK;
-    gelu_forward_range(buf, inp + j, len);
-    gemm_to_bf16_serial(out + j, buf, len);
-  }
-}
-
-void layer_gelu_forward_bf16out(uint16_t *out, const float *inp, size_t n) {
-  size_t nchunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for if (n >= PAR_MIN)
-  for (size_t ch = 0; ch < nchunks; ch++) {
-    size_t i0 = ch * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
-    gelu_forward_bf16_range(out + i0, inp + i0, len);
+  for (size_t i = 0; i < n; i++) {
+    float x = inp[i];
+    float cdf = fabsf(x) > 1e-20f ? out[i] / x : 0.5f;
+    float pdf = inv_sqrt_2pi * fast_expf(-0.5f * x * x);
+    dinp[i] = dout[i] * (cdf + x * pdf);
   }
 }
 
@@ -329,10 +294,7 @@ void layer_gelu_backward(float *dinp, const float *dout, const float *inp, const
 #pragma omp parallel for if (n >= PAR_MIN)
   for (size_t ch = 0; ch < nchunks; ch++) {
     size_t i0 = ch * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
-    if (out)
-      gelu_backward_range(dinp + i0, dout + i0, inp + i0, out + i0, len);
-    else
-      gelu_backward_recompute_range(dinp + i0, dout + i0, inp + i0, len);
+    gelu_backward_range(dinp + i0, dout + i0, inp + i0, out + i0, len);
   }
 }
 

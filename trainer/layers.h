@@ -102,17 +102,9 @@ void layer_layernorm_backward(float *dinp,       /* (N, C) */
 
 /* GELU, exact erf form: x/2 (1 + erf(x/sqrt 2)). */
 void layer_gelu_forward(float *out, const float *inp, size_t n);
-/* Uses the forward input and output (Phi(x) = out / x). out NULL (the
- * forward kept its output in bf16 only, layer_gelu_forward_bf16out):
- * gelu(inp) is computed again, the same float as layer_gelu_forward's, so
- * the same bits as with the stored output. */
+/* Uses the forward input and output (Phi(x) = out / x). */
 void layer_gelu_backward(float *dinp, const float *dout, const float *inp, const float *out,
                          size_t n);
-
-/* GELU kept in bf16 (an input of products only): out = bf16(gelu(inp)),
- * the same bits as rounding layer_gelu_forward's output, written in its
- * pass. */
-void layer_gelu_forward_bf16out(uint16_t *out, const float *inp, size_t n);
 
 void layer_tanh_forward(float *out, const float *inp, size_t n);
 /* Uses the forward output: d tanh = 1 - out^2. */
