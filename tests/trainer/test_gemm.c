@@ -368,17 +368,26 @@ static void test_input_kept_in_bf16_gives_the_float_inputs_bits(void) {
   gemm_set_precision(GEMM_FP32, NULL);
 }
 
+/* parity_model in bf16 (NULL if either fails), and the batch in pb. */
+static bert_model *bf16_parity_model(parity_batch *pb) {
+  bert_model *m = parity_model();
+  if (m && bert_set_precision(m, GEMM_BF16, NULL) != ST_OK) {
+    bert_model_free(m);
+    m = NULL;
+  }
+  parity_batch_make(pb);
+  return m;
+}
+
 /* The model rounds its weights once per update: a forward after the
  * parameters changed, without bert_weights_changed (a later micro-batch of
  * the same update), still sees the old bf16 copy; after it, the new one. */
 static void test_bert_rounds_weights_once_per_update(void) {
   if (!bf16_or_refused()) return;
-  bert_model *m = parity_model();
-  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  CU_ASSERT_EQUAL_FATAL(bert_set_precision(m, GEMM_BF16, NULL), ST_OK);
-  params *p = bert_model_params(m);
   static parity_batch pb;
-  parity_batch_make(&pb);
+  bert_model *m = bf16_parity_model(&pb);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  params *p = bert_model_params(m);
   bert_loss first, same, changed;
   CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &first, NULL), ST_OK);
   float *w = params_data(p, "bert.encoder.layer.0.intermediate.dense.weight");
@@ -398,12 +407,10 @@ static void test_bert_rounds_weights_once_per_update(void) {
  * weights, the same bits as after a refill of the whole copy. */
 static void test_bert_sees_the_update_without_a_refill(void) {
   if (!bf16_or_refused()) return;
-  bert_model *m = parity_model();
-  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  CU_ASSERT_EQUAL_FATAL(bert_set_precision(m, GEMM_BF16, NULL), ST_OK);
-  params *p = bert_model_params(m);
   static parity_batch pb;
-  parity_batch_make(&pb);
+  bert_model *m = bf16_parity_model(&pb);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  params *p = bert_model_params(m);
   bert_loss before, after, refilled;
   params_zero_grad(p);
   CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &before, NULL), ST_OK);
