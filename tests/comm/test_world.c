@@ -77,8 +77,8 @@ static void test_digest_mismatch_names_the_differing_rank(void) {
   CU_ASSERT_EQUAL(comm_check_same_digest(d, "config", &err), ST_MISMATCH);
   char want[64];
   snprintf(want, sizeof want, "rank %d", odd);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, want));
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "config differs"));
+  CU_ASSERT(err && strstr(err, want));
+  CU_ASSERT(err && strstr(err, "config differs"));
   free(err);
 }
 
