@@ -97,7 +97,9 @@ int cmd_model(int argc, char **argv) {
   printf("  adam m + v        %10.1f", mib(mem.adam));
   if (zero && world > 1) printf("   (of %.1f: 1/%zu per rank)", mib(adam_all), world);
   printf("\n");
-  printf("  activations       %10.1f\n", mib(mem.activations));
+  /* bf16 keeps the attention context in bf16. */
+  printf("  activations       %10.1f\n",
+         mib(precision == GEMM_BF16 ? mem.activations_bf16 : mem.activations));
   printf("  backward scratch  %10.1f\n", mib(mem.scratch));
   if (precision == GEMM_BF16) {
     /* fp32 master weights stay: bf16 adds its copy of them and the

@@ -53,6 +53,11 @@ typedef struct params {
   float *data;      /* (total) values */
   float *grad;      /* (total) gradients */
   float *m, *v;     /* (total) Adam first and second moments */
+  /* (total) or NULL: a bf16 copy of data that the optimizer keeps equal to
+   * bf16(data) wherever it updates (trainer/optimizer.h). Not owned: the
+   * model sets it with its precision (bert_set_precision) and frees it;
+   * params_alloc does not size it, so entries are not added after. */
+  uint16_t *bf16;
 } params;
 
 /* Returns a new empty dictionary; caller frees with params_free. NULL if out

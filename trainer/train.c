@@ -1263,7 +1263,10 @@ static int apply_update(trainer *t, const step_result *r, char **err) {
     return ST_OK;
   }
   optim_step_shard(&t->cfg.optim, t->p, &t->shard, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
-  return comm_reducer_allgather(t->reducer, t->p->data, err);
+  int rc = comm_reducer_allgather(t->reducer, t->p->data, err);
+  /* bf16: the copy of the other ranks' shards (optimizer.h, 4). */
+  if (rc == ST_OK) optim_shard_bf16_rest(t->p, &t->shard);
+  return rc;
 }
 
 static int update(trainer *t, step_result *r, char **err) {
@@ -1280,8 +1283,9 @@ static int update(trainer *t, step_result *r, char **err) {
                       t->guard.consecutive, (unsigned long long)t->step + 1, r->loss, r->grad_norm);
   r->applied = v == GUARD_APPLY;
   if (r->applied) {
+    /* The update writes the weights' bf16 copy too: no
+     * bert_weights_changed. */
     if ((rc = apply_update(t, r, err))) return rc;
-    bert_weights_changed(t->model);
     t->grads_clear = 1;
   } else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
                 (unsigned long long)t->step + 1, r->loss, r->grad_norm, (unsigned long long)t->guard.skipped);
