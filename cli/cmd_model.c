@@ -1,7 +1,8 @@
 /* `ddpt model info`: a model's parameter count and the memory its
  * parameters, gradients, Adam state and activations take for a given batch,
  * the same figures ddpt allocates at start, per rank: with --zero 1 each of
- * --world ranks keeps only its shard of the Adam state. */
+ * --world ranks keeps only its shard of the Adam state. Then the peaks of a
+ * checkpoint and a resume, what tests/train_zero.sh measures. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "corpus/corpus.h"
 #include "trainer/bert.h"
 #include "trainer/gemm.h"
+#include "trainer/train.h"
 #include "util/status.h"
 
 /* Beyond any machine's memory, and far from overflowing the arena sizes;
@@ -95,7 +97,9 @@ int cmd_model(int argc, char **argv) {
   printf("  adam m + v        %10.1f", mib(mem.adam));
   if (zero && world > 1) printf("   (of %.1f: 1/%zu per rank)", mib(adam_all), world);
   printf("\n");
-  printf("  activations       %10.1f\n", mib(mem.activations));
+  /* bf16 keeps the attention context in bf16. */
+  printf("  activations       %10.1f\n",
+         mib(precision == GEMM_BF16 ? mem.activations_bf16 : mem.activations));
   printf("  backward scratch  %10.1f\n", mib(mem.scratch));
   if (precision == GEMM_BF16) {
     /* fp32 master weights stay: bf16 adds its copy of them and the
@@ -104,5 +108,16 @@ int cmd_model(int argc, char **argv) {
     printf("  bf16 operands     %10.1f\n", mib(mem.bf16_operands));
   }
   printf("  total             %10.1f\n", mib(total));
+  /* Beyond the total: at a checkpoint, rank 0's background writer copies
+   * the parameters and the moments (zero 0), or rank 0 holds one streamed
+   * piece of another rank's shard (zero 1). A resume reads tensors into
+   * their arenas (or shards) and verifies 4 MiB at a time before the model
+   * exists, so it peaks at the total. */
+  size_t piece = world > 1 ? TRAIN_CKPT_PIECE_FLOATS * sizeof(float) : 0;
+  size_t ckpt = zero ? piece : mem.params + adam_all;
+  printf("peak per rank (MiB):\n");
+  printf("  at a checkpoint   %10.1f   (rank 0: + %s)\n", mib(total + ckpt),
+         zero ? "one streamed piece of the Adam state" : "the writer's copy of parameters and Adam state");
+  printf("  at a resume       %10.1f\n", mib(total));
   return CLI_EXIT_OK;
 }

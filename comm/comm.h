@@ -184,8 +184,21 @@ size_t comm_reducer_shard_floats(const comm_reducer *r);
 /* Collective. data (n floats, laid out as buf): every rank's shard of it
  * copied to all ranks (the updated parameters; exact copies). */
 int comm_reducer_allgather(comm_reducer *r, float *data, char **err);
-/* Collective. Every rank's compact shard (shard_floats floats) into full
- * (n floats) on rank 0; full is unused elsewhere. */
-int comm_reducer_gather_shards(comm_reducer *r, const float *shard, float *full, char **err);
+/* Rank q's shard of bucket k, as comm_reducer_shard gives this rank's. */
+void comm_reducer_shard_of(const comm_reducer *r, size_t k, int q, size_t *lo, size_t *hi);
+
+/* Takes, on rank 0, count floats of a rank's shard that belong at offset
+ * (in floats) of buf's layout. */
+typedef int (*comm_shard_sink)(void *ctx, size_t offset, size_t count, const float *data, char **err);
+/* Collective. Every rank's compact shard (shard_floats floats) reaches sink
+ * on rank 0, rank by rank from 0, each rank's in bucket order, in pieces
+ * of at most piece floats: rank 0's straight from its shard, the others'
+ * received one piece at a time into buf (piece floats, rank 0's; unused
+ * elsewhere). So rank 0 never holds more than a piece of another rank's
+ * shard, where gathering them would take the whole buffer. After sink
+ * fails, the rest is still received (no rank is left waiting) but not
+ * passed on; the failure is returned on rank 0. */
+int comm_reducer_stream_shards(comm_reducer *r, const float *shard, float *buf, size_t piece,
+                               comm_shard_sink sink, void *ctx, char **err);
 
 #endif

@@ -573,43 +573,26 @@ void comm_reducer_shard(const comm_reducer *r, size_t k, size_t *lo, size_t *hi)
 
 size_t comm_reducer_shard_floats(const comm_reducer *r) { return r->shard_floats; }
 
-/* One non-blocking collective per bucket, then one watched wait. */
-static int per_bucket(comm_reducer *r, const float *shard, float *full, int gather, const char *call, char **err) {
+void comm_reducer_shard_of(const comm_reducer *r, size_t k, int q, size_t *lo, size_t *hi) {
+  assert(r->sharded && k < r->nbuckets && q >= 0 && q < r->world);
+  shard_of(r, k, q, lo, hi);
+}
+
+/* One MPI_Iallgatherv per bucket, then one watched wait. */
+int comm_reducer_allgather(comm_reducer *r, float *data, char **err) {
   assert(r->sharded);
-  if (r->world == 1 || r->nbuckets == 0) {
-    for (size_t k = 0, off = 0; gather && k < r->nbuckets; k++) {
-      size_t lo = bucket_lo(r, k), len = bucket_hi(r, k) - lo;
-      memcpy(full + lo, shard + off, len * sizeof *full);
-      off += len;
-    }
-    return ST_OK;
-  }
+  if (r->world == 1 || r->nbuckets == 0) return ST_OK;
   MPI_Request *req = malloc(r->nbuckets * sizeof *req);
-  if (!req) return status_set(err, ST_NOMEM, "rank %d: out of memory for %s", r->rank, call);
-  size_t off = 0, w = (size_t)r->world;
+  if (!req) return status_set(err, ST_NOMEM, "rank %d: out of memory for parameter allgather", r->rank);
+  size_t w = (size_t)r->world;
   int rc = MPI_SUCCESS;
-  for (size_t k = 0; k < r->nbuckets && rc == MPI_SUCCESS; k++) {
-    const int *counts = r->counts + k * w, *displs = r->displs + k * w;
-    float *at = full + bucket_lo(r, k);
-    if (gather)
-      rc = MPI_Igatherv(shard + off, counts[r->rank], MPI_FLOAT, at, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD,
-                        &req[k]);
-    else
-      rc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, at, counts, displs, MPI_FLOAT, MPI_COMM_WORLD,
-                           &req[k]);
-    off += (size_t)counts[r->rank];
-  }
-  int st = rc == MPI_SUCCESS ? comm_watch_wait(req, (int)r->nbuckets, call, err) : comm_mpi_error(err, rc, call);
+  for (size_t k = 0; k < r->nbuckets && rc == MPI_SUCCESS; k++)
+    rc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data + bucket_lo(r, k), r->counts + k * w,
+                         r->displs + k * w, MPI_FLOAT, MPI_COMM_WORLD, &req[k]);
+  int st = rc == MPI_SUCCESS ? comm_watch_wait(req, (int)r->nbuckets, "parameter allgather", err)
+                             : comm_mpi_error(err, rc, "parameter allgather");
   free(req);
   return st;
-}
-
-int comm_reducer_allgather(comm_reducer *r, float *data, char **err) {
-  return per_bucket(r, NULL, data, 0, "parameter allgather", err);
-}
-
-int comm_reducer_gather_shards(comm_reducer *r, const float *shard, float *full, char **err) {
-  return per_bucket(r, shard, full, 1, "optimizer state gather", err);
 }
 
 comm_reducer_stats comm_reducer_get_stats(comm_reducer *r) {

@@ -19,10 +19,11 @@ BUILD="build-essential cmake pkg-config git
 # dpkg-dev and file, with which `cpack -G DEB` finds the packages of the
 # libraries ddpt links (dpkg-shlibdeps) for the .deb tests/install_deb.sh
 # installs; valgrind for the memcheck run of one training step
-# (tests/train_valgrind.sh).
+# (tests/train_valgrind.sh); ping and iperf3 for the pretend hosts' link
+# checks (bench/hub_links.sh, bench/allreduce_netns.py).
 TEST="hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-plyvel
   python3-matplotlib clang libclang-rt-14-dev libomp-dev fortunes fortunes-zh python3-jieba time
-  man-db dpkg-dev file valgrind"
+  man-db dpkg-dev file valgrind iputils-ping iperf3"
 
 missing=""
 for pkg in $BUILD $TEST; do

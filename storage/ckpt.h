@@ -86,6 +86,22 @@ typedef struct ckpt_content {
  * atomic by itself: ckpt_dir_commit is. On failure path is removed. */
 int ckpt_file_write(const char *path, const ckpt_content *c, char **err);
 
+/* The same file written in pieces, for a caller that never holds some
+ * tensors whole (each rank of a job holds a range of them). open writes
+ * what ckpt_file_write writes, except that a tensor of c whose data is
+ * NULL is only created, at its shape, and left pending; put writes count
+ * floats as elements [offset, offset + count) of a pending tensor's flat
+ * (C-order) data, in any order; close fails (ST_INVALID, naming the
+ * tensor) unless every pending tensor was written whole, each element
+ * once, then closes and fsyncs as ckpt_file_write. A failed open or close,
+ * and abort, remove path; close and abort free w (abort(NULL): no-op). */
+typedef struct ckpt_file_writer ckpt_file_writer;
+int ckpt_file_writer_open(const char *path, const ckpt_content *c, ckpt_file_writer **out, char **err);
+int ckpt_file_writer_put(ckpt_file_writer *w, const char *group, const char *name, size_t offset,
+                         size_t count, const float *data, char **err);
+int ckpt_file_writer_close(ckpt_file_writer *w, char **err);
+void ckpt_file_writer_abort(ckpt_file_writer *w);
+
 typedef struct ckpt_file ckpt_file;
 
 /* Opens an existing checkpoint read-only; close with ckpt_file_close. Fails
@@ -135,6 +151,11 @@ void ckpt_entries_free(ckpt_entry *e, size_t n);
  * count must equal the dataset's. A checksum error fails naming path. */
 int ckpt_file_read_float(ckpt_file *f, const char *path, float *dst, size_t count, char **err);
 int ckpt_file_read_int64(ckpt_file *f, const char *path, int64_t *dst, size_t count, char **err);
+/* Reads elements [offset, offset + count) of the float dataset at path's
+ * flat (C-order) data into dst (count > 0): only the chunks that hold them
+ * are read, each checksum-verified. */
+int ckpt_file_read_float_range(ckpt_file *f, const char *path, size_t offset, size_t count, float *dst,
+                               char **err);
 
 /* Loading by name from a group ("params" to fine-tune; "optim/m" and
  * "optim/v" too when resuming). Strict: the first target absent from the
@@ -155,6 +176,20 @@ typedef struct ckpt_load_report {
 int ckpt_file_load(ckpt_file *f, const char *group, const ckpt_tensor *targets, size_t n,
                    int strict, ckpt_load_report *report, char **err);
 void ckpt_load_report_clear(ckpt_load_report *r);
+
+/* A range of one tensor's flat (C-order) data: elements [offset, offset +
+ * count) of tensors[tensor] in ckpt_file_load_ranges. */
+typedef struct ckpt_range {
+  size_t tensor;
+  size_t offset, count;
+  float *data; /* (count) */
+} ckpt_range;
+
+/* A strict ckpt_file_load of group's tensors (names and shapes; their data
+ * is not used) that reads only the given ranges, so that a caller holding
+ * a part of each tensor reads no more than that part. */
+int ckpt_file_load_ranges(ckpt_file *f, const char *group, const ckpt_tensor *tensors, size_t n,
+                          const ckpt_range *ranges, size_t nr, char **err);
 
 /* Opens path and checks it whole: the header, every dataset read in full
  * (so every Fletcher-32 checksum), tensors under params/ and optim/ being
@@ -183,6 +218,20 @@ int ckpt_file_upgrade(const char *old_path, const char *new_path, char **err);
  * pruning is returned, with a message saying the checkpoint is committed. */
 int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char **written,
                     char **err);
+
+/* ckpt_dir_commit in pieces, for content with pending tensors
+ * (ckpt_file_writer): begin writes c under the commit's temporary name;
+ * put writes a range of a pending tensor; end closes the file (failing
+ * unless every pending tensor was written whole), fsyncs it and commits it
+ * as ckpt_dir_commit does (rename, LATEST, pruning, *written). end and
+ * abort (which removes the temporary file) free cm; abort(NULL) is a no-op.
+ * One commit at a time per process, as ckpt_dir_commit. */
+typedef struct ckpt_commit ckpt_commit;
+int ckpt_commit_begin(const char *run_dir, const ckpt_content *c, ckpt_commit **out, char **err);
+int ckpt_commit_put(ckpt_commit *cm, const char *group, const char *name, size_t offset, size_t count,
+                    const float *data, char **err);
+int ckpt_commit_end(ckpt_commit *cm, int keep, char **written, char **err);
+void ckpt_commit_abort(ckpt_commit *cm);
 
 /* Keeps the newest keep checkpoints by step (keep <= 0 keeps all), every
  * ckpt-XXXXXXXX.h5 with a ckpt-XXXXXXXX.h5.keep file beside it, and the ones
@@ -234,6 +283,10 @@ typedef struct ckpt_writer ckpt_writer;
  * so wait for (or free) the previous writer before beginning the next. */
 int ckpt_writer_begin(const char *run_dir, const ckpt_content *c, int keep, ckpt_writer **out,
                       char **err);
+/* Runs ckpt_commit_end(cm, keep) in a thread: the fsync, rename and
+ * LATEST of a file already written. Takes cm, even on failure (then
+ * aborted). Free the writer with ckpt_writer_free. */
+int ckpt_writer_end_commit(ckpt_commit *cm, int keep, ckpt_writer **out, char **err);
 /* Nonzero once the commit has finished (successfully or not); never blocks. */
 int ckpt_writer_done(const ckpt_writer *w);
 /* Blocks until the commit has finished; returns its status and message, and

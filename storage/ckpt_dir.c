@@ -194,45 +194,93 @@ void ckpt_dir_remove_temp_now(void) {
   if (atomic_load(&g_temp_set)) unlink(g_temp_path);
 }
 
-int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char **written, char **err) {
-  assert(run_dir && c);
+struct ckpt_commit {
+  char *run_dir, *tmp, *final;
+  long long step;
+  ckpt_file_writer *file;
+};
+
+static void commit_free(ckpt_commit *cm) {
+  free(cm->run_dir);
+  free(cm->tmp);
+  free(cm->final);
+  free(cm);
+}
+
+void ckpt_commit_abort(ckpt_commit *cm) {
+  if (!cm) return;
+  ckpt_file_writer_abort(cm->file);
+  track_temp(NULL);
+  commit_free(cm);
+}
+
+int ckpt_commit_begin(const char *run_dir, const ckpt_content *c, ckpt_commit **out, char **err) {
+  assert(run_dir && c && out);
+  *out = NULL;
   if (c->meta.step < 0) return status_set(err, ST_INVALID, "checkpoint step %lld is negative", (long long)c->meta.step);
   if (file_mkdirs(run_dir) != 0)
     return status_set(err, ST_IO, "%s: cannot create run directory: %s", run_dir, strerror(errno));
   char name[64], tmp_name[96];
   snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)c->meta.step);
   snprintf(tmp_name, sizeof tmp_name, ".%s.tmp-%ld", name, (long)getpid());
-  char *tmp = file_path_join(run_dir, tmp_name), *final = file_path_join(run_dir, name);
-  int rc;
-  if (!tmp || !final) {
-    rc = status_set(err, ST_NOMEM, "out of memory");
-    goto fail;
+  ckpt_commit *cm = calloc(1, sizeof *cm);
+  if (!cm || !(cm->run_dir = strdup(run_dir)) || !(cm->tmp = file_path_join(run_dir, tmp_name)) ||
+      !(cm->final = file_path_join(run_dir, name))) {
+    if (cm) commit_free(cm);
+    return status_set(err, ST_NOMEM, "out of memory");
   }
-  remove(tmp);
-  track_temp(tmp);
-  if ((rc = ckpt_file_write(tmp, c, err))) goto fail;
-  hold_commit_for_test((long long)c->meta.step);
+  cm->step = (long long)c->meta.step;
+  remove(cm->tmp);
+  track_temp(cm->tmp);
+  int rc = ckpt_file_writer_open(cm->tmp, c, &cm->file, err);
+  if (rc) {
+    ckpt_commit_abort(cm);
+    return rc;
+  }
+  *out = cm;
+  return ST_OK;
+}
+
+int ckpt_commit_put(ckpt_commit *cm, const char *group, const char *name, size_t offset, size_t count,
+                    const float *data, char **err) {
+  assert(cm && cm->file);
+  return ckpt_file_writer_put(cm->file, group, name, offset, count, data, err);
+}
+
+int ckpt_commit_end(ckpt_commit *cm, int keep, char **written, char **err) {
+  assert(cm && cm->file);
+  int rc = ckpt_file_writer_close(cm->file, err);
+  cm->file = NULL;
+  if (rc) goto fail;
+  hold_commit_for_test(cm->step);
   track_temp(NULL);
-  if (rename(tmp, final) != 0) {
-    rc = status_set(err, ST_IO, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
-    remove(tmp);
+  if (rename(cm->tmp, cm->final) != 0) {
+    rc = status_set(err, ST_IO, "%s: cannot rename to %s: %s", cm->tmp, cm->final, strerror(errno));
+    remove(cm->tmp);
     goto fail;
   }
-  if ((rc = file_fsync_dir(run_dir, err))) goto fail;
-  if ((rc = write_pointer(run_dir, "LATEST", name, err))) goto fail;
-  if ((rc = ckpt_dir_prune(run_dir, keep, err))) {
-    status_wrap(err, rc, "%s is committed, but pruning older checkpoints failed", final);
+  const char *name = strrchr(cm->final, '/') ? strrchr(cm->final, '/') + 1 : cm->final;
+  if ((rc = file_fsync_dir(cm->run_dir, err))) goto fail;
+  if ((rc = write_pointer(cm->run_dir, "LATEST", name, err))) goto fail;
+  if ((rc = ckpt_dir_prune(cm->run_dir, keep, err))) {
+    status_wrap(err, rc, "%s is committed, but pruning older checkpoints failed", cm->final);
     goto fail;
   }
-  free(tmp);
-  if (written) *written = final;
-  else free(final);
+  if (written) {
+    *written = cm->final;
+    cm->final = NULL;
+  }
+  commit_free(cm);
   return ST_OK;
 fail:
-  track_temp(NULL);
-  free(tmp);
-  free(final);
+  ckpt_commit_abort(cm);
   return rc;
+}
+
+int ckpt_dir_commit(const char *run_dir, const ckpt_content *c, int keep, char **written, char **err) {
+  ckpt_commit *cm;
+  int rc = ckpt_commit_begin(run_dir, c, &cm, err);
+  return rc ? rc : ckpt_commit_end(cm, keep, written, err);
 }
 
 static int has_keep_marker(const char *run_dir, const char *name) {
@@ -449,7 +497,8 @@ struct ckpt_writer {
   int joined;
   char *run_dir;
   int keep;
-  ckpt_content c; /* points into the copies below */
+  ckpt_commit *commit; /* ckpt_writer_end_commit: the file to commit */
+  ckpt_content c;      /* ckpt_writer_begin: points into the copies below */
   ckpt_tensor *tensors;
   ckpt_array *arrays;
   ckpt_attr *attrs;
@@ -549,7 +598,9 @@ static int writer_copy(ckpt_writer *w, const ckpt_content *c) {
 
 static void *writer_main(void *arg) {
   ckpt_writer *w = arg;
-  w->rc = ckpt_dir_commit(w->run_dir, &w->c, w->keep, &w->written, &w->err);
+  if (w->commit) w->rc = ckpt_commit_end(w->commit, w->keep, &w->written, &w->err);
+  else w->rc = ckpt_dir_commit(w->run_dir, &w->c, w->keep, &w->written, &w->err);
+  w->commit = NULL;
   /* The copy can be as large as the model and its moments: give it back now. */
   writer_release_copy(w);
   atomic_store(&w->done, 1);
@@ -574,6 +625,27 @@ int ckpt_writer_begin(const char *run_dir, const ckpt_content *c, int keep, ckpt
   if (e != 0) {
     writer_release_copy(w);
     free(w->run_dir);
+    free(w);
+    return status_set(err, ST_IO, "cannot start the checkpoint writer thread: %s", strerror(e));
+  }
+  *out = w;
+  return ST_OK;
+}
+
+int ckpt_writer_end_commit(ckpt_commit *cm, int keep, ckpt_writer **out, char **err) {
+  assert(cm && out);
+  *out = NULL;
+  ckpt_writer *w = calloc(1, sizeof *w);
+  if (!w) {
+    ckpt_commit_abort(cm);
+    return status_set(err, ST_NOMEM, "out of memory for a checkpoint writer");
+  }
+  atomic_init(&w->done, 0);
+  w->keep = keep;
+  w->commit = cm;
+  int e = pthread_create(&w->thread, NULL, writer_main, w);
+  if (e != 0) {
+    ckpt_commit_abort(cm);
     free(w);
     return status_set(err, ST_IO, "cannot start the checkpoint writer thread: %s", strerror(e));
   }

@@ -25,6 +25,8 @@
 /* Fletcher-32 covers one chunk; small chunks localise damage and keep the
  * read-modify cost of a chunk low, large ones cut per-chunk overhead. */
 enum { CHUNK_BYTES = 1 << 20 };
+/* ckpt_file_verify reads tensors this many floats (4 MiB) at a time. */
+enum { VERIFY_PIECE = 1 << 20 };
 
 struct ckpt_file {
   hid_t id;
@@ -122,7 +124,7 @@ static int write_dataset(hid_t loc, const char *name, hid_t filetype, hid_t memt
   step = "create dataset";
   if ((dset = H5Dcreate2(loc, name, filetype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0) goto fail;
   step = "write";
-  if (H5Dwrite(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) goto fail;
+  if (data && H5Dwrite(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) goto fail;
   step = "close dataset";
   hid_t d = dset;
   dset = -1;
@@ -230,16 +232,62 @@ static hid_t open_or_create_group(hid_t loc, const char *path, hid_t gcpl) {
   return H5Gopen2(loc, path, H5P_DEFAULT);
 }
 
-static int write_tensor_group(hid_t file_id, hid_t gcpl, const char *group, const ckpt_tensor *t,
-                              size_t n, const char *file, char **err) {
+/* A tensor created without data, to be written range by range
+ * (ckpt_file_writer_put); got lists the ranges written so far. */
+typedef struct {
+  char *path; /* "optim/m/<name>" */
+  size_t count;
+  size_t (*got)[2]; /* (n_got) [offset, offset + count) */
+  size_t n_got, cap;
+} pending_tensor;
+
+struct ckpt_file_writer {
+  char *path;
+  hid_t file_id, gcpl;
+  pending_tensor *pending; /* (n_pending) */
+  size_t n_pending, cap, last;
+};
+
+static void pending_free(ckpt_file_writer *w) {
+  for (size_t i = 0; i < w->n_pending; i++) {
+    free(w->pending[i].path);
+    free(w->pending[i].got);
+  }
+  free(w->pending);
+  w->pending = NULL;
+  w->n_pending = w->cap = 0;
+}
+
+static int add_pending(ckpt_file_writer *w, const char *shown, const ckpt_tensor *t, char **err) {
+  if (w->n_pending == w->cap) {
+    size_t cap = w->cap ? 2 * w->cap : 64;
+    pending_tensor *p = realloc(w->pending, cap * sizeof *p);
+    if (!p) return status_set(err, ST_NOMEM, "%s: out of memory", w->path);
+    w->pending = p;
+    w->cap = cap;
+  }
+  pending_tensor *p = &w->pending[w->n_pending];
+  memset(p, 0, sizeof *p);
+  if (!(p->path = strdup(shown))) return status_set(err, ST_NOMEM, "%s: out of memory", w->path);
+  p->count = 1;
+  for (int d = 0; d < t->ndim; d++) p->count *= t->shape[d];
+  w->n_pending++;
+  return ST_OK;
+}
+
+/* Writes group's tensors; one without data is created empty and recorded
+ * in w as pending. */
+static int write_tensor_group(ckpt_file_writer *w, const char *group, const ckpt_tensor *t, size_t n,
+                              char **err) {
   char why[256];
+  hid_t file_id = w->file_id, gcpl = w->gcpl;
+  const char *file = w->path;
   hid_t g = open_or_create_group(file_id, group, gcpl);
   if (g < 0)
     return status_set(err, ST_IO, "%s: cannot create group /%s (%s)", file, group,
                       h5_reason(why, sizeof why));
   int rc = ST_OK;
   for (size_t i = 0; i < n && rc == ST_OK; i++) {
-    assert(t[i].data);
     char shown[1024];
     snprintf(shown, sizeof shown, "%s/%s", group, t[i].name ? t[i].name : "(null)");
     if (!name_is_valid(t[i].name)) {
@@ -249,6 +297,7 @@ static int write_tensor_group(hid_t file_id, hid_t gcpl, const char *group, cons
     }
     rc = write_dataset(g, t[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float), t[i].ndim,
                        t[i].shape, t[i].data, file, shown, err);
+    if (rc == ST_OK && !t[i].data) rc = add_pending(w, shown, &t[i], err);
   }
   H5Gclose(g);
   return rc;
@@ -392,27 +441,203 @@ static int finish_h5(const char *path, hid_t file_id, hid_t gcpl, int rc, char *
   return rc;
 }
 
-int ckpt_file_write(const char *path, const ckpt_content *c, char **err) {
-  assert(path && c);
+void ckpt_file_writer_abort(ckpt_file_writer *w) {
+  if (!w) return;
+  h5_quiet();
+  finish_h5(w->path, w->file_id, w->gcpl, ST_IO, NULL);
+  pending_free(w);
+  free(w->path);
+  free(w);
+}
+
+int ckpt_file_writer_open(const char *path, const ckpt_content *c, ckpt_file_writer **out, char **err) {
+  assert(path && c && out);
   assert(c->n_params == 0 || c->params);
   assert(c->n_optim_m == 0 || c->optim_m);
   assert(c->n_optim_v == 0 || c->optim_v);
   assert(c->n_arrays == 0 || c->arrays);
+  *out = NULL;
   int rc = reserve_space(path, c, err);
   if (rc) return rc;
   h5_quiet();
-  hid_t gcpl = -1, file_id = -1;
-  if ((rc = create_h5(path, &file_id, &gcpl, err))) return rc;
-  if ((rc = write_root_attrs(file_id, &c->meta, path, err))) goto done;
-  if ((rc = write_tensor_group(file_id, gcpl, "params", c->params, c->n_params, path, err))) goto done;
+  ckpt_file_writer *w = calloc(1, sizeof *w);
+  if (!w || !(w->path = strdup(path))) {
+    free(w);
+    return status_set(err, ST_NOMEM, "%s: out of memory", path);
+  }
+  if ((rc = create_h5(path, &w->file_id, &w->gcpl, err))) {
+    free(w->path);
+    free(w);
+    return rc;
+  }
+  if ((rc = write_root_attrs(w->file_id, &c->meta, path, err))) goto fail;
+  if ((rc = write_tensor_group(w, "params", c->params, c->n_params, err))) goto fail;
   if (c->n_optim_m || c->n_optim_v) {
-    if ((rc = write_tensor_group(file_id, gcpl, "optim/m", c->optim_m, c->n_optim_m, path, err))) goto done;
-    if ((rc = write_tensor_group(file_id, gcpl, "optim/v", c->optim_v, c->n_optim_v, path, err))) goto done;
+    if ((rc = write_tensor_group(w, "optim/m", c->optim_m, c->n_optim_m, err))) goto fail;
+    if ((rc = write_tensor_group(w, "optim/v", c->optim_v, c->n_optim_v, err))) goto fail;
   }
   for (size_t i = 0; i < c->n_arrays; i++)
-    if ((rc = write_array(file_id, gcpl, &c->arrays[i], path, err))) goto done;
-done:
-  return finish_h5(path, file_id, gcpl, rc, err);
+    if ((rc = write_array(w->file_id, w->gcpl, &c->arrays[i], path, err))) goto fail;
+  *out = w;
+  return ST_OK;
+fail:
+  ckpt_file_writer_abort(w);
+  return rc;
+}
+
+/* One read or write of a range (range_io): dset's elements go to or from
+ * buf, elem bytes each, box by box; why keeps HDF5's reason for a
+ * failure (closing the dataspaces would clear it). */
+typedef struct range_io {
+  hid_t dset, memtype;
+  char *buf;
+  size_t elem;
+  int write;
+  char why[256];
+} range_io;
+
+/* Reads or writes one box (start, count) against the next elements of
+ * buf. The memory dataspace has the box's own shape: with a 1-D one
+ * libhdf5 maps the selection element by element, three to four times
+ * slower than the whole write (measured). */
+static int range_box(range_io *r, int ndim, const hsize_t *start, const hsize_t *count) {
+  hid_t fspace = H5Dget_space(r->dset), mspace = H5Screate_simple(ndim, count, NULL);
+  int ok = fspace >= 0 && mspace >= 0 && H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+           (r->write ? H5Dwrite(r->dset, r->memtype, mspace, fspace, H5P_DEFAULT, r->buf)
+                     : H5Dread(r->dset, r->memtype, mspace, fspace, H5P_DEFAULT, r->buf)) >= 0;
+  if (!ok) h5_reason(r->why, sizeof r->why);
+  if (mspace >= 0) H5Sclose(mspace);
+  if (fspace >= 0) H5Sclose(fspace);
+  size_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= (size_t)count[i];
+  r->buf += n * r->elem;
+  return ok ? 0 : -1;
+}
+
+/* The elements [a, b) of the C-order flat data of the block whose
+ * coordinates before dimension d are fixed in start, as boxes in C order:
+ * a partial first row, the whole rows, a partial last row, the partial
+ * ones recursively (at most 2 ndim boxes), each through range_box. */
+static int range_boxes(range_io *r, int ndim, const hsize_t *dims, int d, hsize_t *start, hsize_t a, hsize_t b) {
+  if (a >= b) return 0;
+  hsize_t stride = 1, count[H5S_MAX_RANK];
+  for (int i = d + 1; i < ndim; i++) stride *= dims[i];
+  hsize_t i0 = a / stride, i1 = b / stride, ra = a % stride, rb = b % stride;
+  if (i0 == i1 || (ra && i0 + 1 == i1 && !rb)) {
+    start[d] = i0;
+    return range_boxes(r, ndim, dims, d + 1, start, ra, rb ? rb : stride);
+  }
+  if (ra) {
+    start[d] = i0++;
+    if (range_boxes(r, ndim, dims, d + 1, start, ra, stride) < 0) return -1;
+  }
+  if (i1 > i0) {
+    for (int i = 0; i < ndim; i++) count[i] = i < d ? 1 : i == d ? i1 - i0 : dims[i];
+    start[d] = i0;
+    for (int i = d + 1; i < ndim; i++) start[i] = 0;
+    if (range_box(r, ndim, start, count) < 0) return -1;
+  }
+  start[d] = i1;
+  return rb ? range_boxes(r, ndim, dims, d + 1, start, 0, rb) : 0;
+}
+
+/* Reads or writes elements [offset, offset + count) of dset's flat data
+ * from or into buf; on failure r->why says why. */
+static int range_io_run(range_io *r, size_t offset, size_t count) {
+  hsize_t dims[H5S_MAX_RANK], start[H5S_MAX_RANK] = {0};
+  hid_t space = H5Dget_space(r->dset);
+  int ndim = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+  int ok = ndim >= 1 && H5Sget_simple_extent_dims(space, dims, NULL) >= 0;
+  if (!ok) h5_reason(r->why, sizeof r->why);
+  if (space >= 0) H5Sclose(space);
+  return ok ? range_boxes(r, ndim, dims, 0, start, offset, offset + count) : -1;
+}
+
+static pending_tensor *find_pending(ckpt_file_writer *w, const char *path) {
+  for (size_t k = 0; k < w->n_pending; k++) {
+    size_t i = (w->last + k) % w->n_pending;
+    if (strcmp(w->pending[i].path, path) == 0) {
+      w->last = i;
+      return &w->pending[i];
+    }
+  }
+  return NULL;
+}
+
+int ckpt_file_writer_put(ckpt_file_writer *w, const char *group, const char *name, size_t offset, size_t count,
+                         const float *data, char **err) {
+  assert(w && group && name && data && count > 0);
+  h5_quiet();
+  char path[1100], why[256];
+  snprintf(path, sizeof path, "%s/%s", group, name);
+  pending_tensor *p = find_pending(w, path);
+  if (!p) return status_set(err, ST_INVALID, "%s: %s is not a tensor left to write in ranges", w->path, path);
+  if (offset > p->count || count > p->count - offset)
+    return status_set(err, ST_INVALID, "%s: %s: elements %zu..%zu are outside its %zu", w->path, path, offset,
+                      offset + count, p->count);
+  if (p->n_got == p->cap) {
+    size_t cap = p->cap ? 2 * p->cap : 4;
+    size_t(*got)[2] = realloc(p->got, cap * sizeof *got);
+    if (!got) return status_set(err, ST_NOMEM, "%s: out of memory", w->path);
+    p->got = got;
+    p->cap = cap;
+  }
+  range_io r = {H5Dopen2(w->file_id, path, H5P_DEFAULT), H5T_NATIVE_FLOAT, (char *)data, sizeof *data, 1, ""};
+  int ok = r.dset >= 0 && range_io_run(&r, offset, count) == 0;
+  if (!ok && r.dset >= 0) snprintf(why, sizeof why, "%s", r.why);
+  else if (!ok) h5_reason(why, sizeof why);
+  if (r.dset >= 0 && H5Dclose(r.dset) < 0 && ok) {
+    ok = 0;
+    h5_reason(why, sizeof why);
+  }
+  if (!ok)
+    return status_set(err, ST_IO, "%s: %s: cannot write elements %zu..%zu (%s)", w->path, path, offset,
+                      offset + count, why);
+  p->got[p->n_got][0] = offset;
+  p->got[p->n_got][1] = offset + count;
+  p->n_got++;
+  return ST_OK;
+}
+
+static int by_offset(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Every pending tensor written whole, each element once: a missing range
+ * would read back as zeros that no checksum questions. */
+static int check_pending_written(ckpt_file_writer *w, char **err) {
+  for (size_t i = 0; i < w->n_pending; i++) {
+    pending_tensor *p = &w->pending[i];
+    if (p->n_got) qsort(p->got, p->n_got, sizeof *p->got, by_offset);
+    size_t at = 0;
+    for (size_t j = 0; j <= p->n_got; j++) {
+      size_t lo = j < p->n_got ? p->got[j][0] : p->count;
+      if (lo > at)
+        return status_set(err, ST_INVALID, "%s: %s: elements %zu..%zu were never written", w->path, p->path, at, lo);
+      if (lo < at)
+        return status_set(err, ST_INVALID, "%s: %s: elements from %zu were written twice", w->path, p->path, lo);
+      if (j < p->n_got) at = p->got[j][1];
+    }
+  }
+  return ST_OK;
+}
+
+int ckpt_file_writer_close(ckpt_file_writer *w, char **err) {
+  assert(w);
+  h5_quiet();
+  int rc = check_pending_written(w, err);
+  rc = finish_h5(w->path, w->file_id, w->gcpl, rc, err);
+  pending_free(w);
+  free(w->path);
+  free(w);
+  return rc;
+}
+
+int ckpt_file_write(const char *path, const ckpt_content *c, char **err) {
+  ckpt_file_writer *w;
+  int rc = ckpt_file_writer_open(path, c, &w, err);
+  return rc ? rc : ckpt_file_writer_close(w, err);
 }
 
 /* ----------------------------------------------------------------- reading */
@@ -859,7 +1084,10 @@ static const char *chunk_refusal(hid_t file, hid_t dset, hid_t type, hid_t dcpl,
   }
 }
 
-static int read_dataset(ckpt_file *f, const char *path, hid_t memtype, void *dst, size_t count, char **err) {
+/* Reads the dataset at path into dst: whole (count must be its element
+ * count), or elements [offset, offset + count) of its flat data. */
+static int read_dataset(ckpt_file *f, const char *path, hid_t memtype, void *dst, size_t offset, size_t count,
+                        int whole, char **err) {
   char why[256];
   if (!links_are_hard(f->id, path)) return status_set(err, ST_INVALID, "%s: no dataset %s", f->path, path);
   if (!header_is_checksummed(f->id, path))
@@ -881,12 +1109,20 @@ static int read_dataset(ckpt_file *f, const char *path, hid_t memtype, void *dst
             (refusal = chunk_refusal(f->id, dset, type, dcpl, space, why, sizeof why))))
     rc = status_set(err, ST_CORRUPT, "%s: %s: not read: %s; the file is damaged or not ddpt's", f->path, path,
                     refusal);
-  else if ((size_t)have != count)
+  else if (whole && (size_t)have != count)
     rc = status_set(err, ST_MISMATCH, "%s: %s holds %lld elements, the caller expects %zu", f->path, path,
                     (long long)have, count);
-  else if (H5Dread(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+  else if (!whole && (offset > (size_t)have || count > (size_t)have - offset))
+    rc = status_set(err, ST_MISMATCH, "%s: %s holds %lld elements, the caller asks for %zu..%zu", f->path, path,
+                    (long long)have, offset, offset + count);
+  else if (whole && H5Dread(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
     rc = status_set(err, ST_CORRUPT, "%s: %s: cannot read (%s); the file is damaged", f->path, path,
                     h5_reason(why, sizeof why));
+  else if (!whole) {
+    range_io r = {dset, memtype, dst, H5Tget_size(memtype), 0, ""};
+    if (range_io_run(&r, offset, count) < 0)
+      rc = status_set(err, ST_CORRUPT, "%s: %s: cannot read (%s); the file is damaged", f->path, path, r.why);
+  }
   if (dcpl >= 0) H5Pclose(dcpl);
   if (type >= 0) H5Tclose(type);
   if (space >= 0) H5Sclose(space);
@@ -897,13 +1133,20 @@ static int read_dataset(ckpt_file *f, const char *path, hid_t memtype, void *dst
 int ckpt_file_read_float(ckpt_file *f, const char *path, float *dst, size_t count, char **err) {
   assert(f && path && dst);
   h5_quiet();
-  return read_dataset(f, path, H5T_NATIVE_FLOAT, dst, count, err);
+  return read_dataset(f, path, H5T_NATIVE_FLOAT, dst, 0, count, 1, err);
+}
+
+int ckpt_file_read_float_range(ckpt_file *f, const char *path, size_t offset, size_t count, float *dst,
+                               char **err) {
+  assert(f && path && dst && count > 0);
+  h5_quiet();
+  return read_dataset(f, path, H5T_NATIVE_FLOAT, dst, offset, count, 0, err);
 }
 
 int ckpt_file_read_int64(ckpt_file *f, const char *path, int64_t *dst, size_t count, char **err) {
   assert(f && path && dst);
   h5_quiet();
-  return read_dataset(f, path, H5T_NATIVE_INT64, dst, count, err);
+  return read_dataset(f, path, H5T_NATIVE_INT64, dst, 0, count, 1, err);
 }
 
 /* ----------------------------------------------------------------- loading */
@@ -926,41 +1169,41 @@ static const char *name_in_group(const ckpt_entry *e, const char *group) {
   return strchr(name, '/') ? NULL : name;
 }
 
-int ckpt_file_load(ckpt_file *f, const char *group, const ckpt_tensor *targets, size_t n, int strict,
-                   ckpt_load_report *report, char **err) {
-  assert(f && group && (n == 0 || targets));
-  ckpt_load_report r = {0};
-  ckpt_entry *e = NULL;
-  size_t ne = 0;
-  size_t *match = NULL; /* (n) entry index for each target, or ne when missing */
-  char *used = NULL;    /* (ne) nonzero when some target takes the entry */
+/* The checks of a load: which entry of the file each target is (*match,
+ * (n) entry indices, ne for a missing one), names missing and unexpected
+ * into *r, shapes and types. On success *e (ne entries) and *match are the
+ * caller's to free; on failure both are freed, and *names_failed says a
+ * strict load failed on names (r is then filled). */
+static int match_targets(ckpt_file *f, const char *group, const ckpt_tensor *targets, size_t n, int strict,
+                         ckpt_load_report *r, ckpt_entry **e, size_t *ne, size_t **match, int *names_failed,
+                         char **err) {
+  char *used = NULL; /* (ne) nonzero when some target takes the entry */
   char a[256], b[256];
-  int names_failed = 0;
-  int rc = ckpt_file_list(f, &e, &ne, err);
+  *names_failed = 0;
+  *match = NULL;
+  int rc = ckpt_file_list(f, e, ne, err);
   if (rc) return rc;
-  if (!(match = malloc((n + 1) * sizeof *match)) || !(used = calloc(ne + 1, 1)) ||
-      !(r.missing = calloc(n + 1, sizeof *r.missing)) || !(r.unexpected = calloc(ne + 1, sizeof *r.unexpected))) {
-    rc = status_set(err, ST_NOMEM, "%s: out of memory loading /%s", f->path, group);
-    goto fail;
-  }
+  if (!(*match = malloc((n + 1) * sizeof **match)) || !(used = calloc(*ne + 1, 1)) ||
+      !(r->missing = calloc(n + 1, sizeof *r->missing)) || !(r->unexpected = calloc(*ne + 1, sizeof *r->unexpected)))
+    goto nomem;
   for (size_t i = 0; i < n; i++) {
     const ckpt_tensor *t = &targets[i];
-    assert(t->name && t->data && shape_is_valid(t->ndim, t->shape));
-    match[i] = ne;
-    for (size_t j = 0; j < ne; j++) {
-      const char *name = name_in_group(&e[j], group);
+    assert(t->name && shape_is_valid(t->ndim, t->shape));
+    (*match)[i] = *ne;
+    for (size_t j = 0; j < *ne; j++) {
+      const char *name = name_in_group(&(*e)[j], group);
       if (name && strcmp(name, t->name) == 0) {
-        match[i] = j;
+        (*match)[i] = j;
         break;
       }
     }
-    if (match[i] == ne) {
-      if (!(r.missing[r.n_missing] = strdup(t->name))) goto nomem;
-      r.n_missing++;
+    if ((*match)[i] == *ne) {
+      if (!(r->missing[r->n_missing] = strdup(t->name))) goto nomem;
+      r->n_missing++;
       continue;
     }
-    const ckpt_entry *m = &e[match[i]];
-    used[match[i]] = 1;
+    const ckpt_entry *m = &(*e)[(*match)[i]];
+    used[(*match)[i]] = 1;
     int same = m->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = m->shape[d] == t->shape[d];
     if (!same) {
@@ -975,41 +1218,73 @@ int ckpt_file_load(ckpt_file *f, const char *group, const ckpt_tensor *targets, 
       goto fail;
     }
   }
-  for (size_t j = 0; j < ne; j++) {
-    const char *name = name_in_group(&e[j], group);
+  for (size_t j = 0; j < *ne; j++) {
+    const char *name = name_in_group(&(*e)[j], group);
     if (!name || used[j]) continue;
-    if (!(r.unexpected[r.n_unexpected] = strdup(name))) goto nomem;
-    r.n_unexpected++;
+    if (!(r->unexpected[r->n_unexpected] = strdup(name))) goto nomem;
+    r->n_unexpected++;
   }
-  if (strict && (r.n_missing || r.n_unexpected)) {
-    names_failed = 1;
-    if (r.n_missing)
+  if (strict && (r->n_missing || r->n_unexpected)) {
+    *names_failed = 1;
+    if (r->n_missing)
       rc = status_set(err, ST_MISMATCH, "%s: %s/%s is missing from the checkpoint (strict load; %zu missing, %zu unexpected)",
-                      f->path, group, r.missing[0], r.n_missing, r.n_unexpected);
+                      f->path, group, r->missing[0], r->n_missing, r->n_unexpected);
     else
       rc = status_set(err, ST_MISMATCH, "%s: %s/%s is not a tensor of the model (strict load; %zu unexpected)",
-                      f->path, group, r.unexpected[0], r.n_unexpected);
+                      f->path, group, r->unexpected[0], r->n_unexpected);
     goto fail;
   }
-  for (size_t i = 0; i < n; i++) {
-    if (match[i] == ne) continue;
-    if ((rc = ckpt_file_read_float(f, e[match[i]].path, targets[i].data, e[match[i]].count, err))) goto fail;
-    r.n_loaded++;
-  }
   free(used);
-  free(match);
-  ckpt_entries_free(e, ne);
-  if (report) *report = r;
-  else ckpt_load_report_clear(&r);
   return ST_OK;
 nomem:
   rc = status_set(err, ST_NOMEM, "%s: out of memory loading /%s", f->path, group);
 fail:
   free(used);
+  free(*match);
+  *match = NULL;
+  ckpt_entries_free(*e, *ne);
+  *e = NULL;
+  *ne = 0;
+  return rc;
+}
+
+int ckpt_file_load(ckpt_file *f, const char *group, const ckpt_tensor *targets, size_t n, int strict,
+                   ckpt_load_report *report, char **err) {
+  assert(f && group && (n == 0 || targets));
+  ckpt_load_report r = {0};
+  ckpt_entry *e = NULL;
+  size_t ne = 0, *match = NULL;
+  int names_failed;
+  int rc = match_targets(f, group, targets, n, strict, &r, &e, &ne, &match, &names_failed, err);
+  for (size_t i = 0; i < n && rc == ST_OK; i++) {
+    if (match[i] == ne) continue;
+    assert(targets[i].data);
+    if ((rc = ckpt_file_read_float(f, e[match[i]].path, targets[i].data, e[match[i]].count, err))) break;
+    r.n_loaded++;
+  }
   free(match);
   ckpt_entries_free(e, ne);
-  if (report && names_failed) *report = r;
+  if (report && (rc == ST_OK || names_failed)) *report = r;
   else ckpt_load_report_clear(&r);
+  return rc;
+}
+
+int ckpt_file_load_ranges(ckpt_file *f, const char *group, const ckpt_tensor *tensors, size_t n,
+                          const ckpt_range *ranges, size_t nr, char **err) {
+  assert(f && group && (n == 0 || tensors) && (nr == 0 || ranges));
+  ckpt_load_report r = {0};
+  ckpt_entry *e = NULL;
+  size_t ne = 0, *match = NULL;
+  int names_failed;
+  int rc = match_targets(f, group, tensors, n, 1, &r, &e, &ne, &match, &names_failed, err);
+  for (size_t i = 0; i < nr && rc == ST_OK; i++) {
+    assert(ranges[i].tensor < n && ranges[i].data);
+    rc = ckpt_file_read_float_range(f, e[match[ranges[i].tensor]].path, ranges[i].offset, ranges[i].count,
+                                    ranges[i].data, err);
+  }
+  free(match);
+  ckpt_entries_free(e, ne);
+  ckpt_load_report_clear(&r);
   return rc;
 }
 
@@ -1058,13 +1333,14 @@ static int verify_optim(const char *file, const ckpt_entry *e, size_t n, char **
 
 /* A tensor of a model is finite: a NaN or an infinity that Fletcher-32
  * vouches for is a diverged run or an edited file, never a usable state. */
-static int check_finite(const char *file, const char *path, const float *x, size_t count, char **err) {
+static int check_finite(const char *file, const char *path, const float *x, size_t count, size_t first,
+                        char **err) {
   for (size_t i = 0; i < count; i++)
     if (!isfinite(x[i]))
       return status_set(err, ST_CORRUPT,
                         "%s: %s holds a non-finite value (%g at element %zu): the run diverged or the file was "
                         "altered; use an earlier checkpoint",
-                        file, path, (double)x[i], i);
+                        file, path, (double)x[i], first + i);
   return ST_OK;
 }
 
@@ -1079,9 +1355,10 @@ int ckpt_file_verify(const char *path, char **err) {
   if ((rc = ckpt_file_open(path, &f, err))) return rc;
   if ((rc = ckpt_file_read_header(f, &h, err))) goto done;
   if ((rc = ckpt_file_list(f, &e, &n, err))) goto done;
-  size_t most = 0, n_params = 0, n_optim = 0;
+  size_t most = 0, most_int64 = 0, n_params = 0, n_optim = 0;
   for (size_t i = 0; i < n; i++) {
     if (e[i].count > most) most = e[i].count;
+    if (e[i].dtype == CKPT_INT64 && e[i].count > most_int64) most_int64 = e[i].count;
     int tensor = strncmp(e[i].path, "params/", 7) == 0 || strncmp(e[i].path, "optim/", 6) == 0;
     n_params += strncmp(e[i].path, "params/", 7) == 0;
     n_optim += strncmp(e[i].path, "optim/", 6) == 0;
@@ -1100,15 +1377,23 @@ int ckpt_file_verify(const char *path, char **err) {
     goto done;
   }
   if (n_optim && (rc = verify_optim(path, e, n, err))) goto done;
-  if (most && !(buf = malloc(most * 8))) {
-    rc = status_set(err, ST_NOMEM, "%s: out of memory for a %zu-element dataset", path, most);
+  /* Tensors are read a piece at a time, so verifying needs no more memory
+   * than VERIFY_PIECE floats whatever the model (a resume verifies on every
+   * rank); the int64 arrays (data positions, RNG states) are small. */
+  size_t piece = most_int64 > VERIFY_PIECE ? most_int64 : VERIFY_PIECE;
+  if (most && !(buf = malloc(piece * 8))) {
+    rc = status_set(err, ST_NOMEM, "%s: out of memory for a %zu-element dataset", path, piece);
     goto done;
   }
   for (size_t i = 0; i < n && rc == ST_OK; i++) {
     if (e[i].dtype != CKPT_FLOAT32) {
       rc = ckpt_file_read_int64(f, e[i].path, buf, e[i].count, err);
-    } else if (!(rc = ckpt_file_read_float(f, e[i].path, buf, e[i].count, err))) {
-      rc = check_finite(path, e[i].path, buf, e[i].count, err);
+      continue;
+    }
+    for (size_t at = 0; at < e[i].count && rc == ST_OK; at += VERIFY_PIECE) {
+      size_t k = e[i].count - at < VERIFY_PIECE ? e[i].count - at : VERIFY_PIECE;
+      if (!(rc = ckpt_file_read_float_range(f, e[i].path, at, k, buf, err)))
+        rc = check_finite(path, e[i].path, buf, k, at, err);
     }
   }
 done:

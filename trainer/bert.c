@@ -374,7 +374,8 @@ typedef struct layer_acts {
   float *qkv;        /* (N, 3C) */
   float *att;        /* (B, NH, L, L) softmax probabilities */
   float *attd;       /* (B, NH, L, L) after dropout, NULL without attention dropout */
-  float *ctx;        /* (N, C) attention output before its projection */
+  float *ctx;        /* (N, C) attention output before its projection; NULL in bf16 */
+  uint16_t *ctx_h;   /* (N, C) bf16: ctx kept in bf16, NULL in fp32 */
   float *r1;         /* (N, C) input of the attention LayerNorm */
   float *ln1;        /* (N, C) */
   float *mean1, *rstd1; /* (N) */
@@ -452,8 +453,9 @@ struct bert_model {
   size_t task_count;   /* bert_loss.task_count, for backward's scale */
   int dropout_on;
   bert_dropout drop;
-  /* bert_set_precision: GEMM_BF16 keeps a bf16 copy of the parameters,
-   * refreshed at the first pass after bert_weights_changed. */
+  /* bert_set_precision: GEMM_BF16 keeps a bf16 copy of the parameters
+   * (p->bf16), kept current by the optimizer's updates and refilled at the
+   * first pass after bert_weights_changed. */
   int precision;
   uint16_t *shadow;    /* (p->total) */
   int shadow_stale;
@@ -475,14 +477,25 @@ static float *take(arena_cursor *c, size_t n) {
   return at;
 }
 
+/* n bf16 values: half as many floats, rounded up. */
+static uint16_t *take_bf16(arena_cursor *c, size_t n) { return (uint16_t *)take(c, (n + 1) / 2); }
+
 /* The one description of the activation arena for (m->B, m->L,
  * m->max_pred): every buffer once, with its size, in arena order — the
  * forward activations backward reads, then the backward scratch. With
  * m->arena set it points m's buffers into it; with m->arena NULL it only
  * counts, which is how bert_memory_estimate sizes the arena that
- * bert_model_create then carves. *act and *scratch: floats of each part. */
+ * bert_model_create then carves. *act and *scratch: floats of each part.
+ *
+ * In bf16 (m->precision) the attention context, which only products read,
+ * is kept in bf16: rounded once after attention, read as it is by the
+ * output projection's weight gradient (rounding once earlier gives the
+ * same values). The GELU output is not: its backward reads it in fp32, and
+ * computing it again there costs more than rounding it twice (docs/model.md,
+ * "bf16"). */
 static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
   const bert_config *cfg = &m->cfg;
+  int h = m->precision == GEMM_BF16;
   size_t B = m->B, N = m->B * m->L, C = cfg->hidden, I = cfg->intermediate;
   size_t P = B * m->max_pred, att = B * cfg->heads * m->L * m->L, K = cfg->num_labels;
   size_t R = cfg->task == BERT_TASK_CLASSIFY ? B : cfg->task == BERT_TASK_TAG ? N : 0;
@@ -496,7 +509,8 @@ static void arena_layout(bert_model *m, size_t *act, size_t *scratch) {
     a->qkv = take(&c, N * 3 * C);
     a->att = take(&c, att);
     a->attd = cfg->attention_dropout > 0.0f ? take(&c, att) : NULL;
-    a->ctx = take(&c, N * C);
+    a->ctx = h ? NULL : take(&c, N * C);
+    a->ctx_h = h ? take_bf16(&c, N * C) : NULL;
     a->r1 = take(&c, N * C);
     a->ln1 = take(&c, N * C);
     a->mean1 = take(&c, N);
@@ -570,8 +584,9 @@ static size_t bf16_operand_floats(const bert_config *cfg, size_t B, size_t L, si
 }
 
 size_t bert_memory_total(const bert_memory *mem, int precision) {
-  size_t total = mem->params + mem->grads + mem->adam + mem->activations + mem->scratch;
-  return precision == GEMM_BF16 ? total + mem->bf16_weights + mem->bf16_operands : total;
+  size_t total = mem->params + mem->grads + mem->adam + mem->scratch;
+  return precision == GEMM_BF16 ? total + mem->activations_bf16 + mem->bf16_weights + mem->bf16_operands
+                                : total + mem->activations;
 }
 
 int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_pred,
@@ -601,13 +616,17 @@ int bert_memory_estimate(const bert_config *cfg, size_t B, size_t L, size_t max_
   if ((rc = count_params(cfg, &count, err)) != ST_OK) return rc;
   /* A model that is never allocated: the layout only counts. */
   bert_model counting = {.cfg = *cfg, .B = B, .L = L, .max_pred = mlm ? max_pred : 0};
-  size_t act, scratch;
+  size_t act, act_bf16, scratch;
+  counting.precision = GEMM_BF16;
+  arena_layout(&counting, &act_bf16, &scratch);
+  counting.precision = GEMM_FP32;
   arena_layout(&counting, &act, &scratch);
   *mem = (bert_memory){
       .params = count * sizeof(float),
       .grads = count * sizeof(float),
       .adam = 2 * count * sizeof(float),
       .activations = act * sizeof(float),
+      .activations_bf16 = act_bf16 * sizeof(float),
       .scratch = scratch * sizeof(float),
       .param_count = count,
       .bf16_weights = count * sizeof(uint16_t),
@@ -743,6 +762,29 @@ void bert_model_free(bert_model *m) {
   free(m);
 }
 
+/* The activation arena laid out and sized for precision (arena_layout):
+ * its contents are one pass's, not kept across. Out of memory (growing it
+ * back to fp32's layout) leaves m as it was. */
+static int arena_place(bert_model *m, int precision, char **err) {
+  int was = m->precision;
+  float *old = m->arena;
+  size_t act, scratch;
+  m->precision = precision;
+  m->arena = NULL; /* counts only */
+  arena_layout(m, &act, &scratch);
+  size_t bytes = (act + scratch) * sizeof(float);
+  float *placed = realloc(old, bytes);
+  if (!placed) m->precision = was;
+  m->arena = placed ? placed : old;
+  arena_layout(m, &act, &scratch);
+  if (!placed)
+    return status_set(err, ST_NOMEM,
+                      "cannot allocate %.1f MiB of activations for precision = %s: reduce the batch "
+                      "size or the sequence length",
+                      (double)bytes / (1 << 20), gemm_precision_name(precision));
+  return ST_OK;
+}
+
 int bert_set_precision(bert_model *m, int precision, char **err) {
   int rc = gemm_set_precision((gemm_precision)precision, err);
   if (rc != ST_OK) return rc;
@@ -754,14 +796,16 @@ int bert_set_precision(bert_model *m, int precision, char **err) {
                         "precision = fp32",
                         (double)(m->p->total * sizeof *m->shadow) / (1 << 20));
   }
+  if ((rc = arena_place(m, precision, err)) != ST_OK) precision = m->precision;
   if (precision != GEMM_BF16) {
     gemm_shadow_set(NULL, NULL, 0);
     free(m->shadow);
     m->shadow = NULL;
   }
-  m->precision = precision;
+  /* The optimizer writes the copy as it updates (optimizer.h, 4). */
+  m->p->bf16 = m->shadow;
   m->shadow_stale = 1;
-  return ST_OK;
+  return rc;
 }
 
 int bert_precision(const bert_model *m) { return m->precision; }
@@ -926,23 +970,30 @@ static void encoder_forward(bert_model *m, size_t l, const bert_batch *batch, co
   size_t n = prune ? m->nkeep : N;
   const size_t *rows = prune ? m->keep_rows : NULL;
   const float *xres = x;
+  /* bf16 keeps the context in bf16 only: attention writes it to backward's
+   * scratch, free during forward, and it is rounded once from there. */
+  float *ctx = a->ctx_h ? m->dctx : a->ctx;
   if (prune) {
     layer_queries qs = {m->keep_first, m->keep_pos};
     layer_linear_forward_ld(a->qkv + C, 3 * C, x, w + lo->qkvw + C * C, w + lo->qkvb + C, N, C,
                             2 * C);
     layer_gather_forward(m->xq, x, rows, n, C);
     layer_linear_forward(m->q, m->xq, w + lo->qkvw, w + lo->qkvb, n, C, C);
-    layer_attention_forward_q(a->ctx, a->att, pa > 0.0f ? a->attd : NULL, m->q, C, a->qkv + C,
+    layer_attention_forward_q(ctx, a->att, pa > 0.0f ? a->attd : NULL, m->q, C, a->qkv + C,
                               3 * C, &qs, batch->attention_mask, pa, site_key(m, site + SITE_ATT),
                               B, L, C, cfg->heads);
     xres = m->xq;
   } else {
     layer_linear_forward(a->qkv, x, w + lo->qkvw, w + lo->qkvb, N, C, 3 * C);
-    layer_attention_forward(a->ctx, a->att, pa > 0.0f ? a->attd : NULL, a->qkv,
+    layer_attention_forward(ctx, a->att, pa > 0.0f ? a->attd : NULL, a->qkv,
                             batch->attention_mask, pa, site_key(m, site + SITE_ATT), B, L, C,
                             cfg->heads);
   }
-  layer_linear_forward(a->r1, a->ctx, w + lo->aow, w + lo->aob, n, C, C);
+  if (a->ctx_h) {
+    gemm_to_bf16(a->ctx_h, ctx, n * C);
+    layer_linear_forward_bf16in(a->r1, a->ctx_h, w + lo->aow, w + lo->aob, n, C, C);
+  } else
+    layer_linear_forward(a->r1, a->ctx, w + lo->aow, w + lo->aob, n, C, C);
   layer_dropout_add_forward(a->r1, a->r1, xres, a->keep1, rows, n, C, ph,
                             site_key(m, site + SITE_ATT_OUT));
   layer_layernorm_forward(a->ln1, a->mean1, a->rstd1, a->r1, w + lo->ln1w, w + lo->ln1b, n, C,
@@ -1123,7 +1174,11 @@ static void encoder_backward(bert_model *m, size_t l, const bert_batch *batch) {
   layer_layernorm_backward(m->dx, g + lo->ln1w, g + lo->ln1b, m->dr, a->r1, w + lo->ln1w, a->mean1,
                            a->rstd1, n, C);
   layer_dropout_mask_backward(m->df, m->dx, a->keep1, n * C, ph);
-  layer_linear_backward(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx, w + lo->aow, n, C, C);
+  if (a->ctx_h)
+    layer_linear_backward_bf16in(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx_h, w + lo->aow,
+                                 n, C, C);
+  else
+    layer_linear_backward(m->dctx, g + lo->aow, g + lo->aob, m->df, a->ctx, w + lo->aow, n, C, C);
   if (!prune) {
     layer_attention_backward(m->dqkv, m->datt, m->dctx, a->qkv, a->att, pa > 0.0f ? a->attd : NULL,
                              pa, B, L, C, NH);

@@ -140,6 +140,8 @@ typedef struct bert_loss {
 typedef struct bert_memory {
   size_t params, grads, adam; /* adam: m and v together */
   size_t activations;         /* forward activations kept for backward */
+  size_t activations_bf16;    /* the same under precision = bf16, which keeps the
+                               * attention context, read only by products, in bf16 */
   size_t scratch;             /* backward work buffers */
   size_t param_count;
   /* What precision = bf16 adds: the bf16 copy of the weights, and the
@@ -195,10 +197,14 @@ params *bert_model_params(bert_model *m);
 
 /* Computes the model's products in a precision (a gemm_precision, fp32 by
  * default). bf16 keeps fp32 parameters, gradients and optimizer state and
- * rounds each weight to bf16 once per update: call bert_weights_changed
- * whenever the parameters change (an optimizer step, a load) and the next
- * pass refreshes the bf16 copy. Fails, with the line to show, where this CPU
- * has no native bf16 (gemm_set_precision). */
+ * a bf16 copy of the parameters (the params' bf16 arena), rounded once per
+ * update: optim_step writes it as it updates (optimizer.h, 4); call
+ * bert_weights_changed whenever the parameters change otherwise (a load,
+ * ZeRO-1's all-gather without optim_shard_bf16_rest) and the next pass
+ * refills the whole copy. bf16 also keeps the attention context, which
+ * only products read, in bf16 (bert_memory.activations_bf16), re-laying
+ * the activation arena out. Fails, with the line to show, where this CPU has
+ * no native bf16 (gemm_set_precision), or out of memory. */
 int bert_set_precision(bert_model *m, int precision, char **err);
 int bert_precision(const bert_model *m);
 void bert_weights_changed(bert_model *m);

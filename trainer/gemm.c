@@ -3,6 +3,7 @@
  * (trainer/gemm_onednn.c), which threads them itself. */
 #include "trainer/gemm.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,8 @@ static void to_bf16_range(uint16_t *dst, const float *src, size_t n) {
   to_bf16_portable(dst, src, n);
 }
 
+void gemm_to_bf16_serial(uint16_t *dst, const float *src, size_t n) { to_bf16_range(dst, src, n); }
+
 void gemm_to_bf16(uint16_t *dst, const float *src, size_t n) {
   enum { CHUNK = 16384 };
   size_t nchunks = (n + CHUNK - 1) / CHUNK;
@@ -259,14 +262,23 @@ static void matmul_bf16(const onednn_batch *ob, gemm_trans ta, gemm_trans tb, si
   }
 }
 
+/* The bf16 product of an A already in bf16 (row stride la), with a bias
+ * row or none. */
+static void gemm_bf16_a(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
+                        const uint16_t *a, size_t la, const float *B, size_t ldb,
+                        const float *bias, float beta, float *C, size_t ldc) {
+  size_t lb;
+  const uint16_t *b = bf16_operand(B, tb ? N : K, tb ? K : N, ldb, 1, &lb);
+  matmul_bf16(NULL, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta, C, ldc);
+}
+
 /* The bf16 product, with a bias row or none. */
 static void gemm_bf16(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
                       const float *A, size_t lda, const float *B, size_t ldb, const float *bias,
                       float beta, float *C, size_t ldc) {
-  size_t la, lb;
+  size_t la;
   const uint16_t *a = bf16_operand(A, ta ? K : M, ta ? M : K, lda, 0, &la);
-  const uint16_t *b = bf16_operand(B, tb ? N : K, tb ? K : N, ldb, 1, &lb);
-  matmul_bf16(NULL, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta, C, ldc);
+  gemm_bf16_a(ta, tb, M, N, K, alpha, a, la, B, ldb, bias, beta, C, ldc);
 }
 
 void gemm(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, float alpha,
@@ -292,6 +304,22 @@ void gemm_bias(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, const
   gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
 }
 
+/* gemm_linear_backward in bf16, its input given as a float (inp) or
+ * already in bf16 (inp_h, rows packed); N, C, OC > 0. */
+static void linear_backward_bf16(float *dinp, int add, float *dw, const float *dout, size_t ldd,
+                                 const float *inp, const uint16_t *inp_h, const float *w, size_t N,
+                                 size_t C, size_t OC) {
+  size_t ld, lw, li = C;
+  const uint16_t *d = bf16_operand(dout, N, OC, ldd, 0, &ld);
+  if (dinp) {
+    const uint16_t *wh = bf16_operand(w, OC, C, C, 1, &lw);
+    matmul_bf16(NULL, GEMM_N, GEMM_N, N, C, OC, 1.0f, d, ld, wh, lw, NULL, add ? 1.0f : 0.0f,
+                dinp, C);
+  }
+  const uint16_t *x = inp_h ? inp_h : bf16_operand(inp, N, C, C, 1, &li);
+  matmul_bf16(NULL, GEMM_T, GEMM_N, OC, C, N, 1.0f, d, ld, x, li, NULL, 1.0f, dw, C);
+}
+
 void gemm_linear_backward(float *dinp, int add, float *dw, const float *dout, size_t ldd,
                           const float *inp, const float *w, size_t N, size_t C, size_t OC) {
   if (g_precision == GEMM_FP32 || N == 0 || C == 0 || OC == 0) {
@@ -299,15 +327,28 @@ void gemm_linear_backward(float *dinp, int add, float *dw, const float *dout, si
     gemm(GEMM_T, GEMM_N, OC, C, N, 1.0f, dout, ldd, inp, C, 1.0f, dw, C);
     return;
   }
-  size_t ld, lw, li;
-  const uint16_t *d = bf16_operand(dout, N, OC, ldd, 0, &ld);
-  if (dinp) {
-    const uint16_t *wh = bf16_operand(w, OC, C, C, 1, &lw);
-    matmul_bf16(NULL, GEMM_N, GEMM_N, N, C, OC, 1.0f, d, ld, wh, lw, NULL, add ? 1.0f : 0.0f,
-                dinp, C);
+  linear_backward_bf16(dinp, add, dw, dout, ldd, inp, NULL, w, N, C, OC);
+}
+
+void gemm_bias_bf16in(const uint16_t *inp, const float *w, const float *bias, float *out,
+                      size_t N, size_t C, size_t OC) {
+  assert(g_precision == GEMM_BF16 && "an input kept in bf16 outside precision = bf16");
+  if (N == 0 || OC == 0) return;
+  if (C == 0) {
+    for (size_t i = 0; i < N; i++) memcpy(out + i * OC, bias, OC * sizeof *out);
+    return;
   }
-  const uint16_t *x = bf16_operand(inp, N, C, C, 1, &li);
-  matmul_bf16(NULL, GEMM_T, GEMM_N, OC, C, N, 1.0f, d, ld, x, li, NULL, 1.0f, dw, C);
+  gemm_bf16_a(GEMM_N, GEMM_T, N, OC, C, 1.0f, inp, C, w, C, bias, 0.0f, out, OC);
+}
+
+void gemm_linear_backward_bf16in(float *dinp, float *dw, const float *dout, const uint16_t *inp,
+                                 const float *w, size_t N, size_t C, size_t OC) {
+  assert(g_precision == GEMM_BF16 && "an input kept in bf16 outside precision = bf16");
+  if (N == 0 || C == 0 || OC == 0) {
+    if (dinp) memset(dinp, 0, N * C * sizeof *dinp);
+    return;
+  }
+  linear_backward_bf16(dinp, 0, dw, dout, OC, NULL, inp, w, N, C, OC);
 }
 
 /* The bf16 operand of each product (i, j) of a batch: the stored rows x

@@ -66,6 +66,17 @@ void gemm_bias(gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K, const
 void gemm_linear_backward(float *dinp, int add, float *dw, const float *dout, size_t ldd,
                           const float *inp, const float *w, size_t N, size_t C, size_t OC);
 
+/* A linear layer whose input (N x C, rows packed) is already in bf16: an
+ * activation its producer rounded once and kept so for both its products
+ * (precision = bf16 only). out (N x OC) = inp w^T + bias, with bias (OC);
+ * dinp (N x C) = dout w, skipped when NULL, and dw (OC x C) += dout^T inp,
+ * dout (N x OC, rows packed). The same bits as gemm_bias and
+ * gemm_linear_backward on the float input these values round. */
+void gemm_bias_bf16in(const uint16_t *inp, const float *w, const float *bias, float *out,
+                      size_t N, size_t C, size_t OC);
+void gemm_linear_backward_bf16in(float *dinp, float *dw, const float *dout, const uint16_t *inp,
+                                 const float *w, size_t N, size_t C, size_t OC);
+
 /* A product small enough for one thread (attention's per-head products,
  * called inside a parallel loop): fp32 OpenBLAS on the calling thread, in
  * either precision. */
@@ -98,6 +109,9 @@ void gemm_shadow_fill(void);
 
 /* dst[i] = bf16(src[i]), rounded to nearest even (NaN stays NaN). */
 void gemm_to_bf16(uint16_t *dst, const float *src, size_t n);
+/* The same on the calling thread only: for loops that are already split
+ * among threads (the optimizer writes the weights' copy as it updates). */
+void gemm_to_bf16_serial(uint16_t *dst, const float *src, size_t n);
 /* The float a bf16 stands for. */
 static inline float gemm_bf16_value(uint16_t h) {
   union {

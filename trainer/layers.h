@@ -71,6 +71,18 @@ void layer_linear_backward_ld(float *dinp, int add, /* add != 0: dinp += instead
                               float *dw, float *db, const float *dout, size_t ldd,
                               const float *inp, const float *w, size_t N, size_t C, size_t OC);
 
+/* The same two with the input kept in bf16 (precision = bf16 only, see
+ * gemm_bias_bf16in): an activation that only products read, rounded once
+ * by its producer. The same bits as the float input's functions. */
+void layer_linear_forward_bf16in(float *out,          /* (N, OC) */
+                                 const uint16_t *inp, /* (N, C) bf16 */
+                                 const float *w,      /* (OC, C) */
+                                 const float *b,      /* (OC) */
+                                 size_t N, size_t C, size_t OC);
+void layer_linear_backward_bf16in(float *dinp, float *dw, float *db, const float *dout,
+                                  const uint16_t *inp, const float *w, size_t N, size_t C,
+                                  size_t OC);
+
 void layer_layernorm_forward(float *out,       /* (N, C) */
                              float *mean,      /* (N) */
                              float *rstd,      /* (N) */

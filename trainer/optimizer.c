@@ -11,6 +11,7 @@
 
 #include "util/status.h"
 
+#include "trainer/gemm.h"
 #include "trainer/simd.h"
 
 const char *optim_kind_name(int kind) {
@@ -108,19 +109,35 @@ VECTOR_CLONES static void sgd_range(float *w, const float *g, float *buf, size_t
   }
 }
 
+/* Elements updated, then rounded to bf16 while they are still in L1 (8 KiB
+ * of weights): the weights' bf16 copy comes out of the update's pass, not a
+ * pass of its own over the whole arena once per update. */
+#define BF16_BLOCK 2048
+
+/* w, g, m, v: (n); h: (n) bf16 copy of w, or NULL. */
+static void update_range(optim_kind kind, update_coef k, float *w, const float *g, float *m,
+                         float *v, uint16_t *h, size_t n) {
+  size_t block = h ? BF16_BLOCK : n;
+  for (size_t j = 0; j < n; j += block) {
+    size_t len = n - j < block ? n - j : block;
+    if (kind == OPTIM_ADAMW)
+      adamw_range(w + j, g + j, m + j, v + j, len, k);
+    else
+      sgd_range(w + j, g + j, m + j, len, k);
+    if (h) gemm_to_bf16_serial(h + j, w + j, len);
+  }
+}
+
 /* One entry, in chunks split among the threads. With zero, each chunk's
  * gradients are cleared right after their update, while they are still in
  * cache: no separate pass before the next step. */
 static void update_entry(optim_kind kind, update_coef k, float *w, float *g, float *m, float *v,
-                         size_t n, int zero) {
+                         uint16_t *h, size_t n, int zero) {
   size_t nchunks = (n + OPT_CHUNK - 1) / OPT_CHUNK;
 #pragma omp parallel for if (n >= 2 * OPT_CHUNK)
   for (size_t ch = 0; ch < nchunks; ch++) {
     size_t i0 = ch * OPT_CHUNK, len = n - i0 < OPT_CHUNK ? n - i0 : OPT_CHUNK;
-    if (kind == OPTIM_ADAMW)
-      adamw_range(w + i0, g + i0, m + i0, v + i0, len, k);
-    else
-      sgd_range(w + i0, g + i0, m + i0, len, k);
+    update_range(kind, k, w + i0, g + i0, m + i0, v + i0, h ? h + i0 : NULL, len);
     if (zero) memset(g + i0, 0, len * sizeof *g);
   }
 }
@@ -149,7 +166,8 @@ void optim_step(const optim_config *c, params *p, float lr, uint64_t step, doubl
     }
     k.wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
     k.lr = lr * en->lr_scale;
-    update_entry(c->kind, k, p->data + o, p->grad + o, p->m + o, p->v + o, en->count, zero);
+    update_entry(c->kind, k, p->data + o, p->grad + o, p->m + o, p->v + o,
+                 p->bf16 ? p->bf16 + o : NULL, en->count, zero);
   }
 }
 
@@ -227,9 +245,26 @@ void optim_step_shard(const optim_config *c, params *p, const optim_shard *s, fl
       k.wd = (en->flags & PARAMS_DECAY) ? c->weight_decay : 0.0f;
       k.lr = lr * en->lr_scale;
       size_t at = base + (a - s->lo[i]);
-      update_entry(c->kind, k, p->data + a, p->grad + a, s->m + at, s->v + at, b - a, 0);
+      update_entry(c->kind, k, p->data + a, p->grad + a, s->m + at, s->v + at,
+                   p->bf16 ? p->bf16 + a : NULL, b - a, 0);
     }
   if (flags & OPTIM_ZERO_GRAD) memset(p->grad, 0, p->total * sizeof *p->grad);
+}
+
+/* The chunks of optim_chunk_cuts, entry by entry: a chunk lies wholly in
+ * or out of the shard. */
+void optim_shard_bf16_rest(const params *p, const optim_shard *s) {
+  if (!p->bf16) return;
+  for (size_t e = 0; e < p->count; e++) {
+    const params_entry *en = &p->entries[e];
+    size_t n = (en->count + OPT_CHUNK - 1) / OPT_CHUNK;
+#pragma omp parallel for if (en->count >= 2 * OPT_CHUNK)
+    for (size_t c = 0; c < n; c++) {
+      size_t i0 = en->offset + c * OPT_CHUNK;
+      size_t len = en->count - c * OPT_CHUNK < OPT_CHUNK ? en->count - c * OPT_CHUNK : OPT_CHUNK;
+      if (!in_shard(s, i0)) gemm_to_bf16_serial(p->bf16 + i0, p->data + i0, len);
+    }
+  }
 }
 
 optim_guard_verdict optim_guard_check(optim_guard *g, double loss, double grad_norm) {

@@ -12,6 +12,10 @@
  *     updates at lr * its lr_scale, the decay term included, as a PyTorch
  *     parameter group with its own lr.
  *  3. step counts updates from 1; it is what the bias correction uses.
+ *  4. When p->bf16 is set (precision = bf16), each update also writes the
+ *     bf16 copy of the weights it updates, rounded as gemm_to_bf16 rounds,
+ *     in the same pass: the copy stays equal to bf16(p->data) with no pass
+ *     of its own. Entries not updated keep their copy as it was.
  */
 #ifndef DDPT_TRAINER_OPTIMIZER_H
 #define DDPT_TRAINER_OPTIMIZER_H
@@ -81,6 +85,10 @@ double optim_norm_of_chunks(const double *sums, size_t n);
  * OPTIM_ZERO_GRAD the whole gradient arena is cleared. */
 void optim_step_shard(const optim_config *c, params *p, const optim_shard *s, float lr, uint64_t step,
                       double grad_norm, unsigned flags);
+/* ZeRO-1, after the all-gather of the updated parameters: p->bf16 =
+ * bf16(p->data) over every chunk outside s (the other ranks' updates, which
+ * optim_step_shard did not round here). Nothing without p->bf16. */
+void optim_shard_bf16_rest(const params *p, const optim_shard *s);
 /* Counts non-finite steps. max_consecutive > 0. */
 typedef struct optim_guard {
   unsigned max_consecutive;

@@ -169,7 +169,7 @@ ckpt_tensor *params_ckpt_tensors(const params *p, float *arena) {
     ts[i].name = e->name;
     ts[i].ndim = e->ndim;
     for (int d = 0; d < e->ndim; d++) ts[i].shape[d] = e->shape[d];
-    ts[i].data = arena + e->offset;
+    ts[i].data = arena ? arena + e->offset : NULL;
   }
   return ts;
 }

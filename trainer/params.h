@@ -53,6 +53,11 @@ typedef struct params {
   float *data;      /* (total) values */
   float *grad;      /* (total) gradients */
   float *m, *v;     /* (total) Adam first and second moments */
+  /* (total) or NULL: a bf16 copy of data that the optimizer keeps equal to
+   * bf16(data) wherever it updates (trainer/optimizer.h). Not owned: the
+   * model sets it with its precision (bert_set_precision) and frees it;
+   * params_alloc does not size it, so entries are not added after. */
+  uint16_t *bf16;
 } params;
 
 /* Returns a new empty dictionary; caller frees with params_free. NULL if out
@@ -92,7 +97,8 @@ size_t params_bytes(const params *p);
 /* Checkpoint tensors (storage/ckpt.h) named and shaped as p's entries, over
  * arena (p->data, p->m or p->v), for writing or loading one group: p->count
  * of them (at least one allocated), malloc'd, caller frees; the names point
- * into p. NULL if out of memory. */
+ * into p. arena NULL: names and shapes only, data NULL (tensors written or
+ * read in ranges). NULL if out of memory. */
 struct ckpt_tensor *params_ckpt_tensors(const params *p, float *arena);
 
 #endif

@@ -741,36 +741,32 @@ static void free_zero(trainer *t) {
   free(t->shard.v);
 }
 
-/* Each range of the shard, from a full arena into the compact moments. */
-static void take_shard(const trainer *t, const float *full, float *compact) {
-  for (size_t k = 0, at = 0; k < t->shard.n; at += t->shard_hi[k] - t->shard_lo[k], k++)
-    memcpy(compact + at, full + t->shard_lo[k], (t->shard_hi[k] - t->shard_lo[k]) * sizeof *full);
-}
-
-/* The full moments, for a checkpoint: the arenas themselves, or (zero = 1)
- * every rank's shard gathered into new ones on rank 0 (*m, *v; NULL on the
- * other ranks; free_full_moments frees them). Collective. */
-static int full_moments(trainer *t, float **m, float **v, char **err) {
-  *m = t->p->m;
-  *v = t->p->v;
-  if (!t->cfg.zero) return ST_OK;
-  *m = *v = NULL;
-  int rc = ST_OK;
-  if (t->rank == 0) {
-    *m = malloc(t->p->total * sizeof **m);
-    *v = malloc(t->p->total * sizeof **v);
-    if (!*m || !*v) rc = status_set(err, ST_NOMEM, "out of memory gathering the optimizer state (%zu floats)",
-                                    t->p->total);
+/* The entry of p holding arena offset at (entries are back to back in
+ * offset order: params.h). */
+static size_t entry_at(const params *p, size_t at) {
+  size_t lo = 0, hi = p->count;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (p->entries[mid].offset <= at) lo = mid;
+    else hi = mid;
   }
-  if ((rc = agree_with_rank0(t, rc, "gathering the optimizer state", err))) return rc;
-  if ((rc = comm_reducer_gather_shards(t->reducer, t->shard.m, *m, err))) return rc;
-  return comm_reducer_gather_shards(t->reducer, t->shard.v, *v, err);
+  return lo;
 }
 
-static void free_full_moments(const trainer *t, float *m, float *v) {
-  if (!t->cfg.zero) return;
-  free(m);
-  free(v);
+/* A piece of an arena range inside one entry: the entry, the offset in
+ * its flat data, the count, and where the piece starts in the range. */
+typedef int (*entry_piece_fn)(void *ctx, size_t entry, size_t offset, size_t count, size_t at, char **err);
+
+/* Calls fn for each entry's piece of arena range [lo, lo + n), in order. */
+static int for_each_entry_piece(const params *p, size_t lo, size_t n, entry_piece_fn fn, void *ctx, char **err) {
+  for (size_t e = entry_at(p, lo), at = 0; at < n; e++) {
+    const params_entry *x = &p->entries[e];
+    size_t off = lo + at - x->offset, k = x->count - off < n - at ? x->count - off : n - at;
+    int rc = fn(ctx, e, off, k, at, err);
+    if (rc) return rc;
+    at += k;
+  }
+  return ST_OK;
 }
 
 /* ------------------------------------------- word-embedding lookup rows */
@@ -951,64 +947,143 @@ static int wait_for_writer(trainer *t, char **written, char **err) {
   return rc;
 }
 
-/* Starts writing a checkpoint of the current step in the background (rank
- * 0), after the previous write has finished. Collective: every rank calls. */
-static int checkpoint(trainer *t, char **err) {
-  int64_t *rows = NULL;
-  float *m = NULL, *v = NULL;
-  int rc = gather_cursors(t, &rows, err);
-  if (!rc) rc = full_moments(t, &m, &v, err);
-  if (rc || t->rank != 0) {
-    free_full_moments(t, m, v);
-    free(rows);
-    return rc;
-  }
-  char *written = NULL;
-  rc = wait_for_writer(t, &written, err);
-  free(written);
-  if (rc) {
-    free_full_moments(t, m, v);
-    free(rows);
-    return rc;
-  }
-  ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
-  ckpt_tensor *mt = params_ckpt_tensors(t->p, m);
-  ckpt_tensor *vt = params_ckpt_tensors(t->p, v);
-  int64_t rng[2] = {(int64_t)t->cfg.seed, (int64_t)t->step};
-  ckpt_array arrays[2] = {
-      {.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data[0]), 3}, .data = rows},
-      {.path = "rng/seed_step", .ndim = 1, .shape = {2}, .data = rng},
-  };
+/* What a checkpoint of this step holds besides its tensors: the root
+ * attributes, the data position and the RNG state (rank 0). c points into
+ * the record, which must stay where it is; step_record_clear frees it. */
+typedef struct step_record {
+  ckpt_attr attrs[5];
+  ckpt_array arrays[2];
+  int64_t rng[2];
+  char seq_len[32];
+  char *best;
+  ckpt_content c;
+} step_record;
+
+static int step_record_init(const trainer *t, const int64_t *rows, step_record *s, char **err) {
+  memset(s, 0, sizeof *s);
+  s->rng[0] = (int64_t)t->cfg.seed;
+  s->rng[1] = (int64_t)t->step;
+  s->arrays[0] = (ckpt_array){.path = "data/cursor", .ndim = 2, .shape = {corpus_num_shards(t->data[0]), 3},
+                              .data = rows};
+  s->arrays[1] = (ckpt_array){.path = "rng/seed_step", .ndim = 1, .shape = {2}, .data = s->rng};
   /* vocab and its casing first: a checkpoint without a vocab has none of
    * the others either. */
   int oom;
-  char *best = best_attr(t, &oom);
-  ckpt_attr attrs[5] = {{"vocab", t->vocab_text}, {"vocab_lowercase", t->man->lowercase ? "1" : "0"}};
+  s->best = best_attr(t, &oom);
+  s->attrs[0] = (ckpt_attr){"vocab", t->vocab_text};
+  s->attrs[1] = (ckpt_attr){"vocab_lowercase", t->man->lowercase ? "1" : "0"};
   size_t n_attrs = t->vocab_text ? 2 : 0;
   /* The corpus's sequence length: ddpt predict cuts its inputs to it, as
    * the shard cut the training examples. */
-  char seq_len[32];
-  snprintf(seq_len, sizeof seq_len, "%zu", t->L);
-  if (n_attrs && t->labels_json) attrs[n_attrs++] = (ckpt_attr){"labels", t->labels_json};
-  if (n_attrs && t->labels_json) attrs[n_attrs++] = (ckpt_attr){"seq_len", seq_len};
-  if (n_attrs && best) attrs[n_attrs++] = (ckpt_attr){"best", best};
-  ckpt_content c = {
+  snprintf(s->seq_len, sizeof s->seq_len, "%zu", t->L);
+  if (n_attrs && t->labels_json) s->attrs[n_attrs++] = (ckpt_attr){"labels", t->labels_json};
+  if (n_attrs && t->labels_json) s->attrs[n_attrs++] = (ckpt_attr){"seq_len", s->seq_len};
+  if (n_attrs && s->best) s->attrs[n_attrs++] = (ckpt_attr){"best", s->best};
+  s->c = (ckpt_content){
       .meta = {.step = (int64_t)t->step, .tokens_seen = (int64_t)t->tokens_seen, .world_size = t->world,
-               .seed = t->cfg.seed, .model_type = "bert", .config = t->cfg_text, .attrs = attrs,
+               .seed = t->cfg.seed, .model_type = "bert", .config = t->cfg_text, .attrs = s->attrs,
                .n_attrs = n_attrs},
-      .params = pt, .n_params = t->p->count,
-      .optim_m = mt, .optim_v = vt, .n_optim_m = t->p->count, .n_optim_v = t->p->count,
-      .arrays = arrays, .n_arrays = 2,
+      .n_params = t->p->count, .n_optim_m = t->p->count, .n_optim_v = t->p->count,
+      .arrays = s->arrays, .n_arrays = 2,
   };
-  if (!pt || !mt || !vt || oom) rc = status_set(err, ST_NOMEM, "out of memory");
-  else rc = ckpt_writer_begin(t->req->run_dir, &c, (int)t->cfg.ckpt_keep, &t->writer, err);
-  t->writer_step = t->step;
-  t->writer_is_best = t->has_best && t->best_step == t->step;
-  free(best);
+  return oom ? status_set(err, ST_NOMEM, "out of memory") : ST_OK;
+}
+
+static void step_record_clear(step_record *s) { free(s->best); }
+
+/* zero = 0 (rank 0): the writer copies parameters and moments and writes
+ * them in the background while training goes on. */
+static int checkpoint_whole(trainer *t, step_record *s, char **err) {
+  ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
+  ckpt_tensor *mt = params_ckpt_tensors(t->p, t->p->m);
+  ckpt_tensor *vt = params_ckpt_tensors(t->p, t->p->v);
+  s->c.params = pt;
+  s->c.optim_m = mt;
+  s->c.optim_v = vt;
+  int rc = !pt || !mt || !vt ? status_set(err, ST_NOMEM, "out of memory")
+                             : ckpt_writer_begin(t->req->run_dir, &s->c, (int)t->cfg.ckpt_keep, &t->writer, err);
   free(pt);
   free(mt);
   free(vt);
-  free_full_moments(t, m, v);
+  return rc;
+}
+
+/* zero = 1, rank 0: where the optimizer state stream's pieces go. */
+typedef struct moment_sink {
+  const params *p;
+  ckpt_commit *commit;
+  const char *group; /* "optim/m" or "optim/v" */
+  const float *data; /* the piece being written */
+} moment_sink;
+
+static int put_entry_piece(void *ctx, size_t entry, size_t offset, size_t count, size_t at, char **err) {
+  moment_sink *s = ctx;
+  return ckpt_commit_put(s->commit, s->group, s->p->entries[entry].name, offset, count, s->data + at, err);
+}
+
+static int put_moment_piece(void *ctx, size_t offset, size_t count, const float *data, char **err) {
+  moment_sink *s = ctx;
+  s->data = data;
+  return for_each_entry_piece(s->p, offset, count, put_entry_piece, s, err);
+}
+
+/* zero = 1: rank 0 writes the parameters and creates the moments, then
+ * every rank's shard of m and of v streams into them a piece at a time,
+ * so that no rank ever holds more of the moments than its shard and one
+ * piece (docs/distributed.md); the fsync and commit run in the background.
+ * Collective. */
+static int checkpoint_sharded(trainer *t, step_record *s, char **err) {
+  ckpt_commit *cm = NULL;
+  ckpt_tensor *pt = NULL, *names = NULL;
+  float *piece = NULL;
+  int rc = ST_OK;
+  if (t->rank == 0) {
+    pt = params_ckpt_tensors(t->p, t->p->data);
+    names = params_ckpt_tensors(t->p, NULL);
+    piece = malloc(TRAIN_CKPT_PIECE_FLOATS * sizeof *piece);
+    s->c.params = pt;
+    s->c.optim_m = s->c.optim_v = names;
+    rc = !pt || !names || !piece ? status_set(err, ST_NOMEM, "out of memory")
+                                 : ckpt_commit_begin(t->req->run_dir, &s->c, &cm, err);
+  }
+  if ((rc = agree_with_rank0(t, rc, "starting the checkpoint", err))) goto done;
+  moment_sink m = {t->p, cm, "optim/m", NULL}, v = {t->p, cm, "optim/v", NULL};
+  rc = comm_reducer_stream_shards(t->reducer, t->shard.m, piece, TRAIN_CKPT_PIECE_FLOATS, put_moment_piece, &m,
+                                  err);
+  if (rc == ST_OK)
+    rc = comm_reducer_stream_shards(t->reducer, t->shard.v, piece, TRAIN_CKPT_PIECE_FLOATS, put_moment_piece,
+                                    &v, err);
+  if ((rc = agree_with_rank0(t, rc, "writing the optimizer state", err))) goto done;
+  if (t->rank == 0) rc = ckpt_writer_end_commit(cm, (int)t->cfg.ckpt_keep, &t->writer, err);
+  cm = NULL;
+done:
+  ckpt_commit_abort(cm);
+  free(piece);
+  free(names);
+  free(pt);
+  return rc;
+}
+
+/* Starts writing a checkpoint of the current step (rank 0; its fsync and
+ * commit, and with zero = 0 all of it, in the background), after the
+ * previous write has finished. Collective: every rank calls. */
+static int checkpoint(trainer *t, char **err) {
+  int64_t *rows = NULL;
+  step_record s = {0};
+  int rc = gather_cursors(t, &rows, err);
+  if (rc == ST_OK && t->rank == 0) {
+    char *written = NULL;
+    rc = wait_for_writer(t, &written, err);
+    free(written);
+    if (rc == ST_OK) rc = step_record_init(t, rows, &s, err);
+  }
+  if (t->cfg.zero) rc = rc ? agree_with_rank0(t, rc, "checkpoint", err) : checkpoint_sharded(t, &s, err);
+  else if (rc == ST_OK && t->rank == 0) rc = checkpoint_whole(t, &s, err);
+  if (t->rank == 0) {
+    t->writer_step = t->step;
+    t->writer_is_best = t->has_best && t->best_step == t->step;
+  }
+  step_record_clear(&s);
   free(rows);
   return rc;
 }
@@ -1021,30 +1096,61 @@ static int finish_checkpoints(trainer *t, char **err) {
   return rc;
 }
 
+/* zero = 1: the ranges of optim/m and optim/v that this rank's shard
+ * covers, read into it (no rank reads the full moments). */
+typedef struct shard_ranges {
+  ckpt_range *r;
+  size_t n, cap;
+  float *base; /* the compact shard the range being listed starts at */
+} shard_ranges;
+
+static int add_shard_range(void *ctx, size_t entry, size_t offset, size_t count, size_t at, char **err) {
+  shard_ranges *s = ctx;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 256;
+    ckpt_range *r = realloc(s->r, cap * sizeof *r);
+    if (!r) return status_set(err, ST_NOMEM, "out of memory");
+    s->r = r;
+    s->cap = cap;
+  }
+  s->r[s->n++] = (ckpt_range){.tensor = entry, .offset = offset, .count = count, .data = s->base + at};
+  return ST_OK;
+}
+
+static int restore_shard(trainer *t, ckpt_file *f, char **err) {
+  ckpt_tensor *names = params_ckpt_tensors(t->p, NULL);
+  shard_ranges s = {0};
+  int rc = names ? ST_OK : status_set(err, ST_NOMEM, "out of memory");
+  for (size_t k = 0, at = 0; k < t->shard.n && rc == ST_OK; at += t->shard_hi[k] - t->shard_lo[k], k++) {
+    s.base = t->shard.m + at;
+    rc = for_each_entry_piece(t->p, t->shard_lo[k], t->shard_hi[k] - t->shard_lo[k], add_shard_range, &s, err);
+  }
+  if (rc == ST_OK) rc = ckpt_file_load_ranges(f, "optim/m", names, t->p->count, s.r, s.n, err);
+  for (size_t i = 0; i < s.n; i++) s.r[i].data = t->shard.v + (s.r[i].data - t->shard.m);
+  if (rc == ST_OK) rc = ckpt_file_load_ranges(f, "optim/v", names, t->p->count, s.r, s.n, err);
+  free(s.r);
+  free(names);
+  return rc;
+}
+
 /* Restores parameters, moments, step, tokens and data cursors from f. */
 static int restore(trainer *t, ckpt_file *f, const ckpt_header *h, char **err) {
-  /* zero = 1: the full moments, of which this rank keeps its shard. */
-  float *m = t->cfg.zero ? malloc(t->p->total * sizeof *m) : t->p->m;
-  float *v = t->cfg.zero ? malloc(t->p->total * sizeof *v) : t->p->v;
   ckpt_tensor *pt = params_ckpt_tensors(t->p, t->p->data);
-  ckpt_tensor *mt = m ? params_ckpt_tensors(t->p, m) : NULL;
-  ckpt_tensor *vt = v ? params_ckpt_tensors(t->p, v) : NULL;
+  ckpt_tensor *mt = t->cfg.zero ? NULL : params_ckpt_tensors(t->p, t->p->m);
+  ckpt_tensor *vt = t->cfg.zero ? NULL : params_ckpt_tensors(t->p, t->p->v);
   size_t n = corpus_num_shards(t->data[0]);
   int64_t *rows = malloc(3 * n * sizeof *rows);
   corpus_cursor *cur = malloc(n * sizeof *cur);
   int rc = ST_OK;
-  if (!pt || !mt || !vt || !rows || !cur) {
+  if (!pt || (!t->cfg.zero && (!mt || !vt)) || !rows || !cur) {
     rc = status_set(err, ST_NOMEM, "out of memory");
     goto done;
   }
-  if ((rc = ckpt_file_load(f, "params", pt, t->p->count, 1, NULL, err)) ||
-      (rc = ckpt_file_load(f, "optim/m", mt, t->p->count, 1, NULL, err)) ||
-      (rc = ckpt_file_load(f, "optim/v", vt, t->p->count, 1, NULL, err)))
-    goto done;
-  if (t->cfg.zero) {
-    take_shard(t, m, t->shard.m);
-    take_shard(t, v, t->shard.v);
-  }
+  if ((rc = ckpt_file_load(f, "params", pt, t->p->count, 1, NULL, err))) goto done;
+  if (t->cfg.zero) rc = restore_shard(t, f, err);
+  else if (!(rc = ckpt_file_load(f, "optim/m", mt, t->p->count, 1, NULL, err)))
+    rc = ckpt_file_load(f, "optim/v", vt, t->p->count, 1, NULL, err);
+  if (rc) goto done;
   bert_weights_changed(t->model);
   if ((rc = ckpt_file_read_int64(f, "data/cursor", rows, 3 * n, err))) {
     status_wrap(err, rc, "the checkpoint's data position does not fit corpus %s (%zu shards)", t->cfg.corpus, n);
@@ -1063,7 +1169,6 @@ done:
   free(pt);
   free(mt);
   free(vt);
-  free_full_moments(t, m, v);
   free(rows);
   free(cur);
   return rc;
@@ -1294,7 +1399,10 @@ static int apply_update(trainer *t, const step_result *r, char **err) {
     return ST_OK;
   }
   optim_step_shard(&t->cfg.optim, t->p, &t->shard, (float)r->lr, t->step + 1, r->grad_norm, OPTIM_ZERO_GRAD);
-  return comm_reducer_allgather(t->reducer, t->p->data, err);
+  int rc = comm_reducer_allgather(t->reducer, t->p->data, err);
+  /* bf16: the copy of the other ranks' shards (optimizer.h, 4). */
+  if (rc == ST_OK) optim_shard_bf16_rest(t->p, &t->shard);
+  return rc;
 }
 
 static int update(trainer *t, step_result *r, char **err) {
@@ -1311,8 +1419,9 @@ static int update(trainer *t, step_result *r, char **err) {
                       t->guard.consecutive, (unsigned long long)t->step + 1, r->loss, r->grad_norm);
   r->applied = v == GUARD_APPLY;
   if (r->applied) {
+    /* The update writes the weights' bf16 copy too: no
+     * bert_weights_changed. */
     if ((rc = apply_update(t, r, err))) return rc;
-    bert_weights_changed(t->model);
     t->grads_clear = 1;
   } else log_warn("step %llu: non-finite loss (%g) or gradient norm (%g): update skipped (%llu so far)",
                 (unsigned long long)t->step + 1, r->loss, r->grad_norm, (unsigned long long)t->guard.skipped);

@@ -26,6 +26,11 @@
 
 #include "trainer/metrics.h"
 
+/* [train] zero = 1: a checkpoint streams each other rank's shard of the
+ * Adam moments to rank 0 in pieces of this many floats (4 MiB), the most
+ * of them rank 0 holds at once beyond its own shard (ddpt model info). */
+enum { TRAIN_CKPT_PIECE_FLOATS = 1 << 20 };
+
 /* What a run is about to do: rank 0 hands it to the observer once set-up
  * is done, before the first step. */
 typedef struct train_plan {

@@ -194,7 +194,7 @@ static void test_shard_refuses_bad_input_with_one_clear_line(void) {
   corpus *c = NULL;
   char *err = NULL;
   CU_ASSERT_EQUAL(corpus_open(f.out, 0, 1, &copt, &c, &err), ST_INVALID);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "incomplete corpus"));
+  CU_ASSERT(err && strstr(err, "incomplete corpus"));
   free(err);
   fixture_free(&f);
 }
@@ -322,7 +322,7 @@ static void test_shard_verify_names_a_damaged_shard(void) {
   int rc = shard_reader_open(f.out, m, &m->shards[1], &r, &err);
   if (!rc) rc = shard_reader_verify(r, m, &t, &err);
   CU_ASSERT_EQUAL(rc, ST_CORRUPT);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "shard-00001") &&
+  CU_ASSERT(err && strstr(err, "shard-00001") &&
                          strstr(err, "block checksum mismatch"));
   free(err);
   shard_reader_close(r);
@@ -350,8 +350,8 @@ static void test_manifest_path_past_path_max_is_named_whole(void) {
   manifest *m = NULL;
   char *err = NULL;
   CU_ASSERT_EQUAL(manifest_read(dir, &m, &err), ST_IO);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "manifest.json: File name too long"));
-  CU_ASSERT_PTR_NULL(err && strstr(err, "incomplete"));
+  CU_ASSERT(err && strstr(err, "manifest.json: File name too long"));
+  CU_ASSERT(!(err && strstr(err, "incomplete")));
   free(err);
   free(dir);
   harness_rmtree(root);
@@ -417,7 +417,7 @@ static void test_damaged_manifest_is_refused_naming_what_is_wrong(void) {
   manifest *m = NULL;
   char *err = NULL;
   CU_ASSERT_EQUAL(manifest_read(f.out, &m, &err), ST_INVALID);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "corpus format version 1") && strstr(err, "reshard"));
+  CU_ASSERT(err && strstr(err, "corpus format version 1") && strstr(err, "reshard"));
   free(err);
   fixture_free(&f);
 }

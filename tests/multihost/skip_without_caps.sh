@@ -4,13 +4,13 @@
 # (`unshare -U -r`: root there, but no CAP_NET_ADMIN or CAP_SYS_ADMIN over
 # this machine's network and mounts; where user namespaces are off, as the
 # unprivileged user nobody) and require exit 77 and the line.
-# usage: skip_without_caps.sh DDPT MPIRUN
+# usage: skip_without_caps.sh DDPT MPIRUN NETNS_HUB
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 if unshare -U -r true 2>/dev/null; then
-  out=$(unshare -U -r "$here/train_hosts.sh" "$1" "$2" 2>&1)
+  out=$(unshare -U -r "$here/train_hosts.sh" "$1" "$2" "$3" 2>&1)
 else
-  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$here/train_hosts.sh" "$1" "$2" 2>&1)
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$here/train_hosts.sh" "$1" "$2" "$3" 2>&1)
 fi
 rc=$?
 echo "$out"

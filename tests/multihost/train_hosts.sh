@@ -1,21 +1,26 @@
 #!/bin/sh
 # ddpt across "machines": two network namespaces (tests/multihost/hosts.sh),
-# links shaped to 10 Gbit/s (and 50 us where the kernel has netem), one rank
-# on each, Open MPI over TCP between them, launched through the rsh agent.
-#  1. 2 hosts x 1 rank give parameters and optimizer state bit-identical to
-#     1 host x 2 ranks (shared memory), and equal to 1 rank with the whole
-#     batch within train_mpi.sh's bound (2e-6, SGD, dropout off).
-#  2. Every process of one host killed mid-run ends the job within 30 s;
+# one rank on each, Open MPI over TCP between them, launched through the
+# rsh agent.
+#  1. Over links of 10 Gbit/s and 50 us through netns_hub (the delaying
+#     switch), 2 hosts x 1 rank give parameters and optimizer state
+#     bit-identical to 1 host x 2 ranks (shared memory), and equal to 1 rank
+#     with the whole batch within train_mpi.sh's bound (2e-6, SGD, dropout
+#     off). The hub's own count shows that every step's gradient crossed it
+#     (no timing is asserted: how late frames were is printed only).
+#  2. Over veth links shaped by tbf (10 Gbit/s, no delay), every process of
+#     one host killed mid-run ends the job within 30 s;
 #     the output names the lost host (mpirun: "lost communication with a
 #     remote daemon ... on node H") and its rank (ddpt's "hosts:" line).
 # Without the right to make namespaces (CAP_NET_ADMIN and CAP_SYS_ADMIN),
 # it prints "skipped: needs CAP_NET_ADMIN" and exits 77 (ctest: skipped).
-# usage: train_hosts.sh DDPT MPIRUN
+# usage: train_hosts.sh DDPT MPIRUN NETNS_HUB
 set -eu
 ddpt=$1 mpirun=$2
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/e2e.sh
 . "$here/../lib/e2e.sh"
+export DDPT_NETNS_HUB="$3" DDPT_HUB_LOG="$dir/hub.log"
 lib=$here/../lib
 hosts=$here/hosts.sh
 stem=ddpt-mh prefix=ddpt-mh-$$
@@ -47,7 +52,13 @@ run twohosts 6 "$hosts" mpirun "$prefix" --hostfile "$dir/hostfile" -np 2
 grep -q "^hosts: $prefix-h1: rank 0; $prefix-h2: rank 1$" "$dir/twohosts.out" ||
   { cat "$dir/twohosts.out"; fail "the ranks did not run one on each host"; }
 
-"$py" - "$dir" <<'PY' || fail "parameters differ"
+# Back to veth links (for part 2): the hub stops and writes its count.
+echo "train_hosts: links: $("$hosts" shape "$prefix" 10gbit 0us)"
+grep -q "rate 10gbit, delay 50us: " "$dir/hub.log" 2>/dev/null ||
+  fail "netns_hub left no line for 10gbit and 50us in $dir/hub.log: the 2-host run did not cross it"
+echo "train_hosts: $(cat "$dir/hub.log")"
+
+"$py" - "$dir" <<'PY' || fail "the 2-host run differs, or its gradients did not cross the hub (above)"
 import h5py, numpy as np, sys
 d = sys.argv[1]
 def tensors(name, group):
@@ -61,6 +72,13 @@ for group in ("params", "optim"):
     differ = [k for k in a if not np.array_equal(a[k], b[k])]
     assert not differ, f"/{group}: 2 hosts x 1 rank differ from 1 host x 2 ranks in {differ[:3]}"
     print(f"train_hosts: /{group}: {len(a)} tensors bit-identical, 2 hosts x 1 rank = 1 host x 2 ranks")
+# Halving then doubling on 2 ranks: each rank sends its whole gradient (as
+# many floats as parameters) once per step, 10 steps.
+hub = open(f"{d}/hub.log").read()
+crossed = int(hub.split(" frames (")[1].split(" bytes")[0])
+params = sum(v.size for v in tensors("twohosts", "params").values())
+assert crossed >= 10 * 2 * 4 * params, f"{crossed} bytes crossed the hub, under 10 steps x 2 ranks x {params} floats"
+print(f"train_hosts: {crossed} bytes crossed the hub, >= 10 steps x 2 ranks x {params} floats")
 p, ref = tensors("twohosts", "params"), tensors("one", "params")
 worst = max(float(np.max(np.abs(p[k] - ref[k]))) for k in ref)
 print(f"train_hosts: 2 hosts: max |param - 1-rank param| = {worst:.2e}")

@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "trainer/bert.h"
 #include "trainer/gemm.h"
+#include "trainer/optimizer.h"
 #include "util/rng.h"
 #include "util/status.h"
 
@@ -340,17 +341,53 @@ static void test_bert_bf16_loss_and_gradients_match_fp32(void) {
   gemm_set_precision(GEMM_FP32, NULL);
 }
 
+/* An input kept in bf16 by its producer (the attention context, the GELU
+ * output) gives the same bits in both of its products as the float input
+ * it rounds: rounding once earlier is the same values. */
+static void test_input_kept_in_bf16_gives_the_float_inputs_bits(void) {
+  if (!bf16_or_refused()) return;
+  enum { R = 33, C = 40, OC = 24 };
+  static float x[R * C], w[OC * C], bias[OC], y1[R * OC], y2[R * OC];
+  static float dout[R * OC], di1[R * C], di2[R * C], dw1[OC * C], dw2[OC * C];
+  static uint16_t xh[R * C];
+  random_fill(x, R * C, 8);
+  random_fill(w, OC * C, 9);
+  random_fill(bias, OC, 10);
+  random_fill(dout, R * OC, 11);
+  random_fill(dw1, OC * C, 13);
+  memcpy(dw2, dw1, sizeof dw1);
+  CU_ASSERT_EQUAL_FATAL(gemm_set_precision(GEMM_BF16, NULL), ST_OK);
+  gemm_to_bf16(xh, x, R * C);
+  gemm_bias(GEMM_N, GEMM_T, R, OC, C, x, C, w, C, bias, y1, OC);
+  gemm_bias_bf16in(xh, w, bias, y2, R, C, OC);
+  CU_ASSERT_EQUAL(memcmp(y1, y2, sizeof y1), 0);
+  gemm_linear_backward(di1, 0, dw1, dout, OC, x, w, R, C, OC);
+  gemm_linear_backward_bf16in(di2, dw2, dout, xh, w, R, C, OC);
+  CU_ASSERT_EQUAL(memcmp(di1, di2, sizeof di1), 0);
+  CU_ASSERT_EQUAL(memcmp(dw1, dw2, sizeof dw1), 0);
+  gemm_set_precision(GEMM_FP32, NULL);
+}
+
+/* parity_model in bf16 (NULL if either fails), and the batch in pb. */
+static bert_model *bf16_parity_model(parity_batch *pb) {
+  bert_model *m = parity_model();
+  if (m && bert_set_precision(m, GEMM_BF16, NULL) != ST_OK) {
+    bert_model_free(m);
+    m = NULL;
+  }
+  parity_batch_make(pb);
+  return m;
+}
+
 /* The model rounds its weights once per update: a forward after the
  * parameters changed, without bert_weights_changed (a later micro-batch of
  * the same update), still sees the old bf16 copy; after it, the new one. */
 static void test_bert_rounds_weights_once_per_update(void) {
   if (!bf16_or_refused()) return;
-  bert_model *m = parity_model();
-  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-  CU_ASSERT_EQUAL_FATAL(bert_set_precision(m, GEMM_BF16, NULL), ST_OK);
-  params *p = bert_model_params(m);
   static parity_batch pb;
-  parity_batch_make(&pb);
+  bert_model *m = bf16_parity_model(&pb);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  params *p = bert_model_params(m);
   bert_loss first, same, changed;
   CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &first, NULL), ST_OK);
   float *w = params_data(p, "bert.encoder.layer.0.intermediate.dense.weight");
@@ -365,6 +402,30 @@ static void test_bert_rounds_weights_once_per_update(void) {
   gemm_set_precision(GEMM_FP32, NULL);
 }
 
+/* The optimizer writes the bf16 copy as it updates (optimizer.h, 4): the
+ * forward after an update, with no bert_weights_changed, sees the new
+ * weights, the same bits as after a refill of the whole copy. */
+static void test_bert_sees_the_update_without_a_refill(void) {
+  if (!bf16_or_refused()) return;
+  static parity_batch pb;
+  bert_model *m = bf16_parity_model(&pb);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+  params *p = bert_model_params(m);
+  bert_loss before, after, refilled;
+  params_zero_grad(p);
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &before, NULL), ST_OK);
+  bert_backward(m, &pb.b, NULL);
+  optim_config oc = optim_config_default();
+  optim_step(&oc, p, 1e-2f, 1, optim_grad_norm(p), OPTIM_ZERO_GRAD);
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &after, NULL), ST_OK);
+  bert_weights_changed(m);
+  CU_ASSERT_EQUAL_FATAL(bert_forward(m, &pb.b, NULL, &refilled, NULL), ST_OK);
+  CU_ASSERT(after.total != before.total);
+  CU_ASSERT_EQUAL(memcmp(&after.total, &refilled.total, sizeof after.total), 0);
+  bert_model_free(m);
+  gemm_set_precision(GEMM_FP32, NULL);
+}
+
 static const harness_test tests[] = {
     {"test_rounding_to_bf16_is_nearest_even", test_rounding_to_bf16_is_nearest_even},
     {"test_bf16_conversion_follows_the_rule_on_every_path",
@@ -374,10 +435,13 @@ static const harness_test tests[] = {
     {"test_batched_products_match_each_product", test_batched_products_match_each_product},
     {"test_bias_and_backward_pair_match_plain_products",
      test_bias_and_backward_pair_match_plain_products},
+    {"test_input_kept_in_bf16_gives_the_float_inputs_bits",
+     test_input_kept_in_bf16_gives_the_float_inputs_bits},
     {"test_weights_come_from_the_shadow_until_refilled",
      test_weights_come_from_the_shadow_until_refilled},
     {"test_bert_bf16_loss_and_gradients_match_fp32", test_bert_bf16_loss_and_gradients_match_fp32},
     {"test_bert_rounds_weights_once_per_update", test_bert_rounds_weights_once_per_update},
+    {"test_bert_sees_the_update_without_a_refill", test_bert_sees_the_update_without_a_refill},
     {NULL, NULL},
 };
 const harness_suite trainer_gemm_suite = {"gemm", tests};

@@ -7,6 +7,7 @@
 
 #include "harness.h"
 #include "trainer/blas.h"
+#include "trainer/gemm.h"
 #include "trainer/optimizer.h"
 #include "trainer/schedule.h"
 #include "util/status.h"
@@ -244,9 +245,9 @@ static void test_piecewise_rejects_bad_points_naming_them(void) {
   schedule s = {.kind = SCHED_PIECEWISE};
   char *err = NULL;
   CU_ASSERT_EQUAL(schedule_points_parse(&s, "100:1, 50:0.5", &err), ST_INVALID);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "step 50"));
+  CU_ASSERT(err && strstr(err, "step 50"));
   CU_ASSERT_EQUAL(schedule_points_parse(&s, "100:-1", &err), ST_INVALID);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, ">= 0"));
+  CU_ASSERT(err && strstr(err, ">= 0"));
   CU_ASSERT_EQUAL(schedule_points_parse(&s, "abc", &err), ST_INVALID);
   CU_ASSERT_EQUAL(schedule_points_parse(&s, "", &err), ST_INVALID);
   free(err);
@@ -347,6 +348,117 @@ static void test_adamw_vector_update_equals_scalar_formula_bitwise(void) {
   }
 }
 
+/* big_params' entries with a frozen one between them, and a bf16 copy of
+ * the weights filled with a value no rounding gives (a NaN's pattern with
+ * its quiet bit clear), so an element the update leaves alone shows. */
+#define FROZEN_N 70001
+#define UNTOUCHED 0x7f81u
+
+static params *params_with_bf16_copy(void) {
+  params *p = params_create();
+  char *err = NULL;
+  size_t n[1] = {BIG_N}, f[1] = {FROZEN_N}, one[1] = {5};
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "big", 1, n, PARAMS_TRAINABLE | PARAMS_DECAY, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "frozen", 1, f, 0, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_add(p, "small", 1, one, PARAMS_TRAINABLE, PARAMS_INIT_ZEROS, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(params_alloc(p, &err), 0);
+  uint32_t x = 777;
+  for (size_t i = 0; i < p->total; i++) {
+    x = x * 1664525u + 1013904223u;
+    p->grad[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * 1e-2f;
+    p->data[i] = (float)(x >> 16) / 65536.0f - 0.5f;
+  }
+  p->bf16 = malloc(p->total * sizeof *p->bf16);
+  CU_ASSERT_FATAL(p->bf16 != NULL);
+  for (size_t i = 0; i < p->total; i++) p->bf16[i] = UNTOUCHED;
+  return p;
+}
+
+/* Elements where the copy is not bf16(data), and where it was left
+ * untouched, in [lo, hi). */
+static void count_copy(const params *p, size_t lo, size_t hi, size_t *wrong, size_t *untouched) {
+  uint16_t *want = malloc((hi - lo + 1) * sizeof *want);
+  CU_ASSERT_FATAL(want != NULL);
+  gemm_to_bf16(want, p->data + lo, hi - lo);
+  *wrong = *untouched = 0;
+  for (size_t i = lo; i < hi; i++) {
+    *wrong += p->bf16[i] != want[i - lo];
+    *untouched += p->bf16[i] == UNTOUCHED;
+  }
+  free(want);
+}
+
+/* precision = bf16: AdamW and SGD write the bf16 copy of every weight they
+ * update, the same bits as rounding the new weights afterwards (the pass it
+ * replaces), on 1 and 2 threads; a frozen entry's copy is left alone. */
+static void test_update_writes_the_bf16_copy_of_the_new_weights(void) {
+  for (int kind = OPTIM_ADAMW; kind <= OPTIM_SGD; kind++)
+    for (int t = 1; t <= 2; t++) {
+      params *p = params_with_bf16_copy();
+      const params_entry *fz = params_find(p, "frozen");
+      optim_config c = optim_config_default();
+      c.kind = (optim_kind)kind;
+      blas_set_threads(t);
+      optim_step(&c, p, 1e-3f, 1, optim_grad_norm(p), OPTIM_ZERO_GRAD);
+      blas_set_threads(1);
+      size_t wrong, untouched;
+      count_copy(p, 0, fz->offset, &wrong, &untouched);
+      CU_ASSERT_EQUAL(wrong, 0);
+      count_copy(p, fz->offset + fz->count, p->total, &wrong, &untouched);
+      CU_ASSERT_EQUAL(wrong, 0);
+      count_copy(p, fz->offset, fz->offset + fz->count, &wrong, &untouched);
+      CU_ASSERT_EQUAL(untouched, fz->count);
+      free(p->bf16);
+      params_free(p);
+    }
+}
+
+/* ZeRO-1: the shard's update writes its copy, and optim_shard_bf16_rest the
+ * rest after the all-gather (here: new values written outside the shard, as
+ * the other ranks' updates arrive), so the whole copy is bf16(data). */
+static void test_shard_update_and_rest_give_the_whole_bf16_copy(void) {
+  params *p = params_with_bf16_copy();
+  char *err = NULL;
+  size_t *cuts = NULL, ncuts = optim_chunk_cuts(p, &cuts, &err);
+  CU_ASSERT_FATAL(ncuts > 4);
+  /* Every other chunk is this rank's. */
+  size_t n = (ncuts + 1) / 2, lo[64], hi[64], floats = 0;
+  CU_ASSERT_FATAL(n <= 64);
+  for (size_t k = 0; k < n; k++) {
+    lo[k] = cuts[2 * k];
+    hi[k] = 2 * k + 1 < ncuts ? cuts[2 * k + 1] : p->total;
+    floats += hi[k] - lo[k];
+  }
+  float *m = calloc(floats, sizeof *m), *v = calloc(floats, sizeof *v);
+  CU_ASSERT_FATAL(m && v);
+  optim_shard s = {.n = n, .lo = lo, .hi = hi, .m = m, .v = v};
+  optim_config c = optim_config_default();
+  optim_step_shard(&c, p, &s, 1e-3f, 1, optim_grad_norm(p), OPTIM_ZERO_GRAD);
+  const params_entry *fz = params_find(p, "frozen");
+  size_t wrong, untouched, in_shard_frozen = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (lo[k] >= fz->offset && hi[k] <= fz->offset + fz->count) {
+      in_shard_frozen += hi[k] - lo[k];
+      continue;
+    }
+    count_copy(p, lo[k], hi[k], &wrong, &untouched);
+    CU_ASSERT_EQUAL(wrong, 0);
+  }
+  CU_ASSERT(in_shard_frozen > 0);
+  for (size_t k = 0; k + 1 < n; k++)
+    for (size_t i = hi[k]; i < lo[k + 1]; i++) p->data[i] = p->data[i] * 0.5f + 0.25f;
+  /* The frozen entry's copy as the model's first pass filled it. */
+  gemm_to_bf16(p->bf16 + fz->offset, p->data + fz->offset, fz->count);
+  optim_shard_bf16_rest(p, &s);
+  count_copy(p, 0, p->total, &wrong, &untouched);
+  CU_ASSERT_EQUAL(wrong, 0);
+  free(m);
+  free(v);
+  free(cuts);
+  free(p->bf16);
+  params_free(p);
+}
+
 static const harness_test tests[] = {
     {"test_google_adamw_matches_hand_computed_two_steps", test_google_adamw_matches_hand_computed_two_steps},
     {"test_defaults_are_torch_adamw", test_defaults_are_torch_adamw},
@@ -357,6 +469,8 @@ static const harness_test tests[] = {
     {"test_zero_grad_flag_clears_every_gradient", test_zero_grad_flag_clears_every_gradient},
     {"test_grad_norm_exact_and_independent_of_threads", test_grad_norm_exact_and_independent_of_threads},
     {"test_adamw_vector_update_equals_scalar_formula_bitwise", test_adamw_vector_update_equals_scalar_formula_bitwise},
+    {"test_update_writes_the_bf16_copy_of_the_new_weights", test_update_writes_the_bf16_copy_of_the_new_weights},
+    {"test_shard_update_and_rest_give_the_whole_bf16_copy", test_shard_update_and_rest_give_the_whole_bf16_copy},
     {"test_guard_skips_then_stops_after_consecutive_bad_steps", test_guard_skips_then_stops_after_consecutive_bad_steps},
     {"test_linear_warmup_then_decay_to_zero", test_linear_warmup_then_decay_to_zero},
     {"test_cosine_and_constant_values", test_cosine_and_constant_values},

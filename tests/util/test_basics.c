@@ -69,6 +69,7 @@ static void test_timer_is_monotonic_and_advances(void) {
   uint64_t n0 = timer_now_ns();
   volatile double x = 0;
   for (int i = 0; i < 1000000; i++) x += i;
+  (void)x;
   CU_ASSERT(timer_now() > t0);
   CU_ASSERT(timer_now_ns() > n0);
 }
@@ -108,7 +109,7 @@ static void test_sha256_file_hashes_bytes_and_reports_missing_path(void) {
   CU_ASSERT_STRING_EQUAL(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   snprintf(path, sizeof path, "%s/missing.txt", dir);
   CU_ASSERT_EQUAL(sha256_file(path, d, &err), ST_IO);
-  CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "missing.txt"));
+  CU_ASSERT(err && strstr(err, "missing.txt"));
   free(err);
   harness_rmtree(dir);
   free(dir);
