@@ -1,8 +1,10 @@
 /* `ddpt model info`: a model's parameter count and the memory its
  * parameters, gradients, Adam state and activations take for a given batch,
  * the same figures ddpt allocates at start, per rank: with --zero 1 each of
- * --world ranks keeps only its shard of the Adam state. Then the peaks of a
- * checkpoint and a resume, what tests/train_zero.sh measures. */
+ * --world ranks keeps only its shard of the Adam state; the gradient
+ * exchange's buffers for --world ranks and --accumulation micro-batches.
+ * Then the peaks of a checkpoint and a resume, what tests/train_zero.sh
+ * and bench/zero_memory.py measure. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +32,13 @@ int cmd_model(int argc, char **argv) {
       {"set", required_argument, NULL, 's'},     {"batch", required_argument, NULL, 'b'},
       {"seq-len", required_argument, NULL, 'l'}, {"max-predictions", required_argument, NULL, 'm'},
       {"precision", required_argument, NULL, 'P'}, {"world", required_argument, NULL, 'w'},
-      {"zero", required_argument, NULL, 'z'},      {NULL, 0, NULL, 0}};
+      {"zero", required_argument, NULL, 'z'},      {"accumulation", required_argument, NULL, 'a'},
+      {"bucket-mb", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
   int precision = GEMM_FP32;
   const char *preset = NULL, *json = NULL;
   char *sets[MAX_SETS];
-  size_t nsets = 0, B = 8, L = 128, max_pred = 0, world = 1, zero = 0;
+  size_t nsets = 0, B = 8, L = 128, max_pred = 0, world = 1, zero = 0, A = 1;
+  double bucket_mb = 25; /* [train] bucket_mb's default */
   opterr = 0;
   optind = 0;
   int c, rc;
@@ -63,6 +67,12 @@ int cmd_model(int argc, char **argv) {
       case 'z':
         if ((rc = cli_parse_size("model", "--zero", optarg, 0, 1, &zero))) return rc;
         break;
+      case 'a':
+        if ((rc = cli_parse_size("model", "--accumulation", optarg, 1, MAX_BATCH, &A))) return rc;
+        break;
+      case 'k':
+        if ((rc = cli_parse_double("model", "--bucket-mb", optarg, 1.0 / (1 << 20), 4096, &bucket_mb))) return rc;
+        break;
       case 'P':
         if ((precision = gemm_precision_parse(optarg)) < 0)
           return cli_usage_error("model", "--precision is fp32 or bf16, not '%s'", optarg);
@@ -84,10 +94,16 @@ int cmd_model(int argc, char **argv) {
   if (zero) mem.adam = (mem.adam + world - 1) / world;
   char desc[512];
   bert_config_describe(&cfg, desc, sizeof desc);
-  size_t total = bert_memory_total(&mem, precision);
+  size_t bucket = (size_t)(bucket_mb * 1024 * 1024 / sizeof(float));
+  train_exchange_memory xm =
+      train_exchange_estimate(mem.params / sizeof(float), cfg.task == BERT_TASK_PRETRAIN, cfg.vocab_size,
+                              cfg.hidden, B, L, A, world, bucket ? bucket : 1);
+  size_t total = bert_memory_total(&mem, precision) + xm.arena + xm.lookup;
   printf("model:       %s (%s)\n", preset ? preset : json ? json : "bert-base", desc);
   printf("parameters:  %zu\n", mem.param_count);
-  printf("batch:       %zu x %zu tokens, up to %zu predicted tokens per sequence\n", B, L, max_pred);
+  printf("batch:       %zu x %zu tokens, up to %zu predicted tokens per sequence", B, L, max_pred);
+  if (A > 1) printf(", %zu micro-batches per step", A);
+  printf("\n");
   printf("precision:   %s\n", gemm_precision_name(precision));
   printf("world:       %zu rank%s, zero %zu%s\n", world, world == 1 ? "" : "s", zero,
          zero ? " (Adam state sharded over the ranks)" : "");
@@ -107,6 +123,11 @@ int cmd_model(int argc, char **argv) {
     printf("  bf16 weights      %10.1f\n", mib(mem.bf16_weights));
     printf("  bf16 operands     %10.1f\n", mib(mem.bf16_operands));
   }
+  /* The reducers: receive buffers (world > 1) and partial sums (A > 1);
+   * pretraining's lookup rows of the word-embedding gradient (at most one
+   * per token of the step over every rank). Upper bounds. */
+  printf("  gradient exchange %10.1f\n", mib(xm.arena));
+  if (cfg.task == BERT_TASK_PRETRAIN) printf("  lookup rows       %10.1f\n", mib(xm.lookup));
   printf("  total             %10.1f\n", mib(total));
   /* Beyond the total: at a checkpoint, rank 0's background writer copies
    * the parameters and the moments (zero 0), or rank 0 holds one streamed

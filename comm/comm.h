@@ -175,6 +175,13 @@ comm_reducer_stats comm_reducer_get_stats(comm_reducer *r);
  * shard, buf holds partial sums after finish. */
 int comm_reducer_create_sharded(float *buf, size_t n, size_t bucket_floats, size_t slots, const size_t *cuts,
                                 size_t ncuts, comm_reducer **out, char **err);
+/* What a reducer of n floats allocates beyond buf, sized without MPI
+ * (`ddpt model info`): the partial sums `slots` slots per step need, and,
+ * on a world of more than one rank, the receive buffers of the buckets in
+ * flight, as much of them as an exchange writes (half a bucket where
+ * recursive halving runs; a sharded reducer's buckets end at cuts, so
+ * they may be longer by up to a cut's spacing). */
+size_t comm_reducer_bytes(size_t n, size_t bucket_floats, size_t slots, size_t world);
 /* This rank's shard: one range per bucket (0 when not sharded), bucket k
  * at [*lo, *hi); in bucket order they are the shard's compact layout
  * (comm_reducer_shard_floats floats in all). */

@@ -188,6 +188,16 @@ static size_t partial_depth(size_t slots) {
   return d;
 }
 
+size_t comm_reducer_bytes(size_t n, size_t bucket_floats, size_t slots, size_t world) {
+  assert(bucket_floats > 0 && slots > 0);
+  size_t bytes = partial_depth(slots) * n * sizeof(float);
+  if (world <= 1 || n == 0) return bytes;
+  size_t nbuckets = (n + bucket_floats - 1) / bucket_floats;
+  size_t bucket = n < bucket_floats ? n : bucket_floats;
+  size_t floats = (world & (world - 1)) == 0 ? (bucket + 1) / 2 : bucket;
+  return bytes + (nbuckets < IN_FLIGHT ? nbuckets : IN_FLIGHT) * floats * sizeof(float);
+}
+
 static int set_up_exchanges(comm_reducer *r, char **err) {
   r->rank = comm_rank();
   r->world = comm_world_size();

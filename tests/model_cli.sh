@@ -15,12 +15,37 @@ echo "$out" | grep -q "^parameters:  110106428$" || fail "model info: bert-base 
 echo "$out" | grep -q "activations" || fail "model info: no activation memory"
 
 # ZeRO-1: on 4 ranks each keeps a quarter of bert-base's 840.0 MiB of Adam
-# state, and the total per rank falls by the other three quarters.
-base=$(echo "$out" | awk '$1 == "total" {print $2}')
+# state, and the total per rank falls by the other three quarters (beside
+# what the exchange adds on 4 ranks, below).
+base=$(echo "$out" | awk '$1 == "total" {t = $2} $1 == "gradient" || $1 == "lookup" {x += $3} END {print t - x}')
 z=$("$ddpt" model info --preset bert-base --batch 8 --seq-len 128 --world 4 --zero 1) || fail "model info --zero 1 exited $?"
 echo "$z" | awk -v base="$base" '$1 == "adam" {a = $5} $1 == "total" {t = $2}
-  END {d = base - t - 630.0; exit !(a == 210.0 && d < 0.2 && d > -0.2)}' ||
-  fail "model info --world 4 --zero 1: Adam state not a quarter per rank (total $base at zero 0): $z"
+  $1 == "gradient" || $1 == "lookup" {x += $3}
+  END {d = base - (t - x) - 630.0; exit !(a == 210.0 && d < 0.2 && d > -0.2)}' ||
+  fail "model info --world 4 --zero 1: Adam state not a quarter per rank (total less the exchange $base at zero 0): $z"
+
+# The gradient exchange (comm_reducer_bytes): one rank and one micro-batch
+# need no buffer; accumulation 4 keeps two partial sums of the gradients
+# (the level-pairwise order); 2 ranks receive half a 25 MiB bucket for each
+# of 4 buckets in flight, 3 ranks (binomial tree) a whole one. Pretraining's
+# lookup rows: 8 x 128 tokens on one rank are 1024 rows of 768 floats and
+# their tables (3.0 MiB and 0.13); accumulation 4: 4096 rows and two partial
+# sums of them (3 x 12 MiB); 2 ranks: 2048 rows (6 MiB) and half of them to
+# receive in one bucket (3 MiB), or two half buckets of 4 MiB; 3 ranks: 3072
+# rows and a whole bucket of them (2 x 9 MiB).
+exch() { # args: the exchange's and lookup rows' figures
+  "$ddpt" model info --preset bert-base --batch 8 --seq-len 128 "$@" |
+    awk '$1 == "gradients" {g = $2} $1 == "gradient" {x = $3} $1 == "lookup" {l = $3} END {print g, x, l}'
+}
+[ "$(exch)" = "420.0 0.0 3.1" ] || fail "model info, 1 rank: gradients, exchange, lookup rows: $(exch)"
+[ "$(exch --accumulation 4)" = "420.0 840.0 36.2" ] || fail "model info --accumulation 4: $(exch --accumulation 4)"
+[ "$(exch --world 2)" = "420.0 50.0 9.1" ] || fail "model info --world 2: $(exch --world 2)"
+[ "$(exch --world 3)" = "420.0 100.0 18.1" ] || fail "model info --world 3: $(exch --world 3)"
+[ "$(exch --world 2 --bucket-mb 4)" = "420.0 8.0 10.1" ] ||
+  fail "model info --world 2 --bucket-mb 4: $(exch --world 2 --bucket-mb 4)"
+"$ddpt" model info --bucket-mb 0 >/dev/null 2>&1 && fail "model info --bucket-mb 0 accepted"
+"$ddpt" model info --preset bert-base --set task=classify --set num_labels=3 | grep -q "lookup rows" &&
+  fail "model info: lookup rows for a fine-tuning model, which sums its word embeddings in the arena"
 "$ddpt" model info --zero 2 >/dev/null 2>&1 && fail "model info --zero 2 accepted"
 
 # bf16 (issue 17): the fp32 figures plus the bf16 weights (2 bytes per

@@ -792,6 +792,18 @@ static int word_grad_create(trainer *t, size_t bucket, char **err) {
   return comm_reducer_create(w->grad, w->cap * w->C, bucket, t->A, &w->reducer, err);
 }
 
+train_exchange_memory train_exchange_estimate(size_t param_floats, int pretrain, size_t vocab, size_t hidden,
+                                              size_t B, size_t L, size_t A, size_t world, size_t bucket_floats) {
+  train_exchange_memory m = {comm_reducer_bytes(param_floats, bucket_floats, A, world), 0};
+  if (pretrain) {
+    /* word_grad_create's buffers, and its reducer's. */
+    size_t tokens = world * A * B * L, cap = tokens < vocab ? tokens : vocab;
+    m.lookup = cap * hidden * sizeof(float) + comm_reducer_bytes(cap * hidden, bucket_floats, A, world) +
+               (vocab + 7) / 8 + vocab * sizeof(int32_t) + cap * sizeof(int32_t) + A * B * L * sizeof(int32_t);
+  }
+  return m;
+}
+
 static void word_grad_free(word_grad *w) {
   comm_reducer_free(w->reducer);
   free(w->seen);
