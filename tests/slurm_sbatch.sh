@@ -42,10 +42,7 @@ opts="--set data.corpus=$dir/corpus --set log.every=1 --set log.eval_every=0 --s
 # 1 and 2: start, then SIGTERM to the batch script once steps are logged.
 # shellcheck disable=SC2086
 job bash "$sbatch" "$dir/tiny.ini" "$dir/run" $opts --set train.steps=1000000 >"$dir/first.out" 2>&1
-i=0
-until grep -q '"step":5,' "$dir/run/metrics.jsonl" 2>/dev/null; do
-  i=$((i + 1)); [ $i -gt 600 ] && { cat "$dir/first.out"; fail "the job did not start training"; }; sleep 0.1
-done
+wait_for $pid "$dir/first.out" "the job did not start training" logged_step "$dir/run/metrics.jsonl" 5
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
 [ $rc -eq 0 ] || { cat "$dir/first.out"; fail "the batch script exited $rc after SIGTERM, want 0 (requeued)"; }

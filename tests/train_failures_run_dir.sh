@@ -31,13 +31,6 @@ need_root "(it mounts small tmpfs file systems)"
 "$lib/even_corpus.sh" "$ddpt" "$dir" || fail "making the corpus failed"
 printf '[model]\npreset = bert-tiny\n' >"$dir/tiny.ini"
 common="--threads 1 --set data.corpus=$dir/corpus --set train.batch_size=4 --set log.every=1 --set log.eval_every=0"
-# Waits (up to 60 s) until metrics.jsonl logs STEP.
-wait_for_step() { # metrics.jsonl step what
-  i=0
-  until grep -q "\"step\":$2," "$1" 2>/dev/null; do
-    i=$((i + 1)); [ $i -gt 600 ] && fail "$3"; sleep 0.1
-  done
-}
 # The pid of rank RANK of the mpirun job whose command line matches PATTERN.
 rank_pid() { # pattern rank
   for p in $(pgrep -f "$1"); do
@@ -58,7 +51,7 @@ no_temp() { # run-dir what
 mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/locked" $common --set train.steps=1000000 \
   --set checkpoint.every=0 >"$dir/first.out" 2>&1 &
 job=$!
-wait_for_step "$dir/locked/metrics.jsonl" 2 "the first run did not start"
+wait_for $job "$dir/first.out" "the first run did not start" logged_step "$dir/locked/metrics.jsonl" 2
 holder=$(rank_pid "$dir/locked" 0)
 rc=0
 # shellcheck disable=SC2086
@@ -117,10 +110,7 @@ echo "train_failures_run_dir: a full disk stops the run at step $last with one l
 DDPT_TEST_CKPT_HOLD="3:$dir/held" "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/twice" $common \
   --set train.steps=1000 --set checkpoint.every=1 >"$dir/twice.out" 2>&1 &
 job=$!
-i=0
-until [ -e "$dir/held" ]; do
-  i=$((i + 1)); [ $i -gt 600 ] && fail "checkpoint 3 was not held within 60 s"; sleep 0.1
-done
+wait_for $job "$dir/twice.out" "checkpoint 3 was not held" test -e "$dir/held"
 kill -TERM $job
 sleep 0.2 # two signals sent at once merge into one delivery
 kill -TERM $job
@@ -135,7 +125,7 @@ echo "train_failures_run_dir: a second SIGTERM inside a checkpoint write leaves 
 mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/stall" $common --set train.steps=1000000 \
   --set checkpoint.every=0 --set train.watchdog_s=3 >"$dir/stall.out" 2>&1 &
 job=$!
-wait_for_step "$dir/stall/metrics.jsonl" 3 "the watchdog run did not start"
+wait_for $job "$dir/stall.out" "the watchdog run did not start" logged_step "$dir/stall/metrics.jsonl" 3
 victim=$(rank_pid "$dir/stall" 1)
 [ -n "$victim" ] || fail "rank 1 of the watchdog run not found"
 kill -STOP "$victim"

@@ -60,13 +60,11 @@ PY
 # A rank killed mid-run: the job must end, non-zero, within 30 s.
 mpi -np 3 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/kill" --threads 1 --set data.corpus="$dir/corpus" \
   --set train.steps=1000000 --set train.batch_size=4 --set log.eval_every=0 --set checkpoint.every=0 \
-  >"$dir/kill.out" 2>&1 &
+  --set log.every=1 >"$dir/kill.out" 2>&1 &
 job=$!
-i=0
-while [ "$(pgrep -f "train $dir/tiny.ini --run-dir $dir/kill" | wc -l)" -lt 3 ] || [ ! -s "$dir/kill.out" ]; do
-  i=$((i + 1)); [ $i -gt 300 ] && fail "ranks did not start"; sleep 0.1
-done
-sleep 2
+# Mid-run: every rank has taken a step.
+wait_for $job "$dir/kill.out" "ranks did not start training" logged_step "$dir/kill/metrics.jsonl" 2
+[ "$(pgrep -f "train $dir/tiny.ini --run-dir $dir/kill" | wc -l)" -ge 3 ] || fail "fewer than 3 ranks running"
 victim=$(pgrep -f "train $dir/tiny.ini --run-dir $dir/kill" | sed -n 2p)
 start=$(date +%s)
 kill -9 "$victim"

@@ -90,10 +90,7 @@ PY
   --threads 1 --set data.corpus="$dir/corpus" --set train.steps=1000000 --set train.batch_size=4 \
   --set log.eval_every=0 --set checkpoint.every=0 >"$dir/kill.out" 2>&1 &
 job=$!
-i=0
-until grep -q "^step 10/" "$dir/kill.out"; do
-  i=$((i + 1)); [ $i -gt 600 ] && { cat "$dir/kill.out"; fail "the 2-host run did not start"; }; sleep 0.1
-done
+wait_for $job "$dir/kill.out" "the 2-host run did not start" grep -q "^step 10/" "$dir/kill.out"
 start=$(date +%s)
 for pid in $(ip netns pids "$prefix-h2"); do kill -9 "$pid" 2>/dev/null || true; done
 wait_ended $job 30 "job still running 30 s after host $prefix-h2 was killed"
