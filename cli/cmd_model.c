@@ -96,8 +96,8 @@ int cmd_model(int argc, char **argv) {
   bert_config_describe(&cfg, desc, sizeof desc);
   size_t bucket = (size_t)(bucket_mb * 1024 * 1024 / sizeof(float));
   train_exchange_memory xm =
-      train_exchange_estimate(mem.params / sizeof(float), cfg.task == BERT_TASK_PRETRAIN, cfg.vocab_size,
-                              cfg.hidden, B, L, A, world, bucket ? bucket : 1);
+      train_exchange_estimate(mem.params / sizeof(float), cfg.task, (int)zero, cfg.vocab_size, cfg.hidden, B, L, A,
+                              world, bucket ? bucket : 1);
   size_t total = bert_memory_total(&mem, precision) + xm.arena + xm.lookup;
   printf("model:       %s (%s)\n", preset ? preset : json ? json : "bert-base", desc);
   printf("parameters:  %zu\n", mem.param_count);
@@ -124,10 +124,10 @@ int cmd_model(int argc, char **argv) {
     printf("  bf16 operands     %10.1f\n", mib(mem.bf16_operands));
   }
   /* The reducers: receive buffers (world > 1) and partial sums (A > 1);
-   * pretraining's lookup rows of the word-embedding gradient (at most one
-   * per token of the step over every rank). Upper bounds. */
+   * the lookup rows of the word-embedding gradient (at most one per token
+   * of the step over every rank). Upper bounds. */
   printf("  gradient exchange %10.1f\n", mib(xm.arena));
-  if (cfg.task == BERT_TASK_PRETRAIN) printf("  lookup rows       %10.1f\n", mib(xm.lookup));
+  if (xm.lookup) printf("  lookup rows       %10.1f\n", mib(xm.lookup));
   printf("  total             %10.1f\n", mib(total));
   /* Beyond the total: at a checkpoint, rank 0's background writer copies
    * the parameters and the moments (zero 0), or rank 0 holds one streamed

@@ -35,10 +35,16 @@
 #include "util/status.h"
 #include "util/timer.h"
 
-/* Pretraining: the word-embedding lookup's share of the gradient
- * (bert_set_word_grad_rows), summed over slots and ranks as compact rows,
- * one per distinct token id of the step over all ranks, in id order: every
- * world lays them out alike, so the sum keeps comm.h's order. */
+/* The word-embedding lookup's share of the gradient (bert_set_word_grad_rows),
+ * summed over slots and ranks as compact rows, one per distinct token id of
+ * the step over all ranks, in id order: every world lays them out alike,
+ * so the sum keeps comm.h's order. Pretraining: beside the tied decoder's
+ * share, which the arena holds. Fine-tuning with zero = 0: the whole
+ * gradient of the word embeddings, which the arena's reducer then skips
+ * (each element is summed in the same order as the arena's reducer would:
+ * the same bits, a few thousand rows on the wire instead of vocab x
+ * hidden, 94 MB at bert-base). zero = 1 shards the whole arena and keeps
+ * them in it. */
 typedef struct word_grad {
   size_t V, C, cap;  /* vocabulary, hidden, rows at most: min(V, world * A * B * L) */
   uint8_t *seen;     /* (V / 8 rounded up) the step's ids, ORed over ranks */
@@ -78,7 +84,9 @@ typedef struct trainer {
   bert_model *model;
   params *p;
   comm_reducer *reducer;
-  word_grad words; /* pretraining: the lookup's share of the word-embedding gradient */
+  word_grad words; /* the lookup's share of the word-embedding gradient, as rows */
+  size_t reduce_lo; /* the arena's reducer sums [reduce_lo, total): past the word
+                     * embeddings when fine-tuning keeps their gradient as rows */
   step_comm comm;  /* the last step's gradient exchange, for metrics */
   /* [train] zero = 1: this rank's shard of the arena and its moments
    * (p->m and p->v are not allocated), and the norm's chunk sums. */
@@ -792,10 +800,17 @@ static int word_grad_create(trainer *t, size_t bucket, char **err) {
   return comm_reducer_create(w->grad, w->cap * w->C, bucket, t->A, &w->reducer, err);
 }
 
-train_exchange_memory train_exchange_estimate(size_t param_floats, int pretrain, size_t vocab, size_t hidden,
+/* Whether the lookup's share of the word-embedding gradient is kept as
+ * rows (word_grad), and whether the arena's reducer then skips the word
+ * embeddings (fine-tuning: the rows are their whole gradient). */
+static int lookup_as_rows(int task, int zero) { return task == BERT_TASK_PRETRAIN || !zero; }
+static int reducer_skips_wte(int task, int zero) { return task != BERT_TASK_PRETRAIN && !zero; }
+
+train_exchange_memory train_exchange_estimate(size_t param_floats, int task, int zero, size_t vocab, size_t hidden,
                                               size_t B, size_t L, size_t A, size_t world, size_t bucket_floats) {
-  train_exchange_memory m = {comm_reducer_bytes(param_floats, bucket_floats, A, world), 0};
-  if (pretrain) {
+  size_t arena = param_floats - (reducer_skips_wte(task, zero) ? vocab * hidden : 0);
+  train_exchange_memory m = {comm_reducer_bytes(arena, bucket_floats, A, world), 0};
+  if (lookup_as_rows(task, zero)) {
     /* word_grad_create's buffers, and its reducer's. */
     size_t tokens = world * A * B * L, cap = tokens < vocab ? tokens : vocab;
     m.lookup = cap * hidden * sizeof(float) + comm_reducer_bytes(cap * hidden, bucket_floats, A, world) +
@@ -879,9 +894,17 @@ static int create_model(trainer *t, char **err) {
   if (t->cfg.model.task != BERT_TASK_PRETRAIN && (rc = alloc_task_eval(t, err))) return rc;
   size_t bucket = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / sizeof(float));
   if (bucket < 1) bucket = 1;
+  int task = t->cfg.model.task;
+  if (reducer_skips_wte(task, t->cfg.zero)) {
+    /* Fine-tuning's word embeddings open the arena (bert.c's add_params). */
+    const params_entry *e = params_find(t->p, "bert.embeddings.word_embeddings.weight");
+    assert(e && e->offset == 0);
+    t->reduce_lo = e->count;
+  }
   rc = t->cfg.zero ? set_up_zero(t, bucket, err)
-                   : comm_reducer_create(t->p->grad, t->p->total, bucket, t->A, &t->reducer, err);
-  if (rc == ST_OK && t->cfg.model.task == BERT_TASK_PRETRAIN) rc = word_grad_create(t, bucket, err);
+                   : comm_reducer_create(t->p->grad + t->reduce_lo, t->p->total - t->reduce_lo, bucket, t->A,
+                                         &t->reducer, err);
+  if (rc == ST_OK && lookup_as_rows(task, t->cfg.zero)) rc = word_grad_create(t, bucket, err);
   return rc;
 }
 
@@ -1251,7 +1274,9 @@ static void log_samples(trainer *t, uint64_t step) {
 static void on_grads_ready(void *ctx, size_t lo) {
   trainer *t = ctx;
   char *err = NULL;
-  /* A failure here is seen again, with its message, by comm_reducer_finish. */
+  /* The reducer's offsets start at reduce_lo. A failure here is seen
+   * again, with its message, by comm_reducer_finish. */
+  lo = lo > t->reduce_lo ? lo - t->reduce_lo : 0;
   if (comm_reducer_ready(t->reducer, lo, &err) == ST_OK) comm_reducer_poll(t->reducer, &err);
   free(err);
 }

@@ -33,16 +33,18 @@ enum { TRAIN_CKPT_PIECE_FLOATS = 1 << 20 };
 
 /* What a run's gradient exchange allocates per rank beyond the model's
  * memory (bert_memory), at most: the reducer's partial sums (accumulation
- * A > 1) and receive buffers over the arena (param_floats), and, when
- * pretraining, the word-embedding lookup's compact rows (one per distinct
- * id of the step over every rank: min(vocab, world * A * B * L)) with
- * their reducer's and their id tables. bucket_floats as [train] bucket_mb
- * gives it. `ddpt model info` prints them. */
+ * A > 1) and receive buffers over the arena (param_floats; fine-tuning
+ * with zero = 0 leaves the word embeddings out of it), and, when
+ * pretraining or fine-tuning with zero = 0, the word-embedding lookup's
+ * compact rows (one per distinct id of the step over every rank:
+ * min(vocab, world * A * B * L)) with their reducer's and their id
+ * tables. task: a bert_task. bucket_floats as [train] bucket_mb gives it.
+ * `ddpt model info` prints them. */
 typedef struct train_exchange_memory {
   size_t arena;  /* the arena's reducer */
-  size_t lookup; /* pretraining's lookup rows, 0 when fine-tuning */
+  size_t lookup; /* the lookup rows; 0 when fine-tuning with zero = 1 */
 } train_exchange_memory;
-train_exchange_memory train_exchange_estimate(size_t param_floats, int pretrain, size_t vocab, size_t hidden,
+train_exchange_memory train_exchange_estimate(size_t param_floats, int task, int zero, size_t vocab, size_t hidden,
                                               size_t B, size_t L, size_t A, size_t world, size_t bucket_floats);
 
 /* What a run is about to do: rank 0 hands it to the observer once set-up
