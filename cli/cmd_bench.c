@@ -197,6 +197,9 @@ static void bench_report(const bench_options *o, const bert_config *cfg, const b
   char desc[512], onednn[160];
   bert_config_describe(cfg, desc, sizeof desc);
   gemm_onednn_version(onednn, sizeof onednn);
+  /* The test hook's products are not oneDNN's: say so where the figure is. */
+  if (o->precision == GEMM_BF16 && gemm_bf16_emulated())
+    snprintf(onednn, sizeof onednn, "emulated in fp32 (DDPT_TEST_BF16_EMULATE: tests only)");
   printf("{\"bench\":\"train\",\"impl\":\"ddpt\",\"preset\":\"%s\",\"config\":\"%s\","
          "\"precision\":\"%s\",\"params\":%zu,\"batch\":%zu,\"seq_len\":%zu,\"threads\":%zu,"
          "\"steps\":%zu,\"predicted_tokens\":%zu,\"step_time_median_s\":%.4f,"

@@ -30,7 +30,9 @@ int cmd_version(int argc, char **argv) {
    * precision = bf16 runs here (natively) or is refused. */
   gemm_onednn_version(line, sizeof line);
   printf("  onednn:   %s, precision = bf16 %s\n", line,
-         gemm_bf16_supported(NULL, 0) ? "supported" : "refused (no native bf16)");
+         !gemm_bf16_supported(NULL, 0) ? "refused (no native bf16)"
+         : gemm_bf16_emulated()        ? "supported, emulated in fp32 (DDPT_TEST_BF16_EMULATE: tests only)"
+                                       : "supported");
   corpus_leveldb_version(line, sizeof line);
   printf("  leveldb:  %s\n", line);
   corpus_utf8proc_version(line, sizeof line);

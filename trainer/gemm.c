@@ -245,17 +245,89 @@ static const uint16_t *bf16_operand(const float *x, size_t rows, size_t cols, si
   return dst;
 }
 
-/* One oneDNN matmul on bf16 operands (a batch of them, or one with
- * ob = NULL). A oneDNN failure here means a shape oneDNN cannot do though
+int gemm_bf16_emulated(void) {
+  static int on = -1;
+  if (on < 0) {
+    const char *e = getenv("DDPT_TEST_BF16_EMULATE");
+    on = e && *e && strcmp(e, "0") != 0;
+  }
+  return on;
+}
+
+/* The emulation's fp32 copies of the operands (and a product, with a
+ * bias), grown as needed: products run one at a time, on the calling
+ * thread (oneDNN's cache is not shared either). */
+static float *g_wide[3];
+static size_t g_wide_n[3];
+
+static float *wide_reserve(int slot, size_t n, char **err) {
+  if (g_wide_n[slot] < n) {
+    float *p = realloc(g_wide[slot], n * sizeof *p);
+    if (!p) {
+      status_set(err, ST_NOMEM, "out of memory for %zu floats of an emulated bf16 product", n);
+      return NULL;
+    }
+    g_wide[slot] = p, g_wide_n[slot] = n;
+  }
+  return g_wide[slot];
+}
+
+static void widen(float *dst, const uint16_t *src, size_t rows, size_t cols, size_t ld) {
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < cols; c++) dst[r * cols + c] = gemm_bf16_value(src[r * ld + c]);
+}
+
+/* DDPT_TEST_BF16_EMULATE's product, as onednn_matmul_bf16_batched
+ * defines it: C = alpha op(A) op(B) (+ bias) + beta C per product. */
+static int matmul_bf16_emulated(const onednn_batch *ob, gemm_trans ta, gemm_trans tb, size_t M,
+                                size_t N, size_t K, float alpha, const uint16_t *A, size_t la,
+                                const uint16_t *B, size_t lb, const float *bias, float beta, float *C,
+                                size_t ldc, char **err) {
+  size_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  float *a = wide_reserve(0, ar * ac, err), *b = a ? wide_reserve(1, br * bc, err) : NULL;
+  float *t = b && bias ? wide_reserve(2, M * N, err) : NULL;
+  if (!a || !b || (bias && !t)) return ST_NOMEM;
+  for (size_t i = 0; i < ob->n1; i++)
+    for (size_t j = 0; j < ob->n2; j++) {
+      widen(a, A + i * ob->sa[0] + j * ob->sa[1], ar, ac, la);
+      widen(b, B + i * ob->sb[0] + j * ob->sb[1], br, bc, lb);
+      float *c = C + i * ob->sc[0] + j * ob->sc[1];
+      if (!bias) {
+        cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (int)M, (int)N, (int)K, alpha, a, (int)ac,
+                    b, (int)bc, beta, c, (int)ldc);
+        continue;
+      }
+      cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (int)M, (int)N, (int)K, alpha, a, (int)ac, b,
+                  (int)bc, 0.0f, t, (int)N);
+      for (size_t r = 0; r < M; r++)
+        for (size_t k = 0; k < N; k++) {
+          float v = t[r * N + k] + bias[k];
+          c[r * ldc + k] = beta != 0.0f ? v + beta * c[r * ldc + k] : v;
+        }
+    }
+  return ST_OK;
+}
+
+/* One bf16 product (a batch of them, or one with ob = NULL): oneDNN's, or
+ * the test hook's emulation. */
+static int product_bf16(const onednn_batch *ob, gemm_trans ta, gemm_trans tb, size_t M, size_t N, size_t K,
+                        float alpha, const uint16_t *a, size_t la, const uint16_t *b, size_t lb,
+                        const float *bias, float beta, float *C, size_t ldc, char **err) {
+  static const onednn_batch one = {.n1 = 1, .n2 = 1};
+  if (gemm_bf16_emulated())
+    return matmul_bf16_emulated(ob ? ob : &one, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta, C, ldc, err);
+  return onednn_matmul_bf16_batched(ob ? ob : &one, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta, C, ldc,
+                                    err);
+}
+
+/* One bf16 product. A failure here means a shape oneDNN cannot do though
  * it did the probe product of gemm_set_precision: no caller could recover,
  * so it ends the process with the one line. */
 static void matmul_bf16(const onednn_batch *ob, gemm_trans ta, gemm_trans tb, size_t M, size_t N,
                         size_t K, float alpha, const uint16_t *a, size_t la, const uint16_t *b,
                         size_t lb, const float *bias, float beta, float *C, size_t ldc) {
-  static const onednn_batch one = {.n1 = 1, .n2 = 1};
   char *err = NULL;
-  if (onednn_matmul_bf16_batched(ob ? ob : &one, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta,
-                                 C, ldc, &err) != ST_OK) {
+  if (product_bf16(ob, ta, tb, M, N, K, alpha, a, la, b, lb, bias, beta, C, ldc, &err) != ST_OK) {
     log_error("%s", err);
     free(err);
     exit(EXIT_FAILURE);
@@ -393,9 +465,10 @@ void gemm_batched(const gemm_batch *bt, gemm_trans ta, gemm_trans tb, size_t M, 
 int gemm_bf16_supported(char *why, size_t size) {
   int native = onednn_bf16_native();
   if (why)
-    snprintf(why, size, "oneDNN dispatches to %s, which %s", onednn_isa(),
-             native ? "computes bf16 natively" : "has no bf16 instructions (AVX512_BF16 or AMX)");
-  return native;
+    snprintf(why, size, "oneDNN dispatches to %s, which %s%s", onednn_isa(),
+             native ? "computes bf16 natively" : "has no bf16 instructions (AVX512_BF16 or AMX)",
+             gemm_bf16_emulated() ? "; DDPT_TEST_BF16_EMULATE emulates the products (tests only)" : "");
+  return native || gemm_bf16_emulated();
 }
 
 /* Max relative error of a 64x48x80 bf16 product (both transposes) against
@@ -411,7 +484,7 @@ static double bf16_probe(void) {
   for (int i = 0; i < N * K; i++) b[i] = rng_next_uniform(&s) - 0.5f;
   gemm_to_bf16(ah, a, K * M);
   gemm_to_bf16(bh, b, N * K);
-  if (onednn_matmul_bf16(1, 1, M, N, K, 1.0f, ah, M, bh, K, 0.0f, c, N, NULL) != ST_OK) return 1.0;
+  if (product_bf16(NULL, GEMM_T, GEMM_T, M, N, K, 1.0f, ah, M, bh, K, NULL, 0.0f, c, N, NULL) != ST_OK) return 1.0;
   double worst = 0.0;
   for (int i = 0; i < M; i++)
     for (int j = 0; j < N; j++) {

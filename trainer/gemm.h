@@ -35,6 +35,15 @@ gemm_precision gemm_get_precision(void);
  * precision = bf16. why: a line naming the ISA oneDNN dispatches to. */
 int gemm_bf16_supported(char *why, size_t size);
 
+/* Test hook: DDPT_TEST_BF16_EMULATE=1 in the environment makes every bf16
+ * product OpenBLAS's sgemm over its bf16 operands widened to fp32 (exact),
+ * and bf16 supported on any CPU, so that the tests of the bf16 path (the
+ * roundings, the weights' copy, determinism, resume, learning) run on CI
+ * machines without bf16 instructions. The values are a bf16 product's up to
+ * the order of the fp32 accumulation; the speed is worse than fp32's: never
+ * for real runs. Whether it is on. */
+int gemm_bf16_emulated(void);
+
 /* "oneDNN 2.6.3 (isa avx512_core_bf16, OpenMP)" or similar: for ddpt
  * version and benchmark reports. */
 void gemm_onednn_version(char *buf, size_t size);
