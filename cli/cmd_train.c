@@ -22,9 +22,13 @@ static volatile sig_atomic_t g_stop = 0;
 /* "train" or "finetune": the command, for messages. */
 static const char *g_command = "train";
 
-/* The first SIGINT/SIGTERM asks for a checkpoint at the end of the step; a
- * second one ends the process at once, removing the temporary file of a
- * checkpoint being written (LATEST still names the previous one). */
+/* The first SIGINT/SIGTERM/SIGUSR1 asks for a checkpoint at the end of the
+ * step; a second one ends the process at once, removing the temporary file
+ * of a checkpoint being written (LATEST still names the previous one).
+ * SIGUSR1 is the one for a launcher: Open MPI's mpirun passes it on to every
+ * rank and goes on running, where SIGINT/SIGTERM make it abort the job (it
+ * stops reading the ranks' output and kills them a second after passing
+ * the signal on, mid-checkpoint for any real model). */
 static void on_stop_signal(int sig) {
   if (g_stop) {
     ckpt_dir_remove_temp_now();
@@ -140,6 +144,7 @@ static void set_stop_signals(void (*handler)(int)) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* Reports how train_run ended (rc, err: its status and message, freed

@@ -6,9 +6,9 @@
 # arguments. ddpt and mpirun run for real.
 #  1. It starts 2 ranks x 1 thread (SLURM_NTASKS, SLURM_CPUS_PER_TASK)
 #     through `srun --mpi=pmix --cpus-per-task=1`.
-#  2. SIGTERM to the batch script (what --signal=B:TERM sends): the ranks
-#     checkpoint and stop (STATUS "stopped step=N"), and the script calls
-#     `scontrol requeue JOB_ID`.
+#  2. SIGTERM to the batch script (what --signal=B:TERM sends), which sends
+#     SIGUSR1 to the launcher: the ranks checkpoint and stop (STATUS
+#     "stopped step=N"), and the script calls `scontrol requeue JOB_ID`.
 #  3. Run again (the requeued job): it resumes from RUN_DIR with --resume
 #     and reaches the end; a third start sees STATUS "done" and runs nothing.
 #  4. Without SLURM_NTASKS it stops at once with one line saying so.

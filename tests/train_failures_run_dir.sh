@@ -60,7 +60,7 @@ rc=0
 one_line "$dir/second.out" "in use by another ddpt run (pid $holder on host $(hostname)" "a second run"
 kill -0 $job || fail "the first run died when the second one tried its run directory"
 grep -q "^running pid $holder" "$dir/locked/STATUS" || fail "STATUS while running: $(cat "$dir/locked/STATUS")"
-pkill -TERM -f "^$mpirun.*$dir/locked" || kill -TERM $job
+pkill -USR1 -f "^$mpirun.*$dir/locked" || kill -USR1 $job
 rc=0; wait $job || rc=$?
 grep -q "stopped on request after step" "$dir/first.out" || { cat "$dir/first.out"; fail "no clean stop"; }
 grep -q "^stopped step=[0-9]*$" "$dir/locked/STATUS" || fail "STATUS after SIGTERM: $(cat "$dir/locked/STATUS")"

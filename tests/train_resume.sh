@@ -5,8 +5,9 @@
 #     lines for steps 21-40 are equal (but for the timing fields).
 #  2. 2 ranks for half an epoch, then resumed on 1 and on 3 ranks to the end
 #     of the epoch: the sample logs show every sample read exactly once.
-#  3. SIGTERM to mpirun mid-run: a checkpoint at the current step, and the run
-#     resumed from it ends bit-identical to the straight run.
+#  3. SIGUSR1 to mpirun mid-run (the stop mpirun passes on and waits for):
+#     a checkpoint at the current step, exit 3, and the run resumed from it
+#     ends bit-identical to the straight run.
 #  4. A truncated and a bit-flipped checkpoint: verify fails naming the
 #     dataset, resume falls back to the previous checkpoint naming both.
 #  5. kill -9 inside a checkpoint write (held there by a test hook): LATEST
@@ -64,25 +65,26 @@ PY
 done
 echo "train_resume: half an epoch on 2 ranks + the rest on 1 or 3 ranks: all 480 samples exactly once"
 
-# 3. SIGTERM mid-run, then resume: bit-identical to a straight run to 20
+# 3. A stop mid-run, then resume: bit-identical to a straight run to 20
 # steps past the stop. The stopped run has no end of its own (the constant
 # schedule does not depend on train.steps), so however late a loaded
-# machine delivers the signal, it lands mid-run.
+# machine delivers the signal, it lands mid-run. The stop is SIGUSR1 to
+# mpirun, which forwards it and waits (on SIGTERM it would abort the job).
 mpi -np 2 "$ddpt" train "$dir/tiny.ini" --run-dir "$dir/term" $common --set train.batch_size=6 \
   --set train.steps=1000000 --set checkpoint.every=0 >"$dir/term.out" 2>&1 &
 job=$!
-wait_for $job "$dir/term.out" "the SIGTERM run did not reach step 8" logged_step "$dir/term/metrics.jsonl" 8
-pkill -TERM -f "^$mpirun.*$dir/term" || kill -TERM $job
+wait_for $job "$dir/term.out" "the stopped run did not reach step 8" logged_step "$dir/term/metrics.jsonl" 8
+pkill -USR1 -f "^$mpirun.*$dir/term" || kill -USR1 $job
 rc=0; wait $job || rc=$?
-[ $rc -ne 0 ] || fail "a run stopped by SIGTERM exited 0"
-grep -q "stopped on request after step" "$dir/term.out" || { cat "$dir/term.out"; fail "no clean stop on SIGTERM"; }
+[ $rc -eq 3 ] || { cat "$dir/term.out"; fail "a run stopped by SIGUSR1 to mpirun exited $rc, want 3"; }
+grep -q "stopped on request after step" "$dir/term.out" || { cat "$dir/term.out"; fail "no clean stop on SIGUSR1"; }
 stopped=$(sed 's/.*ckpt-0*\([0-9]*\)\.h5/\1/' "$dir/term/LATEST")
 end=$((stopped + 20)) && ckpt=$(printf 'ckpt-%08d.h5' $end)
 train "$dir/straight_term" 2 6 --set train.steps=$end --set checkpoint.every=0
 resume "$dir/term" 2 6 --set train.steps=$end
 same_state "$dir/straight_term/$ckpt" "$dir/term/$ckpt" ||
-  fail "stopped by SIGTERM at step $stopped and resumed to $end: differs from the straight run"
-echo "train_resume: SIGTERM at step $stopped, checkpoint, resume: identical to the straight run"
+  fail "stopped by SIGUSR1 at step $stopped and resumed to $end: differs from the straight run"
+echo "train_resume: SIGUSR1 to mpirun, stopped at step $stopped, checkpoint, resume: identical to the straight run"
 
 # 4. damaged checkpoints: verify names the dataset, resume falls back
 cp -r "$dir/straight" "$dir/trunc"
