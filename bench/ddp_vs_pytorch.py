@@ -141,14 +141,19 @@ def run_ddpt(a, work, corpus, preset, ranks, threads):
 
 # ------------------------------------------------------------ PyTorch DDP
 
-def torch_rank(preset, global_batch, seq_len, threads, steps, warmup, vocab):
+def torch_ddp_bert(preset, threads, vocab):
+    """This rank (RANK, WORLD_SIZE, MASTER_* from the environment) in a gloo
+    process group, and tests/parity's BertForMaskedLM of the preset in
+    DistributedDataParallel, seeded alike on every rank: (ddp, config, rank,
+    world). Single-thread ranks are pinned to a core, as mpirun --bind-to
+    core pins ddpt's."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
     sys.path.insert(0, os.path.join(HERE, "..", "tests", "parity"))
     import bert_reference as ref
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    if threads == 1:  # as mpirun --bind-to core does for ddpt
+    if threads == 1:
         os.sched_setaffinity(0, {rank % os.cpu_count()})
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", init_method="env://")
@@ -157,7 +162,13 @@ def torch_rank(preset, global_batch, seq_len, threads, steps, warmup, vocab):
     model = ref.BertForMaskedLM(c)
     ref.init_weights(model)
     model.train()
-    ddp = DDP(model)
+    return DDP(model), c, rank, world
+
+
+def torch_rank(preset, global_batch, seq_len, threads, steps, warmup, vocab):
+    import torch
+    import torch.distributed as dist
+    ddp, c, rank, world = torch_ddp_bert(preset, threads, vocab)
     opt = torch.optim.AdamW(ddp.parameters(), lr=1e-4, weight_decay=0.01)
     batch = global_batch // world
     g = torch.Generator().manual_seed(1 + rank)
@@ -443,7 +454,7 @@ def main():
                       f" tokens/s = {ratio:.2f} (want >= 1.5): {'met' if ratio >= 1.5 else 'NOT met'}")
     if ar:
         gloo = next((r["torch"]["gloo_allreduce_s"] for r in rows if r.get("torch") and r["ranks"] == 2), None)
-        print(f"allreduce, 2 ranks on this machine (sum of float32, in place): size | Open MPI ms | GB/s"
+        print("allreduce, 2 ranks on this machine (sum of float32, in place): size | Open MPI ms | GB/s"
               + (" | gloo ms" if gloo else ""))
         for b, s in ar["seconds"].items():
             g = f" | {1e3 * gloo[b]:.3f}" if gloo else ""

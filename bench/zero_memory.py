@@ -35,7 +35,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from ddp_vs_pytorch import (GLOBAL_BATCH, MPIRUN, SPECIALS, emit, free_port, load,  # noqa: E402
-                            make_corpus, thread_env)
+                            make_corpus, thread_env, torch_ddp_bert)
 
 MIB = 1024 * 1024
 
@@ -96,19 +96,7 @@ def torch_rank(preset, ranks_batch, seq_len, steps, vocab, zero):
     import torch
     import torch.distributed as dist
     from torch.distributed.optim import ZeroRedundancyOptimizer
-    from torch.nn.parallel import DistributedDataParallel as DDP
-    sys.path.insert(0, os.path.join(HERE, "..", "tests", "parity"))
-    import bert_reference as ref
-    rank = int(os.environ["RANK"])
-    os.sched_setaffinity(0, {rank % os.cpu_count()})
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method="env://")
-    torch.manual_seed(1)
-    c = ref.preset(preset, vocab_size=vocab + len(SPECIALS))
-    model = ref.BertForMaskedLM(c)
-    ref.init_weights(model)
-    model.train()
-    ddp = DDP(model)
+    ddp, c, rank, _ = torch_ddp_bert(preset, 1, vocab)
     if zero:
         opt = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=torch.optim.AdamW, lr=1e-4,
                                       weight_decay=0.01)
