@@ -847,12 +847,25 @@ void ckpt_entries_free(ckpt_entry *e, size_t n) {
   free(e);
 }
 
+/* ddpt's files nest three groups deep at most (optim/m/NAME); a checkpoint
+ * from elsewhere may nest more, but not this much. */
+enum { LIST_MAX_DEPTH = 32, LIST_MAX_GROUPS = 4096 };
+
 typedef struct {
   ckpt_entry *e;
   size_t n, cap;
   int rc;
   char **err;
   const char *file;
+  H5_index_t index;
+  /* The groups entered so far, by address: a group linked twice (or into
+   * itself) is a damaged file. libhdf5's H5Lvisit remembers only objects
+   * with more than one link, so a damaged header that links a group into
+   * itself sent it round forever (fuzz_ckpt found one). */
+  haddr_t groups[LIST_MAX_GROUPS];
+  size_t ngroups;
+  const char *prefix; /* the path of the group being listed, "" for the root */
+  int depth;
 } list_ctx;
 
 static int describe_dataset(hid_t dset, ckpt_entry *e, const char *file, char **err) {
@@ -910,21 +923,64 @@ fail:
   return status_set(err, ST_CORRUPT, "%s: %s: cannot read its description (%s)", file, e->path, why);
 }
 
-static herr_t list_visit(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+static int list_group(hid_t group, list_ctx *c);
+
+/* A group below the one being listed: listed in turn, once, not too deep. */
+static int list_subgroup(hid_t obj, const char *path, list_ctx *c) {
+  H5O_info_t info;
+  if (H5Oget_info2(obj, &info, H5O_INFO_BASIC) < 0) {
+    char why[256];
+    return c->rc = status_set(c->err, ST_CORRUPT, "%s: %s: cannot read its header (%s)", c->file, path,
+                              h5_reason(why, sizeof why));
+  }
+  for (size_t i = 0; i < c->ngroups; i++)
+    if (c->groups[i] == info.addr)
+      return c->rc = status_set(c->err, ST_CORRUPT, "%s: group %s is linked twice (a loop of groups); the file is "
+                                "damaged", c->file, path);
+  if (c->ngroups == LIST_MAX_GROUPS || c->depth == LIST_MAX_DEPTH)
+    return c->rc = status_set(c->err, ST_CORRUPT, "%s: %s: more than %d groups, or nested deeper than %d; the "
+                              "file is damaged or not a checkpoint", c->file, path, LIST_MAX_GROUPS, LIST_MAX_DEPTH);
+  c->groups[c->ngroups++] = info.addr;
+  const char *prefix = c->prefix;
+  c->prefix = path;
+  c->depth++;
+  int rc = list_group(obj, c);
+  c->depth--;
+  c->prefix = prefix;
+  return rc;
+}
+
+static herr_t list_link(hid_t group, const char *name, const H5L_info_t *info, void *data) {
   list_ctx *c = data;
   if (info->type != H5L_TYPE_HARD) return 0;
+  char *path = *c->prefix ? NULL : strdup(name);
+  if (*c->prefix && (path = malloc(strlen(c->prefix) + strlen(name) + 2))) sprintf(path, "%s/%s", c->prefix, name);
+  if (!path) {
+    c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory listing datasets", c->file);
+    return -1;
+  }
   if (!header_is_checksummed(group, name)) {
-    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s " UNCHECKSUMMED_HEADER, c->file, name);
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s " UNCHECKSUMMED_HEADER, c->file, path);
+    free(path);
     return -1;
   }
   hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
   if (obj < 0) {
     char why[256];
-    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s: cannot open (%s)", c->file, name, h5_reason(why, sizeof why));
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: %s: cannot open (%s)", c->file, path, h5_reason(why, sizeof why));
+    free(path);
     return -1;
   }
-  if (H5Iget_type(obj) != H5I_DATASET) {
+  H5I_type_t type = H5Iget_type(obj);
+  if (type == H5I_GROUP) {
+    int rc = list_subgroup(obj, path, c);
     H5Oclose(obj);
+    free(path);
+    return rc ? -1 : 0;
+  }
+  if (type != H5I_DATASET) {
+    H5Oclose(obj);
+    free(path);
     return 0;
   }
   if (c->n == c->cap) {
@@ -940,15 +996,31 @@ static herr_t list_visit(hid_t group, const char *name, const H5L_info_t *info, 
   }
   ckpt_entry *e = &c->e[c->n];
   memset(e, 0, sizeof *e);
-  if (!(e->path = strdup(name))) {
-    H5Oclose(obj);
-    c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory listing datasets", c->file);
-    return -1;
-  }
+  e->path = path;
   c->n++;
   c->rc = describe_dataset(obj, e, c->file, c->err);
   H5Oclose(obj);
   return c->rc ? -1 : 0;
+}
+
+/* The links of one group, in c->index order; groups below it in turn. */
+static int list_group(hid_t group, list_ctx *c) {
+  if (H5Literate(group, c->index, H5_ITER_INC, NULL, list_link, c) < 0 && c->rc == ST_OK) {
+    char why[256];
+    c->rc = status_set(c->err, ST_CORRUPT, "%s: cannot list the datasets of %s (%s)", c->file,
+                       *c->prefix ? c->prefix : "/", h5_reason(why, sizeof why));
+  }
+  return c->rc;
+}
+
+/* Every dataset below the root, depth first, each group's links in
+ * creation order (ddpt's files track it in every group) or, for a file
+ * that does not, by name. */
+static int list_all(ckpt_file *f, H5_index_t index, list_ctx *c, char **err) {
+  *c = (list_ctx){.rc = ST_OK, .err = err, .file = f->path, .index = index, .prefix = ""};
+  H5O_info_t info;
+  if (H5Oget_info2(f->id, &info, H5O_INFO_BASIC) >= 0) c->groups[c->ngroups++] = info.addr;
+  return list_group(f->id, c);
 }
 
 int ckpt_file_list(ckpt_file *f, ckpt_entry **out, size_t *n, char **err) {
@@ -956,24 +1028,22 @@ int ckpt_file_list(ckpt_file *f, ckpt_entry **out, size_t *n, char **err) {
   h5_quiet();
   *out = NULL;
   *n = 0;
-  list_ctx c = {NULL, 0, 0, ST_OK, err, f->path};
-  /* Our files track creation order in every group; others may not. */
-  if (H5Lvisit(f->id, H5_INDEX_CRT_ORDER, H5_ITER_INC, list_visit, &c) < 0 && c.rc == ST_OK) {
+  list_ctx *c = malloc(sizeof *c);
+  if (!c) return status_set(err, ST_NOMEM, "%s: out of memory listing datasets", f->path);
+  char *first = NULL;
+  if (list_all(f, H5_INDEX_CRT_ORDER, c, &first) != ST_OK) {
+    /* A group without a creation-order index; or the file is damaged, and
+     * listing by name says so again. */
     H5Eclear2(H5E_DEFAULT);
-    ckpt_entries_free(c.e, c.n);
-    c = (list_ctx){NULL, 0, 0, ST_OK, err, f->path};
-    if (H5Lvisit(f->id, H5_INDEX_NAME, H5_ITER_INC, list_visit, &c) < 0 && c.rc == ST_OK) {
-      char why[256];
-      c.rc = status_set(err, ST_CORRUPT, "%s: cannot list datasets (%s)", f->path, h5_reason(why, sizeof why));
-    }
+    ckpt_entries_free(c->e, c->n);
+    free(first);
+    list_all(f, H5_INDEX_NAME, c, err);
   }
-  if (c.rc) {
-    ckpt_entries_free(c.e, c.n);
-    return c.rc;
-  }
-  *out = c.e;
-  *n = c.n;
-  return ST_OK;
+  int rc = c->rc;
+  if (rc) ckpt_entries_free(c->e, c->n);
+  else *out = c->e, *n = c->n;
+  free(c);
+  return rc;
 }
 
 /* Nonzero when every link on path (relative to loc) is a hard link. A

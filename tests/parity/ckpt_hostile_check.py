@@ -15,7 +15,8 @@ checkpoint written by ddpt when its string attributes were variable-length
   root attributes, a file in HDF5's earliest format (object headers without
   checksums, h5py's default), a variable-length dataset, a dataset kept in an external
   file, a virtual dataset, a group reached through an external link, a
-  filter ddpt does not read, a chunk whose index entry skips Fletcher-32;
+  filter ddpt does not read, a chunk whose index entry skips Fletcher-32,
+  a group linked into itself (listing the datasets refuses the loop);
   while a deflate-compressed dataset (other tools write those) still reads.
 - every fuzz_ckpt finding kept as tests/fuzz/seeds/ckpt/regression-*.h5
   (each listed in REGRESSIONS below with the read that found it) is
@@ -48,6 +49,12 @@ REGRESSIONS = {
     # metadata buffer inside H5Fopen; libhdf5 fails cleanly when malloc
     # returns NULL (as in production; the fuzz loop lets ASan return NULL).
     "regression-huge-metadata.h5": ("data/cursor", 6, "memory allocation failed"),
+    # From full.h5: a damaged group header made libhdf5's H5Lvisit recurse
+    # without end (it remembers only objects with more than one link;
+    # 84 s and 0x54... byte allocations under the fuzzer). ddpt lists
+    # groups itself now, each once and at most 32 deep; this file's
+    # first damage met on the way is the data group's header.
+    "regression-list-recursion.h5": ("--list", 0, "data has no metadata checksum"),
 }
 
 
@@ -190,6 +197,18 @@ def main():
             path = variant(good, work, name.replace(" ", "-"), edit)
             expect_refusal(name, [READ_PATH, path, path_in, "6"], want)
 
+        # A group linked into itself: listing the datasets (verify, diff,
+        # a load by name) refuses it rather than go round.
+        loop = variant(good, work, "group-loop", lambda f, w: f.__setitem__("params/loop", f["params"]))
+        with h5py.File(loop, "r") as f:
+            if f["params/loop/loop"].name is None:
+                fail("h5py did not make the loop")
+        expect_refusal("group loop", [READ_PATH, loop, "--list", "0"], "group params/loop is linked twice")
+        expect_refusal("group loop (verify)", [DDPT, "ckpt", "verify", loop], "linked twice")
+        rc, out, err = run(READ_PATH, good, "--list", "0")
+        if rc != 1 or "datasets listed, 0 expected" not in err:
+            fail("--list on a sound file: exit %d, %r" % (rc, err))
+
         found = sorted(n for n in os.listdir(SEEDS) if n.startswith("regression-"))
         if found != sorted(REGRESSIONS):
             fail("regression inputs %s, but REGRESSIONS lists %s" % (found, sorted(REGRESSIONS)))
@@ -203,7 +222,7 @@ def main():
         if rc != 0:
             fail("a deflate+shuffle dataset does not read: %s" % err)
     print("ckpt_hostile_check: ok (old file refused and upgraded; %d hostile files and %d fuzz findings refused "
-          "with one line; deflate still reads)" % (len(attr_cases) + len(read_cases) + 1, len(REGRESSIONS)))
+          "with one line; deflate still reads)" % (len(attr_cases) + len(read_cases) + 2, len(REGRESSIONS)))
 
 
 main()
