@@ -427,18 +427,29 @@ __attribute__((target("avx2"))) static void dropout_mask_avx2(uint8_t *keep, siz
   }
 }
 
-/* Set once at load, before any thread reads it. */
-static int g_cpu_avx2;
+/* Set once at load, before any thread reads it; g_use_avx2 changes only
+ * in tests (layer_dropout_simd). */
+static int g_cpu_avx2, g_use_avx2;
 __attribute__((constructor)) static void detect_cpu_avx2(void) {
   __builtin_cpu_init();
-  g_cpu_avx2 = __builtin_cpu_supports("avx2");
+  g_use_avx2 = g_cpu_avx2 = __builtin_cpu_supports("avx2");
 }
 #endif
+
+int layer_dropout_simd(int on) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  g_use_avx2 = on && g_cpu_avx2;
+  return g_use_avx2;
+#else
+  (void)on;
+  return 0;
+#endif
+}
 
 static void dropout_mask(uint8_t *keep, size_t i0, size_t i1, float p, layer_rng key) {
   assert(i0 % (4 * DROP_LANES) == 0 && i1 / 4 <= UINT32_MAX);
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (g_cpu_avx2) {
+  if (g_use_avx2) {
     dropout_mask_avx2(keep, i0, i1, p, key);
     return;
   }

@@ -115,6 +115,11 @@ void layer_tanh_backward(float *dinp, const float *dout, const float *out, size_
  * out may alias inp. p == 0 copies. */
 void layer_dropout_forward(float *out, const float *inp, size_t n, float p, layer_rng key);
 void layer_dropout_backward(float *dinp, const float *dout, size_t n, float p, layer_rng key);
+/* For tests: the masks come from AVX2 code where the CPU has it (on, the
+ * default) or from the portable loop (off), so that both are checked on
+ * one machine. Returns whether the AVX2 code is in use afterwards. Not
+ * while another thread draws masks. */
+int layer_dropout_simd(int on);
 /* out = dropout(inp) + res over some rows of an (N, C) site (the dropout
  * before a residual join): row r of the (n, C) buffers is row rows[r] of
  * the site and keeps or drops as layer_dropout_forward over the whole site
