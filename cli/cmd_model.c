@@ -94,10 +94,8 @@ int cmd_model(int argc, char **argv) {
   if (zero) mem.adam = (mem.adam + world - 1) / world;
   char desc[512];
   bert_config_describe(&cfg, desc, sizeof desc);
-  size_t bucket = (size_t)(bucket_mb * 1024 * 1024 / sizeof(float));
-  train_exchange_memory xm =
-      train_exchange_estimate(mem.params / sizeof(float), cfg.task, (int)zero, cfg.vocab_size, cfg.hidden, B, L, A,
-                              world, bucket ? bucket : 1);
+  train_exchange_memory xm = train_exchange_estimate(mem.params / sizeof(float), cfg.task, (int)zero,
+                                                     cfg.vocab_size, cfg.hidden, B, L, A, world, bucket_mb);
   size_t total = bert_memory_total(&mem, precision) + xm.arena + xm.lookup;
   printf("model:       %s (%s)\n", preset ? preset : json ? json : "bert-base", desc);
   printf("parameters:  %zu\n", mem.param_count);

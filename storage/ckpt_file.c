@@ -19,6 +19,7 @@
 #include <hdf5.h>
 
 #include "ddpt_version.h"
+#include "util/file.h"
 #include "util/size.h"
 #include "util/status.h"
 
@@ -866,6 +867,7 @@ typedef struct {
   size_t ngroups;
   const char *prefix; /* the path of the group being listed, "" for the root */
   int depth;
+  int unindexed; /* libhdf5 could not iterate a group (no creation-order index?) */
 } list_ctx;
 
 static int describe_dataset(hid_t dset, ckpt_entry *e, const char *file, char **err) {
@@ -953,8 +955,7 @@ static int list_subgroup(hid_t obj, const char *path, list_ctx *c) {
 static herr_t list_link(hid_t group, const char *name, const H5L_info_t *info, void *data) {
   list_ctx *c = data;
   if (info->type != H5L_TYPE_HARD) return 0;
-  char *path = *c->prefix ? NULL : strdup(name);
-  if (*c->prefix && (path = malloc(strlen(c->prefix) + strlen(name) + 2))) sprintf(path, "%s/%s", c->prefix, name);
+  char *path = file_path_join(c->prefix, name); /* the root's prefix is "": just name */
   if (!path) {
     c->rc = status_set(c->err, ST_NOMEM, "%s: out of memory listing datasets", c->file);
     return -1;
@@ -1007,6 +1008,7 @@ static herr_t list_link(hid_t group, const char *name, const H5L_info_t *info, v
 static int list_group(hid_t group, list_ctx *c) {
   if (H5Literate(group, c->index, H5_ITER_INC, NULL, list_link, c) < 0 && c->rc == ST_OK) {
     char why[256];
+    c->unindexed = 1;
     c->rc = status_set(c->err, ST_CORRUPT, "%s: cannot list the datasets of %s (%s)", c->file,
                        *c->prefix ? c->prefix : "/", h5_reason(why, sizeof why));
   }
@@ -1031,15 +1033,18 @@ int ckpt_file_list(ckpt_file *f, ckpt_entry **out, size_t *n, char **err) {
   list_ctx *c = malloc(sizeof *c);
   if (!c) return status_set(err, ST_NOMEM, "%s: out of memory listing datasets", f->path);
   char *first = NULL;
-  if (list_all(f, H5_INDEX_CRT_ORDER, c, &first) != ST_OK) {
-    /* A group without a creation-order index; or the file is damaged, and
-     * listing by name says so again. */
+  int rc = list_all(f, H5_INDEX_CRT_ORDER, c, &first);
+  if (rc && c->unindexed) {
+    /* A group without a creation-order index (ddpt's files track it in
+     * every group; others may not): by name. If that fails too, its
+     * message says why. */
     H5Eclear2(H5E_DEFAULT);
     ckpt_entries_free(c->e, c->n);
-    free(first);
-    list_all(f, H5_INDEX_NAME, c, err);
+    rc = list_all(f, H5_INDEX_NAME, c, err);
+  } else if (rc) {
+    status_set(err, rc, "%s", first); /* a refusal: the file is damaged */
   }
-  int rc = c->rc;
+  free(first);
   if (rc) ckpt_entries_free(c->e, c->n);
   else *out = c->e, *n = c->n;
   free(c);

@@ -780,14 +780,20 @@ static int for_each_entry_piece(const params *p, size_t lo, size_t n, entry_piec
 /* ------------------------------------------- word-embedding lookup rows */
 
 /* Sized for the most rows a step can have, so that a step never allocates. */
+/* The most rows a step can have: one per token over every rank, or the
+ * whole vocabulary. */
+static size_t word_rows_cap(size_t V, size_t world, size_t A, size_t B, size_t L) {
+  size_t tokens = world * A * B * L;
+  return tokens < V ? tokens : V;
+}
+
 static int word_grad_create(trainer *t, size_t bucket, char **err) {
   word_grad *w = &t->words;
   const params_entry *e = params_find(t->p, "bert.embeddings.word_embeddings.weight");
   assert(e);
-  size_t tokens = (size_t)t->world * t->A * t->B * t->L;
   w->V = t->cfg.model.vocab_size;
   w->C = t->cfg.model.hidden;
-  w->cap = tokens < w->V ? tokens : w->V;
+  w->cap = word_rows_cap(w->V, (size_t)t->world, t->A, t->B, t->L);
   w->wte = e->offset;
   w->seen = malloc((w->V + 7) / 8);
   w->row_of = malloc(w->V * sizeof *w->row_of);
@@ -806,14 +812,21 @@ static int word_grad_create(trainer *t, size_t bucket, char **err) {
 static int lookup_as_rows(int task, int zero) { return task == BERT_TASK_PRETRAIN || !zero; }
 static int reducer_skips_wte(int task, int zero) { return task != BERT_TASK_PRETRAIN && !zero; }
 
+/* [train] bucket_mb in floats, at least one. */
+static size_t bucket_floats(double bucket_mb) {
+  size_t n = (size_t)(bucket_mb * 1024 * 1024 / sizeof(float));
+  return n ? n : 1;
+}
+
 train_exchange_memory train_exchange_estimate(size_t param_floats, int task, int zero, size_t vocab, size_t hidden,
-                                              size_t B, size_t L, size_t A, size_t world, size_t bucket_floats) {
+                                              size_t B, size_t L, size_t A, size_t world, double bucket_mb) {
   size_t arena = param_floats - (reducer_skips_wte(task, zero) ? vocab * hidden : 0);
-  train_exchange_memory m = {comm_reducer_bytes(arena, bucket_floats, A, world), 0};
+  size_t bucket = bucket_floats(bucket_mb);
+  train_exchange_memory m = {comm_reducer_bytes(arena, bucket, A, world), 0};
   if (lookup_as_rows(task, zero)) {
     /* word_grad_create's buffers, and its reducer's. */
-    size_t tokens = world * A * B * L, cap = tokens < vocab ? tokens : vocab;
-    m.lookup = cap * hidden * sizeof(float) + comm_reducer_bytes(cap * hidden, bucket_floats, A, world) +
+    size_t cap = word_rows_cap(vocab, world, A, B, L);
+    m.lookup = cap * hidden * sizeof(float) + comm_reducer_bytes(cap * hidden, bucket, A, world) +
                (vocab + 7) / 8 + vocab * sizeof(int32_t) + cap * sizeof(int32_t) + A * B * L * sizeof(int32_t);
   }
   return m;
@@ -892,8 +905,7 @@ static int create_model(trainer *t, char **err) {
     if ((rc = corpus_batch_alloc(t->B, t->L, &t->micro[a], err))) return rc;
   if (t->valid && (rc = corpus_batch_alloc(t->B, t->L, &t->eval_batch, err))) return rc;
   if (t->cfg.model.task != BERT_TASK_PRETRAIN && (rc = alloc_task_eval(t, err))) return rc;
-  size_t bucket = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / sizeof(float));
-  if (bucket < 1) bucket = 1;
+  size_t bucket = bucket_floats(t->cfg.bucket_mb);
   int task = t->cfg.model.task;
   if (reducer_skips_wte(task, t->cfg.zero)) {
     /* Fine-tuning's word embeddings open the arena (bert.c's add_params). */

@@ -38,14 +38,14 @@ enum { TRAIN_CKPT_PIECE_FLOATS = 1 << 20 };
  * pretraining or fine-tuning with zero = 0, the word-embedding lookup's
  * compact rows (one per distinct id of the step over every rank:
  * min(vocab, world * A * B * L)) with their reducer's and their id
- * tables. task: a bert_task. bucket_floats as [train] bucket_mb gives it.
+ * tables. task: a bert_task; bucket_mb: [train] bucket_mb.
  * `ddpt model info` prints them. */
 typedef struct train_exchange_memory {
   size_t arena;  /* the arena's reducer */
   size_t lookup; /* the lookup rows; 0 when fine-tuning with zero = 1 */
 } train_exchange_memory;
 train_exchange_memory train_exchange_estimate(size_t param_floats, int task, int zero, size_t vocab, size_t hidden,
-                                              size_t B, size_t L, size_t A, size_t world, size_t bucket_floats);
+                                              size_t B, size_t L, size_t A, size_t world, double bucket_mb);
 
 /* What a run is about to do: rank 0 hands it to the observer once set-up
  * is done, before the first step. */

@@ -52,9 +52,9 @@ REGRESSIONS = {
     # From full.h5: a damaged group header made libhdf5's H5Lvisit recurse
     # without end (it remembers only objects with more than one link;
     # 84 s and 0x54... byte allocations under the fuzzer). ddpt lists
-    # groups itself now, each once and at most 32 deep; this file's
-    # first damage met on the way is the data group's header.
-    "regression-list-recursion.h5": ("--list", 0, "data has no metadata checksum"),
+    # groups itself now, each once and at most 32 deep, and finds the
+    # loop: a dataset's header damaged into a group that contains itself.
+    "regression-list-recursion.h5": ("--list", 0, "is linked twice (a loop of groups)"),
 }
 
 
